@@ -1,0 +1,76 @@
+// Bundles every part of PAL Studio with esbuild:
+//   dist/extension.js  the VS Code extension (vscode is external: the host provides it)
+//   dist/engine.js     the engine process the extension starts (JSON-RPC over stdio)
+//   dist/cli.js        the `pal` command line
+//   dist/webview/*     one bundle per webview, plus the codicon font they share
+//   dist-test/*        the unit tests (with --tests)
+// Flags: --production (minified, no inline source maps), --tests, --watch.
+import * as esbuild from 'esbuild';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const args = new Set(process.argv.slice(2));
+const production = args.has('--production');
+const watch = args.has('--watch');
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+const common = {
+  bundle: true,
+  logLevel: 'warning',
+  sourcemap: production ? 'linked' : 'inline',
+  minify: production,
+  define: { __PAL_STUDIO_VERSION__: JSON.stringify(pkg.version) },
+  absWorkingDir: root,
+};
+const nodeOptions = { ...common, platform: 'node', format: 'cjs', target: 'node20' };
+
+/** Every webview is a folder under webview/ with a main.ts. */
+function webviewEntries() {
+  const dir = path.join(root, 'webview');
+  return readdirSync(dir)
+    .filter((name) => statSync(path.join(dir, name)).isDirectory())
+    .filter((name) => statSync(path.join(dir, name, 'main.ts'), { throwIfNoEntry: false }))
+    .map((name) => ({ in: `webview/${name}/main.ts`, out: name }));
+}
+
+function testEntries() {
+  const dir = path.join(root, 'test', 'unit');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.test.ts'))
+    .map((f) => ({ in: `test/unit/${f}`, out: f.replace(/\.ts$/, '') }));
+}
+
+const builds = [
+  { ...nodeOptions, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
+  { ...nodeOptions, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js' },
+  { ...nodeOptions, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
+  { ...common, platform: 'browser', format: 'iife', target: 'chrome120', entryPoints: webviewEntries(), outdir: 'dist/webview' },
+];
+if (args.has('--tests')) {
+  rmSync(path.join(root, 'dist-test'), { recursive: true, force: true });
+  builds.push({ ...nodeOptions, sourcemap: 'inline', minify: false, entryPoints: testEntries(), outdir: 'dist-test', external: ['vscode'] });
+}
+
+function copyAssets() {
+  // The codicon font is loaded by the webviews from the extension's own files (no CDN).
+  const codicons = path.dirname(require.resolve('@vscode/codicons/dist/codicon.css'));
+  mkdirSync(path.join(root, 'dist', 'webview'), { recursive: true });
+  for (const f of ['codicon.css', 'codicon.ttf']) cpSync(path.join(codicons, f), path.join(root, 'dist', 'webview', f));
+}
+
+if (watch) {
+  copyAssets();
+  const contexts = await Promise.all(builds.map((b) => esbuild.context(b)));
+  await Promise.all(contexts.map((c) => c.watch()));
+  console.log('build: watching for changes');
+} else {
+  rmSync(path.join(root, 'dist'), { recursive: true, force: true });
+  copyAssets();
+  const t0 = Date.now();
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+  console.log(`build: ${builds.length} bundles in ${Date.now() - t0} ms${production ? ' (production)' : ''}`);
+}

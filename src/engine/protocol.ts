@@ -1,0 +1,165 @@
+/**
+ * The JSON-RPC protocol between PAL Studio's engine process and its clients (the VS Code
+ * extension). This module is the single source of the method names and payload types: the
+ * engine's server and the extension's client both import it, so the two sides cannot drift.
+ *
+ * Transport: vscode-jsonrpc over the engine's stdin/stdout. The engine writes nothing else to
+ * stdout; its logs travel as `engine/log` notifications, and stderr carries only what Node itself
+ * prints when something goes badly wrong (which the client logs as errors).
+ */
+import { NotificationType, NotificationType0, RequestType, RequestType0 } from 'vscode-jsonrpc';
+
+/** Bumped on any incompatible change; the client refuses an engine that speaks another version. */
+export const ENGINE_PROTOCOL_VERSION = 1;
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+export interface EngineSettings {
+  /** Interpreter chosen by the user; empty or absent means "search the usual places". */
+  readonly pythonPath?: string;
+  /**
+   * False in an untrusted (Restricted Mode) workspace: the engine then starts no Python at all,
+   * since an interpreter path or a trainer could come from the untrusted workspace.
+   */
+  readonly allowPython: boolean;
+  readonly logLevel: LogLevel;
+}
+
+export interface InitializeParams {
+  readonly protocolVersion: number;
+  readonly client: { readonly name: string; readonly version: string };
+  readonly settings: EngineSettings;
+}
+
+export interface InitializeResult {
+  readonly protocolVersion: number;
+  readonly engineVersion: string;
+  readonly pid: number;
+}
+
+export interface EngineInfoParams {
+  /** Probe Python again instead of answering from the engine's cache. */
+  readonly refresh?: boolean;
+}
+
+/** Where an interpreter candidate came from, in the order the search tries them. */
+export type PythonSource =
+  | 'setting'
+  | 'PAL_PYTHON'
+  | 'VIRTUAL_ENV'
+  | 'CONDA_PREFIX'
+  | 'PATH'
+  | 'well-known';
+
+/**
+ * What happened to one candidate:
+ * - `usable`: runs and imports torch >= the minimum;
+ * - `no-torch` / `old-torch`: runs, but torch is missing or too old;
+ * - `missing`: no such file; `failed`: exists but did not run or answered nonsense;
+ * - `skipped`: not probed because an earlier candidate was already usable.
+ */
+export type PythonOutcome = 'usable' | 'no-torch' | 'old-torch' | 'missing' | 'failed' | 'skipped';
+
+export interface PythonAttempt {
+  readonly path: string;
+  readonly source: PythonSource;
+  readonly outcome: PythonOutcome;
+  /** One sentence for a person: what was found, or why it was not usable. */
+  readonly detail: string;
+  readonly pythonVersion?: string;
+  readonly torchVersion?: string;
+}
+
+export interface CudaDeviceInfo {
+  readonly index: number;
+  readonly name: string;
+  readonly memoryBytes: number;
+  readonly capability: string;
+  readonly bf16: boolean;
+}
+
+export interface TorchInfo {
+  readonly version: string;
+  readonly location: string;
+  readonly threads: number;
+  /** CUDA version torch was built with, or null for a CPU-only build. */
+  readonly cudaBuild: string | null;
+  readonly cuda: {
+    /** True only when a tensor could really be placed on the GPU, not merely when a driver exists. */
+    readonly usable: boolean;
+    readonly devices: readonly CudaDeviceInfo[];
+    readonly error?: string;
+  };
+  readonly mps: boolean;
+  /** Shared BLAS/LAPACK libraries loaded into the process (Linux): tells OpenBLAS from the slow reference BLAS. */
+  readonly blasLibraries: readonly string[];
+}
+
+export interface PythonReport {
+  /** True when an interpreter with a usable torch was found. */
+  readonly found: boolean;
+  readonly selected?: {
+    readonly path: string;
+    readonly executable: string;
+    readonly version: string;
+    readonly source: PythonSource;
+  };
+  readonly torch?: TorchInfo;
+  /** Every candidate, in search order, with what happened to it. */
+  readonly tried: readonly PythonAttempt[];
+  /** Why nothing usable was found, in plain words (absent when found). */
+  readonly reason?: string;
+  /** What to do about it (what to install or set). */
+  readonly hint?: string;
+  /** Problems with what was found that do not stop it from working (e.g. a slow BLAS). */
+  readonly warnings: readonly string[];
+  readonly probedAt: string;
+}
+
+export type DeviceInfo =
+  | { readonly kind: 'cpu'; readonly name: string; readonly cores: number; readonly memoryBytes: number }
+  | { readonly kind: 'cuda'; readonly index: number; readonly name: string; readonly memoryBytes: number; readonly capability: string; readonly bf16: boolean };
+
+export interface EngineInfo {
+  readonly engine: {
+    readonly version: string;
+    readonly protocolVersion: number;
+    readonly pid: number;
+    readonly ppid: number;
+    readonly uptimeMs: number;
+  };
+  readonly runtime: {
+    readonly node: string;
+    readonly platform: string;
+    readonly arch: string;
+    readonly execPath: string;
+  };
+  /** CPU always; a CUDA entry per GPU that a usable torch reported. */
+  readonly devices: readonly DeviceInfo[];
+  readonly python: PythonReport;
+}
+
+export interface LogParams {
+  readonly level: LogLevel;
+  readonly message: string;
+}
+
+export interface DidChangeSettingsParams {
+  readonly settings: EngineSettings;
+}
+
+export interface ListPythonsResult {
+  /** Every candidate probed (none skipped), for an interpreter picker. */
+  readonly candidates: readonly PythonAttempt[];
+}
+
+export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('engine/initialize');
+export const EngineInfoRequest = new RequestType<EngineInfoParams, EngineInfo, void>('engine/info');
+export const ListPythonsRequest = new RequestType0<ListPythonsResult, void>('python/list');
+/** Asks the engine to finish what it is doing and get ready to exit; `engine/exit` follows. */
+export const ShutdownRequest = new RequestType0<void, void>('engine/shutdown');
+export const ExitNotification = new NotificationType0('engine/exit');
+export const DidChangeSettingsNotification = new NotificationType<DidChangeSettingsParams>('engine/didChangeSettings');
+/** Engine to client: one log line. */
+export const LogNotification = new NotificationType<LogParams>('engine/log');

@@ -1,0 +1,62 @@
+/**
+ * Serves the Engine over a JSON-RPC connection. Kept apart from main.ts so tests can serve an
+ * engine over in-memory streams.
+ */
+import { type MessageConnection, ResponseError, ErrorCodes } from 'vscode-jsonrpc';
+import { Engine } from './engine';
+import { createLogger, type Logger } from './log';
+import {
+  DidChangeSettingsNotification,
+  ENGINE_PROTOCOL_VERSION,
+  EngineInfoRequest,
+  ExitNotification,
+  InitializeRequest,
+  ListPythonsRequest,
+  LogNotification,
+  ShutdownRequest,
+  type EngineSettings,
+} from './protocol';
+import { PAL_STUDIO_VERSION } from './version';
+
+export interface ServeOptions {
+  /** Called once the client sent `engine/exit`, or the connection closed. */
+  readonly onExit: (code: number) => void;
+}
+
+export function serveEngine(connection: MessageConnection, options: ServeOptions): { engine: Engine; log: Logger } {
+  let settings: EngineSettings = { allowPython: true, logLevel: 'info' };
+  const log = createLogger(
+    (level, message) => void connection.sendNotification(LogNotification, { level, message }).catch(() => undefined),
+    () => settings.logLevel,
+  );
+  const engine = new Engine(log, settings);
+  let shuttingDown = false;
+
+  connection.onRequest(InitializeRequest, (params) => {
+    if (params.protocolVersion !== ENGINE_PROTOCOL_VERSION) {
+      throw new ResponseError(
+        ErrorCodes.InvalidRequest,
+        `The engine speaks protocol ${ENGINE_PROTOCOL_VERSION} but ${params.client.name} ${params.client.version} speaks ${params.protocolVersion}; reinstall PAL Studio.`,
+      );
+    }
+    settings = params.settings;
+    engine.updateSettings(settings);
+    log.info(`Engine ${PAL_STUDIO_VERSION} (pid ${process.pid}, Node ${process.version}) serving ${params.client.name} ${params.client.version}.`);
+    return { protocolVersion: ENGINE_PROTOCOL_VERSION, engineVersion: PAL_STUDIO_VERSION, pid: process.pid };
+  });
+  connection.onNotification(DidChangeSettingsNotification, (params) => {
+    settings = params.settings;
+    engine.updateSettings(settings);
+  });
+  connection.onRequest(EngineInfoRequest, (params) => engine.info(params ?? {}));
+  connection.onRequest(ListPythonsRequest, () => engine.listPythons());
+  connection.onRequest(ShutdownRequest, () => {
+    shuttingDown = true;
+    log.info('Shutting down.');
+  });
+  connection.onNotification(ExitNotification, () => options.onExit(shuttingDown ? 0 : 1));
+  // The client went away (its process ended, or it closed our stdin): nobody is left to serve.
+  connection.onClose(() => options.onExit(shuttingDown ? 0 : 1));
+  connection.listen();
+  return { engine, log };
+}

@@ -1,0 +1,61 @@
+/**
+ * PAL Studio's VS Code side: commands, the engine host, views. Everything that computes lives in
+ * the engine process; this file only wires VS Code to it.
+ */
+import * as vscode from 'vscode';
+import type { EngineInfo } from '../engine/protocol';
+import { PAL_STUDIO_VERSION } from '../engine/version';
+import { EngineHost } from './engineHost';
+import { EngineInfoPanel } from './engineInfoPanel';
+import { selectPython } from './pythonPicker';
+import { TestReport } from './testReport';
+
+/** What the extension exports to other extensions (and to tests that can reach the host). */
+export interface PalStudioApi {
+  readonly version: string;
+  engineInfo(refresh?: boolean): Promise<EngineInfo>;
+}
+
+let activeHost: EngineHost | undefined;
+
+export function activate(context: vscode.ExtensionContext): PalStudioApi {
+  const output = vscode.window.createOutputChannel('PAL Studio', { log: true });
+  const report = TestReport.fromEnvironment();
+  const host = new EngineHost(output, report);
+  activeHost = host;
+  context.subscriptions.push(output, host);
+
+  const command = (id: string, run: () => unknown) =>
+    context.subscriptions.push(
+      vscode.commands.registerCommand(id, async () => {
+        report.write({ event: 'command', id });
+        try {
+          await run();
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          output.error(`${id}: ${message}`);
+          void vscode.window.showErrorMessage(`PAL Studio: ${message}`, 'Show Log').then((c) => c && output.show(true));
+        }
+      }),
+    );
+  command('palStudio.showEngineInfo', () => EngineInfoPanel.show(context.extensionUri, host, output));
+  command('palStudio.restartEngine', () => host.restart());
+  command('palStudio.showLog', () => output.show(true));
+  command('palStudio.selectPython', () => {
+    if (!vscode.workspace.isTrusted) throw new Error('Python is not used in Restricted Mode; trust the workspace first.');
+    return selectPython(host);
+  });
+
+  output.info(`PAL Studio ${PAL_STUDIO_VERSION} in VS Code ${vscode.version} (extension host pid ${process.pid}).`);
+  report.write({ event: 'activated', extensionHostPid: process.pid, vscodeVersion: vscode.version, extensionVersion: PAL_STUDIO_VERSION });
+  host.start();
+
+  return { version: PAL_STUDIO_VERSION, engineInfo: (refresh = false) => host.info({ refresh }) };
+}
+
+/** VS Code waits for this: the engine gets to shut down cleanly before the host goes away. */
+export function deactivate(): Promise<void> | undefined {
+  const host = activeHost;
+  activeHost = undefined;
+  return host?.client.stop();
+}

@@ -225,7 +225,7 @@ export class EngineClient {
     const willRestart = autoRestart && recentCrashes < max;
     const how = signal ? `it was killed by ${signal}` : `it exited with code ${code}`;
     const message = willRestart
-      ? `PAL Studio's engine stopped unexpectedly (${how}) and was restarted. Anything it was doing was interrupted; runs can be resumed.`
+      ? `PAL Studio's engine stopped unexpectedly (${how}) and was restarted. Anything it was doing was interrupted.`
       : !autoRestart
         ? `PAL Studio's engine stopped unexpectedly (${how}). Automatic restart is off; run "PAL: Restart Engine" to start it again.`
         : `PAL Studio's engine stopped unexpectedly ${recentCrashes} times within ${Math.round(window / 60_000)} minutes (last time ${how}), so it was not restarted again. See the "PAL Studio" output for the cause, then run "PAL: Restart Engine".`;

@@ -41,7 +41,7 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
     }
     settings = params.settings;
     engine.updateSettings(settings);
-    log.info(`Engine ${PAL_STUDIO_VERSION} (pid ${process.pid}, Node ${process.version}) serving ${params.client.name} ${params.client.version}.`);
+    log.info(`Engine ${PAL_STUDIO_VERSION} (pid ${process.pid}, Node ${process.version}) serving ${params.client.name}, version ${params.client.version}.`);
     return { protocolVersion: ENGINE_PROTOCOL_VERSION, engineVersion: PAL_STUDIO_VERSION, pid: process.pid };
   });
   connection.onNotification(DidChangeSettingsNotification, (params) => {

@@ -28,7 +28,7 @@ export class EngineHost implements vscode.Disposable {
   ) {
     this.client = new EngineClient({
       enginePath: engineEntry(),
-      client: { name: `VS Code ${vscode.version}`, version: PAL_STUDIO_VERSION },
+      client: { name: `PAL Studio extension (VS Code ${vscode.version})`, version: PAL_STUDIO_VERSION },
       settings: () => currentSettings(),
       autoRestart: () => vscode.workspace.getConfiguration('palStudio').get<boolean>('engine.autoRestart', true),
     });

@@ -40,7 +40,7 @@ function render(info: EngineInfo, engineState: string): void {
     'div',
     { class: 'toolbar', role: 'toolbar', 'aria-label': 'Engine actions' },
     button('Search again', 'refresh', 'refresh', false),
-    button('Select Python…', 'selectPython', 'symbol-namespace'),
+    button('Select Python…', 'selectPython', 'settings-gear'),
     button('Show log', 'showLog', 'output'),
     button('Restart engine', 'restartEngine', 'debug-restart'),
     button('Copy report', 'copy', 'copy'),

@@ -1,0 +1,190 @@
+// PAL Studio in a real VS Code: the packaged vsix installed into code-server, driven through
+// headless Chromium like a person would, with what happens inside the extension host read from
+// the extension's test report (PAL_STUDIO_TEST_REPORT). See ../../../shared/docs/real-vscode-tests.md.
+//
+// Failed scenarios leave a screenshot, the page console, code-server's log and the extension's
+// output channel under .test-results/e2e/<scenario>/. Passing ones keep their screenshots too, so
+// that a person can look at what the view really rendered.
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { createProfile, findCodeServer, findVsix, installExtension, repoRoot, sleep, startCodeServer } from '../../scripts/code-server.mjs';
+
+const resultsDir = path.join(repoRoot, '.test-results', 'e2e');
+const chromiumPath = process.env.PAL_CHROMIUM || '/usr/bin/chromium';
+
+let tmp, profile, server, browser, page, reportFile, workspace;
+const consoleLines = [];
+
+function events(kind) {
+  if (!existsSync(reportFile)) return [];
+  return readFileSync(reportFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => kind === undefined || e.event === kind);
+}
+
+async function waitFor(what, fn, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+function findFiles(dir, match, found = []) {
+  if (!existsSync(dir)) return found;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) findFiles(p, match, found);
+    else if (match(p)) found.push(p);
+  }
+  return found;
+}
+
+function outputChannelLog() {
+  // A log output channel is written to logs/<time>/exthost1/<extension id>/<channel name>.log.
+  const files = findFiles(path.join(profile.userDataDir, 'logs'), (p) => path.basename(p) === 'PAL Studio.log');
+  return files.map((f) => readFileSync(f, 'utf8')).join('\n');
+}
+
+async function saveArtifacts(name, failed) {
+  const dir = path.join(resultsDir, name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase());
+  mkdirSync(dir, { recursive: true });
+  await page?.screenshot({ path: path.join(dir, 'screenshot.png') }).catch(() => undefined);
+  if (!failed) return;
+  writeFileSync(path.join(dir, 'console.log'), consoleLines.join('\n'));
+  writeFileSync(path.join(dir, 'output-channel.log'), outputChannelLog());
+  if (existsSync(reportFile)) cpSync(reportFile, path.join(dir, 'test-report.jsonl'));
+  const serverLog = path.join(profile.dir, 'code-server.log');
+  if (existsSync(serverLog)) cpSync(serverLog, path.join(dir, 'code-server.log'));
+  console.error(`e2e: artifacts of the failed scenario "${name}" are in ${dir}`);
+}
+
+/** A test whose failure leaves artifacts behind; every scenario keeps a screenshot. */
+function scenario(name, fn) {
+  test(name, async () => {
+    try {
+      await fn();
+      await saveArtifacts(name, false);
+    } catch (err) {
+      await saveArtifacts(name, true);
+      throw err;
+    }
+  });
+}
+
+async function runCommand(title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input[type="text"]');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+function engineInfoView() {
+  return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+}
+
+describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () => {
+  before(async () => {
+    rmSync(resultsDir, { recursive: true, force: true });
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'pal-e2e-'));
+    const bin = findCodeServer();
+    const { vsix } = findVsix();
+    profile = createProfile(path.join(tmp, 'profile'));
+    installExtension(bin, profile, vsix);
+    workspace = path.join(tmp, 'workspace');
+    cpSync(path.join(repoRoot, 'samples', 'studio'), workspace, { recursive: true });
+    reportFile = path.join(tmp, 'test-report.jsonl');
+    server = await startCodeServer(bin, profile, { env: { PAL_STUDIO_TEST_REPORT: reportFile } });
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    // One page for the whole suite: each page load starts a new extension host.
+    await page.goto(`${server.url}/?folder=${encodeURIComponent(workspace)}`);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+    if (tmp && !process.env.PAL_E2E_KEEP) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  scenario('the extension activates and its engine answers engine/info inside the extension host', async () => {
+    const activated = await waitFor('the extension to activate', () => events('activated')[0]);
+    const info = await waitFor('an engine/info answer', () => events('engine-info')[0]);
+    const ready = events('engine-ready');
+    assert.equal(ready.length, 1, 'one engine started');
+    assert.equal(info.info.engine.pid, ready[0].pid, 'the answer came from the engine that started');
+    // The engine is a child of this very extension host, talking over its stdio.
+    assert.equal(info.extensionHostPid, activated.extensionHostPid);
+    assert.equal(info.info.engine.ppid, activated.extensionHostPid, 'the engine process is the extension host\'s child');
+    assert.notEqual(info.info.engine.pid, activated.extensionHostPid);
+    assert.equal(activated.vscodeVersion, '1.139.1');
+    assert.equal(info.info.engine.version, activated.extensionVersion);
+    assert.equal(info.info.devices[0].kind, 'cpu');
+    // The machine this runs on has Debian's torch (scripts/setup-system.sh installs it).
+    assert.equal(info.info.python.found, true, `Python with torch was found: ${info.info.python.reason}`);
+    assert.match(info.info.python.torch.version, /^\d+\.\d+/);
+    assert.ok(info.info.python.tried.some((t) => t.outcome === 'usable'));
+  });
+
+  scenario('"PAL: Show Engine Info" from the command palette shows the engine\'s report in a webview', async () => {
+    await runCommand('PAL: Show Engine Info');
+    const view = engineInfoView();
+    await view.locator('h1', { hasText: 'PAL Studio engine' }).waitFor({ timeout: 30_000 });
+    const info = events('engine-info').at(-1).info;
+    assert.equal(await view.locator('[data-testid="engine-pid"]').textContent(), String(info.engine.pid));
+    assert.equal(await view.locator('[data-testid="python-path"]').textContent(), info.python.selected.path);
+    assert.equal(await view.locator('[data-testid="torch-version"]').textContent(), info.python.torch.version);
+    assert.ok((await view.locator('[data-device="cpu"]').count()) === 1, 'the CPU is listed');
+    assert.ok(events('command').some((e) => e.id === 'palStudio.showEngineInfo'));
+    // The buttons are @vscode-elements web components that really rendered (not blank tags).
+    const refresh = view.locator('vscode-button', { hasText: 'Search again' });
+    assert.equal(await refresh.evaluate((el) => Boolean(el.shadowRoot)), true);
+  });
+
+  scenario('a crashed engine is restarted, the view follows it, and the user is told once', async () => {
+    const first = events('engine-ready').at(-1).pid;
+    process.kill(first, 'SIGKILL');
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'engine stopped unexpectedly' });
+    await toast.first().waitFor({ timeout: 30_000 });
+    assert.match(await toast.first().textContent(), /killed by SIGKILL.*restarted/);
+    const second = await waitFor('a restarted engine', () => events('engine-ready').find((e) => e.pid !== first)?.pid);
+    // The open view shows the new engine without being asked.
+    const view = engineInfoView();
+    await waitFor('the view to show the new engine', async () => (await view.locator('[data-testid="engine-pid"]').textContent()) === String(second), 30_000);
+
+    // A second crash is logged and survived, but not announced again.
+    process.kill(second, 'SIGKILL');
+    const third = await waitFor('a second restart', () => events('engine-ready').find((e) => e.pid !== first && e.pid !== second)?.pid);
+    assert.ok(third);
+    assert.equal(events('engine-crash').length, 2);
+    assert.equal(events('notification').length, 1, 'the user was told once');
+    const info = await waitFor('engine/info from the third engine', () => events('engine-info').find((e) => e.info.engine.pid === third));
+    assert.equal(info.info.engine.ppid, events('activated')[0].extensionHostPid);
+  });
+
+  scenario('engine logs reach the "PAL Studio" output channel', async () => {
+    const log = await waitFor('the output channel log', () => {
+      const text = outputChannelLog();
+      return /Engine \d+\.\d+\.\d+ \(pid \d+/.test(text) && /stopped unexpectedly/.test(text) ? text : undefined;
+    }, 30_000);
+    assert.match(log, /Python: \/\S+ \(torch [\d.]+/);
+    assert.match(log, /\[error\] .*killed by SIGKILL/);
+  });
+});

@@ -166,7 +166,8 @@ export class EngineClient {
   }
 
   private launch(state: 'starting' | 'restarting'): Promise<void> {
-    this.setState(state);
+    // After a crash the state is already 'restarting' (with the reason as detail): keep it.
+    if (this.state !== state) this.setState(state);
     const child = spawn(process.execPath, [this.options.enginePath], {
       // In VS Code process.execPath is Electron; this makes it behave as plain Node.
       env: { ...(this.options.env ?? process.env), ELECTRON_RUN_AS_NODE: '1' },

@@ -69,9 +69,9 @@ export class Engine {
   /** Probes every candidate (none skipped), for an interpreter picker. */
   async listPythons(): Promise<ListPythonsResult> {
     if (!this.settings.allowPython) return { candidates: [] };
-    const candidates = listCandidates(undefined, this.search);
     const setting = this.settings.pythonPath?.trim();
-    if (setting) candidates.unshift(...listCandidates(setting, this.search));
+    const searched = listCandidates(undefined, this.search);
+    const candidates = setting ? [...listCandidates(setting, this.search), ...searched.filter((c) => c.path !== setting)] : searched;
     const results = [];
     for (const c of candidates) results.push((await probeCandidate(c)).attempt);
     return { candidates: results };

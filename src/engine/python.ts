@@ -123,7 +123,10 @@ export function pythonEnvironment(base: NodeJS.ProcessEnv = process.env): NodeJS
   };
 }
 
-export async function probeCandidate(candidate: PythonCandidate, signal?: AbortSignal): Promise<ProbeResult> {
+export async function probeCandidate(
+  candidate: PythonCandidate,
+  { timeoutMs = PROBE_TIMEOUT_MS, signal }: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<ProbeResult> {
   const base = { path: candidate.path, source: candidate.source };
   try {
     await fs.access(candidate.path, process.platform === 'win32' ? fsConstants.F_OK : fsConstants.X_OK);
@@ -135,7 +138,7 @@ export async function probeCandidate(candidate: PythonCandidate, signal?: AbortS
   const script = path.join(trainerDir(), 'pal_trainer', 'probe.py');
   let stdout: string;
   try {
-    stdout = await run(candidate.path, ['-B', script], PROBE_TIMEOUT_MS, signal);
+    stdout = await run(candidate.path, ['-B', script], timeoutMs, signal);
   } catch (err) {
     return { attempt: { ...base, outcome: 'failed', detail: `Did not run the probe: ${(err as Error).message}` } };
   }
@@ -177,7 +180,7 @@ function run(file: string, args: string[], timeout: number, signal?: AbortSignal
       if (err) {
         const tail = String(stderr).trim().split('\n').slice(-3).join(' ').slice(0, 400);
         const what = (err as NodeJS.ErrnoException & { killed?: boolean }).killed
-          ? `timed out after ${Math.round(timeout / 1000)} s`
+          ? `timed out after ${timeout >= 1000 ? `${Math.round(timeout / 1000)} s` : `${timeout} ms`}`
           : err.message.split('\n')[0];
         reject(new Error(tail ? `${what}: ${tail}` : what));
       } else {
@@ -209,7 +212,7 @@ export interface DiscoveryProbes {
  */
 export async function discoverPython(
   candidates: readonly PythonCandidate[],
-  { probe, resolve }: DiscoveryProbes = { probe: probeCandidate, resolve: resolveCandidate },
+  { probe, resolve }: DiscoveryProbes = { probe: (c) => probeCandidate(c), resolve: resolveCandidate },
 ): Promise<PythonReport> {
   const tried: PythonAttempt[] = [];
   const seen = new Set<string>();

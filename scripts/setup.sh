@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up everything PAL Studio needs on this machine; safe to run again (each step skips what is
+# already done). --e2e also installs what the real-VS-Code tests and the studio need (Chromium,
+# code-server).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+e2e=()
+for arg in "$@"; do
+  case "$arg" in
+    --e2e) e2e=(--e2e) ;;
+    *) echo "setup: unknown option $arg (known: --e2e)" >&2; exit 2 ;;
+  esac
+done
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ((node_major < 20)); then
+  echo "setup: PAL Studio needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none)); see https://nodejs.org/" >&2
+  exit 1
+fi
+
+bash scripts/setup-system.sh "${e2e[@]}"
+
+# Node packages: npm ci whenever package.json or the lock file changed since the last install.
+stamp=node_modules/.pal-setup-stamp
+want=$(cat package.json package-lock.json | sha256sum | cut -c1-16)
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+  echo "setup: installing Node packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+else
+  echo "setup: Node packages up to date"
+fi
+
+if ((${#e2e[@]})); then
+  echo "setup: code-server at $(bash scripts/setup-code-server.sh)"
+fi

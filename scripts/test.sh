@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs every test suite: type check, unit tests (node --test), the
+# trainer's Python tests (unittest), and the real-VS-Code tests (code-server + headless Chromium).
+# Every suite runs even when an earlier one failed; the last line sums them up.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh --e2e || { echo "test: set-up failed" >&2; exit 1; }
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+status=0
+passed=0 failed=0 skipped=0
+
+# Adds up the counts a suite's runner printed (node --test's "ℹ pass N", unittest's "Ran N tests").
+count_node() {
+  local p f s
+  p=$(grep -oP '^ℹ pass \K\d+' "$1" | tail -1); f=$(grep -oP '^ℹ fail \K\d+' "$1" | tail -1); s=$(grep -oP '^ℹ skipped \K\d+' "$1" | tail -1)
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
+}
+count_unittest() {
+  local ran f e s
+  ran=$(grep -oP '^Ran \K\d+' "$1" | tail -1)
+  f=$(grep -oP 'failures=\K\d+' "$1" | tail -1); e=$(grep -oP 'errors=\K\d+' "$1" | tail -1); s=$(grep -oP 'skipped=\K\d+' "$1" | tail -1)
+  failed=$((failed + ${f:-0} + ${e:-0})); skipped=$((skipped + ${s:-0}))
+  passed=$((passed + ${ran:-0} - ${f:-0} - ${e:-0} - ${s:-0}))
+}
+suite() { # name, then the command
+  local name=$1; shift
+  echo; echo "=== $name"
+  local t0=$SECONDS
+  "$@" 2>&1 | tee "$logs/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "=== $name: exit $rc in $((SECONDS - t0)) s"
+  ((rc == 0)) || status=1
+  return 0
+}
+
+suite typecheck npx tsc -p tsconfig.json
+((status == 0)) || failed=$((failed + 1))
+
+suite unit npm run --silent test:unit
+count_node "$logs/unit.log"
+
+# The trainer's tests run in the interpreter the engine itself would pick for training.
+python=$(node dist/cli.js info --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).python;process.stdout.write(r.found?r.selected.path:"")})')
+if [[ -n "$python" ]]; then
+  suite trainer bash -c "cd src/trainer && '$python' -m unittest discover -s tests -t . -v"
+  count_unittest "$logs/trainer.log"
+else
+  echo "=== trainer: no Python with torch was found (see: node dist/cli.js info)"; status=1; failed=$((failed + 1))
+fi
+
+suite e2e npm run --silent test:e2e
+count_node "$logs/e2e.log"
+if ! grep -q '^ℹ pass' "$logs/e2e.log"; then failed=$((failed + 1)); fi
+
+echo
+((failed > 0)) && status=1
+echo "total: $passed passed, $failed failed, $skipped skipped"
+exit $status

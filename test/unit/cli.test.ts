@@ -1,0 +1,55 @@
+// The `pal` command line, run as a user runs it: the built dist/cli.js in a child process.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { packageRoot } from '../../src/engine/paths';
+
+const cli = path.join(packageRoot(), 'dist', 'cli.js');
+const pal = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
+
+test('pal --help describes the commands and exits 0', () => {
+  const r = pal('--help');
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /^pal \d+\.\d+\.\d+: PAL Studio's engine on the command line/);
+  assert.match(r.stdout, /info {2,}The engine, its devices/);
+});
+
+test('pal with no command prints help to stderr and exits 2; an unknown command exits 2', () => {
+  const none = pal();
+  assert.equal(none.status, 2);
+  assert.equal(none.stdout, '');
+  assert.match(none.stderr, /Usage: pal <command>/);
+  const bad = pal('trian');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown command "trian"/);
+  const badOption = pal('info', '--jsn');
+  assert.equal(badOption.status, 2);
+  assert.match(badOption.stderr, /unknown option "--jsn" for "pal info"/);
+});
+
+test('pal --version prints the version the bundle was built as', () => {
+  const r = pal('--version');
+  assert.equal(r.status, 0);
+  const { version } = require(path.join(packageRoot(), 'package.json')) as { version: string };
+  assert.equal(r.stdout.trim(), version);
+});
+
+test('pal info --json --python <missing> reports the engine and why that interpreter cannot train', () => {
+  const r = pal('info', '--json', '--python', '/no/such/python3');
+  assert.equal(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.equal(info.engine.pid > 0, true);
+  assert.equal(info.devices[0].kind, 'cpu');
+  assert.equal(info.python.found, false);
+  assert.deepEqual(info.python.tried, [{ path: '/no/such/python3', source: 'setting', outcome: 'missing', detail: 'No such file.' }]);
+  assert.match(info.python.reason, /\/no\/such\/python3 is not usable/);
+});
+
+test('pal info prints a readable report of the whole search', () => {
+  const r = pal('info');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^PAL Studio engine \d+\.\d+\.\d+ \(protocol 1, pid \d+\)/);
+  assert.match(r.stdout, /Devices:\n {2}cpu /);
+  assert.match(r.stdout, /Python: {3}(\/\S+ \(Python [\d.]+|not usable)/);
+});

@@ -20,6 +20,12 @@ for cmd in npm pkg-config; do
 done
 pkg-config --exists krb5-gssapi || { echo "setup-code-server: libkrb5-dev is missing (code-server's kerberos module needs it); run scripts/setup-system.sh first" >&2; exit 1; }
 
+# When this runs under `npm test` or `npm start`, the outer npm's settings arrive as npm_config_*
+# variables, among them its user agent ("npm/11 node/v20"), which code-server's postinstall reads to
+# check for Node 24. Drop the ones that describe the outer npm process, keep the user's own
+# (registry, proxy, cache).
+unset npm_config_user_agent npm_execpath npm_node_execpath npm_lifecycle_event npm_lifecycle_script npm_package_json NODE
+
 # Build in a scratch folder and move it into place at the end, so an interrupted install never
 # leaves a half tool behind that a later run would take for a whole one.
 work="$dest.partial.$$"

@@ -33,5 +33,6 @@ else
 fi
 
 if ((${#e2e[@]})); then
-  echo "setup: code-server at $(bash scripts/setup-code-server.sh)"
+  code_server=$(bash scripts/setup-code-server.sh)
+  echo "setup: code-server at $code_server"
 fi

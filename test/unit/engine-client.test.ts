@@ -3,16 +3,23 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { after, afterEach, test } from 'node:test';
 import { EngineClient, EngineStoppedError, type EngineCrash } from '../../src/engine/client';
 import { engineEntry } from '../../src/engine/paths';
 import { EngineInfoRequest, type EngineSettings } from '../../src/engine/protocol';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-client-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+// Every engine a test started is stopped, also when the test failed halfway: a live child process
+// would keep the test runner waiting forever.
+const started: EngineClient[] = [];
+afterEach(async () => {
+  for (const c of started.splice(0)) await c.stop();
+});
 
 function client(settings: EngineSettings = { allowPython: false, logLevel: 'info' }, extra: Partial<ConstructorParameters<typeof EngineClient>[0]> = {}) {
   const c = new EngineClient({ enginePath: engineEntry(), client: { name: 'unit test', version: '0' }, settings: () => settings, ...extra });
+  started.push(c);
   const crashes: EngineCrash[] = [];
   const readies: number[] = [];
   const states: string[] = [];

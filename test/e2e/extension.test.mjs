@@ -153,6 +153,13 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.equal(await view.locator('[data-testid="torch-version"]').textContent(), info.python.torch.version);
     assert.ok((await view.locator('[data-device="cpu"]').count()) === 1, 'the CPU is listed');
     assert.ok(events('command').some((e) => e.id === 'palStudio.showEngineInfo'));
+    // Nothing remote, scripts only with the page's nonce.
+    const csp = await view.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content');
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /script-src 'nonce-[A-Za-z0-9+/=]{16,}'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*(?!\.vscode-cdn\.net)/);
+    // The only https origin is webview.cspSource: where VS Code serves the extension's own files.
+    for (const origin of csp.match(/https?:[^\s;]*/g) ?? []) assert.equal(origin, 'https://*.vscode-cdn.net');
     // The buttons are @vscode-elements web components that really rendered (not blank tags).
     const refresh = view.locator('vscode-button', { hasText: 'Search again' });
     assert.equal(await refresh.evaluate((el) => Boolean(el.shadowRoot)), true);

@@ -53,4 +53,10 @@ const stop = async () => {
 };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
-setInterval(() => {}, 1 << 30);
+process.on('SIGHUP', stop);
+// Ctrl-C reaches the whole process group, but a parent killed on its own (npm under `timeout`, a
+// closed ssh session) leaves us orphaned: then stop code-server rather than leave it running.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void stop();
+}, 1000);

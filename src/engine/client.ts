@@ -69,7 +69,7 @@ export class EngineClient {
   private stopping = false;
   private crashTimes: number[] = [];
   private restartTimer: NodeJS.Timeout | undefined;
-  /** Resolves when an engine is ready; replaced whenever a new engine starts. */
+  /** Requests made while an engine starts or restarts, released when one is ready (or it gives up). */
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
   private readonly stateEmitter = new Emitter<{ state: EngineState; detail?: string }>();

@@ -26,7 +26,9 @@ const common = {
   define: { __PAL_STUDIO_VERSION__: JSON.stringify(pkg.version) },
   absWorkingDir: root,
 };
-const nodeOptions = { ...common, platform: 'node', format: 'cjs', target: 'node20' };
+// 'module' first: jsonc-parser's UMD build (its "main") requires its parts dynamically, which a
+// bundle cannot follow; its ESM build bundles cleanly.
+const nodeOptions = { ...common, platform: 'node', format: 'cjs', target: 'node20', mainFields: ['module', 'main'] };
 
 /** Every webview is a folder under webview/ with a main.ts. */
 function webviewEntries() {

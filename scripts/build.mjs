@@ -6,7 +6,7 @@
 //   dist-test/*        the unit tests (with --tests)
 // Flags: --production (minified, no inline source maps), --tests, --watch.
 import * as esbuild from 'esbuild';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,18 @@ if (args.has('--tests')) {
   builds.push({ ...nodeOptions, sourcemap: 'inline', minify: false, entryPoints: testEntries(), outdir: 'dist-test', external: ['vscode'] });
 }
 
+/** The formats' JSON Schemas, from src/core/formats/schemas.ts, for VS Code's validation and completion. */
+async function writeSchemas() {
+  const out = await esbuild.build({ ...nodeOptions, sourcemap: false, minify: false, entryPoints: ['src/core/formats/schemas.ts'], write: false });
+  const mod = { exports: {} };
+  new Function('module', 'exports', 'require', out.outputFiles[0].text)(mod, mod.exports, require);
+  const dir = path.join(root, 'dist', 'schemas');
+  mkdirSync(dir, { recursive: true });
+  for (const [name, schema] of Object.entries(mod.exports.SCHEMAS)) {
+    writeFileSync(path.join(dir, `${name}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
+  }
+}
+
 function copyAssets() {
   // The codicon font is loaded by the webviews from the extension's own files (no CDN).
   const codicons = path.dirname(require.resolve('@vscode/codicons/dist/codicon.css'));
@@ -66,6 +78,7 @@ function copyAssets() {
 
 if (watch) {
   copyAssets();
+  await writeSchemas();
   const contexts = await Promise.all(builds.map((b) => esbuild.context(b)));
   await Promise.all(contexts.map((c) => c.watch()));
   console.log('build: watching for changes');
@@ -73,6 +86,6 @@ if (watch) {
   rmSync(path.join(root, 'dist'), { recursive: true, force: true });
   copyAssets();
   const t0 = Date.now();
-  await Promise.all(builds.map((b) => esbuild.build(b)));
+  await Promise.all([...builds.map((b) => esbuild.build(b)), writeSchemas()]);
   console.log(`build: ${builds.length} bundles in ${Date.now() - t0} ms${production ? ' (production)' : ''}`);
 }

@@ -2,6 +2,9 @@
  * `pal`: PAL Studio's engine on the command line, for headless machines and scripts. It runs the
  * same Engine code as the engine process the extension hosts, in-process.
  */
+import { formatProblem } from '../core/formats/problems';
+import type { ImportFormat } from '../core/importers/guess';
+import { collectFiles, importFile, validateFile } from './data';
 import { Engine } from './engine';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
@@ -15,6 +18,12 @@ Usage: pal <command> [options]
 Commands:
   info          The engine, its devices, and the Python/torch the trainer would use,
                 with every interpreter that was tried and why it was or was not usable.
+  validate      Check persona, dialogue, pair and run-config files; problems are printed
+                as file:line:column: severity: message.
+  import        Convert PERSONA-CHAT/ConvAI2 text, Synthetic-Persona-Chat CSV or a
+                Character Card (V1/V2/V3) into PAL Studio's formats.
+  export        Convert preference pairs for TRL, LLaMA-Factory or axolotl, or a persona
+                into a Character Card.
 
 Options:
   -h, --help    Show this help (also: pal <command> --help).
@@ -28,6 +37,26 @@ const INFO_HELP = `Usage: pal info [--json] [--python PATH] [--verbose]
   --json          Print the report as one JSON object (stable field names).
   --python PATH   Use this interpreter instead of searching (like the palStudio.python.path setting).
   --verbose       Log every step of the search to stderr.
+`;
+
+const VALIDATE_HELP = `Usage: pal validate <file|folder>... [--json]
+
+  Checks *.persona.yaml/.json, *.dialogues.jsonl, *.pairs.jsonl and *.palrun.yaml files
+  (folders are searched). Prints each problem as file:line:column: severity: message and
+  exits 1 when there is any error or warning, 0 when all is clean.
+
+  --json          Print the problems as one JSON array instead.
+`;
+
+const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|spc|card] [--split train|valid|test] [--force]
+
+  persona-chat  ParlAI text (PERSONA-CHAT / ConvAI2, "your persona:" lines)  -> *.dialogues.jsonl
+  spc           Synthetic-Persona-Chat CSV                                    -> *.dialogues.jsonl
+  card          Character Card V1/V2/V3 JSON                                  -> *.persona.yaml (or .json)
+
+  The format is guessed from the content when --from is absent. Which persona sentence each
+  response relies on is labelled by content-word overlap (docs/labeller.md). An existing output
+  file is never replaced unless --force is given.
 `;
 
 export class UsageError extends Error {}
@@ -51,6 +80,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       return 0;
     }
     if (command === 'info') return await info(rest, io);
+    if (command === 'validate') return await validate(rest, io);
+    if (command === 'import') return await importCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -84,6 +115,80 @@ async function info(args: readonly string[], io: Io): Promise<number> {
   const report = await engine.info();
   io.out(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatEngineInfo(report)}\n`);
   return 0;
+}
+
+/** Splits argv into positional arguments and --options (with values where `valued` names them). */
+function parseArgs(args: readonly string[], valued: readonly string[], flags: readonly string[], command: string) {
+  const positional: string[] = [];
+  const options: Record<string, string | true> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('-') || a === '-') {
+      positional.push(a);
+      continue;
+    }
+    const [name, inline] = a.split(/=(.*)/s, 2) as [string, string | undefined];
+    if (valued.includes(name)) {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw new UsageError(`${name} needs a value`);
+      options[name] = v;
+    } else if (flags.includes(name) && inline === undefined) {
+      options[name] = true;
+    } else {
+      throw new UsageError(`unknown option "${a}" for "pal ${command}"`);
+    }
+  }
+  return { positional, options };
+}
+
+async function validate(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, [], ['--json', '-h', '--help'], 'validate');
+  if (options['-h'] || options['--help']) {
+    io.out(VALIDATE_HELP);
+    return 0;
+  }
+  if (positional.length === 0) throw new UsageError('pal validate needs at least one file or folder');
+  const files = await collectFiles(positional);
+  const all = [];
+  for (const file of files) {
+    try {
+      all.push(...(await validateFile(file)));
+    } catch (err) {
+      all.push({ file, line: 1, column: 1, endLine: 1, endColumn: 1, severity: 'error' as const, code: 'file/unreadable', message: (err as Error).message });
+    }
+  }
+  if (options['--json']) io.out(`${JSON.stringify(all, null, 2)}\n`);
+  else for (const p of all) io.out(`${formatProblem(p)}\n`);
+  const errors = all.filter((p) => p.severity === 'error').length;
+  const warnings = all.filter((p) => p.severity === 'warning').length;
+  io.err(`${files.length} file${files.length === 1 ? '' : 's'} checked: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}.\n`);
+  return errors + warnings > 0 ? 1 : 0;
+}
+
+async function importCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--out', '--from', '--split'], ['--force', '-h', '--help'], 'import');
+  if (options['-h'] || options['--help']) {
+    io.out(IMPORT_HELP);
+    return 0;
+  }
+  if (positional.length !== 1) throw new UsageError('pal import takes one input file');
+  const out = options['--out'];
+  if (typeof out !== 'string') throw new UsageError('pal import needs --out <file>');
+  const from = options['--from'];
+  if (from !== undefined && !['persona-chat', 'spc', 'card'].includes(from as string)) throw new UsageError(`--from must be persona-chat, spc or card, not "${String(from)}"`);
+  const split = options['--split'];
+  if (split !== undefined && !['train', 'valid', 'test'].includes(split as string)) throw new UsageError(`--split must be train, valid or test, not "${String(split)}"`);
+  const result = await importFile({
+    input: positional[0]!,
+    out,
+    force: options['--force'] === true,
+    ...(from ? { from: from as ImportFormat } : {}),
+    ...(split ? { split: split as 'train' | 'valid' | 'test' } : {}),
+  });
+  for (const p of result.problems) io.err(`${formatProblem(p)}\n`);
+  const what = result.format === 'card' ? 'persona' : `example${result.count === 1 ? '' : 's'}`;
+  io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}) into ${result.out}${result.problems.length ? `; ${result.problems.length} line${result.problems.length === 1 ? '' : 's'} could not be read (above)` : ''}.\n`);
+  return result.count > 0 ? 0 : 1;
 }
 
 if (require.main === module) {

@@ -8,6 +8,7 @@
  * prints when something goes badly wrong (which the client logs as errors).
  */
 import { NotificationType, NotificationType0, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { Problem } from '../core/formats/types';
 
 /** Bumped on any incompatible change; the client refuses an engine that speaks another version. */
 export const ENGINE_PROTOCOL_VERSION = 1;
@@ -153,6 +154,37 @@ export interface ListPythonsResult {
   /** Every candidate probed (none skipped), for an interpreter picker. */
   readonly candidates: readonly PythonAttempt[];
 }
+
+export interface ValidateParams {
+  /** The file's path (its name decides the format). */
+  readonly file: string;
+  /** The text to check (an editor's unsaved contents); read from disk when absent. */
+  readonly text?: string;
+  readonly lint?: { readonly maxFactWords: number; readonly contextTokens: number };
+}
+
+export interface ValidateResult {
+  readonly problems: readonly Problem[];
+}
+
+export const ValidateRequest = new RequestType<ValidateParams, ValidateResult, void>('formats/validate');
+
+export interface ImportParams {
+  readonly input: string;
+  readonly from?: 'persona-chat' | 'spc' | 'card';
+  readonly out: string;
+  readonly force?: boolean;
+  readonly split?: 'train' | 'valid' | 'test';
+}
+
+export interface ImportResult {
+  readonly format: 'persona-chat' | 'spc' | 'card';
+  readonly out: string;
+  readonly count: number;
+  readonly problems: readonly Problem[];
+}
+
+export const ImportRequest = new RequestType<ImportParams, ImportResult, void>('data/import');
 
 export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('engine/initialize');
 export const EngineInfoRequest = new RequestType<EngineInfoParams, EngineInfo, void>('engine/info');

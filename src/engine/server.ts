@@ -14,8 +14,11 @@ import {
   ListPythonsRequest,
   LogNotification,
   ShutdownRequest,
+  ValidateRequest,
+  ImportRequest,
   type EngineSettings,
 } from './protocol';
+import { importFile, validateFile } from './data';
 import { PAL_STUDIO_VERSION } from './version';
 
 export interface ServeOptions {
@@ -50,6 +53,8 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
   });
   connection.onRequest(EngineInfoRequest, (params) => engine.info(params ?? {}));
   connection.onRequest(ListPythonsRequest, () => engine.listPythons());
+  connection.onRequest(ValidateRequest, async (params) => ({ problems: await validateFile(params.file, params.text, params.lint) }));
+  connection.onRequest(ImportRequest, (params) => importFile(params));
   connection.onRequest(ShutdownRequest, () => {
     shuttingDown = true;
     log.info('Shutting down.');

@@ -87,6 +87,11 @@ export class EngineHost implements vscode.Disposable {
     return info;
   }
 
+  /** A line in the "PAL Studio" output channel. */
+  log(message: string): void {
+    this.output.info(message);
+  }
+
   get state(): EngineState {
     return this.client.currentState;
   }

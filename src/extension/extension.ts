@@ -6,6 +6,9 @@ import * as vscode from 'vscode';
 import type { EngineInfo } from '../engine/protocol';
 import { PAL_STUDIO_VERSION } from '../engine/version';
 import { EngineHost } from './engineHost';
+import { registerCompletion } from './completion';
+import { importData, validateWorkspace } from './dataCommands';
+import { PalDiagnostics } from './diagnostics';
 import { EngineInfoPanel } from './engineInfoPanel';
 import { selectPython } from './pythonPicker';
 import { TestReport } from './testReport';
@@ -23,7 +26,8 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   const report = TestReport.fromEnvironment();
   const host = new EngineHost(output, report);
   activeHost = host;
-  context.subscriptions.push(output, host);
+  const diagnostics = new PalDiagnostics(host);
+  context.subscriptions.push(output, host, diagnostics, registerCompletion());
 
   const command = (id: string, run: () => unknown) =>
     context.subscriptions.push(
@@ -41,6 +45,8 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.showEngineInfo', () => EngineInfoPanel.show(context.extensionUri, host, output));
   command('palStudio.restartEngine', () => host.restart());
   command('palStudio.showLog', () => output.show(true));
+  command('palStudio.validateWorkspace', () => validateWorkspace(diagnostics));
+  command('palStudio.importData', () => importData(host));
   command('palStudio.selectPython', () => {
     if (!vscode.workspace.isTrusted) throw new Error('Python is not used in Restricted Mode; trust the workspace first.');
     return selectPython(host);

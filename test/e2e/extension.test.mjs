@@ -17,6 +17,8 @@ const resultsDir = path.join(repoRoot, '.test-results', 'e2e');
 const chromiumPath = process.env.PAL_CHROMIUM || '/usr/bin/chromium';
 
 let tmp, profile, server, browser, page, reportFile, workspace;
+// One warning (chosen equals rejected) and one error (no rejected response), for the Problems panel.
+const BROKEN_PAIRS = '{"prompt": "hi", "chosen": "same .", "rejected": "same ."}\n{"prompt": "hi", "chosen": "a"}\n';
 const consoleLines = [];
 
 function events(kind) {
@@ -103,6 +105,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     installExtension(bin, profile, vsix);
     workspace = path.join(tmp, 'workspace');
     cpSync(path.join(repoRoot, 'samples', 'studio'), workspace, { recursive: true });
+    writeFileSync(path.join(workspace, 'broken.pairs.jsonl'), BROKEN_PAIRS);
     reportFile = path.join(tmp, 'test-report.jsonl');
     server = await startCodeServer(bin, profile, { env: { PAL_STUDIO_TEST_REPORT: reportFile } });
     browser = await chromium.launch({
@@ -184,6 +187,27 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.equal(events('notification').length, 1, 'the user was told once');
     const info = await waitFor('engine/info from the third engine', () => events('engine-info').find((e) => e.info.engine.pid === third));
     assert.equal(info.info.engine.ppid, events('activated')[0].extensionHostPid);
+  });
+
+  scenario('problems in a PAL file appear in the Problems panel, and "PAL: Validate All PAL Files" counts them', async () => {
+    await page.keyboard.press('Control+P');
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill('broken.pairs.jsonl');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'broken.pairs.jsonl' }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tab', { hasText: 'broken.pairs.jsonl' }).waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Control+Shift+M');
+    const markers = page.locator('.markers-panel');
+    await markers.locator('.monaco-list-row', { hasText: 'the pair teaches the model nothing' }).waitFor({ timeout: 30_000 });
+    await markers.locator('.monaco-list-row', { hasText: "Missing 'rejected'" }).waitFor({ timeout: 10_000 });
+
+    await runCommand('PAL: Validate All PAL Files');
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL Studio checked' });
+    await toast.first().waitFor({ timeout: 30_000 });
+    assert.match(await toast.first().textContent(), /checked 6 files: 1 error, 1 warning/);
+    // Checking never writes: the file is exactly as it was.
+    assert.equal(readFileSync(path.join(workspace, 'broken.pairs.jsonl'), 'utf8'), BROKEN_PAIRS);
   });
 
   scenario('engine logs reach the "PAL Studio" output channel', async () => {

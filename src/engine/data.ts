@@ -1,0 +1,107 @@
+/**
+ * File-level operations on the authoring formats, shared by the engine's RPC methods and the
+ * `pal` CLI: validate files, import other data sets into PAL Studio's formats, export to other
+ * tools. The formats themselves (parsing, checking, converting) live in src/core; this adds the
+ * file system, and the rule that nothing a user wrote is ever overwritten unasked.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { fileKind, validateText, type Problem } from '../core/formats/index';
+import { DEFAULT_PERSONA_LINT, type PersonaLintOptions } from '../core/formats/persona';
+import type { DialogueExample, Persona } from '../core/formats/types';
+import { stringify as yamlStringify } from 'yaml';
+import { importCharacterCard } from '../core/importers/card';
+import { guessImportFormat, type ImportFormat } from '../core/importers/guess';
+import { importParlai } from '../core/importers/parlai';
+import { importSyntheticPersonaChat } from '../core/importers/spc';
+
+export async function validateFile(file: string, text?: string, lint: PersonaLintOptions = DEFAULT_PERSONA_LINT): Promise<Problem[]> {
+  return validateText(file, text ?? (await fs.readFile(file, 'utf8')), lint);
+}
+
+const SKIP_DIRS = new Set(['node_modules', '.git', 'dist', 'out']);
+
+/** The PAL files named, with folders searched recursively (node_modules, .git and build output skipped). */
+export async function collectFiles(paths: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (p: string, named: boolean): Promise<void> => {
+    const stat = await fs.stat(p);
+    if (stat.isDirectory()) {
+      if (!named && SKIP_DIRS.has(path.basename(p))) return;
+      const entries = await fs.readdir(p);
+      for (const e of entries.sort()) await walk(path.join(p, e), false);
+    } else if (named || fileKind(p)) {
+      out.push(p);
+    }
+  };
+  for (const p of paths) await walk(p, true);
+  return out;
+}
+
+/**
+ * Writes a file atomically (a temporary file renamed into place: a crash never leaves half a
+ * file) and, unless `force`, refuses to replace one that exists.
+ */
+export async function writeFileSafely(file: string, content: string, force: boolean): Promise<void> {
+  if (!force) {
+    const exists = await fs.stat(file).then(
+      () => true,
+      () => false,
+    );
+    if (exists) throw new Error(`${file} already exists; choose another name or pass --force to replace it.`);
+  }
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await fs.writeFile(tmp, content, { flag: 'wx' });
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export interface ImportOptions {
+  readonly input: string;
+  readonly from?: ImportFormat;
+  readonly out: string;
+  readonly force?: boolean;
+  readonly split?: DialogueExample['split'];
+}
+
+export interface ImportResult {
+  readonly format: ImportFormat;
+  readonly out: string;
+  /** Examples written (dialogue imports) or 1 for a persona. */
+  readonly count: number;
+  readonly problems: Problem[];
+}
+
+export async function importFile(options: ImportOptions): Promise<ImportResult> {
+  const text = await fs.readFile(options.input, 'utf8');
+  const format = options.from ?? guessImportFormat(text, options.input);
+  if (!format) {
+    throw new Error(`${options.input}: cannot tell what this file is; say it with --from persona-chat, spc or card.`);
+  }
+  if (format === 'card') {
+    const { persona, problems } = importCharacterCard(text, options.input);
+    if (!persona) return { format, out: options.out, count: 0, problems };
+    expectKind(options.out, 'persona', '.persona.yaml');
+    await writeFileSafely(options.out, serialisePersona(persona, options.out), options.force ?? false);
+    return { format, out: options.out, count: 1, problems };
+  }
+  const split = options.split ? { split: options.split } : {};
+  const { examples, problems } = format === 'persona-chat' ? importParlai(text, options.input, split) : importSyntheticPersonaChat(text, options.input, split);
+  expectKind(options.out, 'dialogues', '.dialogues.jsonl');
+  await writeFileSafely(options.out, examples.map((e) => `${JSON.stringify(e)}\n`).join(''), options.force ?? false);
+  return { format, out: options.out, count: examples.length, problems };
+}
+
+function expectKind(out: string, kind: ReturnType<typeof fileKind>, suffix: string): void {
+  if (fileKind(out) !== kind) throw new Error(`${out}: the output of this import is a ${kind} file, so its name should end in ${suffix}.`);
+}
+
+function serialisePersona(persona: Persona, out: string): string {
+  return /\.json$/i.test(out) ? `${JSON.stringify(persona, null, 2)}\n` : yamlStringify(persona, { lineWidth: 0 });
+}

@@ -103,7 +103,19 @@ export function parseYamlText(text: string, file: string, code: string): ParsedY
   }
   if (docs.length > 1) problems.push(problem(file, toRange(docs[1]!.range[0], docs[1]!.range[0]), 'error', code, 'This file holds more than one YAML document (a "---" line); it should hold one.'));
   if (problems.length) return { doc, tokens, locator, problems };
-  return { doc, tokens, value: doc.toJS({ maxAliasCount: 100 }), locator, problems };
+  try {
+    return { doc, tokens, value: doc.toJS({ maxAliasCount: 100 }), locator, problems };
+  } catch (err) {
+    // Errors only found when building the values: an alias with no anchor, an alias bomb.
+    const where = /alias/i.test(String(err)) ? firstAlias(text) : 0;
+    problems.push(problem(file, toRange(where, where + 1), 'error', code, `YAML error: ${(err as Error).message}`));
+    return { doc, tokens, locator, problems };
+  }
+}
+
+function firstAlias(text: string): number {
+  const m = /(^|[\s[{,:-])\*/m.exec(text);
+  return m ? m.index + m[1]!.length : 0;
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
-import { collectFiles, importFile, validateFile } from './data';
+import { collectFiles, exportFile, importFile, validateFile, type ExportTarget } from './data';
 import { Engine } from './engine';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
@@ -59,6 +59,17 @@ const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|
   file is never replaced unless --force is given.
 `;
 
+const EXPORT_HELP = `Usage: pal export <file> --to trl|llama-factory|axolotl|card --out <path> [--name NAME] [--force]
+
+  trl            *.pairs.jsonl -> <out>/<name>.jsonl (prompt, chosen, rejected)
+  llama-factory  *.pairs.jsonl -> <out>/<name>.json + <out>/dataset_info.json (ranking: true)
+  axolotl        *.pairs.jsonl -> <out>/<name>.jsonl (chat_template.default) + axolotl-dataset.yaml
+  card           *.persona.yaml -> <out> (a Character Card JSON file)
+
+  Only judged pairs (status "chosen", or no status) are exported; pending, skipped and tie pairs
+  are counted and left out. Existing files are never replaced unless --force is given.
+`;
+
 export class UsageError extends Error {}
 
 interface Io {
@@ -82,6 +93,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (command === 'info') return await info(rest, io);
     if (command === 'validate') return await validate(rest, io);
     if (command === 'import') return await importCommand(rest, io);
+    if (command === 'export') return await exportCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -189,6 +201,27 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const what = result.format === 'card' ? 'persona' : `example${result.count === 1 ? '' : 's'}`;
   io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}) into ${result.out}${result.problems.length ? `; ${result.problems.length} line${result.problems.length === 1 ? '' : 's'} could not be read (above)` : ''}.\n`);
   return result.count > 0 ? 0 : 1;
+}
+
+async function exportCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--out', '--to', '--name'], ['--force', '-h', '--help'], 'export');
+  if (options['-h'] || options['--help']) {
+    io.out(EXPORT_HELP);
+    return 0;
+  }
+  if (positional.length !== 1) throw new UsageError('pal export takes one input file');
+  const to = options['--to'];
+  if (typeof to !== 'string' || !['trl', 'llama-factory', 'axolotl', 'card'].includes(to)) throw new UsageError('pal export needs --to trl, llama-factory, axolotl or card');
+  const out = options['--out'];
+  if (typeof out !== 'string') throw new UsageError('pal export needs --out <path>');
+  const name = options['--name'];
+  const result = await exportFile({ input: positional[0]!, to: to as ExportTarget, out, force: options['--force'] === true, ...(typeof name === 'string' ? { name } : {}) });
+  for (const p of result.problems) io.err(`${formatProblem(p)}\n`);
+  for (const f of result.written) io.out(`${f}\n`);
+  const left = result.leftOut;
+  const leftText = left && left.total ? `; left out ${left.total} (${[left.pending && `${left.pending} pending`, left.skipped && `${left.skipped} skipped`, left.tie && `${left.tie} tie`, left.unsupported.length && `${left.unsupported.length} the format cannot hold`].filter(Boolean).join(', ')})` : '';
+  io.err(`Exported ${result.exported} to ${to}${leftText}.\n${result.usage}\n`);
+  return 0;
 }
 
 if (require.main === module) {

@@ -7,11 +7,14 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { fileKind, validateText, type Problem } from '../core/formats/index';
-import { DEFAULT_PERSONA_LINT, type PersonaLintOptions } from '../core/formats/persona';
-import type { DialogueExample, Persona } from '../core/formats/types';
 import { stringify as yamlStringify } from 'yaml';
-import { importCharacterCard } from '../core/importers/card';
+import { exportAxolotl, exportLlamaFactory, exportTrl, safeDatasetName, type LeftOut } from '../core/exporters/pairs';
+import { fileKind, formatProblem, validateText, type Problem } from '../core/formats/index';
+import { allProblems, records } from '../core/formats/jsonl';
+import { parsePairs } from '../core/formats/pairs';
+import { DEFAULT_PERSONA_LINT, parsePersona, type PersonaLintOptions } from '../core/formats/persona';
+import type { DialogueExample, Persona } from '../core/formats/types';
+import { exportCharacterCard, importCharacterCard } from '../core/importers/card';
 import { guessImportFormat, type ImportFormat } from '../core/importers/guess';
 import { importParlai } from '../core/importers/parlai';
 import { importSyntheticPersonaChat } from '../core/importers/spc';
@@ -104,4 +107,51 @@ function expectKind(out: string, kind: ReturnType<typeof fileKind>, suffix: stri
 
 function serialisePersona(persona: Persona, out: string): string {
   return /\.json$/i.test(out) ? `${JSON.stringify(persona, null, 2)}\n` : yamlStringify(persona, { lineWidth: 0 });
+}
+
+export type ExportTarget = 'trl' | 'llama-factory' | 'axolotl' | 'card';
+
+export interface ExportOptions {
+  readonly input: string;
+  readonly to: ExportTarget;
+  /** A folder for pair exports (several files), a .json file for a card. */
+  readonly out: string;
+  readonly force?: boolean;
+  /** Dataset name for pair exports (default: the input's name). */
+  readonly name?: string;
+}
+
+export interface ExportResult {
+  readonly to: ExportTarget;
+  readonly written: string[];
+  readonly exported: number;
+  readonly leftOut?: LeftOut;
+  readonly usage: string;
+  /** Lines of the input that could not be read (not exported). */
+  readonly problems: Problem[];
+}
+
+export async function exportFile(options: ExportOptions): Promise<ExportResult> {
+  const text = await fs.readFile(options.input, 'utf8');
+  const force = options.force ?? false;
+  if (options.to === 'card') {
+    if (fileKind(options.input) !== 'persona') throw new Error(`${options.input}: only a persona file (*.persona.yaml or .json) exports to a Character Card.`);
+    const doc = parsePersona(text, options.input);
+    if (!doc.persona) throw new Error(`${options.input} has errors; fix them first:\n${doc.problems.map(formatProblem).join('\n')}`);
+    await writeFileSafely(options.out, exportCharacterCard(doc.persona), force);
+    return { to: 'card', written: [options.out], exported: 1, usage: 'A Character Card V2/V3 JSON file, for character chat front-ends.', problems: doc.problems };
+  }
+  if (fileKind(options.input) !== 'pairs') throw new Error(`${options.input}: only a preference-pairs file (*.pairs.jsonl) exports to ${options.to}.`);
+  const doc = parsePairs(text, options.input);
+  const pairs = records(doc).map((r) => r.value);
+  const name = safeDatasetName(options.name ?? path.basename(options.input).replace(/\.pairs\.jsonl$/i, ''));
+  const result = options.to === 'trl' ? exportTrl(pairs, name) : options.to === 'llama-factory' ? exportLlamaFactory(pairs, name) : exportAxolotl(pairs, name);
+  const written: string[] = [];
+  for (const f of result.files) {
+    const target = path.join(options.out, ...f.path.split('/'));
+    await writeFileSafely(target, f.content, force);
+    written.push(target);
+  }
+  const unreadable = allProblems(doc).filter((p) => p.severity === 'error');
+  return { to: options.to, written, exported: result.exported, leftOut: result.leftOut, usage: result.usage, problems: unreadable };
 }

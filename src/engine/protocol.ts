@@ -186,6 +186,25 @@ export interface ImportResult {
 
 export const ImportRequest = new RequestType<ImportParams, ImportResult, void>('data/import');
 
+export interface ExportParams {
+  readonly input: string;
+  readonly to: 'trl' | 'llama-factory' | 'axolotl' | 'card';
+  readonly out: string;
+  readonly force?: boolean;
+  readonly name?: string;
+}
+
+export interface ExportResult {
+  readonly to: ExportParams['to'];
+  readonly written: readonly string[];
+  readonly exported: number;
+  readonly leftOut?: { readonly total: number; readonly pending: number; readonly skipped: number; readonly tie: number; readonly unsupported: readonly { index: number; reason: string }[] };
+  readonly usage: string;
+  readonly problems: readonly Problem[];
+}
+
+export const ExportRequest = new RequestType<ExportParams, ExportResult, void>('data/export');
+
 export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('engine/initialize');
 export const EngineInfoRequest = new RequestType<EngineInfoParams, EngineInfo, void>('engine/info');
 export const ListPythonsRequest = new RequestType0<ListPythonsResult, void>('python/list');

@@ -16,9 +16,10 @@ import {
   ShutdownRequest,
   ValidateRequest,
   ImportRequest,
+  ExportRequest,
   type EngineSettings,
 } from './protocol';
-import { importFile, validateFile } from './data';
+import { exportFile, importFile, validateFile } from './data';
 import { PAL_STUDIO_VERSION } from './version';
 
 export interface ServeOptions {
@@ -55,6 +56,7 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
   connection.onRequest(ListPythonsRequest, () => engine.listPythons());
   connection.onRequest(ValidateRequest, async (params) => ({ problems: await validateFile(params.file, params.text, params.lint) }));
   connection.onRequest(ImportRequest, (params) => importFile(params));
+  connection.onRequest(ExportRequest, (params) => exportFile(params));
   connection.onRequest(ShutdownRequest, () => {
     shuttingDown = true;
     log.info('Shutting down.');

@@ -5,7 +5,8 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { ImportRequest } from '../engine/protocol';
+import { fileKind } from '../core/formats/index';
+import { ExportRequest, ImportRequest } from '../engine/protocol';
 import type { PalDiagnostics } from './diagnostics';
 import type { EngineHost } from './engineHost';
 
@@ -45,4 +46,45 @@ export async function importData(host: EngineHost): Promise<void> {
   for (const p of result.problems) host.log(`import ${p.file}:${p.line}:${p.column}: ${p.message}`);
   const choice = await vscode.window.showInformationMessage(`Imported ${result.count} ${result.format === 'card' ? 'persona' : 'examples'} into ${path.basename(result.out)}.${skipped}`, 'Open');
   if (choice) await vscode.window.showTextDocument(vscode.Uri.file(result.out));
+}
+
+const EXPORT_TARGETS: readonly (vscode.QuickPickItem & { to: 'trl' | 'llama-factory' | 'axolotl' | 'card' })[] = [
+  { label: 'TRL', description: 'DPO JSONL: prompt, chosen, rejected', to: 'trl' },
+  { label: 'LLaMA-Factory', description: 'ranking data set + dataset_info.json', to: 'llama-factory' },
+  { label: 'axolotl', description: 'DPO chat_template.default + dataset entry', to: 'axolotl' },
+];
+
+export async function exportData(host: EngineHost, resource?: vscode.Uri): Promise<void> {
+  let input = resource ?? vscode.window.activeTextEditor?.document.uri;
+  const kind = input ? fileKind(input.fsPath) : undefined;
+  if (!input || (kind !== 'pairs' && kind !== 'persona')) {
+    const found = await vscode.workspace.findFiles('**/*.{pairs.jsonl,persona.yaml,persona.yml,persona.json}', '**/node_modules/**');
+    const pick = await vscode.window.showQuickPick(
+      found.map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u })),
+      { title: 'PAL Studio: export', placeHolder: 'A preference-pairs file (for TRL, LLaMA-Factory, axolotl) or a persona (as a Character Card)' },
+    );
+    if (!pick) return;
+    input = pick.uri;
+  }
+  const isPersona = fileKind(input.fsPath) === 'persona';
+  const target = isPersona ? { to: 'card' as const } : await vscode.window.showQuickPick(EXPORT_TARGETS, { title: `Export ${path.basename(input.fsPath)} for…` });
+  if (!target) return;
+  const base = path.basename(input.fsPath).replace(/\.(pairs\.jsonl|persona\.(ya?ml|json))$/i, '');
+  const out = isPersona
+    ? await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(path.dirname(input.fsPath), `${base}.card.json`)), saveLabel: 'Export card' })
+    : (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: vscode.Uri.file(path.dirname(input.fsPath)), openLabel: 'Export into this folder' }))?.[0];
+  if (!out) return;
+  let result;
+  try {
+    result = await host.client.request(ExportRequest, { input: input.fsPath, to: target.to, out: out.fsPath, force: isPersona });
+  } catch (err) {
+    const message = (err as Error).message;
+    if (!/already exists/.test(message)) throw err;
+    const replace = await vscode.window.showWarningMessage(`${message.replace(/; choose.*$/, '')}. Replace the exported files?`, { modal: true }, 'Replace');
+    if (!replace) return;
+    result = await host.client.request(ExportRequest, { input: input.fsPath, to: target.to, out: out.fsPath, force: true });
+  }
+  const left = result.leftOut?.total ? ` ${result.leftOut.total} left out (pending, skipped, tie or not expressible).` : '';
+  host.log(`Export of ${input.fsPath} to ${target.to}: ${result.written.join(', ')}\n${result.usage}`);
+  void vscode.window.showInformationMessage(`Exported ${result.exported} to ${target.to}: ${result.written.map((w) => path.basename(w)).join(', ')}.${left}`);
 }

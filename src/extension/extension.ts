@@ -7,7 +7,7 @@ import type { EngineInfo } from '../engine/protocol';
 import { PAL_STUDIO_VERSION } from '../engine/version';
 import { EngineHost } from './engineHost';
 import { registerCompletion } from './completion';
-import { importData, validateWorkspace } from './dataCommands';
+import { exportData, importData, validateWorkspace } from './dataCommands';
 import { PalDiagnostics } from './diagnostics';
 import { EngineInfoPanel } from './engineInfoPanel';
 import { selectPython } from './pythonPicker';
@@ -47,6 +47,7 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.showLog', () => output.show(true));
   command('palStudio.validateWorkspace', () => validateWorkspace(diagnostics));
   command('palStudio.importData', () => importData(host));
+  command('palStudio.exportData', () => exportData(host));
   command('palStudio.selectPython', () => {
     if (!vscode.workspace.isTrusted) throw new Error('Python is not used in Restricted Mode; trust the workspace first.');
     return selectPython(host);

@@ -180,8 +180,8 @@ export function importCharacterCard(text: string, file: string): CardImport {
  * The persona as a character card (JSON text). A persona imported from a card gives back that
  * card with the persona's name, description, style (personality), tags and examples (mes_example)
  * written over the originals; unchanged, the result is deep-equal to the imported card. A persona
- * written in PAL Studio gives a new V2 card. Facts have no field of their own in a card: they
- * reach it only through the description of a new card.
+ * written in PAL Studio gives a new V2 card. Facts have no field of their own in a card: a new
+ * card carries them after its description.
  */
 export function exportCharacterCard(persona: Persona): string {
   const original = persona.extensions?.[CARD_EXTENSION_KEY];
@@ -210,7 +210,8 @@ function newV2Card(persona: Persona): CardObject {
     spec_version: '2.0',
     data: {
       name: persona.name,
-      description: persona.description ?? persona.facts.join(' '),
+      // A card has no field for facts: they follow the description, so a front-end still sees them.
+      description: [persona.description ?? '', persona.facts.join(' ')].filter((t) => t.trim() !== '').join('\n\n'),
       personality: persona.style ?? '',
       scenario: '',
       first_mes: '',

@@ -1,0 +1,90 @@
+// pal validate / import / export, run as a user runs them, on real data from ../shared/data.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { packageRoot } from '../../src/engine/paths';
+
+const root = packageRoot();
+const data = path.join(root, '..', 'shared', 'data', 'persona-chat');
+const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-cli-data-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const pal = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 120_000 });
+
+test('pal validate: the sample project is clean (exit 0)', () => {
+  const r = pal('validate', path.join(root, 'samples', 'studio'));
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^5 files checked: 0 errors, 0 warnings\.$/m);
+});
+
+test('pal validate: problems as file:line:column: severity: message, exit 1', () => {
+  const f = path.join(dir, 'bad.pairs.jsonl');
+  writeFileSync(f, '{"prompt": "hi", "chosen": "a", "rejected": "b"}\n{"prompt": "hi", "chosen": "a"}\n');
+  const r = pal('validate', f);
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout, `${f}:2:1: error: Missing 'rejected': the dispreferred response.\n`);
+  const json = pal('validate', '--json', f);
+  assert.equal(JSON.parse(json.stdout)[0].code, 'pair/schema-required');
+});
+
+test('pal import: ConvAI2 text into a dialogue set that validates, without ever replacing a file unasked', () => {
+  const out = path.join(dir, 'convai2.dialogues.jsonl');
+  const r = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /Imported 5270 examples .* \(persona-chat\)/);
+  const lines = readFileSync(out, 'utf8').trim().split('\n');
+  assert.equal(lines.length, 5270);
+  assert.equal(pal('validate', out).status, 0);
+  writeFileSync(out, 'my own work\n');
+  const again = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already exists; choose another name or pass --force/);
+  assert.equal(readFileSync(out, 'utf8'), 'my own work\n', 'the existing file is untouched');
+  assert.equal(pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out, '--force').status, 0);
+});
+
+test('pal import guesses Synthetic-Persona-Chat CSV and Character Cards from their content', () => {
+  const spc = path.join(dir, 'spc.dialogues.jsonl');
+  const r = pal('import', path.join(data, 'synthetic_persona_chat_test.csv'), '--out', spc);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /\(spc\)/);
+  assert.equal(pal('validate', spc).status, 0);
+  const card = path.join(dir, 'card.json');
+  writeFileSync(card, JSON.stringify({ spec: 'chara_card_v2', spec_version: '2.0', data: { name: 'Captain Io', description: 'Io pilots a cargo ship. Io hates paperwork.', personality: 'gruff, loyal', scenario: '', first_mes: 'Aboard!', mes_example: '', creator_notes: '', system_prompt: '', post_history_instructions: '', alternate_greetings: [], tags: ['space'], creator: 'test', character_version: '1', extensions: {} } }));
+  const persona = path.join(dir, 'io.persona.yaml');
+  const c = pal('import', card, '--out', persona);
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stderr, /\(card\)/);
+  assert.equal(pal('validate', persona).status, 0, pal('validate', persona).stdout);
+  // And back: the card comes out as it went in.
+  const back = path.join(dir, 'io.card.json');
+  assert.equal(pal('export', persona, '--to', 'card', '--out', back).status, 0);
+  assert.deepEqual(JSON.parse(readFileSync(back, 'utf8')), JSON.parse(readFileSync(card, 'utf8')));
+});
+
+test('pal export: pairs for TRL, LLaMA-Factory and axolotl; pending pairs are left out and counted', () => {
+  const pairs = path.join(root, 'samples', 'studio', 'pairs', 'mara.pairs.jsonl');
+  const trl = pal('export', pairs, '--to', 'trl', '--out', path.join(dir, 'trl'));
+  assert.equal(trl.status, 0, trl.stderr);
+  assert.match(trl.stderr, /Exported 2 to trl; left out 1 \(1 pending\)/);
+  const rows = readFileSync(path.join(dir, 'trl', 'mara.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(Object.keys(rows[0]), ['prompt', 'chosen', 'rejected']);
+  assert.equal(pal('export', pairs, '--to', 'llama-factory', '--out', path.join(dir, 'lf')).status, 0);
+  const info = JSON.parse(readFileSync(path.join(dir, 'lf', 'dataset_info.json'), 'utf8'));
+  assert.equal(info.mara.ranking, true);
+  assert.equal(pal('export', pairs, '--to', 'axolotl', '--out', path.join(dir, 'ax')).status, 0);
+  assert.ok(existsSync(path.join(dir, 'ax', 'axolotl-dataset.yaml')));
+  const again = pal('export', pairs, '--to', 'trl', '--out', path.join(dir, 'trl'));
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already exists/);
+});
+
+test('usage errors exit 2 and say what is wrong', () => {
+  assert.match(pal('import', 'x.txt').stderr, /needs --out/);
+  assert.equal(pal('export', 'x.pairs.jsonl', '--to', 'onnx', '--out', 'o').status, 2);
+  assert.match(pal('import', 'a', '--out', 'b', '--from', 'csv').stderr, /--from must be persona-chat, spc or card/);
+  assert.equal(pal('validate').status, 2);
+});

@@ -36,3 +36,6 @@ if ((${#e2e[@]})); then
   code_server=$(bash scripts/setup-code-server.sh)
   echo "setup: code-server at $code_server"
 fi
+
+# Bundles, so that `npm run pal -- …` and the studio work right after set-up.
+node scripts/build.mjs

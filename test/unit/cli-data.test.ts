@@ -6,9 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { packageRoot } from '../../src/engine/paths';
+import { personaChatDir, skipWithoutData } from './shared-data';
 
 const root = packageRoot();
-const data = path.join(root, '..', 'shared', 'data', 'persona-chat');
+const data = personaChatDir;
+const noData = skipWithoutData(path.join(data, 'convai2_valid_dev.txt'), path.join(data, 'synthetic_persona_chat_test.csv'));
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-cli-data-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const pal = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -30,7 +32,7 @@ test('pal validate: problems as file:line:column: severity: message, exit 1', ()
   assert.equal(JSON.parse(json.stdout)[0].code, 'pair/schema-required');
 });
 
-test('pal import: ConvAI2 text into a dialogue set that validates, without ever replacing a file unasked', () => {
+test('pal import: ConvAI2 text into a dialogue set that validates, without ever replacing a file unasked', { skip: noData }, () => {
   const out = path.join(dir, 'convai2.dialogues.jsonl');
   const r = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out);
   assert.equal(r.status, 0, r.stderr);
@@ -46,7 +48,7 @@ test('pal import: ConvAI2 text into a dialogue set that validates, without ever 
   assert.equal(pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out, '--force').status, 0);
 });
 
-test('pal import guesses Synthetic-Persona-Chat CSV and Character Cards from their content', () => {
+test('pal import guesses Synthetic-Persona-Chat CSV and Character Cards from their content', { skip: noData }, () => {
   const spc = path.join(dir, 'spc.dialogues.jsonl');
   const r = pal('import', path.join(data, 'synthetic_persona_chat_test.csv'), '--out', spc);
   assert.equal(r.status, 0, r.stderr);

@@ -2,7 +2,7 @@
 // relevant-persona labeller and the format guesser. The data-set tests read the real files in
 // ../shared/data (never copied into the repository); the damaged copies are made here, in memory.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
@@ -21,12 +21,11 @@ import {
 } from '../../src/core/importers/labeller';
 import { importParlai } from '../../src/core/importers/parlai';
 import { importSyntheticPersonaChat, parseSpcConversation } from '../../src/core/importers/spc';
-import { packageRoot } from '../../src/engine/paths';
+import { personaChatDir, skipWithoutData } from './shared-data';
 
-const dataDir = path.join(packageRoot(), '..', 'shared', 'data', 'persona-chat');
-const convai2File = path.join(dataDir, 'convai2_valid_dev.txt');
-const spcFile = path.join(dataDir, 'synthetic_persona_chat_test.csv');
-const noData = existsSync(convai2File) && existsSync(spcFile) ? false : `the shared data is not at ${dataDir}`;
+const convai2File = path.join(personaChatDir, 'convai2_valid_dev.txt');
+const spcFile = path.join(personaChatDir, 'synthetic_persona_chat_test.csv');
+const noData = skipWithoutData(convai2File, spcFile);
 const read = (file: string) => readFileSync(file, 'utf8');
 
 /** 1-based line of a 0-based offset, counted here rather than by the importers' helpers. */

@@ -1,0 +1,103 @@
+"""Token-id data the TypeScript side prepared, and the deterministic batching a resumable run needs.
+
+TypeScript owns text: it builds the prompts, tokenizes them and writes JSON lines of token ids.
+Here they only become padded tensors:
+
+- SFT (stage 1):   {"prompt": [ids], "target": [ids]}     loss on the target only (it ends in EOS)
+- DPO (stage 2):   {"prompt": [ids], "chosen": [ids], "rejected": [ids]}
+- generation:      {"id": any, "prompt": [ids]}
+
+Order: each epoch is a permutation drawn from a generator seeded with (seed, epoch), so the
+position "epoch e, batch b" names the same examples in every run with the same seed. That is what
+makes a resumed run end with the same weights as an uninterrupted one.
+"""
+
+import json
+
+import torch
+
+IGNORE = -100
+
+
+def read_jsonl(path, required):
+    """Reads a token-id file; a malformed line is an error naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            for key in required:
+                ids = row.get(key)
+                if not isinstance(ids, list) or not all(isinstance(t, int) and t >= 0 for t in ids):
+                    raise ValueError(f"{path}:{number}: '{key}' must be a list of token ids")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no examples")
+    return rows
+
+
+def fit(prompt, target, max_length):
+    """Cuts the start of the prompt, never the target, so that both fit in max_length tokens."""
+    if len(target) >= max_length:
+        raise ValueError(f"a target of {len(target)} tokens does not fit in max_length {max_length}")
+    keep = max_length - len(target)
+    return prompt[-keep:] if len(prompt) > keep else prompt
+
+
+def epoch_order(n, seed, epoch):
+    g = torch.Generator()
+    g.manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def global_batches(n, batch_examples, seed, epoch):
+    """The epoch's optimizer-step batches of example indices (the last, short one is dropped so
+    every step sees the same number of examples, in one process or many)."""
+    order = epoch_order(n, seed, epoch)
+    return [order[i:i + batch_examples] for i in range(0, n - batch_examples + 1, batch_examples)]
+
+
+def shard(indices, rank, world, accum):
+    """Splits one global batch into this rank's `accum` micro-batches."""
+    per = len(indices) // (world * accum)
+    return [indices[(a * world + rank) * per:(a * world + rank + 1) * per] for a in range(accum)]
+
+
+def pad_right(seqs, pad_id, value_for_pad=None):
+    width = max(len(s) for s in seqs)
+    fill = pad_id if value_for_pad is None else value_for_pad
+    out = torch.full((len(seqs), width), fill, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return out, mask
+
+
+def sft_batch(rows, pad_id, max_length):
+    """input_ids, attention_mask and labels (IGNORE on the prompt and padding)."""
+    seqs, labels = [], []
+    for r in rows:
+        prompt = fit(r["prompt"], r["target"], max_length)
+        seqs.append(prompt + r["target"])
+        labels.append([IGNORE] * len(prompt) + r["target"])
+    input_ids, mask = pad_right(seqs, pad_id)
+    label_ids, _ = pad_right(labels, pad_id, IGNORE)
+    return input_ids, mask, label_ids
+
+
+def dpo_batch(rows, pad_id, max_length):
+    """Chosen and rejected sequences stacked (chosen first) so one forward scores both."""
+    seqs, labels = [], []
+    for key in ("chosen", "rejected"):
+        for r in rows:
+            prompt = fit(r["prompt"], r[key], max_length)
+            seqs.append(prompt + r[key])
+            labels.append([IGNORE] * len(prompt) + r[key])
+    input_ids, mask = pad_right(seqs, pad_id)
+    label_ids, _ = pad_right(labels, pad_id, IGNORE)
+    return input_ids, mask, label_ids

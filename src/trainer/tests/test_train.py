@@ -1,0 +1,255 @@
+"""The training stages: losses against hand-computed values, masking, and runs as the engine starts
+them (a child process per job): exact resume after SIGKILL, clean SIGTERM, DDP equivalence."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import torch
+import torch.multiprocessing as mp
+
+from pal_trainer import data as D
+from pal_trainer.model import CausalLM, ModelConfig
+from pal_trainer.safetensors import load_file
+from pal_trainer.train import dpo_losses, main as train_main, token_logps
+
+TRAINER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": TRAINER_DIR, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def tiny_model(folder, seed=0):
+    torch.manual_seed(seed)
+    config = ModelConfig.from_hf({
+        "model_type": "llama", "vocab_size": 48, "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 128, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+    })
+    CausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def write_rows(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    return path
+
+
+def sft_rows(n=24, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(n):
+        prompt = torch.randint(3, 48, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g).tolist()
+        target = torch.randint(3, 48, (int(torch.randint(2, 6, (1,), generator=g)),), generator=g).tolist() + [2]
+        rows.append({"prompt": prompt, "target": target})
+    return rows
+
+
+def dpo_rows(n=16, seed=2):
+    return [{"prompt": r["prompt"], "chosen": r["target"], "rejected": list(reversed(r["target"][:-1])) + [2]} for r in sft_rows(n, seed)]
+
+
+def job(tmp, name, **overrides):
+    j = {"stage": "sft", "model": os.path.join(tmp, "base"), "data": os.path.join(tmp, "sft.jsonl"), "out": os.path.join(tmp, name),
+         "epochs": 2, "lr": 1e-2, "warmup_steps": 2, "batch_size": 4, "grad_accum": 1, "max_length": 32, "seed": 5,
+         "checkpoint_every": 2, "device": "cpu", "pad_token_id": 0, "eos_token_id": 2}
+    j.update(overrides)
+    path = os.path.join(tmp, f"{name}.job.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(j, f)
+    return path, j["out"]
+
+
+LONG = {"epochs": 20, "checkpoint_every": 5, "lr": 1e-3}
+
+
+def run(job_path, **kw):
+    return subprocess.run([sys.executable, "-m", "pal_trainer.train", job_path], env=ENV, capture_output=True, text=True, timeout=300, **kw)
+
+
+def events(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def final_weights(out):
+    return load_file(os.path.join(out, "final", "model.safetensors"))
+
+
+class LossTest(unittest.TestCase):
+    def test_dpo_sigmoid_ipo_and_label_smoothing_against_hand_values(self):
+        t = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
+        # Δ = (π_c - π_r) - (ref_c - ref_r) = (-1 + 2) - 0 = 1; β = 0.1
+        sig = dpo_losses(t(-1.0), t(-2.0), t(-1.5), t(-1.5), 0.1, "sigmoid", 0.0).item()
+        self.assertAlmostEqual(sig, math.log(1 + math.exp(-0.1)), places=12)  # 0.644397...
+        self.assertAlmostEqual(sig, 0.6443966600735709, places=12)
+        smooth = dpo_losses(t(-1.0), t(-2.0), t(-1.5), t(-1.5), 0.1, "sigmoid", 0.1).item()
+        self.assertAlmostEqual(smooth, 0.9 * math.log(1 + math.exp(-0.1)) + 0.1 * math.log(1 + math.exp(0.1)), places=12)
+        ipo = dpo_losses(t(-1.0), t(-2.0), t(-1.5), t(-1.5), 0.1, "ipo", 0.0).item()
+        self.assertAlmostEqual(ipo, (1 - 1 / 0.2) ** 2, places=12)  # 16
+
+    def test_masking_loss_counts_target_tokens_only(self):
+        rows = [{"prompt": [5, 6, 7], "target": [8, 2]}, {"prompt": [9], "target": [10, 11, 2]}]
+        ids, mask, labels = D.sft_batch(rows, pad_id=0, max_length=16)
+        self.assertEqual(ids.tolist(), [[5, 6, 7, 8, 2], [9, 10, 11, 2, 0]])
+        self.assertEqual(mask.tolist(), [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+        self.assertEqual(labels.tolist(), [[-100, -100, -100, 8, 2], [-100, 10, 11, 2, -100]])
+        logits = torch.randn(2, 5, 12, dtype=torch.float64)
+        total, count = token_logps(logits, labels)
+        logp = torch.log_softmax(logits, -1)
+        by_hand0 = logp[0, 2, 8] + logp[0, 3, 2]
+        by_hand1 = logp[1, 0, 10] + logp[1, 1, 11] + logp[1, 2, 2]
+        self.assertAlmostEqual(total[0].item(), by_hand0.item(), places=12)
+        self.assertAlmostEqual(total[1].item(), by_hand1.item(), places=12)
+        self.assertEqual(count.tolist(), [2, 3])
+
+    def test_long_prompts_lose_their_start_never_the_target(self):
+        self.assertEqual(D.fit(list(range(10)), [50, 51, 2], 6), [7, 8, 9])
+        with self.assertRaises(ValueError):
+            D.fit([1], list(range(6)), 6)
+
+    def test_epoch_order_is_a_function_of_seed_and_epoch(self):
+        self.assertEqual(D.epoch_order(20, 3, 1), D.epoch_order(20, 3, 1))
+        self.assertNotEqual(D.epoch_order(20, 3, 1), D.epoch_order(20, 3, 2))
+        parts = D.shard(list(range(8)), 1, 2, 2)
+        self.assertEqual(parts, [[2, 3], [6, 7]])
+
+
+class RunTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pal-train-")
+        tiny_model(os.path.join(cls.tmp, "base"))
+        write_rows(os.path.join(cls.tmp, "sft.jsonl"), sft_rows())
+        write_rows(os.path.join(cls.tmp, "dpo.jsonl"), dpo_rows())
+        path, cls.reference_out = job(cls.tmp, "uninterrupted")
+        result = run(path)
+        assert result.returncode == 0, result.stderr
+        cls.reference_events = events(result.stdout)
+        # A longer run (120 steps) to interrupt: long enough that a signal sent on reading an early
+        # step lands mid-stage, whatever the machine's speed.
+        long_path, cls.long_out = job(cls.tmp, "long-uninterrupted", **LONG)
+        assert run(long_path).returncode == 0
+
+    def test_a_run_logs_every_step_and_exports_the_model(self):
+        steps = [e for e in self.reference_events if e["event"] == "step"]
+        self.assertEqual(len(steps), 12)  # 24 examples / 4 a step * 2 epochs
+        self.assertEqual(self.reference_events[-1]["event"], "done")
+        self.assertLess(steps[-1]["loss"], steps[0]["loss"])
+        self.assertTrue(os.path.exists(os.path.join(self.reference_out, "final", "config.json")))
+        with open(os.path.join(self.reference_out, "metrics.jsonl"), encoding="utf-8") as f:
+            self.assertEqual([json.loads(line)["step"] for line in f], list(range(1, 13)))
+
+    def test_sigkill_mid_stage_then_resume_ends_with_the_same_weights(self):
+        path, out = job(self.tmp, "killed", **LONG)
+        with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", path], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
+            for line in proc.stdout:
+                e = json.loads(line)
+                if e["event"] == "checkpoint" and e["step"] >= 10:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            proc.wait(timeout=60)
+        self.assertEqual(proc.returncode, -signal.SIGKILL)
+        self.assertFalse(os.path.exists(os.path.join(out, "final")), "killed mid-stage")
+        resumed = run(path)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        start = events(resumed.stdout)[0]
+        self.assertTrue(10 <= start["resumed_from"] < 120, start)
+        self.assertEqual(start["resumed_from"] % 5, 0)
+        a, b = final_weights(self.long_out), final_weights(out)
+        self.assertEqual(sorted(a), sorted(b))
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+        with open(os.path.join(out, "metrics.jsonl"), encoding="utf-8") as f:
+            self.assertEqual([json.loads(line)["step"] for line in f], list(range(1, 121)), "no step logged twice")
+
+    def test_sigterm_finishes_the_step_checkpoints_and_exits_0(self):
+        path, out = job(self.tmp, "terminated", **{**LONG, "checkpoint_every": 1000})
+        seen = []
+        with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", path], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
+            for line in proc.stdout:
+                e = json.loads(line)
+                seen.append(e)
+                if e["event"] == "step" and e["step"] == 3:
+                    proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        self.assertEqual(proc.returncode, 0)
+        cancelled = [e for e in seen if e["event"] == "cancelled"]
+        self.assertEqual(len(cancelled), 1)
+        stopped_at = cancelled[0]["step"]
+        self.assertTrue(os.path.isdir(os.path.join(out, "checkpoints", f"step-{stopped_at:07d}")))
+        self.assertLess(stopped_at, 120)
+        self.assertEqual(run(path).returncode, 0)
+        a, b = final_weights(self.long_out), final_weights(out)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+    def test_dpo_starts_at_log2_with_the_stage1_model_as_reference(self):
+        for name, lora in (("dpo-full", None), ("dpo-lora", {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]})):
+            path, out = job(self.tmp, name, stage="dpo", data=os.path.join(self.tmp, "dpo.jsonl"), model=os.path.join(self.reference_out, "final"),
+                            lr=5e-3, epochs=2, lora=lora, beta=0.1)
+            result = run(path)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            steps = [e for e in events(result.stdout) if e["event"] == "step"]
+            first = steps[0]
+            # Policy = reference before the first update: every reward is 0 and the loss is log 2.
+            self.assertAlmostEqual(first["loss"], math.log(2), places=5)
+            self.assertAlmostEqual(first["rewards/chosen"], 0.0, places=5)
+            self.assertAlmostEqual(first["rewards/margins"], 0.0, places=5)
+            for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+                        "logps/chosen", "logps/rejected", "learning_rate", "grad_norm", "tokens_per_s", "step_time"):
+                self.assertIn(key, steps[-1])
+            self.assertGreater(steps[-1]["rewards/margins"], 0.0, name)
+            final = final_weights(out)
+            self.assertFalse(any("lora" in k for k in final), "LoRA is merged into the exported weights")
+
+    def test_generate_answers_every_prompt_and_resumes(self):
+        prompts = [{"id": i, "prompt": r["prompt"]} for i, r in enumerate(sft_rows(6))]
+        data = write_rows(os.path.join(self.tmp, "prompts.jsonl"), prompts)
+        path, out = job(self.tmp, "generate", stage="generate", data=data, batch_size=4, decoding={"temperature": 1.0, "max_new_tokens": 5})
+        result = run(path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(out, "generated.jsonl"), encoding="utf-8") as f:
+            got = [json.loads(line) for line in f]
+        self.assertEqual([g["id"] for g in got], list(range(6)))
+        self.assertTrue(all(0 < len(g["tokens"]) <= 5 or g["tokens"] == [] for g in got))
+        again = run(path)
+        self.assertEqual(events(again.stdout)[0]["done"], 6)
+        with open(os.path.join(out, "generated.jsonl"), encoding="utf-8") as f:
+            self.assertEqual(len(f.readlines()), 6, "nothing generated twice")
+
+
+def _ddp_worker(rank, world, port, job_path):
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    sys.stdout = open(os.devnull, "w") if rank else sys.stdout
+    code = train_main([job_path])
+    if code != 0:
+        raise SystemExit(code)
+
+
+class DistributedTest(unittest.TestCase):
+    def test_two_processes_end_with_the_weights_of_one_with_the_same_global_batch(self):
+        tmp = tempfile.mkdtemp(prefix="pal-ddp-")
+        tiny_model(os.path.join(tmp, "base"))
+        write_rows(os.path.join(tmp, "sft.jsonl"), sft_rows(16))
+        one, out1 = job(tmp, "one", batch_size=4, epochs=1, lr=1e-2)
+        self.assertEqual(run(one).returncode, 0)
+        two, out2 = job(tmp, "two", batch_size=2, epochs=1, lr=1e-2)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        mp.start_processes(_ddp_worker, args=(2, port, two), nprocs=2, join=True, start_method="spawn")
+        a, b = final_weights(out1), final_weights(out2)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5, msg=k)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -46,15 +46,19 @@ function testEntries() {
     .map((f) => ({ in: `test/unit/${f}`, out: f.replace(/\.ts$/, '') }));
 }
 
+// transformers.js loads onnxruntime-node's native binding (a .node file) and its own ONNX Runtime
+// web assets at run time: neither can be bundled, so they are required from node_modules.
+const runtimeExternals = ['@huggingface/transformers', 'onnxruntime-node'];
+
 const builds = [
   { ...nodeOptions, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
-  { ...nodeOptions, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js' },
+  { ...nodeOptions, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js', external: runtimeExternals },
   { ...nodeOptions, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
   { ...common, platform: 'browser', format: 'iife', target: 'chrome120', entryPoints: webviewEntries(), outdir: 'dist/webview' },
 ];
 if (args.has('--tests')) {
   rmSync(path.join(root, 'dist-test'), { recursive: true, force: true });
-  builds.push({ ...nodeOptions, sourcemap: 'inline', minify: false, entryPoints: testEntries(), outdir: 'dist-test', external: ['vscode'] });
+  builds.push({ ...nodeOptions, sourcemap: 'inline', minify: false, entryPoints: testEntries(), outdir: 'dist-test', external: ['vscode', ...runtimeExternals] });
 }
 
 /** The formats' JSON Schemas, from src/core/formats/schemas.ts, for VS Code's validation and completion. */

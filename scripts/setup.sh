@@ -26,7 +26,11 @@ stamp=node_modules/.pal-setup-stamp
 want=$(cat package.json package-lock.json | sha256sum | cut -c1-16)
 if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   echo "setup: installing Node packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node's install script downloads CUDA libraries from GitHub on Linux x64 (npm 11
+  # does not run it: package.json allowScripts; npm 10 would). These machines reach no GitHub and
+  # run models on the CPU, so set-up skips it; a user's own `npm install` keeps the default, and
+  # ONNXRUNTIME_NODE_INSTALL_CUDA=v12 in the environment asks for CUDA here too.
+  ONNXRUNTIME_NODE_INSTALL_CUDA="${ONNXRUNTIME_NODE_INSTALL_CUDA:-skip}" npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 else
   echo "setup: Node packages up to date"

@@ -191,12 +191,12 @@ describe('probeCandidate on real processes', () => {
     assert.match(r.attempt.detail, /Not executable/);
   });
 
-  test('the probe is given the trainer on PYTHONPATH and one OpenBLAS thread', async () => {
+  test('the probe is given the trainer on PYTHONPATH and an OpenBLAS thread per core', async () => {
     const c = fake('env', `echo "{\\"probe\\": 1, \\"executable\\": \\"$PYTHONPATH|$OPENBLAS_NUM_THREADS|$2\\", \\"version\\": \\"3.11.0\\", \\"torch\\": null}"`);
     const r = await probeCandidate(c);
     const [pythonPath, threads, script] = r.output!.executable.split('|');
     assert.match(pythonPath!, /src[/\\]trainer/);
-    assert.equal(threads, process.env.OPENBLAS_NUM_THREADS ?? '1');
+    assert.equal(threads, process.env.OPENBLAS_NUM_THREADS ?? String(os.availableParallelism()));
     assert.match(script!, /pal_trainer[/\\]probe\.py$/);
   });
 

@@ -1,0 +1,43 @@
+// `npm run bench`: PAL Studio's benchmarks. Each figure is measured against a peer in the same
+// run (the ratio is what to read; absolute numbers depend on the machine, which is recorded).
+// Writes bench/results.json and prints a table. Benchmarks print numbers; no test asserts on them.
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const info = JSON.parse(execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'info', '--json'], { encoding: 'utf8' }));
+if (!info.python.found) {
+  console.error(`bench: no Python with torch (${info.python.reason}); the trainer benchmark needs one.`);
+  process.exit(1);
+}
+const python = info.python.selected.path;
+const threads = process.env.OPENBLAS_NUM_THREADS ?? String(os.availableParallelism());
+const args = process.argv.slice(2);
+console.error(`bench: trainer tokens/s, ours vs a plain PyTorch loop (${python}, OPENBLAS_NUM_THREADS=${threads})…`);
+const trainer = JSON.parse(
+  execFileSync(python, [path.join(root, 'bench', 'trainer_bench.py'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_NUM_THREADS: threads },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n')
+    .pop(),
+);
+
+const results = { date: new Date().toISOString(), machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) }, trainer: trainer.trainer };
+writeFileSync(path.join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+
+const m = results.machine;
+console.log(`\nMachine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB; torch ${m.torch}, OpenBLAS threads ${m.openblas_threads}\n`);
+console.log('| path | size | ours | peer (plain PyTorch loop) | ratio (median step) | ratio (fastest step) | achieved |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
+for (const r of results.trainer) {
+  console.log(
+    `| trainer, stage 1 | ${r.size} (${(r.parameters / 1e6).toFixed(1)}M) | ${r.ours_tokens_per_s.toFixed(0)} tokens/s | ${r.peer_tokens_per_s.toFixed(0)} tokens/s | ${r.ratio_median.toFixed(3)} | ${r.ratio_fastest.toFixed(3)} | ${r.ours_gflops.toFixed(0)} GFLOP/s |`,
+  );
+}
+console.log(`\nWritten to bench/results.json`);

@@ -1,0 +1,81 @@
+/**
+ * Starting the PyTorch trainer: one job per child process (`python -m pal_trainer.train job.json`),
+ * whose stdout is a stream of JSON events. TypeScript prepares the token ids; the trainer owns the
+ * tensors. Cancelling sends SIGTERM: the trainer finishes its step, checkpoints and exits 0, and
+ * the same job started again resumes from there.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { pythonEnvironment } from './python';
+
+export interface TrainerJob {
+  readonly stage: 'sft' | 'generate' | 'dpo';
+  readonly model: string;
+  readonly data: string;
+  readonly out: string;
+  readonly [key: string]: unknown;
+}
+
+export interface TrainerEvent {
+  readonly event: 'start' | 'step' | 'checkpoint' | 'done' | 'cancelled' | 'error';
+  readonly [key: string]: unknown;
+}
+
+export interface TrainerRun {
+  readonly outcome: 'done' | 'cancelled';
+  readonly events: readonly TrainerEvent[];
+}
+
+export class TrainerError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly stderrTail: string,
+  ) {
+    super(message);
+    this.name = 'TrainerError';
+  }
+}
+
+export async function runTrainerJob(
+  python: string,
+  job: TrainerJob,
+  options: { onEvent?: (e: TrainerEvent) => void; onLog?: (line: string) => void; signal?: AbortSignal } = {},
+): Promise<TrainerRun> {
+  await fs.mkdir(job.out, { recursive: true });
+  const jobFile = path.join(job.out, 'job.request.json');
+  await fs.writeFile(jobFile, `${JSON.stringify(job, null, 2)}\n`);
+  const child = spawn(python, ['-m', 'pal_trainer.train', jobFile], { env: pythonEnvironment(), stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  const events: TrainerEvent[] = [];
+  const stderr: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    let e: TrainerEvent;
+    try {
+      e = JSON.parse(line) as TrainerEvent;
+    } catch {
+      options.onLog?.(line); // a stray print: kept for the log, not an event
+      return;
+    }
+    events.push(e);
+    options.onEvent?.(e);
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    stderr.push(line);
+    if (stderr.length > 60) stderr.shift();
+    options.onLog?.(line);
+  });
+  const onAbort = () => child.kill('SIGTERM');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.on('error', (err) => reject(new TrainerError(`Could not start the trainer with ${python}: ${err.message}`, null, '')));
+    child.on('close', (c, s) => resolve([c, s]));
+  }).finally(() => options.signal?.removeEventListener('abort', onAbort));
+  const last = events.at(-1);
+  if (code === 0 && (last?.event === 'done' || last?.event === 'cancelled')) return { outcome: last.event, events };
+  const tail = stderr.slice(-15).join('\n');
+  const reported = events.find((e) => e.event === 'error')?.message;
+  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+  throw new TrainerError(`The trainer ${how}${reported ? `: ${String(reported)}` : tail ? `:\n${tail}` : '.'}`, code, tail);
+}

@@ -1,0 +1,83 @@
+// The engine's side of the trainer: real jobs in a real Python with torch (CI installs Debian's).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { trainerDir } from '../../src/engine/paths';
+import { pythonEnvironment } from '../../src/engine/python';
+import { runTrainerJob, TrainerError, type TrainerEvent } from '../../src/engine/trainer';
+
+const python = process.env.PAL_PYTHON || '/usr/bin/python3';
+const hasTorch = (() => {
+  try {
+    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const required = process.env.CI === 'true' || process.env.PAL_REQUIRE_TORCH === '1';
+if (!hasTorch && required) throw new Error(`${python} cannot import torch, and CI requires the trainer tests`);
+const skip = !hasTorch && `no torch in ${python} (set PAL_PYTHON)`;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-trainer-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+before(() => {
+  if (!hasTorch) return;
+  // A tiny model and data, made by the trainer's own test helpers.
+  execFileSync(
+    python,
+    ['-c', `import sys; sys.path.insert(0, ${JSON.stringify(trainerDir())}); from tests.test_train import tiny_model, sft_rows, write_rows; tiny_model(${JSON.stringify(path.join(dir, 'base'))}); write_rows(${JSON.stringify(path.join(dir, 'sft.jsonl'))}, sft_rows(64))`],
+    { env: pythonEnvironment(), cwd: trainerDir() },
+  );
+});
+
+const job = (name: string, extra: Record<string, unknown> = {}) => ({
+  stage: 'sft' as const,
+  model: path.join(dir, 'base'),
+  data: path.join(dir, 'sft.jsonl'),
+  out: path.join(dir, name),
+  epochs: 10,
+  batch_size: 4,
+  lr: 1e-3,
+  checkpoint_every: 1000,
+  device: 'cpu',
+  ...extra,
+});
+
+test('a job streams its events and ends with the exported model', { skip }, async () => {
+  const seen: TrainerEvent[] = [];
+  const run = await runTrainerJob(python, job('plain', { epochs: 1 }), { onEvent: (e) => seen.push(e) });
+  assert.equal(run.outcome, 'done');
+  assert.deepEqual(seen.map((e) => e.event).filter((e) => e !== 'step'), ['start', 'checkpoint', 'done']);
+  assert.equal(seen.filter((e) => e.event === 'step').length, 16);
+  assert.ok(existsSync(path.join(dir, 'plain', 'final', 'model.safetensors')));
+});
+
+test('cancelling stops after the current step with a checkpoint; the same job resumes from it', { skip }, async () => {
+  const controller = new AbortController();
+  const run = await runTrainerJob(python, job('cancel'), {
+    signal: controller.signal,
+    onEvent: (e) => {
+      if (e.event === 'step' && e.step === 3) controller.abort();
+    },
+  });
+  assert.equal(run.outcome, 'cancelled');
+  const stoppedAt = run.events.at(-1)!.step as number;
+  assert.ok(stoppedAt >= 3 && stoppedAt < 160);
+  const resumed = await runTrainerJob(python, job('cancel'));
+  assert.equal(resumed.outcome, 'done');
+  assert.equal(resumed.events[0]!.resumed_from, stoppedAt);
+});
+
+test('a bad data file fails with the trainer’s message, naming the file and line', { skip }, async () => {
+  const bad = path.join(dir, 'bad.jsonl');
+  writeFileSync(bad, '{"prompt": [1, 2], "target": [3]}\n{"prompt": "hello", "target": [3]}\n');
+  await assert.rejects(runTrainerJob(python, job('bad', { data: bad })), (err: TrainerError) => {
+    assert.match(err.message, /exited with code 1: ValueError: .*bad\.jsonl:2: 'prompt' must be a list of token ids/);
+    return true;
+  });
+});

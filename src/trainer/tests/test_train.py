@@ -235,7 +235,7 @@ def _ddp_worker(rank, world, port, job_path):
 
 
 class DistributedTest(unittest.TestCase):
-    def test_two_processes_end_with_the_weights_of_one_with_the_same_global_batch(self):
+    def test_two_processes_and_gradient_accumulation_end_with_the_weights_of_one_global_batch(self):
         tmp = tempfile.mkdtemp(prefix="pal-ddp-")
         tiny_model(os.path.join(tmp, "base"))
         write_rows(os.path.join(tmp, "sft.jsonl"), sft_rows(16))
@@ -249,6 +249,12 @@ class DistributedTest(unittest.TestCase):
         a, b = final_weights(out1), final_weights(out2)
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5, msg=k)
+        # Gradient accumulation is the same sum taken in two passes.
+        accum, out3 = job(tmp, "accum", batch_size=2, grad_accum=2, epochs=1, lr=1e-2)
+        self.assertEqual(run(accum).returncode, 0)
+        c = final_weights(out3)
+        for k in a:
+            torch.testing.assert_close(a[k], c[k], rtol=0, atol=1e-5, msg=k)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages PAL Studio needs on Debian/Ubuntu, and only those that are missing:
 #   always:  python3-torch (the trainer's PyTorch, CPU build) with libopenblas0-pthread (without it
-#            Debian's torch falls back to the reference BLAS and trains 5-14x slower)
+#            Debian's torch falls back to the reference BLAS and trains 5-14x slower), and
+#            python3-nltk (an independent BLEU the metrics are cross-checked against)
 #   --e2e:   chromium (headless browser for the real-VS-Code tests), libkrb5-dev and pkg-config
 #            (code-server compiles a kerberos module at install)
 # Elsewhere it says what to install and exits 0: torch can come from pip or conda, and the engine
@@ -16,7 +17,7 @@ for arg in "$@"; do
   esac
 done
 
-packages=(python3 python3-torch libopenblas0-pthread)
+packages=(python3 python3-torch libopenblas0-pthread python3-nltk)
 ((e2e)) && packages+=(chromium libkrb5-dev pkg-config)
 
 if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then

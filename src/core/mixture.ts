@@ -1,0 +1,103 @@
+/**
+ * From writers' files to PAL's training text: stage 1's select/generate mixture, the
+ * history-only prompts stage 2 samples rejections from, and stage 2's preference pairs. Text
+ * only: the engine tokenizes, the trainer trains.
+ */
+import type { ChatMessage, DialogueExample, Persona, PreferencePair } from './formats/types';
+import { labelPersona } from './importers/labeller';
+import { generatePrompt, historyOnlyPrompt, responseTarget, selectPrompt, selectTarget } from './prompts';
+
+/** An example with its persona sentences in hand (persona_id looked up). */
+export interface ResolvedExample {
+  readonly id: string;
+  readonly personas: readonly string[];
+  readonly history: readonly string[];
+  readonly response: string;
+  readonly personaIndex: number;
+  readonly split: DialogueExample['split'];
+}
+
+export interface TextItem {
+  readonly kind: 'select' | 'generate';
+  readonly exampleId: string;
+  readonly prompt: string;
+  readonly target: string;
+}
+
+export interface TextPair {
+  readonly id: string;
+  readonly prompt: string;
+  readonly chosen: string;
+  readonly rejected: string;
+  readonly origin: 'pal-stage2' | 'annotated';
+}
+
+/** Looks persona ids up; an unknown id is an error that names the example. */
+export function resolveExample(ex: DialogueExample, fallbackId: string, personas: ReadonlyMap<string, Persona>): ResolvedExample {
+  const id = ex.id ?? fallbackId;
+  let sentences = ex.personas;
+  if (!sentences) {
+    const persona = personas.get(ex.persona_id ?? '');
+    if (!persona) throw new Error(`example ${id}: no persona file has the id "${ex.persona_id}" (data.personas in the run config says where to look)`);
+    sentences = persona.facts;
+  }
+  return { id, personas: sentences, history: ex.history, response: ex.response, personaIndex: ex.persona_index, split: ex.split };
+}
+
+/** Stage 1: every example gives one select and one generate item (PAL's 1:1 mixture). */
+export function stage1Items(examples: readonly ResolvedExample[]): TextItem[] {
+  return examples.flatMap((ex) => [
+    { kind: 'select' as const, exampleId: ex.id, prompt: selectPrompt(ex), target: selectTarget(ex.personas, ex.personaIndex) },
+    // Training highlights the gold persona; inference highlights the one the model selected.
+    { kind: 'generate' as const, exampleId: ex.id, prompt: generatePrompt(ex, ex.personaIndex), target: responseTarget(ex.response) },
+  ]);
+}
+
+/** Stage 2's rejection prompts: the history alone, so the stage-1 model answers persona-blind. */
+export function rejectionPrompts(examples: readonly ResolvedExample[]): { id: string; prompt: string }[] {
+  return examples.map((ex) => ({ id: ex.id, prompt: historyOnlyPrompt(ex.history) }));
+}
+
+/**
+ * Stage 2's pairs: chosen = gold, rejected = the persona-blind sample, both scored under the
+ * generate prompt with the gold persona highlighted. A sample that is empty or equals the gold
+ * response teaches nothing and is dropped.
+ */
+export function stage2Pairs(examples: readonly ResolvedExample[], rejected: ReadonlyMap<string, string>): TextPair[] {
+  const out: TextPair[] = [];
+  for (const ex of examples) {
+    const r = rejected.get(ex.id)?.trim();
+    if (!r || normalise(r) === normalise(ex.response)) continue;
+    out.push({ id: ex.id, prompt: generatePrompt(ex, ex.personaIndex), chosen: responseTarget(ex.response), rejected: responseTarget(r), origin: 'pal-stage2' });
+  }
+  return out;
+}
+
+/**
+ * Writers' annotated pairs join stage 2 under the same generate prompt: the personas are their
+ * persona_ids' facts, the history the prompt's turns, and the highlighted persona the one the chosen
+ * response uses (by the same labeller as imported data). Only judged pairs ("chosen", or no status)
+ * count.
+ */
+export function annotatedPairs(pairs: readonly PreferencePair[], personas: ReadonlyMap<string, Persona>): TextPair[] {
+  const out: TextPair[] = [];
+  pairs.forEach((p, i) => {
+    if (p.status !== undefined && p.status !== 'chosen') return;
+    const facts = (p.persona_ids ?? []).flatMap((id) => personas.get(id)?.facts ?? []);
+    const history = typeof p.prompt === 'string' ? [p.prompt] : p.prompt.filter((m) => m.role !== 'system').map((m) => m.content);
+    const chosen = text(p.chosen);
+    const rejected = text(p.rejected);
+    if (normalise(chosen) === normalise(rejected)) return;
+    const input = { personas: facts, history };
+    out.push({ id: p.dialogue?.id ?? `pair-${i + 1}`, prompt: generatePrompt(input, labelPersona(facts, chosen)), chosen: responseTarget(chosen), rejected: responseTarget(rejected), origin: 'annotated' });
+  });
+  return out;
+}
+
+function text(r: string | ChatMessage[]): string {
+  return typeof r === 'string' ? r : r.map((m) => m.content).join(' ');
+}
+
+function normalise(s: string): string {
+  return s.toLowerCase().replace(/\s+/g, ' ').trim();
+}

@@ -1,0 +1,83 @@
+/**
+ * PAL's prompt templates: the one place that decides what a model sees, used identically when
+ * training (stage 1 and 2) and at inference (select then generate). Our own wording, PAL's
+ * structure (docs/pal-method): a numbered persona block, the dialogue with alternating speaker
+ * tags, and a task line.
+ *
+ * - select:       persona + dialogue -> "k. <sentence>" of the relevant persona, or "none"
+ * - generate:     persona + dialogue + the highlighted persona -> the response
+ * - history-only: dialogue alone -> the response (how stage 2 samples persona-blind rejections)
+ *
+ * Prompts end where the target begins; targets start with a space so that a word-level tokenizer
+ * splits prompt and target at the same place in training and inference. The EOS token is added by
+ * the tokenizer step, not written here.
+ */
+
+/** Bumped whenever a template's text changes: a model records the version it was trained with. */
+export const PROMPT_TEMPLATE_VERSION = 1;
+
+export const NO_PERSONA = 'none';
+export const PARTNER_TAG = 'User';
+export const PERSONA_TAG = 'Persona';
+
+export interface PromptInput {
+  readonly personas: readonly string[];
+  /** Oldest first; the last turn is the partner's. */
+  readonly history: readonly string[];
+}
+
+function clean(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+export function personaBlock(personas: readonly string[]): string {
+  return personas.map((p, i) => `${i + 1}. ${clean(p)}`).join('\n');
+}
+
+/** Speaker tags counted back from the end: the last turn is the partner's, then they alternate. */
+export function dialogueBlock(history: readonly string[]): string {
+  const n = history.length;
+  return history.map((turn, i) => `${(n - 1 - i) % 2 === 0 ? PARTNER_TAG : PERSONA_TAG}: ${clean(turn)}`).join('\n');
+}
+
+/** The persona sentence as the select task names it: "k. sentence", or "none". */
+export function selectionText(personas: readonly string[], index: number): string {
+  return index >= 0 && index < personas.length ? `${index + 1}. ${clean(personas[index]!)}` : NO_PERSONA;
+}
+
+export function selectPrompt(input: PromptInput): string {
+  return `Persona:\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nWhich persona sentence does ${PERSONA_TAG}'s next reply use?\nAnswer:`;
+}
+
+export function selectTarget(personas: readonly string[], index: number): string {
+  return ` ${selectionText(personas, index)}`;
+}
+
+export function generatePrompt(input: PromptInput, selected: number): string {
+  return `Persona:\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nUsing: ${selectionText(input.personas, selected)}\n${PERSONA_TAG}:`;
+}
+
+export function historyOnlyPrompt(history: readonly string[]): string {
+  return `Dialogue:\n${dialogueBlock(history)}\n\n${PERSONA_TAG}:`;
+}
+
+export function responseTarget(response: string): string {
+  return ` ${clean(response)}`;
+}
+
+/**
+ * Reads a select answer back into an index: "k. sentence" (the number decides; the sentence is how
+ * the model was taught to say it), a bare number, the text of one of the sentences, or "none".
+ * Anything else is -1 (no persona), which is the safe reading for the generate step.
+ */
+export function parseSelection(answer: string, personas: readonly string[]): number {
+  const text = clean(answer).toLowerCase();
+  const numbered = /^(\d+)\s*[.)]?/.exec(text);
+  if (numbered) {
+    const k = Number(numbered[1]) - 1;
+    return k >= 0 && k < personas.length ? k : -1;
+  }
+  if (text.startsWith(NO_PERSONA)) return -1;
+  const exact = personas.findIndex((p) => text.startsWith(clean(p).toLowerCase()));
+  return exact;
+}

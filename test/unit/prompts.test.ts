@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { bm25Select } from '../../src/core/bm25';
+import { annotatedPairs, rejectionPrompts, resolveExample, stage1Items, stage2Pairs } from '../../src/core/mixture';
+import { generatePrompt, historyOnlyPrompt, parseSelection, selectPrompt, selectTarget } from '../../src/core/prompts';
+import type { Persona } from '../../src/core/formats/types';
+
+const personas = ['i have a dog named rex .', 'i play the trumpet in a jazz band .', 'i live by the sea .'];
+const history = ['hello !', 'hi , how are you ?', 'good . do you have pets ?'];
+
+test('templates: numbered personas, speaker tags counted back from the partner’s last turn', () => {
+  assert.equal(
+    selectPrompt({ personas, history }),
+    'Persona:\n1. i have a dog named rex .\n2. i play the trumpet in a jazz band .\n3. i live by the sea .\n\nDialogue:\nUser: hello !\nPersona: hi , how are you ?\nUser: good . do you have pets ?\n\nWhich persona sentence does Persona\'s next reply use?\nAnswer:',
+  );
+  assert.equal(selectTarget(personas, 0), ' 1. i have a dog named rex .');
+  assert.equal(selectTarget(personas, -1), ' none');
+  assert.match(generatePrompt({ personas, history }, 1), /\n\nUsing: 2\. i play the trumpet in a jazz band \.\nPersona:$/);
+  assert.match(generatePrompt({ personas, history }, -1), /\n\nUsing: none\nPersona:$/);
+  assert.equal(historyOnlyPrompt(['hi there']), 'Dialogue:\nUser: hi there\n\nPersona:');
+  assert.ok(!historyOnlyPrompt(history).includes('dog'), 'no persona in the history-only prompt');
+});
+
+test('a select answer is read back into an index', () => {
+  assert.equal(parseSelection(' 2. i play the trumpet in a jazz band .', personas), 1);
+  assert.equal(parseSelection('3', personas), 2);
+  assert.equal(parseSelection(' none', personas), -1);
+  assert.equal(parseSelection('i live by the sea . and more', personas), 2);
+  assert.equal(parseSelection('7. something', personas), -1, 'out of range is none');
+  assert.equal(parseSelection('banana', personas), -1);
+});
+
+test('stage 1 is a 1:1 mixture of select and generate items with the gold persona highlighted', () => {
+  const ex = resolveExample({ id: 'e1', personas, history, response: 'yes , a dog called rex .', persona_index: 0, split: 'train' }, 'x', new Map());
+  const items = stage1Items([ex, { ...ex, id: 'e2', personaIndex: -1 }]);
+  assert.deepEqual(items.map((i) => i.kind), ['select', 'generate', 'select', 'generate']);
+  assert.equal(items[0]!.target, ' 1. i have a dog named rex .');
+  assert.match(items[1]!.prompt, /Using: 1\. i have a dog named rex \./);
+  assert.equal(items[1]!.target, ' yes , a dog called rex .');
+  assert.equal(items[2]!.target, ' none');
+  assert.match(items[3]!.prompt, /Using: none/);
+});
+
+test('persona ids are looked up; an unknown one names the example', () => {
+  const mara: Persona = { id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .'] };
+  const ex = resolveExample({ id: 'm1', persona_id: 'mara', history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' }, 'x', new Map([['mara', mara]]));
+  assert.deepEqual(ex.personas, mara.facts);
+  assert.throws(() => resolveExample({ persona_id: 'nobody', history: ['hi'], response: 'x', persona_index: -1, split: 'train' }, 'line 4', new Map()), /example line 4: no persona file has the id "nobody"/);
+});
+
+test('stage 2: history-only prompts, pairs under the generate prompt, useless samples dropped, writers’ pairs joined', () => {
+  const ex = resolveExample({ id: 'e1', personas, history, response: 'yes , rex the dog .', persona_index: 0, split: 'train' }, 'x', new Map());
+  assert.deepEqual(rejectionPrompts([ex]), [{ id: 'e1', prompt: historyOnlyPrompt(history) }]);
+  const pairs = stage2Pairs([ex, { ...ex, id: 'e2' }, { ...ex, id: 'e3' }], new Map([['e1', 'no pets here .'], ['e2', ' Yes , rex the dog . '], ['e3', '']]));
+  assert.deepEqual(pairs.map((p) => p.id), ['e1']);
+  assert.equal(pairs[0]!.prompt, generatePrompt(ex, 0));
+  assert.deepEqual([pairs[0]!.chosen, pairs[0]!.rejected], [' yes , rex the dog .', ' no pets here .']);
+  const mara: Persona = { id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .', 'my cat is named tern .'] };
+  const written = annotatedPairs(
+    [
+      { prompt: 'any pets ?', chosen: 'just tern , my cat .', rejected: 'no .', persona_ids: ['mara'], status: 'chosen' },
+      { prompt: 'x', chosen: 'a', rejected: 'b', status: 'pending' },
+      { prompt: 'x', chosen: 'same', rejected: 'same' },
+    ],
+    new Map([['mara', mara]]),
+  );
+  assert.equal(written.length, 1);
+  assert.equal(written[0]!.origin, 'annotated');
+  assert.match(written[0]!.prompt, /Using: 2\. my cat is named tern \./);
+});
+
+test('BM25 picks the sentence that matches the last turn, or none', () => {
+  assert.equal(bm25Select(personas, 'do you play any instruments , like the trumpet ?').index, 1);
+  assert.equal(bm25Select(personas, 'what is your favourite colour ?').index, -1);
+  const { scores } = bm25Select(personas, 'dog dog rex');
+  assert.ok(scores[0]! > 0 && scores[1] === 0 && scores[2] === 0);
+});

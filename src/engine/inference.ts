@@ -1,0 +1,299 @@
+/**
+ * Inference on exported models: transformers.js (@huggingface/transformers) loads the tokenizer
+ * and the ONNX model on onnxruntime-node; the decoding loop is ours, because PAL needs what
+ * transformers.js's generate lacks (beam search) and what a studio needs (a token stream to the
+ * client, cancellation between tokens, stopping at the end of a turn).
+ *
+ * Select then generate, as PAL means it: the model first answers the select task, and the persona
+ * it selected (not a gold label, which inference never has) is highlighted in the generate prompt.
+ * Models that were not trained on the select task get BM25 retrieval instead, labelled as such.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { bm25Select } from '../core/bm25';
+import { generatePrompt, parseSelection, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, type PromptInput } from '../core/prompts';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's tensors and models are loosely typed */
+type Tf = any;
+type OrtTensor = { data: Float32Array | BigInt64Array; dims: number[]; type: string };
+
+export interface DecodingOptions {
+  readonly maxNewTokens?: number;
+  /** 0 = greedy (the default). */
+  readonly temperature?: number;
+  readonly topK?: number;
+  readonly topP?: number;
+  /** > 1: beam search (deterministic; temperature is ignored). */
+  readonly numBeams?: number;
+  /** Stop at a newline: the end of the persona's turn in PAL's prompts. */
+  readonly stopAtNewline?: boolean;
+  readonly seed?: number;
+  readonly signal?: AbortSignal;
+  /** Called with each piece of text as it is decoded (greedy and sampling; beam search streams at the end). */
+  readonly onText?: (piece: string) => void;
+}
+
+export interface LoadedModel {
+  readonly folder: string;
+  readonly device: 'cpu' | 'cuda';
+  /** Why the device is what it is (e.g. a GPU provider that failed to load). */
+  readonly deviceNote?: string;
+  /** The model was trained by PAL Studio on the select task (its pal.json says so). */
+  readonly trainedForSelect: boolean;
+  readonly eosTokenIds: readonly number[];
+  readonly tokenizer: Tf;
+  readonly model: Tf;
+  readonly tf: Tf;
+}
+
+export interface LoadOptions {
+  readonly device?: 'auto' | 'cpu' | 'cuda';
+  /** Fetch from the Hugging Face hub when the folder is a hub id (off unless the user allows it). */
+  readonly allowRemote?: boolean;
+}
+
+/** Reads `pal.json`, written by PAL Studio's pipeline next to a model it trained. */
+async function palInfo(folder: string): Promise<{ prompt_template_version?: number; tasks?: string[] }> {
+  try {
+    return JSON.parse(await fs.readFile(path.join(folder, 'pal.json'), 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+export async function loadModel(folder: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  const tf: Tf = await import('@huggingface/transformers');
+  tf.env.allowRemoteModels = options.allowRemote === true;
+  tf.env.allowLocalModels = true;
+  tf.env.localModelPath = '';
+  const local = { local_files_only: options.allowRemote !== true };
+  const tokenizer = await tf.AutoTokenizer.from_pretrained(folder, local);
+  let device: 'cpu' | 'cuda' = options.device === 'cuda' ? 'cuda' : 'cpu';
+  let deviceNote: string | undefined;
+  let model: Tf;
+  try {
+    model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32' });
+  } catch (err) {
+    if (device === 'cpu') throw err;
+    deviceNote = `The CUDA provider of onnxruntime-node did not load (${(err as Error).message.split('\n')[0]}); running on the CPU. Installing onnxruntime-node with ONNXRUNTIME_NODE_INSTALL_CUDA=v12 adds it.`;
+    device = 'cpu';
+    model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32' });
+  }
+  const info = await palInfo(folder);
+  const eos = model.generation_config?.eos_token_id ?? model.config?.eos_token_id ?? tokenizer.eos_token_id;
+  return {
+    folder,
+    device,
+    ...(deviceNote ? { deviceNote } : {}),
+    trainedForSelect: (info.tasks ?? []).includes('select') && info.prompt_template_version === PROMPT_TEMPLATE_VERSION,
+    eosTokenIds: (Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos]).map(Number),
+    tokenizer,
+    model,
+    tf,
+  };
+}
+
+export class GenerationCancelled extends Error {
+  constructor() {
+    super('The generation was cancelled.');
+    this.name = 'GenerationCancelled';
+  }
+}
+
+/** A small seeded generator (mulberry32): sampling is reproducible with a seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function logSoftmax(logits: Float32Array, offset: number, size: number, temperature = 1): Float64Array {
+  const out = new Float64Array(size);
+  let max = -Infinity;
+  for (let i = 0; i < size; i++) max = Math.max(max, logits[offset + i]! / temperature);
+  let sum = 0;
+  for (let i = 0; i < size; i++) sum += Math.exp(logits[offset + i]! / temperature - max);
+  const lse = max + Math.log(sum);
+  for (let i = 0; i < size; i++) out[i] = logits[offset + i]! / temperature - lse;
+  return out;
+}
+
+/** Samples from log-probabilities after top-k and top-p filtering. */
+function sample(logp: Float64Array, topK: number, topP: number, random: () => number): number {
+  let ids = Array.from(logp.keys()).sort((x, y) => logp[y]! - logp[x]!);
+  if (topK > 0) ids = ids.slice(0, topK);
+  if (topP < 1) {
+    let mass = 0;
+    const kept: number[] = [];
+    for (const id of ids) {
+      kept.push(id);
+      mass += Math.exp(logp[id]!);
+      if (mass >= topP) break;
+    }
+    ids = kept;
+  }
+  const weights = ids.map((id) => Math.exp(logp[id]!));
+  let r = random() * weights.reduce((s, w) => s + w, 0);
+  for (let i = 0; i < ids.length; i++) {
+    r -= weights[i]!;
+    if (r <= 0) return ids[i]!;
+  }
+  return ids[ids.length - 1]!;
+}
+
+function argmax(logits: Float32Array, offset: number, size: number): number {
+  let best = 0;
+  for (let i = 1; i < size; i++) if (logits[offset + i]! > logits[offset + best]!) best = i;
+  return best;
+}
+
+/** Keeps rows `rows` (in that order) of a [batch, ...] tensor: beam search's cache reordering. */
+function selectRows(tf: Tf, t: OrtTensor, rows: readonly number[]): OrtTensor {
+  const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  const data = new (t.data.constructor as Float32ArrayConstructor)(rows.length * per);
+  rows.forEach((r, i) => data.set((t.data as Float32Array).subarray(r * per, (r + 1) * per), i * per));
+  return new tf.Tensor(t.type, data, [rows.length, ...t.dims.slice(1)]);
+}
+
+function int64(tf: Tf, rows: readonly (readonly number[])[]): Tf {
+  const width = rows[0]?.length ?? 0;
+  return new tf.Tensor('int64', BigInt64Array.from(rows.flat().map((x) => BigInt(x))), [rows.length, width]);
+}
+
+/** One forward pass: logits of the last position per row, and the new cache. */
+async function step(m: LoadedModel, ids: readonly (readonly number[])[], totalLength: number, past: Tf): Promise<{ logits: Float32Array; vocab: number; past: Tf }> {
+  const rows = ids.length;
+  const mask = Array.from({ length: rows }, () => new Array<number>(totalLength).fill(1));
+  const out = await m.model.forward({ input_ids: int64(m.tf, ids), attention_mask: int64(m.tf, mask), past_key_values: past });
+  const logits = out.logits as OrtTensor;
+  const [, seq, vocab] = logits.dims as [number, number, number];
+  const last = new Float32Array(rows * vocab);
+  for (let r = 0; r < rows; r++) last.set((logits.data as Float32Array).subarray((r * seq + seq - 1) * vocab, (r * seq + seq) * vocab), r * vocab);
+  return { logits: last, vocab, past: m.model.getPastKeyValues(out, past) };
+}
+
+/** Token ids of a prompt, as training tokenized it (no special tokens added). */
+export function encode(m: LoadedModel, text: string): number[] {
+  return Array.from(m.tokenizer.encode(text, { add_special_tokens: false }) as number[]);
+}
+
+export function decode(m: LoadedModel, ids: readonly number[]): string {
+  return m.tokenizer.decode(ids, { skip_special_tokens: true }) as string;
+}
+
+/** Continues `prompt` and returns the generated text (without the prompt). */
+export async function generateText(m: LoadedModel, prompt: string, options: DecodingOptions = {}): Promise<{ text: string; tokens: number[] }> {
+  const promptIds = encode(m, prompt);
+  if (promptIds.length === 0) throw new Error('The prompt is empty after tokenization.');
+  const maxNew = options.maxNewTokens ?? 40;
+  const eos = new Set(m.eosTokenIds);
+  const cancelled = () => options.signal?.aborted === true;
+  if ((options.numBeams ?? 1) > 1) return beamSearch(m, promptIds, maxNew, options);
+
+  const random = rng(options.seed ?? 0);
+  const out: number[] = [];
+  let text = '';
+  let res = await step(m, [promptIds], promptIds.length, undefined);
+  for (let i = 0; i < maxNew; i++) {
+    if (cancelled()) throw new GenerationCancelled();
+    const t = options.temperature ?? 0;
+    const next = t > 0 ? sample(logSoftmax(res.logits, 0, res.vocab, t), options.topK ?? 0, options.topP ?? 1, random) : argmax(res.logits, 0, res.vocab);
+    if (eos.has(next)) break;
+    out.push(next);
+    const decoded = decode(m, out);
+    const cut = options.stopAtNewline ? decoded.indexOf('\n') : -1;
+    const visible = cut >= 0 ? decoded.slice(0, cut) : decoded;
+    if (visible.length > text.length && visible.startsWith(text)) options.onText?.(visible.slice(text.length));
+    text = visible;
+    if (cut >= 0) break;
+    res = await step(m, [[next]], promptIds.length + out.length, res.past);
+  }
+  return { text: text.trim(), tokens: out };
+}
+
+/** Beam search over `numBeams` hypotheses, scored by summed log-probability / length (HF's default length penalty 1). */
+async function beamSearch(m: LoadedModel, promptIds: number[], maxNew: number, options: DecodingOptions): Promise<{ text: string; tokens: number[] }> {
+  const width = options.numBeams!;
+  const eos = new Set(m.eosTokenIds);
+  let beams: { tokens: number[]; score: number }[] = [{ tokens: [], score: 0 }];
+  const finished: { tokens: number[]; score: number }[] = [];
+  let res = await step(m, [promptIds], promptIds.length, undefined);
+  for (let i = 0; i < maxNew && beams.length > 0; i++) {
+    if (options.signal?.aborted) throw new GenerationCancelled();
+    const candidates: { parent: number; token: number; score: number }[] = [];
+    beams.forEach((b, row) => {
+      const logp = logSoftmax(res.logits, row * res.vocab, res.vocab);
+      const top = Array.from(logp.keys()).sort((x, y) => logp[y]! - logp[x]!).slice(0, 2 * width);
+      for (const token of top) candidates.push({ parent: row, token, score: b.score + logp[token]! });
+    });
+    candidates.sort((x, y) => y.score - x.score);
+    const next: { parent: number; token: number; score: number }[] = [];
+    for (const c of candidates) {
+      const tokens = [...beams[c.parent]!.tokens, c.token];
+      const ended = eos.has(c.token) || (options.stopAtNewline === true && decode(m, tokens).includes('\n'));
+      if (ended) finished.push({ tokens: beams[c.parent]!.tokens, score: c.score / Math.max(1, tokens.length) });
+      else next.push(c);
+      if (next.length === width) break;
+    }
+    if (finished.length >= width) break;
+    if (next.length === 0) break;
+    const parents = next.map((c) => c.parent);
+    const past: Record<string, OrtTensor> = {};
+    for (const [name, t] of Object.entries(res.past as Record<string, OrtTensor>)) past[name] = selectRows(m.tf, t, parents);
+    beams = next.map((c) => ({ tokens: [...beams[c.parent]!.tokens, c.token], score: c.score }));
+    res = await step(m, beams.map((b) => [b.tokens.at(-1)!]), promptIds.length + beams[0]!.tokens.length, past);
+  }
+  for (const b of beams) finished.push({ tokens: b.tokens, score: b.score / Math.max(1, b.tokens.length) });
+  finished.sort((x, y) => y.score - x.score);
+  const best = finished[0]?.tokens ?? [];
+  const text = decode(m, best).split('\n')[0]!.trim();
+  options.onText?.(text);
+  return { text, tokens: best };
+}
+
+export interface SelectThenGenerateResult {
+  /** 0-based index of the selected persona sentence, or -1 for none. */
+  readonly selected: number;
+  readonly selectedText: string;
+  /** `model`: the model's own select answer; `retrieval`: BM25, for models not trained on select. */
+  readonly selectionSource: 'model' | 'retrieval';
+  /** The model's raw select answer (absent for retrieval). */
+  readonly selectAnswer?: string;
+  /** The generate prompt that was used: it highlights the selected persona. */
+  readonly generatePrompt: string;
+  readonly response: string;
+}
+
+export async function selectThenGenerate(
+  m: LoadedModel,
+  input: PromptInput,
+  options: DecodingOptions & { readonly selection?: 'auto' | 'model' | 'retrieval' } = {},
+): Promise<SelectThenGenerateResult> {
+  const how = options.selection ?? 'auto';
+  const useModel = how === 'model' || (how === 'auto' && m.trainedForSelect);
+  let selected: number;
+  let selectAnswer: string | undefined;
+  if (useModel) {
+    // The select answer is decoded greedily: it is a classification, not a reply.
+    const { text } = await generateText(m, selectPrompt(input), { maxNewTokens: 48, stopAtNewline: true, ...(options.signal ? { signal: options.signal } : {}) });
+    selectAnswer = text;
+    selected = parseSelection(text, input.personas);
+  } else {
+    selected = bm25Select(input.personas, input.history.at(-1) ?? '').index;
+  }
+  const prompt = generatePrompt(input, selected);
+  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
+  return {
+    selected,
+    selectedText: selectionText(input.personas, selected),
+    selectionSource: useModel ? 'model' : 'retrieval',
+    ...(selectAnswer !== undefined ? { selectAnswer } : {}),
+    generatePrompt: prompt,
+    response: text,
+  };
+}

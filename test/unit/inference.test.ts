@@ -1,0 +1,119 @@
+// Inference on a real export: a tiny model the test builds (PyTorch), exported to ONNX and run
+// through transformers.js with our decoding loop; compared with PyTorch's own greedy decoding.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { bm25Select } from '../../src/core/bm25';
+import { generatePrompt, selectionText, selectPrompt } from '../../src/core/prompts';
+import { trainerDir } from '../../src/engine/paths';
+import { pythonEnvironment } from '../../src/engine/python';
+import { encode, GenerationCancelled, generateText, loadModel, selectThenGenerate, type LoadedModel } from '../../src/engine/inference';
+
+const python = process.env.PAL_PYTHON || '/usr/bin/python3';
+const hasTorch = (() => {
+  try {
+    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!hasTorch && (process.env.CI === 'true' || process.env.PAL_REQUIRE_TORCH === '1')) throw new Error(`${python} cannot import torch, and CI requires the inference tests`);
+const skip = !hasTorch && `no torch in ${python}`;
+
+const personas = ['i have a dog named rex .', 'i play the trumpet in a jazz band .', 'i live by the sea .'];
+const history = ['hello !', 'hi , how are you ?', 'do you play an instrument ?'];
+const input = { personas, history };
+
+/** A word-level WordPiece tokenizer over every word the prompts use (special tokens first). */
+function tokenizerFiles(words: readonly string[]) {
+  const specials = ['[PAD]', '[UNK]', '[EOS]'];
+  const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
+  const tokenizer = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: null,
+    pre_tokenizer: { type: 'WhitespaceSplit' },
+    post_processor: null,
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  };
+  const config = { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]', model_max_length: 256, clean_up_tokenization_spaces: false };
+  return { tokenizer, config, size: Object.keys(vocab).length };
+}
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-inference-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let model: LoadedModel;
+let pytorchGreedy: number[][];
+const prompts = [selectPrompt(input), generatePrompt(input, 1)];
+
+before(async () => {
+  if (!hasTorch) return;
+  const words = [...new Set(prompts.flatMap((p) => p.split(/\s+/)).filter(Boolean)), 'none', ...'abcdefghijklmnopqrstuvwxyz'.split('')];
+  const { tokenizer, config, size } = tokenizerFiles(words);
+  mkdirSync(path.join(dir, 'hf'), { recursive: true });
+  writeFileSync(path.join(dir, 'hf', 'tokenizer.json'), JSON.stringify(tokenizer));
+  writeFileSync(path.join(dir, 'hf', 'tokenizer_config.json'), JSON.stringify(config));
+  // Token ids as transformers.js gives them, for PyTorch's reference decoding.
+  const tf = await import('@huggingface/transformers');
+  const tok = await tf.AutoTokenizer.from_pretrained(path.join(dir, 'hf'), { local_files_only: true });
+  const ids = prompts.map((p) => Array.from(tok.encode(p, { add_special_tokens: false }) as number[]));
+  const out = execFileSync(python, [path.join(trainerDir(), 'tests', 'make_tiny_export.py'), String(size), '2', dir, JSON.stringify(ids), '12'], { env: pythonEnvironment(), encoding: 'utf8' });
+  pytorchGreedy = JSON.parse(out.trim().split('\n').pop()!).greedy;
+  model = await loadModel(path.join(dir, 'onnx'));
+});
+
+test('greedy decoding through transformers.js gives exactly PyTorch’s tokens', { skip }, async () => {
+  assert.equal(model.device, 'cpu');
+  assert.equal(model.trainedForSelect, false, 'no pal.json: not trained on select');
+  for (let i = 0; i < prompts.length; i++) {
+    const { tokens } = await generateText(model, prompts[i]!, { maxNewTokens: 12 });
+    assert.deepEqual(tokens, pytorchGreedy[i], `prompt ${i}`);
+  }
+  // A width-1 beam search is greedy.
+  const beam1 = await generateText(model, prompts[1]!, { maxNewTokens: 12, numBeams: 1 });
+  assert.deepEqual(beam1.tokens, pytorchGreedy[1]);
+});
+
+test('beam search is deterministic and returns a continuation', { skip }, async () => {
+  const a = await generateText(model, prompts[1]!, { maxNewTokens: 6, numBeams: 3 });
+  const b = await generateText(model, prompts[1]!, { maxNewTokens: 6, numBeams: 3 });
+  assert.deepEqual(a.tokens, b.tokens);
+  assert.ok(a.tokens.length > 0);
+});
+
+test('sampling is reproducible with a seed; tokens stream as text; cancelling stops between tokens', { skip }, async () => {
+  const s1 = await generateText(model, prompts[1]!, { maxNewTokens: 10, temperature: 1, seed: 3 });
+  const s2 = await generateText(model, prompts[1]!, { maxNewTokens: 10, temperature: 1, seed: 3 });
+  assert.deepEqual(s1.tokens, s2.tokens);
+  const pieces: string[] = [];
+  const streamed = await generateText(model, prompts[1]!, { maxNewTokens: 10, onText: (p) => pieces.push(p) });
+  assert.ok(pieces.length > 1, 'more than one piece arrived');
+  assert.equal(pieces.join('').trim(), streamed.text);
+  const controller = new AbortController();
+  await assert.rejects(
+    generateText(model, prompts[1]!, { maxNewTokens: 10, signal: controller.signal, onText: () => controller.abort() }),
+    (err: Error) => err instanceof GenerationCancelled,
+  );
+});
+
+test('select then generate: the selected persona (retrieval here, labelled) is the one highlighted', { skip }, async () => {
+  const r = await selectThenGenerate(model, input, { maxNewTokens: 8 });
+  assert.equal(r.selectionSource, 'retrieval');
+  assert.equal(r.selected, bm25Select(personas, history.at(-1)!).index);
+  assert.equal(r.selected, 1, 'the trumpet sentence answers "do you play an instrument ?"');
+  assert.equal(r.generatePrompt, generatePrompt(input, 1));
+  assert.match(r.generatePrompt, /Using: 2\. i play the trumpet in a jazz band \./);
+  // Asked to use the model's own selection, the prompt highlights whatever the model answered.
+  const m = await selectThenGenerate(model, input, { maxNewTokens: 8, selection: 'model' });
+  assert.equal(m.selectionSource, 'model');
+  assert.equal(typeof m.selectAnswer, 'string');
+  assert.ok(m.generatePrompt.includes(`Using: ${selectionText(personas, m.selected)}\n`));
+  assert.ok(encode(model, m.generatePrompt).length > 0);
+});

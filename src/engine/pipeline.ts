@@ -1,0 +1,284 @@
+/**
+ * A PAL alignment run, end to end, from a `*.palrun.yaml`:
+ *
+ *   prepare   personas, dialogue sets and pairs read and checked; stage-1 mixture built and
+ *             tokenized (TypeScript owns text)
+ *   stage1    the trainer's SFT job on the mixture
+ *   generate  the stage-1 model answers history-only prompts: persona-blind rejections
+ *   stage2    gold vs rejection pairs (+ the writers' annotated pairs) -> the trainer's DPO job
+ *             against the stage-1 model
+ *   export    ONNX for inference, with the tokenizer and pal.json (prompt version, tasks)
+ *
+ * The run folder (`<output>/<name>/`) keeps each stage's output and a state.json of the stages
+ * done, so a cancelled or crashed run resumes where it stopped (the trainer resumes mid-stage from
+ * its own checkpoints).
+ */
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { parseDialogues } from '../core/formats/dialogues';
+import { allProblems, records } from '../core/formats/jsonl';
+import { parsePairs } from '../core/formats/pairs';
+import { parsePersona } from '../core/formats/persona';
+import { formatProblem, hasErrors } from '../core/formats/problems';
+import { parseRunConfig } from '../core/formats/runConfig';
+import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
+import { annotatedPairs, rejectionPrompts, resolveExample, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
+import { PROMPT_TEMPLATE_VERSION } from '../core/prompts';
+import { pythonEnvironment } from './python';
+import { runTrainerJob, type TrainerEvent } from './trainer';
+
+export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface RunProgress {
+  readonly stage: Stage;
+  readonly message: string;
+  readonly step?: number;
+  readonly total?: number;
+  readonly etaSeconds?: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+}
+
+export interface RunOptions {
+  readonly python: string;
+  readonly onProgress?: (p: RunProgress) => void;
+  readonly onLog?: (line: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface RunResult {
+  readonly outcome: 'done' | 'cancelled';
+  readonly runDir: string;
+  /** The exported model folder (ONNX + tokenizer), when done. */
+  readonly model?: string;
+  readonly stages: readonly Stage[];
+}
+
+interface RunState {
+  done: Stage[];
+  config: string;
+  startedAt: string;
+}
+
+/** Everything a run reads, checked: problems in any file stop the run before training starts. */
+export interface Prepared {
+  readonly config: RunConfig;
+  readonly baseDir: string;
+  readonly personas: ReadonlyMap<string, Persona>;
+  readonly train: readonly ResolvedExample[];
+  readonly heldOut: readonly ResolvedExample[];
+  readonly pairs: readonly PreferencePair[];
+}
+
+async function listFiles(entries: readonly string[], baseDir: string, suffix: RegExp): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of entries) {
+    const p = path.resolve(baseDir, entry);
+    const stat = await fs.stat(p).catch(() => undefined);
+    if (!stat) throw new Error(`${p}: no such file or folder (named in the run config)`);
+    if (stat.isDirectory()) {
+      for (const f of (await fs.readdir(p)).sort()) if (suffix.test(f)) out.push(path.join(p, f));
+    } else out.push(p);
+  }
+  return out;
+}
+
+export async function prepareRun(configFile: string): Promise<Prepared> {
+  const text = await fs.readFile(configFile, 'utf8');
+  const doc = parseRunConfig(text, configFile);
+  if (!doc.config || hasErrors(doc.problems)) throw new Error(`${configFile} has problems:\n${doc.problems.map(formatProblem).join('\n')}`);
+  const config = doc.config;
+  const baseDir = path.dirname(path.resolve(configFile));
+  const problems: string[] = [];
+
+  const personas = new Map<string, Persona>();
+  for (const f of await listFiles(config.data.personas, baseDir, /\.persona\.(ya?ml|json)$/i)) {
+    const p = parsePersona(await fs.readFile(f, 'utf8'), f);
+    problems.push(...p.problems.filter((x) => x.severity === 'error').map(formatProblem));
+    if (p.persona) personas.set(p.persona.id, p.persona);
+  }
+  const train: ResolvedExample[] = [];
+  const heldOut: ResolvedExample[] = [];
+  for (const f of await listFiles(config.data.dialogues, baseDir, /\.dialogues\.jsonl$/i)) {
+    const d = parseDialogues(await fs.readFile(f, 'utf8'), f);
+    problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
+    for (const { line, value } of records(d)) {
+      try {
+        const ex = resolveExample(value, `${path.basename(f)}:${line}`, personas);
+        (ex.split === 'train' ? train : heldOut).push(ex);
+      } catch (err) {
+        problems.push(`${f}:${line}:1: error: ${(err as Error).message}`);
+      }
+    }
+  }
+  const pairs: PreferencePair[] = [];
+  for (const f of await listFiles(config.data.pairs, baseDir, /\.pairs\.jsonl$/i)) {
+    const d = parsePairs(await fs.readFile(f, 'utf8'), f);
+    problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
+    pairs.push(...records(d).map((r) => r.value));
+  }
+  // A run trains on what the writer sees: a line the tools cannot read is an error, not a skip.
+  if (problems.length) throw new Error(`The run's data has problems (fix them, or run "pal validate"):\n${problems.join('\n')}`);
+  if (train.length === 0) throw new Error(`${configFile}: no training examples (split "train") in ${config.data.dialogues.join(', ')}`);
+  return { config, baseDir, personas, train, heldOut, pairs };
+}
+
+/** The tokenizer of the base model (or the one the config names), through transformers.js. */
+async function loadTokenizer(folder: string): Promise<{ encode(text: string): number[]; decode(ids: number[]): string; eos: number; pad: number }> {
+  const tf = await import('@huggingface/transformers');
+  tf.env.allowRemoteModels = false;
+  const tok = await tf.AutoTokenizer.from_pretrained(folder, { local_files_only: true });
+  const cfg = JSON.parse(await fs.readFile(path.join(folder, 'config.json'), 'utf8').catch(() => '{}')) as { eos_token_id?: number; pad_token_id?: number };
+  const eos = cfg.eos_token_id ?? (tok as unknown as { eos_token_id?: number }).eos_token_id;
+  if (eos === undefined) throw new Error(`${folder}: neither config.json nor the tokenizer names an end-of-sequence token`);
+  return {
+    encode: (t) => Array.from(tok.encode(t, { add_special_tokens: false }) as number[]),
+    decode: (ids) => tok.decode(ids, { skip_special_tokens: true }) as string,
+    eos,
+    pad: cfg.pad_token_id ?? 0,
+  };
+}
+
+async function writeJsonl(file: string, rows: readonly unknown[]): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  await fs.writeFile(tmp, rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  await fs.rename(tmp, file);
+}
+
+function stageJob(config: RunConfig, stage: 'stage1' | 'stage2') {
+  const s = config[stage];
+  return {
+    epochs: s.epochs, lr: s.lr, warmup_steps: s.warmup_steps, schedule: s.schedule, grad_clip: s.grad_clip,
+    batch_size: s.batch_size, grad_accum: s.grad_accum, max_length: s.max_length, lora: s.lora,
+    seed: config.seed, device: config.device, precision: config.precision,
+  };
+}
+
+export async function runAlignment(configFile: string, options: RunOptions): Promise<RunResult> {
+  const progress = (p: RunProgress) => options.onProgress?.(p);
+  progress({ stage: 'prepare', message: `Reading ${configFile}` });
+  const prep = await prepareRun(configFile);
+  const { config, baseDir } = prep;
+  const runDir = path.resolve(baseDir, config.output, config.name);
+  await fs.mkdir(runDir, { recursive: true });
+  const statePath = path.join(runDir, 'state.json');
+  const state: RunState = JSON.parse(await fs.readFile(statePath, 'utf8').catch(() => 'null')) ?? { done: [], config: path.resolve(configFile), startedAt: new Date().toISOString() };
+  const markDone = async (stage: Stage) => {
+    if (!state.done.includes(stage)) state.done.push(stage);
+    await fs.writeFile(statePath, `${JSON.stringify(state, null, 2)}\n`);
+  };
+  const base = path.resolve(baseDir, config.model.base);
+  const tok = await loadTokenizer(config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base);
+  const common = { pad_token_id: tok.pad, eos_token_id: tok.eos };
+
+  const totals = new Map<string, number>();
+  const train = async (stage: 'stage1' | 'stage2', job: Record<string, unknown>): Promise<'done' | 'cancelled'> => {
+    const started = Date.now();
+    let firstStep: number | undefined;
+    const run = await runTrainerJob(options.python, job as never, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onLog ? { onLog: options.onLog } : {}),
+      onEvent: (e: TrainerEvent) => {
+        if (e.event === 'start' && typeof e.total_steps === 'number') totals.set(stage, e.total_steps);
+        if (e.event !== 'step' || typeof e.step !== 'number') return;
+        const total = totals.get(stage);
+        const metrics = Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+        // ETA from this process's own pace: a resumed job starts counting at its checkpoint.
+        firstStep ??= e.step - 1;
+        const done = e.step - firstStep;
+        const eta = total ? ((Date.now() - started) / 1000 / done) * (total - e.step) : undefined;
+        progress({ stage, message: `step ${e.step}${total ? ` of ${total}` : ''}`, step: e.step, ...(total ? { total } : {}), ...(eta !== undefined ? { etaSeconds: eta } : {}), metrics });
+      },
+    });
+    return run.outcome;
+  };
+
+  // prepare: the stage-1 mixture, tokenized
+  const stage1Data = path.join(runDir, 'stage1.tokens.jsonl');
+  if (!state.done.includes('prepare')) {
+    const items = stage1Items(prep.train);
+    await writeJsonl(stage1Data, items.map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] })));
+    await markDone('prepare');
+  }
+  progress({ stage: 'prepare', message: `${prep.train.length} training examples (${prep.train.length * 2} stage-1 items), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs` });
+
+  const stage1Dir = path.join(runDir, 'stage1');
+  if (!state.done.includes('stage1')) {
+    progress({ stage: 'stage1', message: 'Persona-aware learning (select + generate)' });
+    if ((await train('stage1', { stage: 'sft', model: base, data: stage1Data, out: stage1Dir, ...stageJob(config, 'stage1'), ...common })) === 'cancelled') return cancelled(runDir, state);
+    await markDone('stage1');
+  }
+  const stage1Model = path.join(stage1Dir, 'final');
+
+  const generateDir = path.join(runDir, 'generate');
+  if (!state.done.includes('generate')) {
+    progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
+    const prompts = rejectionPrompts(prep.train).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
+    const data = path.join(runDir, 'generate.tokens.jsonl');
+    await writeJsonl(data, prompts);
+    const d = config.stage2.rejected;
+    const job = { stage: 'generate', model: stage1Model, data, out: generateDir, batch_size: config.stage2.batch_size, max_length: config.stage2.max_length, seed: config.seed, device: config.device, decoding: d, ...common };
+    const run = await runTrainerJob(options.python, job as never, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onLog ? { onLog: options.onLog } : {}) });
+    if (run.outcome === 'cancelled') return cancelled(runDir, state);
+    await markDone('generate');
+  }
+
+  const stage2Dir = path.join(runDir, 'stage2');
+  if (!state.done.includes('stage2')) {
+    const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; tokens: number[] });
+    // The end of a turn ends the response: a sample that runs on into the partner's line is cut.
+    const rejected = new Map(generated.map((g) => [String(g.id), tok.decode(g.tokens).split('\n')[0]!.trim()]));
+    const pairs: TextPair[] = [...stage2Pairs(prep.train, rejected), ...annotatedPairs(prep.pairs, prep.personas)];
+    if (pairs.length === 0) throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
+    // The generated pairs, in PAL Studio's pairs format: a writer can read and annotate them.
+    await writeJsonl(
+      path.join(runDir, 'stage2.pairs.jsonl'),
+      pairs.map((p) => ({ prompt: p.prompt, chosen: p.chosen.trim(), rejected: p.rejected.trim(), origin: p.origin, dialogue: { id: p.id }, status: 'chosen' })),
+    );
+    const data = path.join(runDir, 'stage2.tokens.jsonl');
+    await writeJsonl(data, pairs.map((p) => ({ prompt: tok.encode(p.prompt), chosen: [...tok.encode(p.chosen), tok.eos], rejected: [...tok.encode(p.rejected), tok.eos] })));
+    progress({ stage: 'stage2', message: `Persona alignment (DPO) on ${pairs.length} pairs` });
+    const job = { stage: 'dpo', model: stage1Model, data, out: stage2Dir, ...stageJob(config, 'stage2'), beta: config.stage2.beta, loss: config.stage2.loss, label_smoothing: config.stage2.label_smoothing, ...common };
+    if ((await train('stage2', job)) === 'cancelled') return cancelled(runDir, state);
+    await markDone('stage2');
+  }
+
+  const modelDir = path.join(runDir, 'model');
+  if (!state.done.includes('export')) {
+    progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
+    await exportForInference(options.python, path.join(stage2Dir, 'final'), modelDir, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base);
+    await markDone('export');
+  }
+  return { outcome: 'done', runDir, model: modelDir, stages: state.done };
+}
+
+function cancelled(runDir: string, state: RunState): RunResult {
+  return { outcome: 'cancelled', runDir, stages: state.done };
+}
+
+/** ONNX export of a trained folder, with the tokenizer and pal.json that inference reads. */
+export async function exportForInference(python: string, trained: string, out: string, tokenizerFrom: string, tasks: readonly string[] = ['select', 'generate']): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    execFile(python, ['-m', 'pal_trainer.export_onnx', trained, out], { env: pythonEnvironment(), maxBuffer: 1 << 24 }, (err, _o, stderr) =>
+      err ? reject(new Error(`ONNX export of ${trained} failed: ${String(stderr).trim().split('\n').slice(-5).join('\n')}`)) : resolve(),
+    ),
+  );
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+    await fs.copyFile(path.join(tokenizerFrom, f), path.join(out, f)).catch(() => undefined);
+  }
+  await fs.writeFile(path.join(out, 'pal.json'), `${JSON.stringify({ prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks }, null, 2)}\n`);
+}
+
+/** Runs under a folder, with their state (for "several runs are listed with their state"). */
+export async function listRuns(outputDir: string): Promise<{ name: string; dir: string; done: Stage[]; finished: boolean }[]> {
+  const names = await fs.readdir(outputDir).catch(() => [] as string[]);
+  const out = [];
+  for (const name of names.sort()) {
+    const dir = path.join(outputDir, name);
+    const state = JSON.parse(await fs.readFile(path.join(dir, 'state.json'), 'utf8').catch(() => 'null')) as RunState | null;
+    if (state) out.push({ name, dir, done: state.done, finished: state.done.includes('export') });
+  }
+  return out;
+}

@@ -1,0 +1,131 @@
+// A whole PAL run through the engine on a tiny model the test builds: both stages, the export,
+// select then generate on the result, and cancel + resume.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { records } from '../../src/core/formats/jsonl';
+import { parsePairs } from '../../src/core/formats/pairs';
+import { historyOnlyPrompt, selectPrompt, generatePrompt, selectTarget, responseTarget } from '../../src/core/prompts';
+import { loadModel, selectThenGenerate } from '../../src/engine/inference';
+import { trainerDir } from '../../src/engine/paths';
+import { listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import { pythonEnvironment } from '../../src/engine/python';
+
+const python = process.env.PAL_PYTHON || '/usr/bin/python3';
+const hasTorch = (() => {
+  try {
+    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!hasTorch && (process.env.CI === 'true' || process.env.PAL_REQUIRE_TORCH === '1')) throw new Error(`${python} cannot import torch, and CI requires the pipeline tests`);
+const skip = !hasTorch && `no torch in ${python}`;
+
+const facts = ['i have a dog named rex .', 'i play the trumpet .', 'i live by the sea .'];
+const train = [
+  ['do you have pets ?', 'yes , a dog named rex .', 0],
+  ['what music do you like ?', 'i play the trumpet , so jazz .', 1],
+  ['where do you live ?', 'by the sea , i love it .', 2],
+  ['how are you ?', 'good , thanks .', -1],
+  ['is rex a good dog ?', 'the best dog .', 0],
+  ['any hobbies ?', 'trumpet every evening .', 1],
+  ['do you swim ?', 'yes , the sea is close .', 2],
+  ['what time is it ?', 'late , i think .', -1],
+] as const;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-pipeline-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const project = path.join(dir, 'project');
+
+before(() => {
+  if (!hasTorch) return;
+  mkdirSync(path.join(project, 'personas'), { recursive: true });
+  writeFileSync(path.join(project, 'personas', 'sam.persona.yaml'), `id: sam\nname: Sam\nfacts:\n${facts.map((f) => `  - ${f}`).join('\n')}\n`);
+  const lines = train.map(([h, r, k], i) => JSON.stringify({ id: `t${i}`, persona_id: 'sam', history: [h], response: r, persona_index: k, split: 'train' }));
+  lines.push(JSON.stringify({ id: 'v1', persona_id: 'sam', history: ['do you like dogs ?'], response: 'i have rex .', persona_index: 0, split: 'valid' }));
+  writeFileSync(path.join(project, 'sam.dialogues.jsonl'), `${lines.join('\n')}\n`);
+  writeFileSync(path.join(project, 'sam.pairs.jsonl'), `${JSON.stringify({ prompt: 'any pets ?', chosen: 'rex , my dog .', rejected: 'no pets .', persona_ids: ['sam'], status: 'chosen', origin: 'annotated' })}\n`);
+  // The tiny model's word-level vocabulary covers every word the prompts and targets use.
+  const texts = train.flatMap(([h, r, k]) => {
+    const input = { personas: facts, history: [h] };
+    return [selectPrompt(input), selectTarget(facts, k), generatePrompt(input, k), responseTarget(r), historyOnlyPrompt([h])];
+  });
+  texts.push(generatePrompt({ personas: facts, history: ['any pets ?'] }, 0), 'rex , my dog . no pets . none');
+  const words = [...new Set(texts.flatMap((t) => t.split(/\s+/)).filter(Boolean))];
+  const specials = ['[PAD]', '[UNK]', '[EOS]'];
+  const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
+  const base = path.join(dir, 'base');
+  mkdirSync(path.join(base, 'hf'), { recursive: true });
+  writeFileSync(
+    path.join(base, 'hf', 'tokenizer.json'),
+    JSON.stringify({
+      version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
+      added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      pre_tokenizer: { type: 'WhitespaceSplit' }, decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+      model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    }),
+  );
+  writeFileSync(path.join(base, 'hf', 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]' }));
+  execFileSync(python, [path.join(trainerDir(), 'tests', 'make_tiny_export.py'), String(Object.keys(vocab).length), '2', base, '[]', '0'], { env: pythonEnvironment() });
+  const config = (name: string) =>
+    `name: ${name}\nmodel:\n  base: ${path.join(base, 'hf')}\ndata:\n  dialogues: [sam.dialogues.jsonl]\n  pairs: [sam.pairs.jsonl]\n  personas: [personas]\nstage1: {epochs: 6, batch_size: 4, lr: 0.005, warmup_steps: 2}\nstage2: {epochs: 2, batch_size: 2, lr: 0.0005, warmup_steps: 0, rejected: {max_new_tokens: 8}}\ndevice: cpu\noutput: runs\nseed: 3\n`;
+  writeFileSync(path.join(project, 'sam.palrun.yaml'), config('sam'));
+  writeFileSync(path.join(project, 'cancel.palrun.yaml'), config('cancel').replace('epochs: 6', 'epochs: 40'));
+});
+
+test('a run goes through both stages, exports, and the result selects then generates with its own selection', { skip }, async () => {
+  const seen: RunProgress[] = [];
+  const result = await runAlignment(path.join(project, 'sam.palrun.yaml'), { python, onProgress: (p) => seen.push(p) });
+  assert.equal(result.outcome, 'done');
+  assert.deepEqual(result.stages, ['prepare', 'stage1', 'generate', 'stage2', 'export']);
+  for (const f of ['onnx/model.onnx', 'tokenizer.json', 'config.json', 'pal.json']) assert.ok(existsSync(path.join(result.model!, f)), f);
+  // Progress: steps with totals and an ETA, in stage order.
+  const s1 = seen.filter((p) => p.stage === 'stage1' && p.step !== undefined);
+  assert.equal(s1.at(-1)!.step, s1.at(-1)!.total);
+  assert.equal(s1.at(-1)!.total, 24, '8 examples x 2 tasks / 4 a step x 6 epochs');
+  assert.ok(s1.every((p) => typeof p.etaSeconds === 'number'));
+  const s2 = seen.filter((p) => p.stage === 'stage2' && p.metrics);
+  assert.ok(s2.length > 0 && 'rewards/margins' in s2[0]!.metrics!);
+  // The generated pairs are a valid pairs file, annotated ones included.
+  const pairs = parsePairs(readFileSync(path.join(result.runDir, 'stage2.pairs.jsonl'), 'utf8'), 'stage2.pairs.jsonl');
+  const values = records(pairs).map((r) => r.value);
+  assert.ok(values.some((p) => p.origin === 'annotated'));
+  assert.ok(values.every((p) => typeof p.prompt === 'string' && (p.prompt as string).includes('Using:')));
+  // The exported model knows it was trained on select, so selection is the model's own.
+  const model = await loadModel(result.model!);
+  assert.equal(model.trainedForSelect, true);
+  const answer = await selectThenGenerate(model, { personas: facts, history: ['do you have pets ?'] }, { maxNewTokens: 8 });
+  assert.equal(answer.selectionSource, 'model');
+  assert.match(answer.generatePrompt, new RegExp(`Using: ${answer.selectedText.replace(/[.?]/g, '\\$&')}\\n`));
+  const runs = await listRuns(path.join(project, 'runs'));
+  assert.deepEqual(runs.map((r) => [r.name, r.finished]), [['sam', true]]);
+});
+
+test('a cancelled run stops cleanly and resumes where it stopped', { skip }, async () => {
+  const controller = new AbortController();
+  const first = await runAlignment(path.join(project, 'cancel.palrun.yaml'), {
+    python,
+    signal: controller.signal,
+    onProgress: (p) => {
+      if (p.stage === 'stage1' && p.step === 5) controller.abort();
+    },
+  });
+  assert.equal(first.outcome, 'cancelled');
+  assert.deepEqual(first.stages, ['prepare']);
+  const second = await runAlignment(path.join(project, 'cancel.palrun.yaml'), { python });
+  assert.equal(second.outcome, 'done');
+  const steps = readFileSync(path.join(second.runDir, 'stage1', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  assert.deepEqual(steps, Array.from({ length: 160 }, (_, i) => i + 1), 'stage 1 resumed: every step once');
+});
+
+test('bad data stops a run before training, naming the file and line', { skip }, async () => {
+  const bad = path.join(project, 'bad.palrun.yaml');
+  writeFileSync(path.join(project, 'bad.dialogues.jsonl'), '{"persona_id": "nobody", "history": ["hi"], "response": "x", "persona_index": -1, "split": "train"}\n');
+  writeFileSync(bad, `model: {base: ${path.join(dir, 'base', 'hf')}}\ndata: {dialogues: [bad.dialogues.jsonl], personas: [personas]}\n`);
+  await assert.rejects(runAlignment(bad, { python }), /bad\.dialogues\.jsonl:1:1: error: example bad\.dialogues\.jsonl:1: no persona file has the id "nobody"/);
+});

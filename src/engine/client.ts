@@ -10,6 +10,7 @@ import {
   Emitter,
   type Event,
   type MessageConnection,
+  type NotificationType,
   type RequestType,
   type RequestType0,
 } from 'vscode-jsonrpc';
@@ -81,7 +82,21 @@ export class EngineClient {
   readonly onCrash: Event<EngineCrash> = this.crashEmitter.event;
   readonly onReady: Event<{ pid: number }> = this.readyEmitter.event;
 
+  /** Handlers of the engine's notifications, by method; they follow the engine across restarts. */
+  private readonly notificationHandlers = new Map<string, Set<(params: unknown) => void>>();
+
   constructor(private readonly options: EngineClientOptions) {}
+
+  onNotification<P>(type: NotificationType<P>, handler: (params: P) => void): { dispose(): void } {
+    let set = this.notificationHandlers.get(type.method);
+    if (!set) {
+      set = new Set();
+      this.notificationHandlers.set(type.method, set);
+    }
+    const h = handler as (params: unknown) => void;
+    set.add(h);
+    return { dispose: () => set.delete(h) };
+  }
 
   get currentState(): EngineState {
     return this.state;
@@ -176,6 +191,7 @@ export class EngineClient {
     });
     const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     connection.onNotification(LogNotification, (p) => this.logEmitter.fire(p));
+    connection.onNotification((method: string, params: unknown) => this.notificationHandlers.get(method)?.forEach((h) => h(params)));
     // The protocol owns stdout; anything on stderr is Node reporting trouble.
     createInterface({ input: child.stderr! }).on('line', (line) => this.logEmitter.fire({ level: 'error', message: `[engine stderr] ${line}` }));
     connection.onError(([err]) => this.logEmitter.fire({ level: 'debug', message: `connection: ${err.message}` }));

@@ -205,6 +205,73 @@ export interface ExportResult {
 
 export const ExportRequest = new RequestType<ExportParams, ExportResult, void>('data/export');
 
+export interface StartRunParams {
+  /** A *.palrun.yaml file. */
+  readonly config: string;
+}
+
+export interface RunProgressParams {
+  readonly runId: string;
+  readonly stage: 'prepare' | 'stage1' | 'generate' | 'stage2' | 'export';
+  readonly message: string;
+  readonly step?: number;
+  readonly total?: number;
+  readonly etaSeconds?: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+}
+
+export interface RunFinishedParams {
+  readonly runId: string;
+  readonly outcome: 'done' | 'cancelled' | 'failed';
+  readonly runDir?: string;
+  readonly model?: string;
+  readonly error?: string;
+}
+
+export interface RunListItem {
+  readonly name: string;
+  readonly dir: string;
+  readonly done: readonly string[];
+  readonly finished: boolean;
+  /** Running in this engine now. */
+  readonly active: boolean;
+}
+
+export const StartRunRequest = new RequestType<StartRunParams, { runId: string }, void>('run/start');
+export const CancelRunRequest = new RequestType<{ runId: string }, { cancelled: boolean }, void>('run/cancel');
+export const ListRunsRequest = new RequestType<{ config: string }, { runs: readonly RunListItem[] }, void>('run/list');
+export const RunProgressNotification = new NotificationType<RunProgressParams>('run/progress');
+export const RunFinishedNotification = new NotificationType<RunFinishedParams>('run/finished');
+
+export interface SelectThenGenerateParams {
+  readonly model: string;
+  readonly personas: readonly string[];
+  readonly history: readonly string[];
+  readonly maxNewTokens?: number;
+  readonly temperature?: number;
+  readonly topK?: number;
+  readonly topP?: number;
+  readonly numBeams?: number;
+  readonly seed?: number;
+  readonly selection?: 'auto' | 'model' | 'retrieval';
+  /** Echoed in generate/text notifications, so a client can tell streams apart. */
+  readonly streamId?: string;
+}
+
+export interface SelectThenGenerateResult {
+  readonly selected: number;
+  readonly selectedText: string;
+  readonly selectionSource: 'model' | 'retrieval';
+  readonly selectAnswer?: string;
+  readonly response: string;
+  readonly device: string;
+  readonly deviceNote?: string;
+}
+
+/** Cancel with JSON-RPC's $/cancelRequest: generation stops between two tokens. */
+export const SelectThenGenerateRequest = new RequestType<SelectThenGenerateParams, SelectThenGenerateResult, void>('generate/selectThenGenerate');
+export const GenerateTextNotification = new NotificationType<{ readonly streamId: string; readonly piece: string }>('generate/text');
+
 export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('engine/initialize');
 export const EngineInfoRequest = new RequestType<EngineInfoParams, EngineInfo, void>('engine/info');
 export const ListPythonsRequest = new RequestType0<ListPythonsResult, void>('python/list');

@@ -17,9 +17,17 @@ import {
   ValidateRequest,
   ImportRequest,
   ExportRequest,
+  StartRunRequest,
+  CancelRunRequest,
+  ListRunsRequest,
+  RunProgressNotification,
+  RunFinishedNotification,
+  SelectThenGenerateRequest,
+  GenerateTextNotification,
   type EngineSettings,
 } from './protocol';
 import { exportFile, importFile, validateFile } from './data';
+import { ModelCache, pythonFor, RunManager } from './runs';
 import { PAL_STUDIO_VERSION } from './version';
 
 export interface ServeOptions {
@@ -57,8 +65,34 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
   connection.onRequest(ValidateRequest, async (params) => ({ problems: await validateFile(params.file, params.text, params.lint) }));
   connection.onRequest(ImportRequest, (params) => importFile(params));
   connection.onRequest(ExportRequest, (params) => exportFile(params));
+
+  const runs = new RunManager(
+    async () => pythonFor(await engine.pythonReport()),
+    (p) => void connection.sendNotification(RunProgressNotification, p).catch(() => undefined),
+    (p) => {
+      log[p.outcome === 'failed' ? 'error' : 'info'](`Run ${p.runId.slice(0, 8)} ${p.outcome}${p.error ? `: ${p.error}` : ''}`);
+      void connection.sendNotification(RunFinishedNotification, p).catch(() => undefined);
+    },
+    (line) => log.debug(line),
+  );
+  connection.onRequest(StartRunRequest, async (params) => {
+    if (!settings.allowPython) throw new ResponseError(ErrorCodes.InvalidRequest, 'Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
+    return { runId: await runs.start(params.config) };
+  });
+  connection.onRequest(CancelRunRequest, (params) => ({ cancelled: runs.cancel(params.runId) }));
+  connection.onRequest(ListRunsRequest, async (params) => ({ runs: await runs.list(params.config) }));
+  const models = new ModelCache();
+  connection.onRequest(SelectThenGenerateRequest, (params, token) => {
+    const controller = new AbortController();
+    token.onCancellationRequested(() => controller.abort());
+    return models.selectThenGenerate(params, controller.signal, (piece) => {
+      if (params.streamId) void connection.sendNotification(GenerateTextNotification, { streamId: params.streamId, piece }).catch(() => undefined);
+    });
+  });
   connection.onRequest(ShutdownRequest, () => {
     shuttingDown = true;
+    // Runs stop at a checkpoint (their trainers get SIGTERM) and resume later.
+    runs.cancelAll();
     log.info('Shutting down.');
   });
   connection.onNotification(ExitNotification, () => options.onExit(shuttingDown ? 0 : 1));

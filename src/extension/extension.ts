@@ -11,6 +11,7 @@ import { exportData, importData, validateWorkspace } from './dataCommands';
 import { PalDiagnostics } from './diagnostics';
 import { EngineInfoPanel } from './engineInfoPanel';
 import { selectPython } from './pythonPicker';
+import { RunFollower } from './runCommands';
 import { TestReport } from './testReport';
 
 /** What the extension exports to other extensions (and to tests that can reach the host). */
@@ -27,7 +28,8 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   const host = new EngineHost(output, report);
   activeHost = host;
   const diagnostics = new PalDiagnostics(host);
-  context.subscriptions.push(output, host, diagnostics, registerCompletion());
+  const runs = new RunFollower(host);
+  context.subscriptions.push(output, host, diagnostics, runs, registerCompletion());
 
   const command = (id: string, run: () => unknown) =>
     context.subscriptions.push(
@@ -48,6 +50,10 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.validateWorkspace', () => validateWorkspace(diagnostics));
   command('palStudio.importData', () => importData(host));
   command('palStudio.exportData', () => exportData(host));
+  command('palStudio.startRun', () => {
+    if (!vscode.workspace.isTrusted) throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
+    return runs.start();
+  });
   command('palStudio.selectPython', () => {
     if (!vscode.workspace.isTrusted) throw new Error('Python is not used in Restricted Mode; trust the workspace first.');
     return selectPython(host);

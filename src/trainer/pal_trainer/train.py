@@ -217,14 +217,20 @@ def load_checkpoint(path, model, lora, optimizer, scheduler):
 # --- the loop ---------------------------------------------------------------------------------
 
 class Stop:
-    """SIGTERM asks for a clean stop after the current step."""
+    """SIGTERM asks for a clean stop after the current step. So does the death of the process that
+    started us (the engine): an orphaned trainer would race the resumed run for the same folder."""
 
     def __init__(self):
-        self.requested = False
+        self._signalled = False
+        self._parent = os.getppid()
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, *_):
-        self.requested = True
+        self._signalled = True
+
+    @property
+    def requested(self):
+        return self._signalled or os.getppid() != self._parent
 
 
 def train(job, dist, events):

@@ -1,0 +1,114 @@
+/**
+ * The engine's alignment runs and inference sessions, shared by the RPC server (the extension)
+ * and the CLI: runs go on in the background with progress callbacks and can be cancelled; loaded
+ * models are kept for the next request.
+ */
+import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
+import { parseRunConfig } from '../core/formats/runConfig';
+import { promises as fs } from 'node:fs';
+import { loadModel, selectThenGenerate, type LoadedModel } from './inference';
+import { listRuns, runAlignment } from './pipeline';
+import type { PythonReport, RunFinishedParams, RunListItem, RunProgressParams, SelectThenGenerateParams, SelectThenGenerateResult } from './protocol';
+
+export class NoPythonError extends Error {}
+
+/** The interpreter for training, or an error that says what to install. */
+export function pythonFor(report: PythonReport): string {
+  if (report.found && report.selected) return report.selected.path;
+  throw new NoPythonError(`Training needs Python with PyTorch, and none is usable: ${report.reason ?? ''} ${report.hint ?? ''} Inference and authoring keep working.`.replace(/\s+/g, ' ').trim());
+}
+
+export class RunManager {
+  private readonly active = new Map<string, { controller: AbortController; runDir?: string; config: string }>();
+
+  constructor(
+    private readonly python: () => Promise<string>,
+    private readonly onProgress: (p: RunProgressParams) => void,
+    private readonly onFinished: (p: RunFinishedParams) => void,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Starts a run and returns at once; progress and the end arrive through the callbacks. */
+  async start(config: string): Promise<string> {
+    const absolute = path.resolve(config);
+    for (const r of this.active.values()) if (r.config === absolute) throw new Error(`${config} is already running.`);
+    const python = await this.python();
+    const runId = randomUUID();
+    const controller = new AbortController();
+    this.active.set(runId, { controller, config: absolute });
+    void runAlignment(absolute, {
+      python,
+      signal: controller.signal,
+      onProgress: (p) => this.onProgress({ runId, ...p }),
+      onLog: (line) => this.log(`[run ${runId.slice(0, 8)}] ${line}`),
+    }).then(
+      (r) => this.onFinished({ runId, outcome: r.outcome, runDir: r.runDir, ...(r.model ? { model: r.model } : {}) }),
+      (err: Error) => this.onFinished({ runId, outcome: 'failed', error: err.message }),
+    ).finally(() => this.active.delete(runId));
+    return runId;
+  }
+
+  cancel(runId: string): boolean {
+    const run = this.active.get(runId);
+    run?.controller.abort();
+    return run !== undefined;
+  }
+
+  /** The runs of a config's output folder, with their state. */
+  async list(config: string): Promise<RunListItem[]> {
+    const doc = parseRunConfig(await fs.readFile(config, 'utf8'), config);
+    if (!doc.config) throw new Error(`${config} has errors; run "pal validate ${config}".`);
+    const output = path.resolve(path.dirname(config), doc.config.output);
+    const activeConfigs = new Set([...this.active.values()].map((r) => r.config));
+    const runs = await listRuns(output);
+    return runs.map((r) => ({ ...r, active: activeConfigs.has(path.resolve(config)) && r.name === doc.config!.name }));
+  }
+
+  cancelAll(): void {
+    for (const r of this.active.values()) r.controller.abort();
+  }
+}
+
+export class ModelCache {
+  private readonly models = new Map<string, Promise<LoadedModel>>();
+
+  get(folder: string): Promise<LoadedModel> {
+    const key = path.resolve(folder);
+    let m = this.models.get(key);
+    if (!m) {
+      m = loadModel(key);
+      this.models.set(key, m);
+      m.catch(() => this.models.delete(key));
+    }
+    return m;
+  }
+
+  async selectThenGenerate(p: SelectThenGenerateParams, signal: AbortSignal, onText: (piece: string) => void): Promise<SelectThenGenerateResult> {
+    const m = await this.get(p.model);
+    const r = await selectThenGenerate(
+      m,
+      { personas: p.personas, history: p.history },
+      {
+        signal,
+        onText,
+        ...(p.maxNewTokens !== undefined ? { maxNewTokens: p.maxNewTokens } : {}),
+        ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
+        ...(p.topK !== undefined ? { topK: p.topK } : {}),
+        ...(p.topP !== undefined ? { topP: p.topP } : {}),
+        ...(p.numBeams !== undefined ? { numBeams: p.numBeams } : {}),
+        ...(p.seed !== undefined ? { seed: p.seed } : {}),
+        ...(p.selection ? { selection: p.selection } : {}),
+      },
+    );
+    return {
+      selected: r.selected,
+      selectedText: r.selectedText,
+      selectionSource: r.selectionSource,
+      ...(r.selectAnswer !== undefined ? { selectAnswer: r.selectAnswer } : {}),
+      response: r.response,
+      device: m.device,
+      ...(m.deviceNote ? { deviceNote: m.deviceNote } : {}),
+    };
+  }
+}

@@ -28,7 +28,15 @@ const trainer = JSON.parse(
     .pop(),
 );
 
-const results = { date: new Date().toISOString(), machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) }, trainer: trainer.trainer };
+console.error('bench: metrics, BLEU-1..4 + ROUGE-L + Distinct-1/2 over 10,000 ConvAI2 pairs, ours vs nltk corpus_bleu + coco-caption ROUGE-L…');
+const metrics = JSON.parse(
+  execFileSync(process.execPath, [path.join(root, 'bench', 'metrics_bench.mjs')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    .trim()
+    .split('\n')
+    .pop(),
+);
+
+const results = { date: new Date().toISOString(), machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) }, trainer: trainer.trainer, metrics };
 writeFileSync(path.join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 
 const m = results.machine;
@@ -40,4 +48,8 @@ for (const r of results.trainer) {
     `| trainer, stage 1 | ${r.size} (${(r.parameters / 1e6).toFixed(1)}M) | ${r.ours_tokens_per_s.toFixed(0)} tokens/s | ${r.peer_tokens_per_s.toFixed(0)} tokens/s | ${r.ratio_median.toFixed(3)} | ${r.ratio_fastest.toFixed(3)} | ${r.ours_gflops.toFixed(0)} GFLOP/s |`,
   );
 }
+// Time, not throughput: the ratio is peer time / our time (how many times faster ours is).
+console.log(
+  `| metrics (BLEU + ROUGE-L + Distinct) | ${metrics.pairs} pairs | ${metrics.ours_ms.toFixed(1)} ms | ${metrics.peer_ms.toFixed(1)} ms (nltk + coco-caption ROUGE-L, Python ${metrics.python}) | ${metrics.ratio.toFixed(2)} (peer time / ours) | | max abs difference ${metrics.max_abs_difference.toExponential(1)} |`,
+);
 console.log(`\nWritten to bench/results.json`);

@@ -2,9 +2,11 @@
  * `pal`: PAL Studio's engine on the command line, for headless machines and scripts. It runs the
  * same Engine code as the engine process the extension hosts, in-process.
  */
+import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
 import { collectFiles, exportFile, importFile, validateFile, type ExportTarget } from './data';
+import { compareRuns, formatComparison, formatEvalTable, jsonReport, runEvaluation, writeReports } from './eval';
 import { Engine } from './engine';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
@@ -24,6 +26,9 @@ Commands:
                 Character Card (V1/V2/V3) into PAL Studio's formats.
   export        Convert preference pairs for TRL, LLaMA-Factory or axolotl, or a persona
                 into a Character Card.
+  eval          Score a model's predictions: BLEU-1..4, ROUGE-L, Distinct-1/2, persona
+                selection accuracy, P-F1, P-Cover and C.score; JSON and HTML reports.
+  compare       Two evaluation reports side by side.
 
 Options:
   -h, --help    Show this help (also: pal <command> --help).
@@ -70,6 +75,32 @@ const EXPORT_HELP = `Usage: pal export <file> --to trl|llama-factory|axolotl|car
   are counted and left out. Existing files are never replaced unless --force is given.
 `;
 
+const EVAL_HELP = `Usage: pal eval --predictions <file.jsonl> [--baseline <file.jsonl>] [--json] [--out <dir>] [--nli <model folder>] [--tokenize whitespace|words]
+
+  Each line of the predictions file is a JSON object with "prediction" and "reference", and
+  optionally "personas" (the persona sentences), "selected" and "gold_persona" (a persona index,
+  or -1 for none). Metrics and their definitions: docs/metrics.md.
+
+  --baseline FILE   Predictions before alignment: the table shows before, after and the change.
+  --json            Print the report as one JSON object (stable keys: bleu1..bleu4, rougeL,
+                    distinct1, distinct2, avgLength, selectionAccuracy, pF1, pCover, cScore, ...).
+  --out DIR         Write DIR/report.json (with per-example scores) and DIR/report.html
+                    (replaced on each run).
+  --nli FOLDER      A local transformers.js text-classification NLI model (config.json id2label
+                    naming entailment, neutral, contradiction) for C.score. Without it C.score is
+                    not computed, and the report says so.
+  --tokenize MODE   whitespace (default: lower-case, split on white space; PERSONA-CHAT is
+                    already tokenised) or words (lower-case, punctuation split off).
+`;
+
+const COMPARE_HELP = `Usage: pal compare <report-a.json> <report-b.json> [--json]
+
+  Shows every metric of two pal eval reports side by side with the change from a to b, and warns
+  when they are not comparable (different tokenisation, examples or NLI model).
+
+  --json            Print the comparison as one JSON object.
+`;
+
 export class UsageError extends Error {}
 
 interface Io {
@@ -94,6 +125,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (command === 'validate') return await validate(rest, io);
     if (command === 'import') return await importCommand(rest, io);
     if (command === 'export') return await exportCommand(rest, io);
+    if (command === 'eval') return await evalCommand(rest, io);
+    if (command === 'compare') return await compareCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -221,6 +254,48 @@ async function exportCommand(args: readonly string[], io: Io): Promise<number> {
   const left = result.leftOut;
   const leftText = left && left.total ? `; left out ${left.total} (${[left.pending && `${left.pending} pending`, left.skipped && `${left.skipped} skipped`, left.tie && `${left.tie} tie`, left.unsupported.length && `${left.unsupported.length} the format cannot hold`].filter(Boolean).join(', ')})` : '';
   io.err(`Exported ${result.exported} to ${to}${leftText}.\n${result.usage}\n`);
+  return 0;
+}
+
+async function evalCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--predictions', '--baseline', '--out', '--nli', '--tokenize'], ['--json', '-h', '--help'], 'eval');
+  if (options['-h'] || options['--help']) {
+    io.out(EVAL_HELP);
+    return 0;
+  }
+  if (positional.length > 0) throw new UsageError(`pal eval takes its file with --predictions, not "${positional[0]}"`);
+  const predictions = options['--predictions'];
+  if (typeof predictions !== 'string') throw new UsageError('pal eval needs --predictions <file.jsonl>');
+  const tokenize = options['--tokenize'] ?? 'whitespace';
+  if (tokenize !== 'whitespace' && tokenize !== 'words') throw new UsageError(`--tokenize must be whitespace or words, not "${String(tokenize)}"`);
+  const baseline = options['--baseline'] as string | undefined;
+  const nli = options['--nli'] as string | undefined;
+  const result = await runEvaluation({ predictions, tokenization: tokenize, ...(baseline ? { baseline } : {}), ...(nli ? { nli } : {}) });
+  const report = jsonReport(result, nli);
+  io.out(options['--json'] ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
+  const out = options['--out'];
+  if (typeof out === 'string') for (const f of await writeReports(out, result, nli)) io.err(`Wrote ${f}\n`);
+  return 0;
+}
+
+async function compareCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, [], ['--json', '-h', '--help'], 'compare');
+  if (options['-h'] || options['--help']) {
+    io.out(COMPARE_HELP);
+    return 0;
+  }
+  if (positional.length !== 2) throw new UsageError('pal compare takes two report.json files');
+  const [a, b] = positional as [string, string];
+  const read = async (f: string): Promise<unknown> => {
+    const text = await readFile(f, 'utf8');
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${f} is not a JSON report (${(err as Error).message}); make one with pal eval --out <dir>.`);
+    }
+  };
+  const comparison = compareRuns(await read(a), await read(b), { a, b });
+  io.out(options['--json'] ? `${JSON.stringify(comparison, null, 2)}\n` : formatComparison(comparison));
   return 0;
 }
 

@@ -53,7 +53,7 @@ const runtimeExternals = ['@huggingface/transformers', 'onnxruntime-node'];
 const builds = [
   { ...nodeOptions, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
   { ...nodeOptions, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js', external: runtimeExternals },
-  { ...nodeOptions, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } },
+  { ...nodeOptions, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' }, external: runtimeExternals },
   { ...common, platform: 'browser', format: 'iife', target: 'chrome120', entryPoints: webviewEntries(), outdir: 'dist/webview' },
 ];
 if (args.has('--tests')) {

@@ -7,7 +7,11 @@ import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
 import { collectFiles, exportFile, importFile, validateFile, type ExportTarget } from './data';
 import { compareRuns, formatComparison, formatEvalTable, jsonReport, runEvaluation, writeReports } from './eval';
+import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
+import { loadModel, selectThenGenerate } from './inference';
+import { runAlignment } from './pipeline';
+import { pythonFor, RunManager } from './runs';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
 import type { LogLevel } from './protocol';
@@ -26,6 +30,9 @@ Commands:
                 Character Card (V1/V2/V3) into PAL Studio's formats.
   export        Convert preference pairs for TRL, LLaMA-Factory or axolotl, or a persona
                 into a Character Card.
+  train         Run PAL (stage 1, rejection sampling, stage 2, export) from a *.palrun.yaml.
+  runs          List a run config's runs and their stages.
+  chat          Select then generate with a model and a persona.
   eval          Score a model's predictions: BLEU-1..4, ROUGE-L, Distinct-1/2, persona
                 selection accuracy, P-F1, P-Cover and C.score; JSON and HTML reports.
   compare       Two evaluation reports side by side.
@@ -73,6 +80,27 @@ const EXPORT_HELP = `Usage: pal export <file> --to trl|llama-factory|axolotl|car
 
   Only judged pairs (status "chosen", or no status) are exported; pending, skipped and tie pairs
   are counted and left out. Existing files are never replaced unless --force is given.
+`;
+
+const TRAIN_HELP = `Usage: pal train <run.palrun.yaml> [--python PATH]
+
+  Runs PAL on the run config: the stage-1 mixture from its dialogue sets, stage 1, persona-blind
+  rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, and an ONNX
+  export in <output>/<name>/model. Progress goes to stderr. Ctrl-C stops at a checkpoint; the same
+  command resumes.
+`;
+
+const RUNS_HELP = `Usage: pal runs <run.palrun.yaml> [--json]
+
+  The runs in the config's output folder and the stages each has done.
+`;
+
+const CHAT_HELP = `Usage: pal chat --model <folder> (--persona <file.persona.yaml> | --facts "a.|b.") [--history "turn"]... "message"
+                [--temperature T] [--top-k K] [--top-p P] [--beams N] [--max-new-tokens N] [--seed S] [--selection auto|model|retrieval] [--json]
+
+  Select then generate: the model picks the persona sentence the reply should use (or BM25
+  retrieval, labelled, for models not trained on PAL's select task), then writes the reply with
+  that sentence highlighted. The reply streams to stdout.
 `;
 
 const EVAL_HELP = `Usage: pal eval --predictions <file.jsonl> [--baseline <file.jsonl>] [--json] [--out <dir>] [--nli <model folder>] [--tokenize whitespace|words]
@@ -127,6 +155,9 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (command === 'export') return await exportCommand(rest, io);
     if (command === 'eval') return await evalCommand(rest, io);
     if (command === 'compare') return await compareCommand(rest, io);
+    if (command === 'train') return await trainCommand(rest, io);
+    if (command === 'runs') return await runsCommand(rest, io);
+    if (command === 'chat') return await chatCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -296,6 +327,114 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
   };
   const comparison = compareRuns(await read(a), await read(b), { a, b });
   io.out(options['--json'] ? `${JSON.stringify(comparison, null, 2)}\n` : formatComparison(comparison));
+  return 0;
+}
+
+async function trainCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--python'], ['-h', '--help'], 'train');
+  if (options['-h'] || options['--help']) {
+    io.out(TRAIN_HELP);
+    return 0;
+  }
+  if (positional.length !== 1) throw new UsageError('pal train takes one run config (*.palrun.yaml)');
+  const engine = new Engine(createLogger(() => undefined, () => 'error'), { allowPython: true, logLevel: 'error', ...(typeof options['--python'] === 'string' ? { pythonPath: options['--python'] } : {}) });
+  const python = pythonFor(await engine.pythonReport());
+  const controller = new AbortController();
+  const onSigint = () => {
+    io.err('\nStopping at the next checkpoint (Ctrl-C again to force)…\n');
+    controller.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  const t0 = Date.now();
+  try {
+    const result = await runAlignment(positional[0]!, {
+      python,
+      signal: controller.signal,
+      onProgress: (p) => {
+        const eta = p.etaSeconds !== undefined ? ` (about ${Math.ceil(p.etaSeconds)} s left)` : '';
+        const loss = p.metrics?.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(4)}` : '';
+        const margin = p.metrics?.['rewards/margins'] !== undefined ? ` margin ${p.metrics['rewards/margins'].toFixed(4)}` : '';
+        io.err(`[${p.stage}] ${p.message}${loss}${margin}${eta}\n`);
+      },
+    });
+    const seconds = ((Date.now() - t0) / 1000).toFixed(0);
+    if (result.outcome === 'cancelled') {
+      io.err(`Stopped after ${seconds} s at a checkpoint; run the same command to resume.\n`);
+      return 130;
+    }
+    io.out(`${result.model}\n`);
+    io.err(`Done in ${seconds} s. The aligned model (ONNX, for inference): ${result.model}\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+async function runsCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, [], ['--json', '-h', '--help'], 'runs');
+  if (options['-h'] || options['--help']) {
+    io.out(RUNS_HELP);
+    return 0;
+  }
+  if (positional.length !== 1) throw new UsageError('pal runs takes one run config (*.palrun.yaml)');
+  const manager = new RunManager(async () => '', () => undefined, () => undefined, () => undefined);
+  const runs = await manager.list(positional[0]!);
+  if (options['--json']) io.out(`${JSON.stringify(runs, null, 2)}\n`);
+  else if (runs.length === 0) io.out('No runs yet.\n');
+  else for (const r of runs) io.out(`${r.name}\t${r.finished ? 'finished' : `stopped after ${r.done.at(-1) ?? 'nothing'}`}\t${r.dir}\n`);
+  return 0;
+}
+
+async function chatCommand(args: readonly string[], io: Io): Promise<number> {
+  const valued = ['--model', '--persona', '--facts', '--history', '--temperature', '--top-k', '--top-p', '--beams', '--max-new-tokens', '--seed', '--selection'];
+  const history: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--history') {
+      const turn = args[++i];
+      if (turn === undefined) throw new UsageError('--history needs a turn');
+      history.push(turn);
+    } else rest.push(args[i]!);
+  }
+  const { positional, options } = parseArgs(rest, valued.filter((v) => v !== '--history'), ['--json', '-h', '--help'], 'chat');
+  if (options['-h'] || options['--help']) {
+    io.out(CHAT_HELP);
+    return 0;
+  }
+  const model = options['--model'];
+  if (typeof model !== 'string') throw new UsageError('pal chat needs --model <folder>');
+  if (positional.length !== 1) throw new UsageError('pal chat takes the message to answer');
+  let personas: string[];
+  if (typeof options['--persona'] === 'string') {
+    const doc = parsePersona(await readFile(options['--persona'], 'utf8'), options['--persona']);
+    if (!doc.persona) throw new Error(`${options['--persona']} has errors:\n${doc.problems.map(formatProblem).join('\n')}`);
+    personas = doc.persona.facts;
+  } else if (typeof options['--facts'] === 'string') {
+    personas = options['--facts'].split('|').map((f) => f.trim()).filter(Boolean);
+  } else throw new UsageError('pal chat needs --persona <file> or --facts "fact one|fact two"');
+  const num = (name: string) => (typeof options[name] === 'string' ? Number(options[name]) : undefined);
+  const selection = options['--selection'];
+  if (selection !== undefined && !['auto', 'model', 'retrieval'].includes(selection as string)) throw new UsageError('--selection must be auto, model or retrieval');
+  const m = await loadModel(model);
+  if (m.deviceNote) io.err(`${m.deviceNote}\n`);
+  const json = options['--json'] === true;
+  const defined = <T>(k: string, v: T | undefined) => (v === undefined || Number.isNaN(v) ? {} : { [k]: v });
+  const r = await selectThenGenerate(m, { personas, history: [...history, positional[0]!] }, {
+    ...defined('temperature', num('--temperature')),
+    ...defined('topK', num('--top-k')),
+    ...defined('topP', num('--top-p')),
+    ...defined('numBeams', num('--beams')),
+    ...defined('maxNewTokens', num('--max-new-tokens')),
+    ...defined('seed', num('--seed')),
+    ...(selection ? { selection: selection as 'auto' | 'model' | 'retrieval' } : {}),
+    ...(json ? {} : { onText: (piece: string) => io.out(piece) }),
+  });
+  if (json) io.out(`${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, response: r.response, device: m.device }, null, 2)}\n`);
+  else {
+    io.out('\n');
+    io.err(`persona used: ${r.selectedText} (${r.selectionSource === 'model' ? 'selected by the model' : 'BM25 retrieval: this model was not trained on select'})\n`);
+  }
   return 0;
 }
 

@@ -129,3 +129,25 @@ test('bad data stops a run before training, naming the file and line', { skip },
   writeFileSync(bad, `model: {base: ${path.join(dir, 'base', 'hf')}}\ndata: {dialogues: [bad.dialogues.jsonl], personas: [personas]}\n`);
   await assert.rejects(runAlignment(bad, { python }), /bad\.dialogues\.jsonl:1:1: error: example bad\.dialogues\.jsonl:1: no persona file has the id "nobody"/);
 });
+
+test('pal train, pal runs and pal chat: the same run from the command line', { skip }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { packageRoot } = await import('../../src/engine/paths');
+  const pal = (...args: string[]) => spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, PAL_PYTHON: python } });
+  const config = path.join(project, 'cli.palrun.yaml');
+  writeFileSync(config, readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: cli').replace('epochs: 6', 'epochs: 1'));
+  const train = pal('train', config);
+  assert.equal(train.status, 0, train.stderr);
+  assert.match(train.stderr, /\[stage1\] step 4 of 4 loss [\d.]+/);
+  assert.match(train.stderr, /\[stage2\] step \d+ of \d+ loss [\d.]+ margin -?[\d.]+/);
+  const model = train.stdout.trim();
+  assert.ok(existsSync(path.join(model, 'onnx', 'model.onnx')));
+  const runs = pal('runs', config, '--json');
+  assert.deepEqual(JSON.parse(runs.stdout).map((r: { name: string; finished: boolean }) => [r.name, r.finished]), [['cancel', true], ['cli', true], ['sam', true]]);
+  const chat = pal('chat', '--model', model, '--facts', facts.join('|'), '--max-new-tokens', '6', '--json', 'do you have pets ?');
+  assert.equal(chat.status, 0, chat.stderr);
+  const answer = JSON.parse(chat.stdout);
+  assert.equal(answer.selectionSource, 'model');
+  assert.equal(typeof answer.response, 'string');
+  assert.equal(pal('train', path.join(project, 'nope.palrun.yaml')).status, 1);
+});

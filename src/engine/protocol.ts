@@ -25,6 +25,8 @@ export interface EngineSettings {
    */
   readonly allowPython: boolean;
   readonly logLevel: LogLevel;
+  /** Models may come from the Hugging Face hub (off unless the user turns it on). */
+  readonly allowHub?: boolean;
 }
 
 export interface InitializeParams {

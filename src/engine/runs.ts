@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { parseRunConfig } from '../core/formats/runConfig';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import { loadModel, selectThenGenerate, type LoadedModel } from './inference';
 import { listRuns, runAlignment } from './pipeline';
 import type { PythonReport, RunFinishedParams, RunListItem, RunProgressParams, SelectThenGenerateParams, SelectThenGenerateResult } from './protocol';
@@ -73,11 +73,16 @@ export class RunManager {
 export class ModelCache {
   private readonly models = new Map<string, Promise<LoadedModel>>();
 
+  constructor(private readonly allowHub: () => boolean = () => false) {}
+
   get(folder: string): Promise<LoadedModel> {
-    const key = path.resolve(folder);
+    // A hub id ("org/name") is read from the hub only when the user allowed it and no local folder
+    // of that name exists; everything else is a path.
+    const hub = this.allowHub() && /^[\w.-]+\/[\w.-]+$/.test(folder) && !existsSync(path.resolve(folder));
+    const key = hub ? folder : path.resolve(folder);
     let m = this.models.get(key);
     if (!m) {
-      m = loadModel(key);
+      m = loadModel(key, { allowRemote: hub });
       this.models.set(key, m);
       m.catch(() => this.models.delete(key));
     }

@@ -81,7 +81,7 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
   });
   connection.onRequest(CancelRunRequest, (params) => ({ cancelled: runs.cancel(params.runId) }));
   connection.onRequest(ListRunsRequest, async (params) => ({ runs: await runs.list(params.config) }));
-  const models = new ModelCache();
+  const models = new ModelCache(() => settings.allowHub === true);
   connection.onRequest(SelectThenGenerateRequest, (params, token) => {
     const controller = new AbortController();
     token.onCancellationRequested(() => controller.abort());

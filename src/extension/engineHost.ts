@@ -148,6 +148,7 @@ export function currentSettings(): EngineSettings {
     ...(pythonPath ? { pythonPath } : {}),
     allowPython: vscode.workspace.isTrusted,
     logLevel: config.get<LogLevel>('engine.logLevel', 'info'),
+    allowHub: config.get<boolean>('models.allowHub', false),
   };
 }
 

@@ -46,19 +46,22 @@ function testEntries() {
     .map((f) => ({ in: `test/unit/${f}`, out: f.replace(/\.ts$/, '') }));
 }
 
-// transformers.js loads onnxruntime-node's native binding (a .node file) and its own ONNX Runtime
-// web assets at run time: neither can be bundled, so they are required from node_modules.
-const runtimeExternals = ['@huggingface/transformers', 'onnxruntime-node'];
+// transformers.js is bundled (its Node build), with sharp aliased to a stub (no images here).
+// onnxruntime-node loads a native binding (.node and a shared library) and registers its backend
+// in onnxruntime-common's registry, so both stay real packages: required from node_modules in the
+// repository, and from dist/node_modules in the packaged extension (scripts/package-vsix.mjs).
+const runtimeExternals = ['onnxruntime-node', 'onnxruntime-common'];
+const noSharp = { alias: { sharp: './src/engine/no-sharp.cjs' } };
 
 const builds = [
   { ...nodeOptions, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
-  { ...nodeOptions, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js', external: runtimeExternals },
-  { ...nodeOptions, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' }, external: runtimeExternals },
+  { ...nodeOptions, ...noSharp, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js', external: runtimeExternals },
+  { ...nodeOptions, ...noSharp, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' }, external: runtimeExternals },
   { ...common, platform: 'browser', format: 'iife', target: 'chrome120', entryPoints: webviewEntries(), outdir: 'dist/webview' },
 ];
 if (args.has('--tests')) {
   rmSync(path.join(root, 'dist-test'), { recursive: true, force: true });
-  builds.push({ ...nodeOptions, sourcemap: 'inline', minify: false, entryPoints: testEntries(), outdir: 'dist-test', external: ['vscode', ...runtimeExternals] });
+  builds.push({ ...nodeOptions, ...noSharp, sourcemap: 'inline', minify: false, entryPoints: testEntries(), outdir: 'dist-test', external: ['vscode', ...runtimeExternals] });
 }
 
 /** The formats' JSON Schemas, from src/core/formats/schemas.ts, for VS Code's validation and completion. */

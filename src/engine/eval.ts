@@ -107,9 +107,6 @@ export function nliLabelMap(id2label: unknown): NliLabel[] {
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's models and tensors are loosely typed */
 type Tf = any;
 
-// A variable, so that bundlers leave transformers.js (a native ONNX Runtime binding and web assets)
-// to be loaded from node_modules at run time instead of trying to bundle it.
-const TRANSFORMERS = '@huggingface/transformers';
 const NLI_BATCH = 16;
 
 /**
@@ -126,7 +123,7 @@ export async function loadNliModel(folder: string): Promise<NliModel> {
     throw new Error(`${absolute} is not a model folder: cannot read its config.json (${(err as Error).message}).`);
   }
   const labels = nliLabelMap(config.id2label);
-  const tf: Tf = await import(TRANSFORMERS);
+  const tf: Tf = await import('@huggingface/transformers');
   // Local folders only: an evaluation never downloads anything.
   tf.env.allowRemoteModels = false;
   tf.env.allowLocalModels = true;

@@ -6,6 +6,7 @@
 // output channel under .test-results/e2e/<scenario>/. Passing ones keep their screenshots too, so
 // that a person can look at what the view really rendered.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -82,6 +83,40 @@ function scenario(name, fn) {
   });
 }
 
+/**
+ * A tiny base model in the workspace (word-level tokenizer over the sample's words, a random
+ * 2-layer Llama) and a run config that trains it for a moment: what the palette's alignment run
+ * needs, built by the trainer's own test helper.
+ */
+function buildTinyBaseModel(ws) {
+  const python = process.env.PAL_PYTHON || '/usr/bin/python3';
+  const texts = [];
+  for (const dir of ['data', 'personas', 'pairs']) {
+    for (const f of readdirSync(path.join(ws, dir))) texts.push(readFileSync(path.join(ws, dir, f), 'utf8'));
+  }
+  const template = 'Persona: Dialogue: User: Using: none Which persona sentence does Persona\'s next reply use? Answer: 1. 2. 3. 4. 5.';
+  const words = [...new Set([template, ...texts].join(' ').replace(/["{}\[\],]/g, ' ').split(/\s+/).filter(Boolean))];
+  const specials = ['[PAD]', '[UNK]', '[EOS]'];
+  const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
+  const hf = path.join(ws, 'tiny', 'hf');
+  mkdirSync(hf, { recursive: true });
+  writeFileSync(path.join(hf, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    pre_tokenizer: { type: 'WhitespaceSplit' }, decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  }));
+  writeFileSync(path.join(hf, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]' }));
+  execFileSync(python, [path.join(repoRoot, 'src', 'trainer', 'tests', 'make_tiny_export.py'), String(Object.keys(vocab).length), '2', path.join(ws, 'tiny'), '[]', '0'], {
+    env: { ...process.env, PYTHONPATH: path.join(repoRoot, 'src', 'trainer'), OPENBLAS_NUM_THREADS: '1' },
+    stdio: 'ignore',
+  });
+  writeFileSync(
+    path.join(ws, 'tiny.palrun.yaml'),
+    'name: tiny-sample\nmodel: {base: tiny/hf}\ndata:\n  dialogues: [data/mara.dialogues.jsonl]\n  pairs: [pairs/mara.pairs.jsonl]\n  personas: [personas]\nstage1: {epochs: 1, batch_size: 4, warmup_steps: 0}\nstage2: {epochs: 1, batch_size: 2, warmup_steps: 0, rejected: {max_new_tokens: 6}}\ndevice: cpu\noutput: runs\n',
+  );
+}
+
 async function runCommand(title) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input[type="text"]');
@@ -106,6 +141,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     workspace = path.join(tmp, 'workspace');
     cpSync(path.join(repoRoot, 'samples', 'studio'), workspace, { recursive: true });
     writeFileSync(path.join(workspace, 'broken.pairs.jsonl'), BROKEN_PAIRS);
+    buildTinyBaseModel(workspace);
     reportFile = path.join(tmp, 'test-report.jsonl');
     server = await startCodeServer(bin, profile, { env: { PAL_STUDIO_TEST_REPORT: reportFile } });
     browser = await chromium.launch({
@@ -205,9 +241,25 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await runCommand('PAL: Validate All PAL Files');
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL Studio checked' });
     await toast.first().waitFor({ timeout: 30_000 });
-    assert.match(await toast.first().textContent(), /checked 6 files: 1 error, 1 warning/);
+    assert.match(await toast.first().textContent(), /checked 7 files: 1 error, 1 warning/);
     // Checking never writes: the file is exactly as it was.
     assert.equal(readFileSync(path.join(workspace, 'broken.pairs.jsonl'), 'utf8'), BROKEN_PAIRS);
+  });
+
+  scenario('"PAL: Start Alignment Run" trains both stages in the engine, shows progress, and exports the model', async () => {
+    await runCommand('PAL: Start Alignment Run');
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill('tiny');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'tiny.palrun.yaml' }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run tiny.palrun.yaml' }).first().waitFor({ timeout: 30_000 });
+    const done = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run tiny.palrun.yaml finished' });
+    await done.first().waitFor({ timeout: 180_000 });
+    const runDir = path.join(workspace, 'runs', 'tiny-sample');
+    assert.ok(existsSync(path.join(runDir, 'model', 'onnx', 'model.onnx')), 'the exported model is on disk');
+    assert.deepEqual(JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8')).done, ['prepare', 'stage1', 'generate', 'stage2', 'export']);
+    assert.ok(events('command').some((e) => e.id === 'palStudio.startRun'));
   });
 
   scenario('engine logs reach the "PAL Studio" output channel', async () => {

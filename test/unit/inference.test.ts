@@ -11,41 +11,14 @@ import { generatePrompt, selectionText, selectPrompt } from '../../src/core/prom
 import { trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
 import { encode, GenerationCancelled, generateText, loadModel, selectThenGenerate, type LoadedModel } from '../../src/engine/inference';
+import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
 
-const python = process.env.PAL_PYTHON || '/usr/bin/python3';
-const hasTorch = (() => {
-  try {
-    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!hasTorch && (process.env.CI === 'true' || process.env.PAL_REQUIRE_TORCH === '1')) throw new Error(`${python} cannot import torch, and CI requires the inference tests`);
-const skip = !hasTorch && `no torch in ${python}`;
+const skip = skipWithoutTorch('inference tests');
 
 const personas = ['i have a dog named rex .', 'i play the trumpet in a jazz band .', 'i live by the sea .'];
 const history = ['hello !', 'hi , how are you ?', 'do you play an instrument ?'];
 const input = { personas, history };
 
-/** A word-level WordPiece tokenizer over every word the prompts use (special tokens first). */
-function tokenizerFiles(words: readonly string[]) {
-  const specials = ['[PAD]', '[UNK]', '[EOS]'];
-  const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
-  const tokenizer = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: null,
-    pre_tokenizer: { type: 'WhitespaceSplit' },
-    post_processor: null,
-    decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-  };
-  const config = { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]', model_max_length: 256, clean_up_tokenization_spaces: false };
-  return { tokenizer, config, size: Object.keys(vocab).length };
-}
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-inference-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,7 +29,7 @@ const prompts = [selectPrompt(input), generatePrompt(input, 1)];
 before(async () => {
   if (!hasTorch) return;
   const words = [...new Set(prompts.flatMap((p) => p.split(/\s+/)).filter(Boolean)), 'none', ...'abcdefghijklmnopqrstuvwxyz'.split('')];
-  const { tokenizer, config, size } = tokenizerFiles(words);
+  const { tokenizer, config, size } = wordPieceTokenizer(words);
   mkdirSync(path.join(dir, 'hf'), { recursive: true });
   writeFileSync(path.join(dir, 'hf', 'tokenizer.json'), JSON.stringify(tokenizer));
   writeFileSync(path.join(dir, 'hf', 'tokenizer_config.json'), JSON.stringify(config));

@@ -13,18 +13,9 @@ import { loadModel, selectThenGenerate } from '../../src/engine/inference';
 import { trainerDir } from '../../src/engine/paths';
 import { listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
 import { pythonEnvironment } from '../../src/engine/python';
+import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
 
-const python = process.env.PAL_PYTHON || '/usr/bin/python3';
-const hasTorch = (() => {
-  try {
-    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!hasTorch && (process.env.CI === 'true' || process.env.PAL_REQUIRE_TORCH === '1')) throw new Error(`${python} cannot import torch, and CI requires the pipeline tests`);
-const skip = !hasTorch && `no torch in ${python}`;
+const skip = skipWithoutTorch('pipeline tests');
 
 const facts = ['i have a dog named rex .', 'i play the trumpet .', 'i live by the sea .'];
 const train = [
@@ -57,21 +48,12 @@ before(() => {
   });
   texts.push(generatePrompt({ personas: facts, history: ['any pets ?'] }, 0), 'rex , my dog . no pets . none');
   const words = [...new Set(texts.flatMap((t) => t.split(/\s+/)).filter(Boolean))];
-  const specials = ['[PAD]', '[UNK]', '[EOS]'];
-  const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
+  const { tokenizer, config: tokenizerConfig, size } = wordPieceTokenizer(words);
   const base = path.join(dir, 'base');
   mkdirSync(path.join(base, 'hf'), { recursive: true });
-  writeFileSync(
-    path.join(base, 'hf', 'tokenizer.json'),
-    JSON.stringify({
-      version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
-      added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      pre_tokenizer: { type: 'WhitespaceSplit' }, decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-      model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-    }),
-  );
-  writeFileSync(path.join(base, 'hf', 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]' }));
-  execFileSync(python, [path.join(trainerDir(), 'tests', 'make_tiny_export.py'), String(Object.keys(vocab).length), '2', base, '[]', '0'], { env: pythonEnvironment() });
+  writeFileSync(path.join(base, 'hf', 'tokenizer.json'), JSON.stringify(tokenizer));
+  writeFileSync(path.join(base, 'hf', 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
+  execFileSync(python, [path.join(trainerDir(), 'tests', 'make_tiny_export.py'), String(size), '2', base, '[]', '0'], { env: pythonEnvironment() });
   const config = (name: string) =>
     `name: ${name}\nmodel:\n  base: ${path.join(base, 'hf')}\ndata:\n  dialogues: [sam.dialogues.jsonl]\n  pairs: [sam.pairs.jsonl]\n  personas: [personas]\nstage1: {epochs: 6, batch_size: 4, lr: 0.005, warmup_steps: 2}\nstage2: {epochs: 2, batch_size: 2, lr: 0.0005, warmup_steps: 0, rejected: {max_new_tokens: 8}}\ndevice: cpu\noutput: runs\nseed: 3\n`;
   writeFileSync(path.join(project, 'sam.palrun.yaml'), config('sam'));

@@ -8,19 +8,9 @@ import { after, before, test } from 'node:test';
 import { trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
 import { runTrainerJob, TrainerError, type TrainerEvent } from '../../src/engine/trainer';
+import { hasTorch, python, skipWithoutTorch } from './python-torch';
 
-const python = process.env.PAL_PYTHON || '/usr/bin/python3';
-const hasTorch = (() => {
-  try {
-    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const required = process.env.CI === 'true' || process.env.PAL_REQUIRE_TORCH === '1';
-if (!hasTorch && required) throw new Error(`${python} cannot import torch, and CI requires the trainer tests`);
-const skip = !hasTorch && `no torch in ${python} (set PAL_PYTHON)`;
+const skip = skipWithoutTorch('trainer tests');
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-trainer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

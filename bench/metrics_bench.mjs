@@ -88,24 +88,8 @@ warnings.simplefilter("ignore")
 data = json.load(sys.stdin)
 hyps, refs, runs = data["hyps"], data["refs"], data["runs"]
 
-def my_lcs(string, sub):  # pycocoevalcap/rouge/rouge.py
-    if len(string) < len(sub):
-        sub, string = string, sub
-    lengths = [[0 for i in range(0, len(sub) + 1)] for j in range(0, len(string) + 1)]
-    for j in range(1, len(sub) + 1):
-        for i in range(1, len(string) + 1):
-            if string[i - 1] == sub[j - 1]:
-                lengths[i][j] = lengths[i - 1][j - 1] + 1
-            else:
-                lengths[i][j] = max(lengths[i - 1][j], lengths[i][j - 1])
-    return lengths[len(string)][len(sub)]
-
-def rouge_l(c, r, beta=1.2):
-    if not c or not r:
-        return 0.0
-    lcs = my_lcs(r, c)
-    p, rec = lcs / float(len(c)), lcs / float(len(r))
-    return ((1 + beta ** 2) * p * rec) / float(rec + beta ** 2 * p) if p != 0 and rec != 0 else 0.0
+sys.path.insert(0, ${JSON.stringify(path.join(root, 'test', 'reference'))})
+from coco_rouge_l import rouge_l  # coco-caption's ROUGE-L
 
 def distinct(seqs, n):
     grams = [tuple(s[i:i + n]) for s in seqs for i in range(len(s) - n + 1)]

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { packageRoot } from '../../src/engine/paths';
 import { importParlai } from '../../src/core/importers/parlai';
 import {
   clippedMatches,
@@ -222,29 +223,13 @@ json.dump(out, sys.stdout)
       const { examples } = importParlai(readFileSync(convai2, 'utf8'), convai2);
       const refs = examples.map((e) => tokenize(e.response));
       const hyps = examples.map((e) => tokenize(e.history[e.history.length - 1] ?? ''));
-      // pycocoevalcap/rouge/rouge.py's my_lcs and calc_score, with one reference.
+      // coco-caption's ROUGE-L (test/reference/coco_rouge_l.py), one reference per hypothesis.
       const script = String.raw`
 import json, sys
-def my_lcs(string, sub):
-    if len(string) < len(sub):
-        sub, string = string, sub
-    lengths = [[0 for i in range(0, len(sub) + 1)] for j in range(0, len(string) + 1)]
-    for j in range(1, len(sub) + 1):
-        for i in range(1, len(string) + 1):
-            if string[i - 1] == sub[j - 1]:
-                lengths[i][j] = lengths[i - 1][j - 1] + 1
-            else:
-                lengths[i][j] = max(lengths[i - 1][j], lengths[i][j - 1])
-    return lengths[len(string)][len(sub)]
-beta = 1.2
+sys.path.insert(0, ${JSON.stringify(path.join(packageRoot(), 'test', 'reference'))})
+from coco_rouge_l import rouge_l
 data = json.load(sys.stdin)
-out = []
-for c, r in zip(data["hyps"], data["refs"]):
-    lcs = my_lcs(r, c)
-    p = lcs / float(len(c)) if c else 0.0
-    rec = lcs / float(len(r)) if r else 0.0
-    out.append(((1 + beta ** 2) * p * rec) / float(rec + beta ** 2 * p) if p != 0 and rec != 0 else 0.0)
-json.dump(out, sys.stdout)
+json.dump([rouge_l(c, r) for c, r in zip(data["hyps"], data["refs"])], sys.stdout)
 `;
       const r = spawnSync(python, ['-c', script], { input: JSON.stringify({ hyps, refs }), encoding: 'utf8', maxBuffer: 64 << 20, timeout: 240_000 });
       assert.equal(r.status, 0, r.stderr);

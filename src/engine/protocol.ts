@@ -274,6 +274,16 @@ export interface SelectThenGenerateResult {
 export const SelectThenGenerateRequest = new RequestType<SelectThenGenerateParams, SelectThenGenerateResult, void>('generate/selectThenGenerate');
 export const GenerateTextNotification = new NotificationType<{ readonly streamId: string; readonly piece: string }>('generate/text');
 
+export interface ComparisonResult {
+  readonly a: string;
+  readonly b: string;
+  readonly rows: readonly { readonly key: string; readonly label: string; readonly a: number | null; readonly b: number | null; readonly delta: number | null }[];
+  readonly warnings: readonly string[];
+}
+
+/** Two `pal eval` reports (report.json) side by side. */
+export const CompareReportsRequest = new RequestType<{ readonly a: string; readonly b: string }, ComparisonResult, void>('eval/compare');
+
 export const InitializeRequest = new RequestType<InitializeParams, InitializeResult, void>('engine/initialize');
 export const EngineInfoRequest = new RequestType<EngineInfoParams, EngineInfo, void>('engine/info');
 export const ListPythonsRequest = new RequestType0<ListPythonsResult, void>('python/list');

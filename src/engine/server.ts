@@ -24,10 +24,14 @@ import {
   RunFinishedNotification,
   SelectThenGenerateRequest,
   GenerateTextNotification,
+  CompareReportsRequest,
   type EngineSettings,
 } from './protocol';
 import { exportFile, importFile, validateFile } from './data';
 import { ModelCache, pythonFor, RunManager } from './runs';
+import { compareRuns } from './eval';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import { PAL_STUDIO_VERSION } from './version';
 
 export interface ServeOptions {
@@ -81,6 +85,17 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
   });
   connection.onRequest(CancelRunRequest, (params) => ({ cancelled: runs.cancel(params.runId) }));
   connection.onRequest(ListRunsRequest, async (params) => ({ runs: await runs.list(params.config) }));
+  connection.onRequest(CompareReportsRequest, async ({ a, b }) => {
+    const read = async (f: string) => {
+      try {
+        return JSON.parse(await readFile(f, 'utf8')) as unknown;
+      } catch (err) {
+        throw new ResponseError(ErrorCodes.InvalidParams, `${f}: not a readable evaluation report (${(err as Error).message})`);
+      }
+    };
+    const name = (f: string) => path.basename(path.dirname(f)) || path.basename(f);
+    return compareRuns(await read(a), await read(b), { a: name(a), b: name(b) });
+  });
   const models = new ModelCache(() => settings.allowHub === true);
   connection.onRequest(SelectThenGenerateRequest, (params, token) => {
     const controller = new AbortController();

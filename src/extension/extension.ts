@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import type { EngineInfo } from '../engine/protocol';
 import { PAL_STUDIO_VERSION } from '../engine/version';
 import { EngineHost } from './engineHost';
+import { compareReports } from './comparePanel';
 import { registerCompletion } from './completion';
 import { exportData, importData, validateWorkspace } from './dataCommands';
 import { PalDiagnostics } from './diagnostics';
@@ -50,6 +51,7 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.validateWorkspace', () => validateWorkspace(diagnostics));
   command('palStudio.importData', () => importData(host));
   command('palStudio.exportData', () => exportData(host));
+  command('palStudio.compareReports', () => compareReports(context.extensionUri, host));
   command('palStudio.startRun', () => {
     if (!vscode.workspace.isTrusted) throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
     return runs.start();

@@ -117,6 +117,20 @@ function buildTinyBaseModel(ws) {
   );
 }
 
+/** Two `pal eval` reports in the workspace, for the comparison view. */
+function writeEvalReports(ws) {
+  const rows = (prediction) => [
+    { prediction, reference: 'i have a dog named rex .', personas: ['i have a dog named rex .', 'i like jazz .'], selected: 0, gold_persona: 0 },
+    { prediction: 'jazz , mostly .', reference: 'i like jazz a lot .', personas: ['i have a dog named rex .', 'i like jazz .'], selected: -1, gold_persona: 1 },
+  ];
+  for (const [name, first] of [['before', 'no pets .'], ['after', 'i have a dog , rex .']]) {
+    const file = path.join(ws, 'eval', `${name}.jsonl`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, rows(first).map((r) => JSON.stringify(r)).join('\n') + '\n');
+    execFileSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'eval', '--predictions', file, '--out', path.join(ws, 'eval', name)], { stdio: 'ignore' });
+  }
+}
+
 async function runCommand(title) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input[type="text"]');
@@ -142,6 +156,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     cpSync(path.join(repoRoot, 'samples', 'studio'), workspace, { recursive: true });
     writeFileSync(path.join(workspace, 'broken.pairs.jsonl'), BROKEN_PAIRS);
     buildTinyBaseModel(workspace);
+    writeEvalReports(workspace);
     reportFile = path.join(tmp, 'test-report.jsonl');
     server = await startCodeServer(bin, profile, { env: { PAL_STUDIO_TEST_REPORT: reportFile } });
     browser = await chromium.launch({
@@ -260,6 +275,28 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.ok(existsSync(path.join(runDir, 'model', 'onnx', 'model.onnx')), 'the exported model is on disk');
     assert.deepEqual(JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8')).done, ['prepare', 'stage1', 'generate', 'stage2', 'export']);
     assert.ok(events('command').some((e) => e.id === 'palStudio.startRun'));
+  });
+
+  scenario('"PAL: Compare Evaluation Reports" shows two runs side by side', async () => {
+    await runCommand('PAL: Compare Evaluation Reports');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'report.json' }).first().waitFor({ timeout: 15_000 });
+    // A multi-select pick: clicking a row toggles its checkbox.
+    const rows = page.locator('.quick-input-list .monaco-list-row', { hasText: 'report.json' });
+    await rows.nth(0).click();
+    await rows.nth(1).click();
+    await page.locator('.quick-input-widget', { hasText: '2 Selected' }).waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+    const view = page.frameLocator('iframe.webview.ready >> nth=-1').frameLocator('iframe#active-frame');
+    await view.locator('h1', { hasText: 'Runs compared' }).waitFor({ timeout: 30_000 });
+    const bleu1 = view.locator('tr[data-metric="bleu1"] td');
+    assert.equal(await bleu1.count(), 3);
+    const [a, b] = [Number(await bleu1.nth(0).textContent()), Number(await bleu1.nth(1).textContent())];
+    assert.ok(a !== b, 'the two runs differ');
+    // The older report (before) is the baseline column; "after" improved BLEU-1.
+    const header = await view.locator('[data-testid="comparison"] tr').first().textContent();
+    assert.match(header, /^Metricbeforeafter/);
+    assert.ok(b > a);
+    assert.equal(await view.locator('tr[data-metric="bleu1"] td.up').count(), 1);
   });
 
   scenario('engine logs reach the "PAL Studio" output channel', async () => {

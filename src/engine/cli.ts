@@ -82,11 +82,13 @@ const EXPORT_HELP = `Usage: pal export <file> --to trl|llama-factory|axolotl|car
   are counted and left out. Existing files are never replaced unless --force is given.
 `;
 
-const TRAIN_HELP = `Usage: pal train <run.palrun.yaml> [--python PATH]
+const TRAIN_HELP = `Usage: pal train <run.palrun.yaml> [--python PATH] [--nli FOLDER]
 
   Runs PAL on the run config: the stage-1 mixture from its dialogue sets, stage 1, persona-blind
-  rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, and an ONNX
-  export in <output>/<name>/model. Progress goes to stderr. Ctrl-C stops at a checkpoint; the same
+  rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, an ONNX
+  export in <output>/<name>/model, and select-then-generate on the held-out examples (valid/test)
+  before and after alignment, scored like pal eval into <output>/<name>/eval/report.html (C.score
+  with --nli, a local NLI model). Progress goes to stderr. Ctrl-C stops at a checkpoint; the same
   command resumes.
 `;
 
@@ -331,7 +333,7 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
 }
 
 async function trainCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--python'], ['-h', '--help'], 'train');
+  const { positional, options } = parseArgs(args, ['--python', '--nli'], ['-h', '--help'], 'train');
   if (options['-h'] || options['--help']) {
     io.out(TRAIN_HELP);
     return 0;
@@ -351,6 +353,7 @@ async function trainCommand(args: readonly string[], io: Io): Promise<number> {
     const result = await runAlignment(positional[0]!, {
       python,
       signal: controller.signal,
+      ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
       onProgress: (p) => {
         const eta = p.etaSeconds !== undefined ? ` (about ${Math.ceil(p.etaSeconds)} s left)` : '';
         const loss = p.metrics?.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(4)}` : '';
@@ -365,6 +368,7 @@ async function trainCommand(args: readonly string[], io: Io): Promise<number> {
     }
     io.out(`${result.model}\n`);
     io.err(`Done in ${seconds} s. The aligned model (ONNX, for inference): ${result.model}\n`);
+    if (result.report) io.err(`Before/after report: ${result.report.replace(/\.json$/, '.html')}\n`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);

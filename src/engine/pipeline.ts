@@ -8,6 +8,9 @@
  *   stage2    gold vs rejection pairs (+ the writers' annotated pairs) -> the trainer's DPO job
  *             against the stage-1 model
  *   export    ONNX for inference, with the tokenizer and pal.json (prompt version, tasks)
+ *   evaluate  select then generate on the held-out examples (valid/test splits), by the base
+ *             model (before: BM25 selection, labelled) and the aligned one (after: its own
+ *             selection); pal eval's metrics and report, before vs after, in <run>/eval
  *
  * The run folder (`<output>/<name>/`) keeps each stage's output and a state.json of the stages
  * done, so a cancelled or crashed run resumes where it stopped (the trainer resumes mid-stage from
@@ -25,10 +28,12 @@ import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import { annotatedPairs, rejectionPrompts, resolveExample, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
 import { PROMPT_TEMPLATE_VERSION } from '../core/prompts';
+import { runEvaluation, writeReports } from './eval';
+import { GenerationCancelled, loadModel, selectThenGenerate } from './inference';
 import { pythonEnvironment } from './python';
 import { runTrainerJob, type TrainerEvent } from './trainer';
 
-export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export'] as const;
+export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface RunProgress {
@@ -42,6 +47,8 @@ export interface RunProgress {
 
 export interface RunOptions {
   readonly python: string;
+  /** A local NLI model folder for C.score in the evaluation (none: C.score is reported as not computed). */
+  readonly nli?: string;
   readonly onProgress?: (p: RunProgress) => void;
   readonly onLog?: (line: string) => void;
   readonly signal?: AbortSignal;
@@ -52,6 +59,8 @@ export interface RunResult {
   readonly runDir: string;
   /** The exported model folder (ONNX + tokenizer), when done. */
   readonly model?: string;
+  /** The evaluation report (report.json; report.html beside it), when there were held-out examples. */
+  readonly report?: string;
   readonly stages: readonly Stage[];
 }
 
@@ -251,7 +260,49 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     await exportForInference(options.python, path.join(stage2Dir, 'final'), modelDir, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base);
     await markDone('export');
   }
-  return { outcome: 'done', runDir, model: modelDir, stages: state.done };
+
+  const evalDir = path.join(runDir, 'eval');
+  if (prep.heldOut.length === 0) {
+    progress({ stage: 'evaluate', message: 'No held-out examples (split "valid" or "test"): nothing to evaluate on.' });
+  } else if (!state.done.includes('evaluate')) {
+    const baseOnnx = path.join(runDir, 'base-model');
+    progress({ stage: 'evaluate', message: `Select then generate on ${prep.heldOut.length} held-out examples, before and after alignment` });
+    // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
+    await exportForInference(options.python, base, baseOnnx, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, []);
+    const predict = async (folder: string, file: string) => {
+      const m = await loadModel(folder);
+      const rows = [];
+      for (const ex of prep.heldOut) {
+        if (options.signal?.aborted) return false;
+        const r = await selectThenGenerate(m, ex, { maxNewTokens: config.stage2.rejected.max_new_tokens, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
+        rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, selected: r.selected, gold_persona: ex.personaIndex, selection_source: r.selectionSource });
+      }
+      await writeJsonl(file, rows);
+      return true;
+    };
+    const before = path.join(evalDir, 'predictions-before.jsonl');
+    const after = path.join(evalDir, 'predictions-after.jsonl');
+    try {
+      if (!(await predict(baseOnnx, before)) || !(await predict(modelDir, after))) return cancelled(runDir, state);
+    } catch (err) {
+      if (err instanceof GenerationCancelled) return cancelled(runDir, state);
+      throw err;
+    }
+    const result = await runEvaluation({ predictions: after, baseline: before, ...(options.nli ? { nli: options.nli } : {}) });
+    await writeReports(evalDir, result, options.nli);
+    const a = result.run.evaluation.report;
+    const b = result.baseline!.evaluation.report;
+    progress({
+      stage: 'evaluate',
+      message: `BLEU-1 ${b.bleu1.toFixed(4)} -> ${a.bleu1.toFixed(4)}, ROUGE-L ${b.rougeL.toFixed(4)} -> ${a.rougeL.toFixed(4)}, selection accuracy ${fmt(b.selectionAccuracy)} -> ${fmt(a.selectionAccuracy)}`,
+    });
+    await markDone('evaluate');
+  }
+  return { outcome: 'done', runDir, model: modelDir, stages: state.done, ...(prep.heldOut.length ? { report: path.join(evalDir, 'report.json') } : {}) };
+}
+
+function fmt(v: number | null | undefined): string {
+  return typeof v === 'number' ? v.toFixed(4) : 'n/a';
 }
 
 function cancelled(runDir: string, state: RunState): RunResult {

@@ -214,7 +214,7 @@ export interface StartRunParams {
 
 export interface RunProgressParams {
   readonly runId: string;
-  readonly stage: 'prepare' | 'stage1' | 'generate' | 'stage2' | 'export';
+  readonly stage: 'prepare' | 'stage1' | 'generate' | 'stage2' | 'export' | 'evaluate';
   readonly message: string;
   readonly step?: number;
   readonly total?: number;

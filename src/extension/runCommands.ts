@@ -14,6 +14,7 @@ const STAGE_NAMES: Record<RunProgressParams['stage'], string> = {
   generate: 'Sampling rejected responses',
   stage2: 'Stage 2 (DPO)',
   export: 'Exporting',
+  evaluate: 'Evaluating (before vs after)',
 };
 
 export class RunFollower implements vscode.Disposable {

@@ -273,7 +273,8 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await done.first().waitFor({ timeout: 180_000 });
     const runDir = path.join(workspace, 'runs', 'tiny-sample');
     assert.ok(existsSync(path.join(runDir, 'model', 'onnx', 'model.onnx')), 'the exported model is on disk');
-    assert.deepEqual(JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8')).done, ['prepare', 'stage1', 'generate', 'stage2', 'export']);
+    assert.deepEqual(JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8')).done, ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate']);
+    assert.ok(existsSync(path.join(runDir, 'eval', 'report.html')), 'the before/after report is written');
     assert.ok(events('command').some((e) => e.id === 'palStudio.startRun'));
   });
 

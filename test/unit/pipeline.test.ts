@@ -64,7 +64,17 @@ test('a run goes through both stages, exports, and the result selects then gener
   const seen: RunProgress[] = [];
   const result = await runAlignment(path.join(project, 'sam.palrun.yaml'), { python, onProgress: (p) => seen.push(p) });
   assert.equal(result.outcome, 'done');
-  assert.deepEqual(result.stages, ['prepare', 'stage1', 'generate', 'stage2', 'export']);
+  assert.deepEqual(result.stages, ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate']);
+  // Before vs after on the held-out example: the base model selects by retrieval, the aligned one by itself.
+  const report = JSON.parse(readFileSync(result.report!, 'utf8'));
+  assert.equal(report.count, 1);
+  assert.equal(typeof report.bleu1, 'number');
+  assert.equal(report.baseline.count, 1);
+  assert.equal(report.cScore, null, 'no NLI model: C.score is not computed, not invented');
+  const before = JSON.parse(readFileSync(path.join(result.runDir, 'eval', 'predictions-before.jsonl'), 'utf8').trim());
+  const after = JSON.parse(readFileSync(path.join(result.runDir, 'eval', 'predictions-after.jsonl'), 'utf8').trim());
+  assert.deepEqual([before.selection_source, after.selection_source], ['retrieval', 'model']);
+  assert.ok(existsSync(path.join(result.runDir, 'eval', 'report.html')));
   for (const f of ['onnx/model.onnx', 'tokenizer.json', 'config.json', 'pal.json']) assert.ok(existsSync(path.join(result.model!, f)), f);
   // Progress: steps with totals and an ETA, in stage order.
   const s1 = seen.filter((p) => p.stage === 'stage1' && p.step !== undefined);

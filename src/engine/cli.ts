@@ -16,6 +16,7 @@ import { formatEngineInfo } from './format';
 import { createLogger } from './log';
 import type { LogLevel } from './protocol';
 import { PAL_STUDIO_VERSION } from './version';
+import { trainTokenizer } from './tokenizerTrain';
 
 const HELP = `pal ${PAL_STUDIO_VERSION}: PAL Studio's engine on the command line
 
@@ -36,6 +37,7 @@ Commands:
   eval          Score a model's predictions: BLEU-1..4, ROUGE-L, Distinct-1/2, persona
                 selection accuracy, P-F1, P-Cover and C.score; JSON and HTML reports.
   compare       Two evaluation reports side by side.
+  tokenizer     Train the byte-level BPE tokenizer on the dialogue corpora (tokenizer train).
 
 Options:
   -h, --help    Show this help (also: pal <command> --help).
@@ -131,6 +133,17 @@ const COMPARE_HELP = `Usage: pal compare <report-a.json> <report-b.json> [--json
   --json            Print the comparison as one JSON object.
 `;
 
+const TOKENIZER_HELP = `Usage: pal tokenizer train --corpora <folder> --out <folder> [--vocab-size N] [--min-frequency N] [--limit-dialogues N]
+
+  Trains a byte-level BPE tokenizer (GPT-2's scheme) on every turn of the *.jsonl.gz dialogue
+  corpora in --corpora and writes tokenizer.json and tokenizer_config.json (Hugging Face format,
+  loaded by transformers.js) into --out. Deterministic. Details: docs/tokenizer.md.
+
+  --vocab-size N       Total vocabulary, <|endoftext|> and the 256 bytes included (default 4096).
+  --min-frequency N    Pairs seen fewer times are not merged (default 2).
+  --limit-dialogues N  Read only the first N dialogues (files in name order).
+`;
+
 export class UsageError extends Error {}
 
 interface Io {
@@ -160,6 +173,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (command === 'train') return await trainCommand(rest, io);
     if (command === 'runs') return await runsCommand(rest, io);
     if (command === 'chat') return await chatCommand(rest, io);
+    if (command === 'tokenizer') return await tokenizerCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -439,6 +453,38 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
     io.out('\n');
     io.err(`persona used: ${r.selectedText} (${r.selectionSource === 'model' ? 'selected by the model' : 'BM25 retrieval: this model was not trained on select'})\n`);
   }
+  return 0;
+}
+
+async function tokenizerCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--corpora', '--out', '--vocab-size', '--min-frequency', '--limit-dialogues'], ['-h', '--help'], 'tokenizer');
+  if (options['-h'] || options['--help']) {
+    io.out(TOKENIZER_HELP);
+    return 0;
+  }
+  if (positional[0] !== 'train' || positional.length !== 1) throw new UsageError('usage: pal tokenizer train --corpora <folder> --out <folder>');
+  const corpora = options['--corpora'];
+  const out = options['--out'];
+  if (typeof corpora !== 'string' || typeof out !== 'string') throw new UsageError('pal tokenizer train needs --corpora and --out');
+  const int = (name: string, min: number) => {
+    const v = options[name];
+    if (typeof v !== 'string') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer of at least ${min}`);
+    return n;
+  };
+  const vocabSize = int('--vocab-size', 257);
+  const minFrequency = int('--min-frequency', 1);
+  const limitDialogues = int('--limit-dialogues', 1);
+  const r = await trainTokenizer({
+    corpora,
+    out,
+    ...(vocabSize !== undefined ? { vocabSize } : {}),
+    ...(minFrequency !== undefined ? { minFrequency } : {}),
+    ...(limitDialogues !== undefined ? { limitDialogues } : {}),
+    log: (line) => io.err(`${line}\n`),
+  });
+  io.out(`${r.files.join('\n')}\n`);
   return 0;
 }
 

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BYTE_TO_UNICODE, BpeTokenizer, END_OF_TEXT, preTokenize, toTokenizerJson, trainBpe } from '../../src/core/tokenizer/bpe';
+import { spawnSync } from 'node:child_process';
+import { packageRoot } from '../../src/engine/paths';
 import { corpusFiles, corpusTurns, trainTokenizer } from '../../src/engine/tokenizerTrain';
 import { sharedData, skipWithoutData } from './shared-data';
 
@@ -74,6 +76,19 @@ describe('training on tiny corpora gives the merges computed by hand', () => {
     assert.deepEqual(j.added_tokens[0], { id: 0, content: END_OF_TEXT, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
     assert.deepEqual(BpeTokenizer.fromJson(JSON.parse(JSON.stringify(j))).tokenize('abc ab'), ['ab', 'c', 'Ġab']);
   });
+});
+
+// The built dist/cli.js in a child process, as test/unit/cli.test.ts runs it.
+const pal = (...args: string[]) => spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 120_000 });
+
+test('pal tokenizer: help, and usage errors exit 2', () => {
+  const help = pal('tokenizer', '--help');
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /pal tokenizer train --corpora/);
+  assert.equal(pal('tokenizer', 'train', '--out', '/nonexistent').status, 2);
+  const small = pal('tokenizer', 'train', '--corpora', 'a', '--out', 'b', '--vocab-size', '12');
+  assert.equal(small.status, 2);
+  assert.match(small.stderr, /--vocab-size must be an integer/);
 });
 
 const corpora = path.join(sharedData, 'corpora');

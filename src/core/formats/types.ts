@@ -98,7 +98,8 @@ export interface DecodingConfig {
   max_new_tokens: number;
 }
 
-export interface Stage1Config {
+/** What both stages' optimisation takes (the schema's `common` block). */
+export interface StageTraining {
   epochs: number;
   lr: number;
   warmup_steps: number;
@@ -107,28 +108,22 @@ export interface Stage1Config {
   batch_size: number;
   grad_accum: number;
   max_length: number;
-  weight_decay: number;
   lora: LoraConfig | null;
 }
 
-export interface Stage2Config {
-  epochs: number;
-  lr: number;
+export interface Stage1Config extends StageTraining {
+  weight_decay: number;
+}
+
+export interface Stage2Config extends StageTraining {
   beta: number;
   loss: 'sigmoid' | 'ipo';
   label_smoothing: number;
-  warmup_steps: number;
-  schedule: 'constant' | 'cosine';
-  grad_clip: number;
-  batch_size: number;
-  grad_accum: number;
-  max_length: number;
-  lora: LoraConfig | null;
   /** How the stage-1 model samples rejected responses from history-only prompts. */
   rejected: DecodingConfig;
 }
 
-/** `*.palrun.yaml`, with every default filled in (see RUN_DEFAULTS). */
+/** `*.palrun.yaml`, with every default filled in (the schema's defaults: schemas.ts). */
 export interface RunConfig {
   name: string;
   model: { base: string; tokenizer?: string };

@@ -6,19 +6,18 @@ import { webviewHtml, webviewOptions } from './webviewHtml';
 
 export async function compareReports(extensionUri: vscode.Uri, host: EngineHost): Promise<void> {
   const found = await vscode.workspace.findFiles('**/report.json', '**/node_modules/**');
-  const items = found.map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u }));
-  let picked: vscode.Uri[] | undefined;
-  if (items.length >= 2) {
-    const choice = await vscode.window.showQuickPick(items, { canPickMany: true, title: 'PAL Studio: compare two evaluation reports', placeHolder: 'Pick two report.json files (from pal eval --out)' });
-    picked = choice?.map((c) => c.uri);
-  } else {
-    picked = await vscode.window.showOpenDialog({ canSelectMany: true, filters: { 'Evaluation reports': ['json'] }, openLabel: 'Compare' });
-  }
-  if (!picked) return;
-  if (picked.length !== 2) throw new Error(`Pick exactly two reports (you picked ${picked.length}).`);
-  // The older report is the baseline: changes read as "what the later run did".
-  const [a, b] = (await Promise.all(picked.map(async (u) => ({ u, t: (await vscode.workspace.fs.stat(u)).mtime })))).sort((x, y) => x.t - y.t).map((x) => x.u);
-  const comparison = await host.client.request(CompareReportsRequest, { a: a!.fsPath, b: b!.fsPath });
+  // Two questions rather than one multi-pick: which report is the baseline must be the writer's
+  // choice, not an accident of file order or modification times.
+  const pick = async (title: string, exclude?: vscode.Uri): Promise<vscode.Uri | undefined> => {
+    const items = found.filter((u) => u.toString() !== exclude?.toString()).map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u }));
+    if (items.length === 0) return (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Evaluation reports': ['json'] }, openLabel: 'Compare', title }))?.[0];
+    return (await vscode.window.showQuickPick(items, { title, placeHolder: 'A report.json written by pal eval --out (or by a run)' }))?.uri;
+  };
+  const a = await pick('PAL Studio: compare reports (1/2): the baseline (before)');
+  if (!a) return;
+  const b = await pick('PAL Studio: compare reports (2/2): the run to compare (after)', a);
+  if (!b) return;
+  const comparison = await host.client.request(CompareReportsRequest, { a: a.fsPath, b: b.fsPath });
   const panel = vscode.window.createWebviewPanel('palStudio.compare', 'PAL Studio: Runs Compared', vscode.ViewColumn.Active, webviewOptions(extensionUri));
   panel.webview.html = webviewHtml(panel.webview, extensionUri, 'compare', 'PAL Studio: Runs Compared');
   panel.webview.onDidReceiveMessage((m: unknown) => {

@@ -280,20 +280,20 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
 
   scenario('"PAL: Compare Evaluation Reports" shows two runs side by side', async () => {
     await runCommand('PAL: Compare Evaluation Reports');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'report.json' }).first().waitFor({ timeout: 15_000 });
-    // A multi-select pick: clicking a row toggles its checkbox.
-    const rows = page.locator('.quick-input-list .monaco-list-row', { hasText: 'report.json' });
-    await rows.nth(0).click();
-    await rows.nth(1).click();
-    await page.locator('.quick-input-widget', { hasText: '2 Selected' }).waitFor({ timeout: 10_000 });
-    await page.keyboard.press('Enter');
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    for (const name of ['before', 'after']) {
+      await page.locator('.quick-input-widget', { hasText: name === 'before' ? 'the baseline' : 'the run to compare' }).waitFor({ timeout: 15_000 });
+      await input.fill(`eval/${name}/report.json`);
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: `eval/${name}/report.json` }).first().waitFor({ timeout: 15_000 });
+      await page.keyboard.press('Enter');
+    }
     const view = page.frameLocator('iframe.webview.ready >> nth=-1').frameLocator('iframe#active-frame');
     await view.locator('h1', { hasText: 'Runs compared' }).waitFor({ timeout: 30_000 });
     const bleu1 = view.locator('tr[data-metric="bleu1"] td');
     assert.equal(await bleu1.count(), 3);
     const [a, b] = [Number(await bleu1.nth(0).textContent()), Number(await bleu1.nth(1).textContent())];
     assert.ok(a !== b, 'the two runs differ');
-    // The older report (before) is the baseline column; "after" improved BLEU-1.
+    // The baseline (before) is the first column; "after" improved BLEU-1.
     const header = await view.locator('[data-testid="comparison"] tr').first().textContent();
     assert.match(header, /^Metricbeforeafter/);
     assert.ok(b > a);

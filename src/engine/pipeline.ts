@@ -129,8 +129,26 @@ export async function prepareRun(configFile: string): Promise<Prepared> {
   }
   // A run trains on what the writer sees: a line the tools cannot read is an error, not a skip.
   if (problems.length) throw new Error(`The run's data has problems (fix them, or run "pal validate"):\n${problems.join('\n')}`);
+  await checkModelFolder(path.resolve(baseDir, config.model.base), configFile, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : undefined);
   if (train.length === 0) throw new Error(`${configFile}: no training examples (split "train") in ${config.data.dialogues.join(', ')}`);
   return { config, baseDir, personas, train, heldOut, pairs };
+}
+
+/**
+ * The base model must be a folder the trainer can start from (config.json and safetensors weights)
+ * with a tokenizer: said up front, in the run config's terms, before anything is written.
+ */
+async function checkModelFolder(base: string, configFile: string, tokenizer?: string): Promise<void> {
+  const has = (f: string) => fs.stat(f).then(() => true, () => false);
+  const where = `(model.base in ${path.basename(configFile)})`;
+  if (!(await has(base))) {
+    throw new Error(`The base model ${base} does not exist ${where}. Point model.base at a model folder (config.json, model.safetensors, tokenizer.json), such as the default model in models/ once it is built.`);
+  }
+  const missing = [];
+  if (!(await has(path.join(base, 'config.json')))) missing.push('config.json');
+  if (!(await has(path.join(base, 'model.safetensors'))) && !(await has(path.join(base, 'model.safetensors.index.json')))) missing.push('model.safetensors');
+  if (!(await has(path.join(tokenizer ?? base, 'tokenizer.json')))) missing.push(tokenizer ? `${tokenizer}/tokenizer.json (model.tokenizer)` : 'tokenizer.json');
+  if (missing.length) throw new Error(`The base model folder ${base} ${where} lacks ${missing.join(', ')}: the trainer needs Hugging Face weights and the engine the tokenizer.`);
 }
 
 /** The tokenizer of the base model (or the one the config names), through transformers.js. */

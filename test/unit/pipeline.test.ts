@@ -115,6 +115,17 @@ test('a cancelled run stops cleanly and resumes where it stopped', { skip }, asy
   assert.deepEqual(steps, Array.from({ length: 160 }, (_, i) => i + 1), 'stage 1 resumed: every step once');
 });
 
+test('a missing or incomplete base model is reported in the run config’s terms, before anything is written', { skip }, async () => {
+  const config = path.join(project, 'nobase.palrun.yaml');
+  writeFileSync(config, `name: nobase\nmodel: {base: ${path.join(dir, 'no-such-model')}}\ndata: {dialogues: [sam.dialogues.jsonl], personas: [personas]}\n`);
+  await assert.rejects(runAlignment(config, { python }), /The base model .*no-such-model does not exist \(model\.base in nobase\.palrun\.yaml\)/);
+  assert.equal(existsSync(path.join(project, 'runs', 'nobase')), false, 'no run folder was created');
+  mkdirSync(path.join(dir, 'half-model'), { recursive: true });
+  writeFileSync(path.join(dir, 'half-model', 'config.json'), '{}');
+  writeFileSync(config, `name: nobase\nmodel: {base: ${path.join(dir, 'half-model')}}\ndata: {dialogues: [sam.dialogues.jsonl], personas: [personas]}\n`);
+  await assert.rejects(runAlignment(config, { python }), /lacks model\.safetensors, tokenizer\.json/);
+});
+
 test('bad data stops a run before training, naming the file and line', { skip }, async () => {
   const bad = path.join(project, 'bad.palrun.yaml');
   writeFileSync(path.join(project, 'bad.dialogues.jsonl'), '{"persona_id": "nobody", "history": ["hi"], "response": "x", "persona_index": -1, "split": "train"}\n');

@@ -11,6 +11,7 @@ import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
 import { loadModel, selectThenGenerate } from './inference';
 import { runAlignment } from './pipeline';
+import { encodeCorpora } from './pretrainData';
 import { pythonFor, RunManager } from './runs';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
@@ -134,6 +135,10 @@ const COMPARE_HELP = `Usage: pal compare <report-a.json> <report-b.json> [--json
 `;
 
 const TOKENIZER_HELP = `Usage: pal tokenizer train --corpora <folder> --out <folder> [--vocab-size N] [--min-frequency N] [--limit-dialogues N]
+       pal tokenizer encode --tokenizer <folder> --corpora <folder> --out <file.bin> [--limit-dialogues N]
+
+  encode writes the corpora's dialogues (as PAL's dialogue block, <|endoftext|> between them) as
+  little-endian uint16 token ids: the data of the trainer's "lm" (pre-training) job.
 
   Trains a byte-level BPE tokenizer (GPT-2's scheme) on every turn of the *.jsonl.gz dialogue
   corpora in --corpora and writes tokenizer.json and tokenizer_config.json (Hugging Face format,
@@ -457,12 +462,23 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
 }
 
 async function tokenizerCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--corpora', '--out', '--vocab-size', '--min-frequency', '--limit-dialogues'], ['-h', '--help'], 'tokenizer');
+  const { positional, options } = parseArgs(args, ['--corpora', '--out', '--vocab-size', '--min-frequency', '--limit-dialogues', '--tokenizer'], ['-h', '--help'], 'tokenizer');
   if (options['-h'] || options['--help']) {
     io.out(TOKENIZER_HELP);
     return 0;
   }
-  if (positional[0] !== 'train' || positional.length !== 1) throw new UsageError('usage: pal tokenizer train --corpora <folder> --out <folder>');
+  if (positional[0] === 'encode' && positional.length === 1) {
+    const [tokenizer, corpora, out] = [options['--tokenizer'], options['--corpora'], options['--out']];
+    if (typeof tokenizer !== 'string' || typeof corpora !== 'string' || typeof out !== 'string') throw new UsageError('pal tokenizer encode needs --tokenizer, --corpora and --out');
+    const limit = options['--limit-dialogues'];
+    const n = typeof limit === 'string' ? Number(limit) : undefined;
+    if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError('--limit-dialogues must be an integer of at least 1');
+    const r = await encodeCorpora({ tokenizer, corpora, out, ...(n ? { limitDialogues: n } : {}), log: (line) => io.err(`${line}\n`) });
+    io.err(`${r.dialogues} dialogues, ${r.tokens} tokens in ${r.seconds.toFixed(1)} s -> ${r.out}\n`);
+    io.out(`${r.out}\n`);
+    return 0;
+  }
+  if (positional[0] !== 'train' || positional.length !== 1) throw new UsageError('usage: pal tokenizer train --corpora <folder> --out <folder>, or pal tokenizer encode --tokenizer <folder> --corpora <folder> --out <file.bin>');
   const corpora = options['--corpora'];
   const out = options['--out'];
   if (typeof corpora !== 'string' || typeof out !== 'string') throw new UsageError('pal tokenizer train needs --corpora and --out');

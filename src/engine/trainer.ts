@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { pythonEnvironment } from './python';
 
 export interface TrainerJob {
-  readonly stage: 'sft' | 'generate' | 'dpo';
+  readonly stage: 'lm' | 'sft' | 'generate' | 'dpo';
   readonly model: string;
   readonly data: string;
   readonly out: string;

@@ -101,3 +101,55 @@ def dpo_batch(rows, pad_id, max_length):
     input_ids, mask = pad_right(seqs, pad_id)
     label_ids, _ = pad_right(labels, pad_id, IGNORE)
     return input_ids, mask, label_ids
+
+
+class ExampleSource:
+    """SFT or DPO examples: token-id rows, permuted each epoch."""
+
+    def __init__(self, path, stage, seed):
+        self.rows = read_jsonl(path, ["prompt", "target"] if stage == "sft" else ["prompt", "chosen", "rejected"])
+        self._make = sft_batch if stage == "sft" else dpo_batch
+        self.seed = seed
+
+    def __len__(self):
+        return len(self.rows)
+
+    def batches(self, epoch, global_batch):
+        return global_batches(len(self.rows), global_batch, self.seed, epoch)
+
+    def make(self, ids, pad_id, max_length):
+        return self._make([self.rows[i] for i in ids], pad_id, max_length)
+
+
+class TokenStreamSource:
+    """Language-model pre-training on one long stream of token ids (a little-endian uint16 file,
+    documents separated by the end-of-text token), read through a memory map: corpora far larger
+    than memory cost nothing to open.
+
+    Example k of the run is the window starting at an offset drawn from a generator seeded with
+    (seed, k): a pure function of k, so resuming, or splitting a batch over processes, sees exactly
+    the windows an uninterrupted single process would."""
+
+    def __init__(self, path, seed, block, steps_per_epoch):
+        import numpy as np  # only pre-training needs it (Debian's torch depends on it)
+
+        self.tokens = np.memmap(path, dtype="<u2", mode="r")
+        if len(self.tokens) <= block:
+            raise ValueError(f"{path}: {len(self.tokens)} tokens are fewer than one window of {block}")
+        self.seed, self.block, self.steps_per_epoch = seed, block, steps_per_epoch
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def batches(self, epoch, global_batch):
+        first = epoch * self.steps_per_epoch
+        return [list(range((first + b) * global_batch, (first + b + 1) * global_batch)) for b in range(self.steps_per_epoch)]
+
+    def make(self, ids, pad_id, max_length):
+        windows = []
+        for k in ids:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
+            start = int(torch.randint(0, len(self.tokens) - max_length, (1,), generator=g))
+            windows.append(torch.from_numpy(self.tokens[start:start + max_length].astype("int64")))
+        input_ids = torch.stack(windows)
+        return input_ids, torch.ones_like(input_ids), input_ids.clone()

@@ -3,6 +3,7 @@
 The engine writes a job (a JSON object) and reads this process's stdout: one JSON object a line
 ("start", "step", "checkpoint", "done", "cancelled", "error"). A job is one of
 
+- "lm":       pre-training of a base model on a token stream (a uint16 file), loss on every token;
 - "sft":      stage 1, supervised learning on the select/generate mixture, loss on targets only;
 - "generate": rejected responses for stage 2, sampled from history-only prompts;
 - "dpo":      stage 2, DPO against a frozen reference that is the stage-1 model itself.
@@ -252,11 +253,16 @@ def train(job, dist, events):
         reference = None if lora else copy.deepcopy(model).eval().requires_grad_(False)
     model.train()
 
-    rows = D.read_jsonl(job["data"], ["prompt", "target"] if stage == "sft" else ["prompt", "chosen", "rejected"])
     global_batch = job["batch_size"] * job["grad_accum"] * dist.world
-    steps_per_epoch = len(D.global_batches(len(rows), global_batch, job["seed"], 0))
+    if stage == "lm":
+        if not job["max_steps"]:
+            raise ValueError("an lm job needs max_steps: a token stream has no natural epoch")
+        source = D.TokenStreamSource(job["data"], job["seed"], job["max_length"], job["max_steps"])
+    else:
+        source = D.ExampleSource(job["data"], stage, job["seed"])
+    steps_per_epoch = len(source.batches(0, global_batch))
     if steps_per_epoch == 0:
-        raise ValueError(f"{job['data']}: {len(rows)} examples are fewer than one global batch of {global_batch}")
+        raise ValueError(f"{job['data']}: {len(source)} examples are fewer than one global batch of {global_batch}")
     total = job["epochs"] * steps_per_epoch
     if job["max_steps"]:
         total = min(total, job["max_steps"])
@@ -273,23 +279,22 @@ def train(job, dist, events):
         events.truncate_after(step)
     net = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
     events.emit("start", stage=stage, total_steps=total, steps_per_epoch=steps_per_epoch, resumed_from=resumed and step,
-                examples=len(rows), world_size=dist.world, device=str(device),
+                examples=len(source), world_size=dist.world, device=str(device),
                 parameters=sum(p.numel() for p in model.parameters()), trainable=sum(p.numel() for p in params))
 
     stop = Stop()
     pad = job["pad_token_id"]
     while step < total:
         epoch, batch_index = position
-        batches = D.global_batches(len(rows), global_batch, job["seed"], epoch)
+        batches = source.batches(epoch, global_batch)
         if batch_index >= len(batches):
             position = (epoch + 1, 0)
             continue
         t0 = time.perf_counter()
         micro = D.shard(batches[batch_index], dist.rank, dist.world, job["grad_accum"])
-        make = D.sft_batch if stage == "sft" else D.dpo_batch
-        prepared = [tuple(t.to(device) for t in make([rows[i] for i in mb], pad, job["max_length"])) for mb in micro]
-        # The global normaliser: target tokens (SFT) or pairs (DPO) in this step, over every process.
-        local_count = sum(int((lab[:, 1:] != D.IGNORE).sum()) for _, _, lab in prepared) if stage == "sft" else sum(len(mb) for mb in micro)
+        prepared = [tuple(t.to(device) for t in source.make(mb, pad, job["max_length"])) for mb in micro]
+        # The global normaliser: target tokens (SFT, LM) or pairs (DPO) in this step, over every process.
+        local_count = sum(int((lab[:, 1:] != D.IGNORE).sum()) for _, _, lab in prepared) if stage != "dpo" else sum(len(mb) for mb in micro)
         (global_count,) = dist.all_sum([local_count])
         sums = {}
         tokens = 0
@@ -298,7 +303,7 @@ def train(job, dist, events):
             sync = contextlib.nullcontext() if (last or dist.world == 1) else net.no_sync()
             with sync, (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
                 logits, _ = net(ids, attention_mask=mask)
-                if stage == "sft":
+                if stage != "dpo":
                     # Fused cross-entropy: the same sum as -token_logps, without a second pass.
                     loss_sum = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float() if amp else logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                labels[:, 1:].reshape(-1), ignore_index=D.IGNORE, reduction="sum")
@@ -328,7 +333,7 @@ def train(job, dist, events):
         elapsed = time.perf_counter() - t0
         record = {"step": step, "epoch": epoch + (batch_index + 1) / len(batches), "learning_rate": lr, "grad_norm": grad_norm,
                   "tokens_per_s": totals["tokens"] / elapsed, "step_time": elapsed}
-        if stage == "sft":
+        if stage != "dpo":
             record["loss"] = totals["loss"] / global_count
         else:
             n = global_count
@@ -431,8 +436,8 @@ def load_job(path):
     for key in ("stage", "model", "data", "out"):
         if key not in merged:
             raise ValueError(f"{path}: the job has no '{key}'")
-    if merged["stage"] not in ("sft", "dpo", "generate"):
-        raise ValueError(f"{path}: unknown stage {merged['stage']!r} (sft, generate or dpo)")
+    if merged["stage"] not in ("lm", "sft", "dpo", "generate"):
+        raise ValueError(f"{path}: unknown stage {merged['stage']!r} (lm, sft, generate or dpo)")
     return merged
 
 

@@ -259,3 +259,50 @@ class DistributedTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LanguageModelTest(unittest.TestCase):
+    """Pre-training on a token stream: learns, and resumes exactly like the other stages."""
+
+    def test_lm_learns_a_stream_and_resumes_to_the_same_weights(self):
+        import numpy as np
+
+        tmp = tempfile.mkdtemp(prefix="pal-lm-")
+        tiny_model(os.path.join(tmp, "base"))
+        # A stream with structure to learn: counting 3..20 over and over, documents split by EOS (2).
+        stream = np.array(([2] + list(range(3, 21))) * 400, dtype="<u2")
+        data = os.path.join(tmp, "stream.bin")
+        stream.tofile(data)
+        # Long enough (150 steps) that a kill sent on reading an early checkpoint lands mid-run.
+        common = dict(stage="lm", data=data, max_steps=150, max_length=24, batch_size=4, lr=3e-3, warmup_steps=3, checkpoint_every=5, epochs=1)
+        path, out = job(tmp, "lm-uninterrupted", **common)
+        result = run(path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        steps = [e for e in events(result.stdout) if e["event"] == "step"]
+        self.assertEqual(len(steps), 150)
+        self.assertLess(steps[-1]["loss"], steps[0]["loss"] / 2, "the counting pattern is learnt")
+
+        path2, out2 = job(tmp, "lm-stopped", **common)
+        with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", path2], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
+            for line in proc.stdout:
+                e = json.loads(line)
+                if e["event"] == "checkpoint" and e["step"] >= 10:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            proc.wait(timeout=60)
+        self.assertFalse(os.path.exists(os.path.join(out2, "final")))
+        self.assertEqual(run(path2).returncode, 0)
+        a, b = final_weights(out), final_weights(out2)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+    def test_an_lm_job_needs_max_steps_and_enough_tokens(self):
+        tmp = tempfile.mkdtemp(prefix="pal-lm-")
+        tiny_model(os.path.join(tmp, "base"))
+        data = os.path.join(tmp, "short.bin")
+        with open(data, "wb") as f:
+            f.write(bytes(10))  # 5 tokens
+        path, _ = job(tmp, "no-steps", stage="lm", data=data, max_length=24)
+        self.assertIn("needs max_steps", run(path).stderr)
+        path, _ = job(tmp, "short", stage="lm", data=data, max_length=24, max_steps=3)
+        self.assertIn("5 tokens are fewer than one window of 24", run(path).stderr)

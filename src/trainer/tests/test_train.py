@@ -78,6 +78,25 @@ def events(stdout):
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
+def kill_at_checkpoint(job_path, min_step):
+    """Starts the job and SIGKILLs it on reading its first checkpoint at or after `min_step`."""
+    with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", job_path], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:
+            e = json.loads(line)
+            if e["event"] == "checkpoint" and e["step"] >= min_step:
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+    return proc.returncode
+
+
+def assert_same_weights(out_a, out_b, atol):
+    a, b = final_weights(out_a), final_weights(out_b)
+    assert sorted(a) == sorted(b), (sorted(a), sorted(b))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
 def final_weights(out):
     return load_file(os.path.join(out, "final", "model.safetensors"))
 
@@ -148,24 +167,14 @@ class RunTest(unittest.TestCase):
 
     def test_sigkill_mid_stage_then_resume_ends_with_the_same_weights(self):
         path, out = job(self.tmp, "killed", **LONG)
-        with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", path], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
-            for line in proc.stdout:
-                e = json.loads(line)
-                if e["event"] == "checkpoint" and e["step"] >= 10:
-                    proc.send_signal(signal.SIGKILL)
-                    break
-            proc.wait(timeout=60)
-        self.assertEqual(proc.returncode, -signal.SIGKILL)
+        self.assertEqual(kill_at_checkpoint(path, 10), -signal.SIGKILL)
         self.assertFalse(os.path.exists(os.path.join(out, "final")), "killed mid-stage")
         resumed = run(path)
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
         start = events(resumed.stdout)[0]
         self.assertTrue(10 <= start["resumed_from"] < 120, start)
         self.assertEqual(start["resumed_from"] % 5, 0)
-        a, b = final_weights(self.long_out), final_weights(out)
-        self.assertEqual(sorted(a), sorted(b))
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+        assert_same_weights(self.long_out, out, 1e-6)
         with open(os.path.join(out, "metrics.jsonl"), encoding="utf-8") as f:
             self.assertEqual([json.loads(line)["step"] for line in f], list(range(1, 121)), "no step logged twice")
 
@@ -186,9 +195,7 @@ class RunTest(unittest.TestCase):
         self.assertTrue(os.path.isdir(os.path.join(out, "checkpoints", f"step-{stopped_at:07d}")))
         self.assertLess(stopped_at, 120)
         self.assertEqual(run(path).returncode, 0)
-        a, b = final_weights(self.long_out), final_weights(out)
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+        assert_same_weights(self.long_out, out, 1e-6)
 
     def test_dpo_starts_at_log2_with_the_stage1_model_as_reference(self):
         for name, lora in (("dpo-full", None), ("dpo-lora", {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]})):
@@ -246,15 +253,11 @@ class DistributedTest(unittest.TestCase):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         mp.start_processes(_ddp_worker, args=(2, port, two), nprocs=2, join=True, start_method="spawn")
-        a, b = final_weights(out1), final_weights(out2)
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5, msg=k)
+        assert_same_weights(out1, out2, 1e-5)
         # Gradient accumulation is the same sum taken in two passes.
         accum, out3 = job(tmp, "accum", batch_size=2, grad_accum=2, epochs=1, lr=1e-2)
         self.assertEqual(run(accum).returncode, 0)
-        c = final_weights(out3)
-        for k in a:
-            torch.testing.assert_close(a[k], c[k], rtol=0, atol=1e-5, msg=k)
+        assert_same_weights(out1, out3, 1e-5)
 
 
 if __name__ == "__main__":
@@ -283,18 +286,10 @@ class LanguageModelTest(unittest.TestCase):
         self.assertLess(steps[-1]["loss"], steps[0]["loss"] / 2, "the counting pattern is learnt")
 
         path2, out2 = job(tmp, "lm-stopped", **common)
-        with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", path2], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
-            for line in proc.stdout:
-                e = json.loads(line)
-                if e["event"] == "checkpoint" and e["step"] >= 10:
-                    proc.send_signal(signal.SIGKILL)
-                    break
-            proc.wait(timeout=60)
+        self.assertEqual(kill_at_checkpoint(path2, 10), -signal.SIGKILL)
         self.assertFalse(os.path.exists(os.path.join(out2, "final")))
         self.assertEqual(run(path2).returncode, 0)
-        a, b = final_weights(out), final_weights(out2)
-        for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+        assert_same_weights(out, out2, 1e-6)
 
     def test_an_lm_job_needs_max_steps_and_enough_tokens(self):
         tmp = tempfile.mkdtemp(prefix="pal-lm-")

@@ -57,6 +57,8 @@ const builds = [
   { ...nodeOptions, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
   { ...nodeOptions, ...noSharp, entryPoints: ['src/engine/main.ts'], outfile: 'dist/engine.js', external: runtimeExternals },
   { ...nodeOptions, ...noSharp, entryPoints: ['src/engine/cli.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' }, external: runtimeExternals },
+  // transformers.js alone, required on first use (src/engine/transformers.ts): startup stays light.
+  { ...nodeOptions, ...noSharp, entryPoints: ['src/engine/transformersEntry.ts'], outfile: 'dist/transformers.js', external: runtimeExternals },
   { ...common, platform: 'browser', format: 'iife', target: 'chrome120', entryPoints: webviewEntries(), outdir: 'dist/webview' },
 ];
 if (args.has('--tests')) {

@@ -20,6 +20,7 @@ import {
   type Tokenization,
 } from '../core/metrics/index';
 import { writeFileSafely } from './data';
+import { transformers } from './transformers';
 import { PAL_STUDIO_VERSION } from './version';
 
 // ---------------------------------------------------------------------------------------------
@@ -123,11 +124,8 @@ export async function loadNliModel(folder: string): Promise<NliModel> {
     throw new Error(`${absolute} is not a model folder: cannot read its config.json (${(err as Error).message}).`);
   }
   const labels = nliLabelMap(config.id2label);
-  const tf: Tf = await import('@huggingface/transformers');
   // Local folders only: an evaluation never downloads anything.
-  tf.env.allowRemoteModels = false;
-  tf.env.allowLocalModels = true;
-  tf.env.localModelPath = '';
+  const tf: Tf = transformers();
   const options = { local_files_only: true };
   const tokenizer = await tf.AutoTokenizer.from_pretrained(absolute, options);
   const model = await tf.AutoModelForSequenceClassification.from_pretrained(absolute, { ...options, dtype: 'fp32' });

@@ -11,6 +11,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
+import { transformers } from './transformers';
 import { generatePrompt, parseSelection, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, type PromptInput } from '../core/prompts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's tensors and models are loosely typed */
@@ -62,10 +63,7 @@ async function palInfo(folder: string): Promise<{ prompt_template_version?: numb
 }
 
 export async function loadModel(folder: string, options: LoadOptions = {}): Promise<LoadedModel> {
-  const tf: Tf = await import('@huggingface/transformers');
-  tf.env.allowRemoteModels = options.allowRemote === true;
-  tf.env.allowLocalModels = true;
-  tf.env.localModelPath = '';
+  const tf: Tf = transformers({ allowRemote: options.allowRemote === true });
   const local = { local_files_only: options.allowRemote !== true };
   const tokenizer = await tf.AutoTokenizer.from_pretrained(folder, local);
   let device: 'cpu' | 'cuda' = options.device === 'cuda' ? 'cuda' : 'cpu';

@@ -31,6 +31,7 @@ import { PROMPT_TEMPLATE_VERSION } from '../core/prompts';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, selectThenGenerate } from './inference';
 import { pythonEnvironment } from './python';
+import { transformers } from './transformers';
 import { runTrainerJob, type TrainerEvent } from './trainer';
 
 export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate'] as const;
@@ -153,8 +154,7 @@ async function checkModelFolder(base: string, configFile: string, tokenizer?: st
 
 /** The tokenizer of the base model (or the one the config names), through transformers.js. */
 async function loadTokenizer(folder: string): Promise<{ encode(text: string): number[]; decode(ids: number[]): string; eos: number; pad: number }> {
-  const tf = await import('@huggingface/transformers');
-  tf.env.allowRemoteModels = false;
+  const tf = transformers();
   const tok = await tf.AutoTokenizer.from_pretrained(folder, { local_files_only: true });
   const cfg = JSON.parse(await fs.readFile(path.join(folder, 'config.json'), 'utf8').catch(() => '{}')) as { eos_token_id?: number; pad_token_id?: number };
   const eos = cfg.eos_token_id ?? (tok as unknown as { eos_token_id?: number }).eos_token_id;

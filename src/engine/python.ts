@@ -111,7 +111,9 @@ export interface ProbeResult {
  * Environment for any Python the engine starts. Debian's torch does its matrix products in
  * OpenBLAS, whose thread count comes from OPENBLAS_NUM_THREADS: one thread per core trained ~2x
  * faster than one thread on 2 cores (bench/trainer_bench.py: 7M model 1,074 -> 2,161 tokens/s,
- * 30M 355 -> 692). A user's explicit setting wins.
+ * 30M 355 -> 692). The element-wise and attention kernels run on torch's own OpenMP pool, which
+ * Debian's build starts with one thread unless OMP_NUM_THREADS says otherwise (measured: 4M model,
+ * 1,270 tokens/s with one OpenMP thread). A user's explicit settings win.
  */
 function cpuCount(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
@@ -125,6 +127,7 @@ export function pythonEnvironment(base: NodeJS.ProcessEnv = process.env): NodeJS
     PYTHONDONTWRITEBYTECODE: '1',
     PYTHONUNBUFFERED: '1',
     OPENBLAS_NUM_THREADS: base.OPENBLAS_NUM_THREADS ?? String(cpuCount()),
+    OMP_NUM_THREADS: base.OMP_NUM_THREADS ?? String(cpuCount()),
   };
 }
 

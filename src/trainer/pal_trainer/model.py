@@ -261,7 +261,8 @@ def attend(q, k, v, mask, dropout_p=0.0, training=False):
     """
     n_rep = q.shape[1] // k.shape[1]
     k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
-    scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+    # Scaling q (T x D) rather than the scores (T x S) touches fewer elements when S > D.
+    scores = torch.matmul(q * (1.0 / math.sqrt(q.shape[-1])), k.transpose(-2, -1))
     scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     probs = F.dropout(F.softmax(scores, dim=-1).to(v.dtype), dropout_p, training)

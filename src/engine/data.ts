@@ -5,6 +5,7 @@
  * file system, and the rule that nothing a user wrote is ever overwritten unasked.
  */
 import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
@@ -15,6 +16,8 @@ import { parsePairs } from '../core/formats/pairs';
 import { DEFAULT_PERSONA_LINT, parsePersona, type PersonaLintOptions } from '../core/formats/persona';
 import type { DialogueExample, Persona } from '../core/formats/types';
 import { exportCharacterCard, importCharacterCard } from '../core/importers/card';
+import { importCorpus } from '../core/importers/corpus';
+import { sampleExamples } from '../core/mixture';
 import { guessImportFormat, type ImportFormat } from '../core/importers/guess';
 import { importParlai } from '../core/importers/parlai';
 import { importSyntheticPersonaChat } from '../core/importers/spc';
@@ -71,6 +74,11 @@ export interface ImportOptions {
   readonly out: string;
   readonly force?: boolean;
   readonly split?: DialogueExample['split'];
+  /** Keep only the first N examples (in file order): a development or evaluation subset. */
+  readonly limit?: number;
+  /** Keep N examples drawn with `seed` from the whole file (kept in file order): a subset that spans it. */
+  readonly sample?: number;
+  readonly seed?: number;
 }
 
 export interface ImportResult {
@@ -82,10 +90,12 @@ export interface ImportResult {
 }
 
 export async function importFile(options: ImportOptions): Promise<ImportResult> {
-  const text = await fs.readFile(options.input, 'utf8');
-  const format = options.from ?? guessImportFormat(text, options.input);
+  const raw = await fs.readFile(options.input);
+  // Corpora travel gzip-compressed (*.jsonl.gz); the magic bytes decide, not the name.
+  const text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
+  const format = options.from ?? guessImportFormat(text, options.input.replace(/\.gz$/i, ''));
   if (!format) {
-    throw new Error(`${options.input}: cannot tell what this file is; say it with --from persona-chat, spc or card.`);
+    throw new Error(`${options.input}: cannot tell what this file is; say it with --from persona-chat, spc, corpus or card.`);
   }
   if (format === 'card') {
     const { persona, problems } = importCharacterCard(text, options.input);
@@ -95,7 +105,11 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
     return { format, out: options.out, count: 1, problems };
   }
   const split = options.split ? { split: options.split } : {};
-  const { examples, problems } = format === 'persona-chat' ? importParlai(text, options.input, split) : importSyntheticPersonaChat(text, options.input, split);
+  const imported =
+    format === 'persona-chat' ? importParlai(text, options.input, split) : format === 'corpus' ? importCorpus(text, options.input, split) : importSyntheticPersonaChat(text, options.input, split);
+  const { problems } = imported;
+  const drawn = options.sample !== undefined ? sampleExamples(imported.examples, options.sample, options.seed ?? 42) : imported.examples;
+  const examples = options.limit !== undefined ? drawn.slice(0, options.limit) : drawn;
   expectKind(options.out, 'dialogues', '.dialogues.jsonl');
   await writeFileSafely(options.out, examples.map((e) => `${JSON.stringify(e)}\n`).join(''), options.force ?? false);
   return { format, out: options.out, count: examples.length, problems };

@@ -173,14 +173,16 @@ export const ValidateRequest = new RequestType<ValidateParams, ValidateResult, v
 
 export interface ImportParams {
   readonly input: string;
-  readonly from?: 'persona-chat' | 'spc' | 'card';
+  readonly from?: 'persona-chat' | 'spc' | 'corpus' | 'card';
   readonly out: string;
   readonly force?: boolean;
   readonly split?: 'train' | 'valid' | 'test';
+  /** Keep the first N examples only. */
+  readonly limit?: number;
 }
 
 export interface ImportResult {
-  readonly format: 'persona-chat' | 'spc' | 'card';
+  readonly format: 'persona-chat' | 'spc' | 'corpus' | 'card';
   readonly out: string;
   readonly count: number;
   readonly problems: readonly Problem[];
@@ -263,7 +265,7 @@ export interface SelectThenGenerateParams {
 export interface SelectThenGenerateResult {
   readonly selected: number;
   readonly selectedText: string;
-  readonly selectionSource: 'model' | 'retrieval';
+  readonly selectionSource: 'model' | 'retrieval' | 'none';
   readonly selectAnswer?: string;
   readonly response: string;
   readonly device: string;

@@ -24,9 +24,10 @@ export async function validateWorkspace(diagnostics: PalDiagnostics): Promise<vo
   }
 }
 
-const IMPORT_KINDS: readonly (vscode.QuickPickItem & { from: 'persona-chat' | 'spc' | 'card'; suffix: string; filters: Record<string, string[]> })[] = [
+const IMPORT_KINDS: readonly (vscode.QuickPickItem & { from: 'persona-chat' | 'spc' | 'corpus' | 'card'; suffix: string; filters: Record<string, string[]> })[] = [
   { label: 'PERSONA-CHAT / ConvAI2 (ParlAI text)', from: 'persona-chat', suffix: '.dialogues.jsonl', filters: { 'ParlAI text': ['txt'] } },
   { label: 'Synthetic-Persona-Chat (CSV)', from: 'spc', suffix: '.dialogues.jsonl', filters: { CSV: ['csv'] } },
+  { label: 'Dialogue corpus with personas (JSON lines, .gz too)', from: 'corpus', suffix: '.dialogues.jsonl', filters: { 'JSON lines': ['jsonl', 'gz'] } },
   { label: 'Character Card V1/V2/V3 (JSON)', from: 'card', suffix: '.persona.yaml', filters: { JSON: ['json'] } },
 ];
 
@@ -36,7 +37,7 @@ export async function importData(host: EngineHost): Promise<void> {
   const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { ...kind.filters, 'All files': ['*'] }, openLabel: 'Import' });
   const input = picked?.[0];
   if (!input) return;
-  const base = path.basename(input.fsPath).replace(/\.(txt|csv|json)$/i, '');
+  const base = path.basename(input.fsPath).replace(/\.(txt|csv|json|jsonl|jsonl\.gz)$/i, '');
   const folder = vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(path.dirname(input.fsPath));
   const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.joinPath(folder, `${base}${kind.suffix}`), saveLabel: 'Import into' });
   if (!target) return;

@@ -3,6 +3,7 @@
 // ../shared/data (never copied into the repository); the damaged copies are made here, in memory.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
@@ -19,6 +20,7 @@ import {
   labelPersona,
   STOP_WORDS,
 } from '../../src/core/importers/labeller';
+import { importCorpus } from '../../src/core/importers/corpus';
 import { importParlai } from '../../src/core/importers/parlai';
 import { importSyntheticPersonaChat, parseSpcConversation } from '../../src/core/importers/spc';
 import { personaChatDir, skipWithoutData } from './shared-data';
@@ -503,4 +505,50 @@ test('guessImportFormat: cards, unknown content, and the file name as a tie-brea
   assert.equal(guessImportFormat('Dear diary,\ntoday I', 'notes.md'), undefined);
   assert.equal(guessImportFormat('', 'empty.csv'), 'spc');
   assert.equal(guessImportFormat('', 'empty'), undefined);
+});
+
+test('importCorpus: one example per answering turn of a speaker with personas, history alternating', () => {
+  const line = (d: object) => JSON.stringify(d);
+  const text = [
+    line({ id: 'd1', source: 'SPC-train', persona_a: ['I have a cat named Tom.'], persona_b: ['I am a baker.', 'I love bread.'], turns: [
+      { speaker: 'user1', text: 'Hi! What do you do?' },
+      { speaker: 'user2', text: 'I am a baker.' },
+      { speaker: 'user2', text: 'I bake bread every morning.' },
+      { speaker: 'user1', text: 'Nice. My cat Tom loves bread too.' },
+    ] }),
+    line({ id: 'd2', source: 'other', turns: [{ speaker: 'a', text: 'no personas here' }, { speaker: 'b', text: 'none' }] }),
+    '{ not json',
+    line({ id: 'd3', turns: [{ speaker: 'x' }] }),
+    '',
+  ].join('\n');
+  const { examples, problems } = importCorpus(text, 'c.jsonl');
+  assert.deepEqual(examples.map((e) => e.id), ['d1#1', 'd1#2']);
+  // The first speaker has persona_a; two turns in a row by one speaker are one turn.
+  assert.deepEqual(examples[0]!.personas, ['I am a baker.', 'I love bread.']);
+  assert.deepEqual(examples[0]!.history, ['Hi! What do you do?']);
+  assert.equal(examples[0]!.response, 'I am a baker.\nI bake bread every morning.');
+  assert.equal(examples[0]!.persona_index, 0);
+  assert.deepEqual(examples[1]!.personas, ['I have a cat named Tom.']);
+  assert.equal(examples[1]!.history.length, 2);
+  assert.equal(examples[1]!.persona_index, 0, 'the labeller finds the cat');
+  assert.equal(examples[1]!.split, 'train');
+  assert.equal(examples[1]!.source, 'SPC-train');
+  assert.deepEqual(problems.map((p) => [p.line, p.severity, p.code]), [[3, 'error', 'corpus/json'], [4, 'error', 'corpus/turn'], [2, 'info', 'corpus/no-personas']]);
+  assert.equal(guessImportFormat(text, 'whatever'), 'corpus');
+  assert.equal(guessImportFormat('', 'c.jsonl.gz'), 'corpus');
+});
+
+test('importCorpus reads the Synthetic-Persona-Chat training corpus', { skip: noData }, () => {
+  const file = path.join(personaChatDir, '..', 'corpora', 'synthetic_persona_chat_train_newspc.jsonl.gz');
+  const text = gunzipSync(readFileSync(file)).toString('utf8');
+  const firstLines = text.split('\n').slice(0, 50).join('\n');
+  const { examples, problems } = importCorpus(firstLines, file);
+  assert.ok(examples.length > 500, `${examples.length} examples from 50 dialogues`);
+  assert.ok(problems.every((p) => p.severity !== 'error'));
+  for (const e of examples) {
+    assert.ok(e.personas!.length >= 3 && e.history.length >= 1 && e.response.length > 0);
+    assert.ok(e.persona_index >= -1 && e.persona_index < e.personas!.length);
+  }
+  const labelled = examples.filter((e) => e.persona_index >= 0).length / examples.length;
+  assert.ok(labelled > 0.1 && labelled < 0.9, `share with a persona label: ${labelled}`);
 });

@@ -3,9 +3,10 @@
  * name, while their first lines rarely lie. The file name only settles what the content leaves
  * open (an empty file, or a broken one).
  */
+import { looksLikeCorpusLine } from './corpus';
 import { SPC_COLUMNS } from './spc';
 
-export type ImportFormat = 'persona-chat' | 'spc' | 'card';
+export type ImportFormat = 'persona-chat' | 'spc' | 'card' | 'corpus';
 
 /** Enough of the start of a file to recognise it, without reading megabytes. */
 const SNIFF_CHARS = 64 * 1024;
@@ -38,6 +39,7 @@ function looksLikeCard(text: string): boolean | undefined {
 
 function byFileName(fileName: string): ImportFormat | undefined {
   const name = fileName.toLowerCase();
+  if (name.endsWith('.jsonl') || name.endsWith('.jsonl.gz')) return 'corpus';
   if (name.endsWith('.json') || name.endsWith('.card')) return 'card';
   if (name.endsWith('.csv')) return 'spc';
   if (name.endsWith('.txt')) return 'persona-chat';
@@ -48,6 +50,9 @@ export function guessImportFormat(text: string, fileName: string): ImportFormat 
   const body = text.replace(/^\uFEFF/, '');
   const start = body.trimStart();
   if (start.startsWith('{')) {
+    // JSON lines of dialogues (a corpus) before a card: a card is one object over many lines.
+    const firstLine = start.split('\n', 1)[0]!;
+    if (looksLikeCorpusLine(firstLine)) return 'corpus';
     const card = looksLikeCard(body);
     if (card !== undefined) return card ? 'card' : undefined;
     return byFileName(fileName) === 'card' ? 'card' : undefined;

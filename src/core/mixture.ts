@@ -5,7 +5,7 @@
  */
 import type { ChatMessage, DialogueExample, Persona, PreferencePair } from './formats/types';
 import { labelPersona } from './importers/labeller';
-import { generatePrompt, historyOnlyPrompt, responseTarget, selectPrompt, selectTarget } from './prompts';
+import { generatePrompt, historyOnlyPrompt, plainPrompt, responseTarget, selectPrompt, selectTarget } from './prompts';
 
 /** An example with its persona sentences in hand (persona_id looked up). */
 export interface ResolvedExample {
@@ -18,7 +18,7 @@ export interface ResolvedExample {
 }
 
 export interface TextItem {
-  readonly kind: 'select' | 'generate';
+  readonly kind: 'select' | 'generate' | 'plain';
   readonly exampleId: string;
   readonly prompt: string;
   readonly target: string;
@@ -51,6 +51,37 @@ export function stage1Items(examples: readonly ResolvedExample[]): TextItem[] {
     // Training highlights the gold persona; inference highlights the one the model selected.
     { kind: 'generate' as const, exampleId: ex.id, prompt: generatePrompt(ex, ex.personaIndex), target: responseTarget(ex.response) },
   ]);
+}
+
+/** The plain fine-tuning baseline: one item per example, persona + history -> response. */
+export function finetuneItems(examples: readonly ResolvedExample[]): TextItem[] {
+  return examples.map((ex) => ({ kind: 'plain' as const, exampleId: ex.id, prompt: plainPrompt(ex), target: responseTarget(ex.response) }));
+}
+
+/**
+ * `count` of the examples, drawn without replacement by a generator seeded with `seed` and kept
+ * in their original order (the same run config draws the same subset on every machine).
+ */
+export function sampleExamples<T>(examples: readonly T[], count: number | undefined, seed: number): T[] {
+  if (count === undefined || count >= examples.length) return [...examples];
+  const random = mulberry32(seed);
+  const index = examples.map((_, i) => i);
+  for (let i = index.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [index[i], index[j]] = [index[j]!, index[i]!];
+  }
+  return index.slice(0, count).sort((a, b) => a - b).map((i) => examples[i]!);
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** Stage 2's rejection prompts: the history alone, so the stage-1 model answers persona-blind. */

@@ -7,6 +7,7 @@
  * - select:       persona + dialogue -> "k. <sentence>" of the relevant persona, or "none"
  * - generate:     persona + dialogue + the highlighted persona -> the response
  * - history-only: dialogue alone -> the response (how stage 2 samples persona-blind rejections)
+ * - plain:        persona + dialogue -> the response (the plain fine-tuning baseline, not PAL)
  *
  * Prompts end where the target begins; targets start with a space so that a word-level tokenizer
  * splits prompt and target at the same place in training and inference. The EOS token is added by
@@ -55,6 +56,14 @@ export function selectTarget(personas: readonly string[], index: number): string
 
 export function generatePrompt(input: PromptInput, selected: number): string {
   return `Persona:\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nUsing: ${selectionText(input.personas, selected)}\n${PERSONA_TAG}:`;
+}
+
+/**
+ * The paper's baseline, plain fine-tuning: personas and dialogue straight to the reply, with no
+ * select task and no highlighted persona (a model trained on it is not a PAL model).
+ */
+export function plainPrompt(input: PromptInput): string {
+  return `Persona:\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\n${PERSONA_TAG}:`;
 }
 
 export function historyOnlyPrompt(history: readonly string[]): string {

@@ -6,13 +6,15 @@
  *
  * Select then generate, as PAL means it: the model first answers the select task, and the persona
  * it selected (not a gold label, which inference never has) is highlighted in the generate prompt.
- * Models that were not trained on the select task get BM25 retrieval instead, labelled as such.
+ * Models that were not trained on the select task get BM25 retrieval instead, labelled as such;
+ * a model trained as the plain fine-tuning baseline (pal.json tasks ["plain"]) answers from its own
+ * prompt, with no selection at all.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
 import { transformers } from './transformers';
-import { generatePrompt, parseSelection, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, type PromptInput } from '../core/prompts';
+import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, type PromptInput } from '../core/prompts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's tensors and models are loosely typed */
 type Tf = any;
@@ -32,6 +34,8 @@ export interface DecodingOptions {
   readonly signal?: AbortSignal;
   /** Called with each piece of text as it is decoded (greedy and sampling; beam search streams at the end). */
   readonly onText?: (piece: string) => void;
+  /** Stop as soon as the text so far settles the answer (greedy and sampling). */
+  readonly stopWhen?: (text: string) => boolean;
 }
 
 export interface LoadedModel {
@@ -41,6 +45,8 @@ export interface LoadedModel {
   readonly deviceNote?: string;
   /** The model was trained by PAL Studio on the select task (its pal.json says so). */
   readonly trainedForSelect: boolean;
+  /** The model is a plain fine-tuning baseline (pal.json tasks ["plain"]): no select, its own prompt. */
+  readonly plainOnly: boolean;
   readonly eosTokenIds: readonly number[];
   readonly tokenizer: Tf;
   readonly model: Tf;
@@ -84,6 +90,7 @@ export async function loadModel(folder: string, options: LoadOptions = {}): Prom
     device,
     ...(deviceNote ? { deviceNote } : {}),
     trainedForSelect: (info.tasks ?? []).includes('select') && info.prompt_template_version === PROMPT_TEMPLATE_VERSION,
+    plainOnly: (info.tasks ?? []).includes('plain') && !(info.tasks ?? []).includes('generate'),
     eosTokenIds: (Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos]).map(Number),
     tokenizer,
     model,
@@ -208,7 +215,7 @@ export async function generateText(m: LoadedModel, prompt: string, options: Deco
     const visible = cut >= 0 ? decoded.slice(0, cut) : decoded;
     if (visible.length > text.length && visible.startsWith(text)) options.onText?.(visible.slice(text.length));
     text = visible;
-    if (cut >= 0) break;
+    if (cut >= 0 || options.stopWhen?.(text)) break;
     res = await step(m, [[next]], promptIds.length + out.length, res.past);
   }
   return { text: text.trim(), tokens: out };
@@ -258,8 +265,8 @@ export interface SelectThenGenerateResult {
   /** 0-based index of the selected persona sentence, or -1 for none. */
   readonly selected: number;
   readonly selectedText: string;
-  /** `model`: the model's own select answer; `retrieval`: BM25, for models not trained on select. */
-  readonly selectionSource: 'model' | 'retrieval';
+  /** `model`: the model's own select answer; `retrieval`: BM25, for models not trained on select; `none`: a plain baseline model, which does not select. */
+  readonly selectionSource: 'model' | 'retrieval' | 'none';
   /** The model's raw select answer (absent for retrieval). */
   readonly selectAnswer?: string;
   /** The generate prompt that was used: it highlights the selected persona. */
@@ -278,7 +285,9 @@ export async function selectThenGenerate(
   let selectAnswer: string | undefined;
   if (useModel) {
     // The select answer is decoded greedily: it is a classification, not a reply.
-    const { text } = await generateText(m, selectPrompt(input), { maxNewTokens: 48, stopAtNewline: true, ...(options.signal ? { signal: options.signal } : {}) });
+    // The number decides (parseSelection), so decoding stops once "k." or "none" is out: the
+    // rest of the sentence would cost ~10 more model steps and change nothing.
+    const { text } = await generateText(m, selectPrompt(input), { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) });
     selectAnswer = text;
     selected = parseSelection(text, input.personas);
   } else {
@@ -294,4 +303,24 @@ export async function selectThenGenerate(
     generatePrompt: prompt,
     response: text,
   };
+}
+
+/** A select answer is settled once it reads "k." (or "k)") or "none". */
+export function selectionSettled(text: string): boolean {
+  return /^\s*(\d+\s*[.)]|none\b)/i.test(text) || text.trim().toLowerCase() === NO_PERSONA;
+}
+
+/**
+ * How a model answers: select then generate for PAL models (or BM25 for models without the select
+ * task), and the plain prompt for a plain fine-tuning baseline, which selects nothing.
+ */
+export async function respond(
+  m: LoadedModel,
+  input: PromptInput,
+  options: DecodingOptions & { readonly selection?: 'auto' | 'model' | 'retrieval' } = {},
+): Promise<SelectThenGenerateResult> {
+  if (!m.plainOnly || options.selection === 'model' || options.selection === 'retrieval') return selectThenGenerate(m, input, options);
+  const prompt = plainPrompt(input);
+  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
+  return { selected: -1, selectedText: NO_PERSONA, selectionSource: 'none', generatePrompt: prompt, response: text };
 }

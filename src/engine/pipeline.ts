@@ -12,6 +12,9 @@
  *             model (before: BM25 selection, labelled) and the aligned one (after: its own
  *             selection); pal eval's metrics and report, before vs after, in <run>/eval
  *
+ * `method: finetune` runs the paper's baseline instead: plain fine-tuning (persona + history ->
+ * response) with stage 1's settings, export, and the same evaluation; no select task, no stage 2.
+ *
  * The run folder (`<output>/<name>/`) keeps each stage's output and a state.json of the stages
  * done, so a cancelled or crashed run resumes where it stopped (the trainer resumes mid-stage from
  * its own checkpoints).
@@ -26,10 +29,10 @@ import { parsePersona } from '../core/formats/persona';
 import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
-import { annotatedPairs, rejectionPrompts, resolveExample, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
+import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
 import { PROMPT_TEMPLATE_VERSION } from '../core/prompts';
 import { runEvaluation, writeReports } from './eval';
-import { GenerationCancelled, loadModel, selectThenGenerate } from './inference';
+import { GenerationCancelled, loadModel, respond } from './inference';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
 import { runTrainerJob, type TrainerEvent } from './trainer';
@@ -224,25 +227,33 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
 
   // prepare: the stage-1 mixture, tokenized
   const stage1Data = path.join(runDir, 'stage1.tokens.jsonl');
+  const finetune = config.method === 'finetune';
   if (!state.done.includes('prepare')) {
-    const items = stage1Items(prep.train);
+    const items = finetune ? finetuneItems(prep.train) : stage1Items(prep.train);
     await writeJsonl(stage1Data, items.map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] })));
     await markDone('prepare');
   }
-  progress({ stage: 'prepare', message: `${prep.train.length} training examples (${prep.train.length * 2} stage-1 items), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs` });
+  progress({
+    stage: 'prepare',
+    message: finetune
+      ? `${prep.train.length} training examples (plain fine-tuning baseline), ${prep.heldOut.length} held out, ${prep.personas.size} personas`
+      : `${prep.train.length} training examples (${prep.train.length * 2} stage-1 items), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs`,
+  });
 
   const stage1Dir = path.join(runDir, 'stage1');
   if (!state.done.includes('stage1')) {
-    progress({ stage: 'stage1', message: 'Persona-aware learning (select + generate)' });
+    progress({ stage: 'stage1', message: finetune ? 'Plain fine-tuning (persona + history -> response)' : 'Persona-aware learning (select + generate)' });
     if ((await train('stage1', { stage: 'sft', model: base, data: stage1Data, out: stage1Dir, ...stageJob(config, 'stage1'), ...common })) === 'cancelled') return cancelled(runDir, state);
     await markDone('stage1');
   }
   const stage1Model = path.join(stage1Dir, 'final');
 
+  // Stage 2's examples: all of them, or the run config's seeded subset (stage2.examples).
+  const stage2Examples = sampleExamples(prep.train, config.stage2.examples, config.seed);
   const generateDir = path.join(runDir, 'generate');
-  if (!state.done.includes('generate')) {
+  if (!finetune && !state.done.includes('generate')) {
     progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
-    const prompts = rejectionPrompts(prep.train).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
+    const prompts = rejectionPrompts(stage2Examples).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
     const data = path.join(runDir, 'generate.tokens.jsonl');
     await writeJsonl(data, prompts);
     const d = config.stage2.rejected;
@@ -253,11 +264,11 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   }
 
   const stage2Dir = path.join(runDir, 'stage2');
-  if (!state.done.includes('stage2')) {
+  if (!finetune && !state.done.includes('stage2')) {
     const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; tokens: number[] });
     // The end of a turn ends the response: a sample that runs on into the partner's line is cut.
     const rejected = new Map(generated.map((g) => [String(g.id), tok.decode(g.tokens).split('\n')[0]!.trim()]));
-    const pairs: TextPair[] = [...stage2Pairs(prep.train, rejected), ...annotatedPairs(prep.pairs, prep.personas)];
+    const pairs: TextPair[] = [...stage2Pairs(stage2Examples, rejected), ...annotatedPairs(prep.pairs, prep.personas)];
     if (pairs.length === 0) throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
     // The generated pairs, in PAL Studio's pairs format: a writer can read and annotate them.
     await writeJsonl(
@@ -275,7 +286,8 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   const modelDir = path.join(runDir, 'model');
   if (!state.done.includes('export')) {
     progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
-    await exportForInference(options.python, path.join(stage2Dir, 'final'), modelDir, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base);
+    const trained = path.join(finetune ? stage1Dir : stage2Dir, 'final');
+    await exportForInference(options.python, trained, modelDir, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, finetune ? ['plain'] : ['select', 'generate']);
     await markDone('export');
   }
 
@@ -287,15 +299,19 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     progress({ stage: 'evaluate', message: `Select then generate on ${prep.heldOut.length} held-out examples, before and after alignment` });
     // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
     await exportForInference(options.python, base, baseOnnx, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, []);
+    const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
     const predict = async (folder: string, file: string) => {
       const m = await loadModel(folder);
+      const t0 = performance.now();
       const rows = [];
       for (const ex of prep.heldOut) {
         if (options.signal?.aborted) return false;
-        const r = await selectThenGenerate(m, ex, { maxNewTokens: config.stage2.rejected.max_new_tokens, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
-        rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, selected: r.selected, gold_persona: ex.personaIndex, selection_source: r.selectionSource });
+        const r = await respond(m, ex, { maxNewTokens: config.stage2.rejected.max_new_tokens, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
+        rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}) });
       }
       await writeJsonl(file, rows);
+      const seconds = (performance.now() - t0) / 1000;
+      timing[path.basename(file, '.jsonl')] = { examples: rows.length, seconds, msPerExample: (seconds * 1000) / Math.max(1, rows.length), device: m.device };
       return true;
     };
     const before = path.join(evalDir, 'predictions-before.jsonl');
@@ -308,6 +324,8 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     }
     const result = await runEvaluation({ predictions: after, baseline: before, ...(options.nli ? { nli: options.nli } : {}) });
     await writeReports(evalDir, result, options.nli);
+    // How long select then generate took per example (greedy, this machine): for model cards and ETAs.
+    await fs.writeFile(path.join(evalDir, 'timing.json'), `${JSON.stringify(timing, null, 2)}\n`);
     const a = result.run.evaluation.report;
     const b = result.baseline!.evaluation.report;
     progress({

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { parseRunConfig } from '../core/formats/runConfig';
 import { existsSync, promises as fs } from 'node:fs';
-import { loadModel, selectThenGenerate, type LoadedModel } from './inference';
+import { loadModel, respond, type LoadedModel } from './inference';
 import { listRuns, runAlignment } from './pipeline';
 import type { PythonReport, RunFinishedParams, RunListItem, RunProgressParams, SelectThenGenerateParams, SelectThenGenerateResult } from './protocol';
 
@@ -91,7 +91,7 @@ export class ModelCache {
 
   async selectThenGenerate(p: SelectThenGenerateParams, signal: AbortSignal, onText: (piece: string) => void): Promise<SelectThenGenerateResult> {
     const m = await this.get(p.model);
-    const r = await selectThenGenerate(
+    const r = await respond(
       m,
       { personas: p.personas, history: p.history },
       {

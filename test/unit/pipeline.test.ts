@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { records } from '../../src/core/formats/jsonl';
 import { parsePairs } from '../../src/core/formats/pairs';
 import { historyOnlyPrompt, selectPrompt, generatePrompt, selectTarget, responseTarget } from '../../src/core/prompts';
-import { loadModel, selectThenGenerate } from '../../src/engine/inference';
+import { loadModel, respond, selectThenGenerate } from '../../src/engine/inference';
 import { trainerDir } from '../../src/engine/paths';
 import { listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
 import { pythonEnvironment } from '../../src/engine/python';
@@ -58,6 +58,8 @@ before(() => {
     `name: ${name}\nmodel:\n  base: ${path.join(base, 'hf')}\ndata:\n  dialogues: [sam.dialogues.jsonl]\n  pairs: [sam.pairs.jsonl]\n  personas: [personas]\nstage1: {epochs: 6, batch_size: 4, lr: 0.005, warmup_steps: 2}\nstage2: {epochs: 2, batch_size: 2, lr: 0.0005, warmup_steps: 0, rejected: {max_new_tokens: 8}}\ndevice: cpu\noutput: runs\nseed: 3\n`;
   writeFileSync(path.join(project, 'sam.palrun.yaml'), config('sam'));
   writeFileSync(path.join(project, 'cancel.palrun.yaml'), config('cancel').replace('epochs: 6', 'epochs: 40'));
+  writeFileSync(path.join(project, 'plain.palrun.yaml'), `method: finetune\n${config('plain')}`);
+  writeFileSync(path.join(project, 'subset.palrun.yaml'), config('subset').replace('rejected: {', 'examples: 3, rejected: {').replace('epochs: 6', 'epochs: 1'));
 });
 
 test('a run goes through both stages, exports, and the result selects then generates with its own selection', { skip }, async () => {
@@ -153,4 +155,42 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   assert.equal(answer.selectionSource, 'model');
   assert.equal(typeof answer.response, 'string');
   assert.equal(pal('train', path.join(project, 'nope.palrun.yaml')).status, 1);
+});
+
+test('method finetune is the plain fine-tuning baseline: one stage, no selection, evaluated the same way', { skip }, async () => {
+  const seen: RunProgress[] = [];
+  const result = await runAlignment(path.join(project, 'plain.palrun.yaml'), { python, onProgress: (p) => seen.push(p) });
+  assert.equal(result.outcome, 'done');
+  assert.deepEqual(result.stages, ['prepare', 'stage1', 'export', 'evaluate'], 'no rejection sampling, no DPO');
+  // One plain item per example (not two tasks): 8 examples / 4 a step x 6 epochs.
+  assert.equal(seen.filter((p) => p.stage === 'stage1' && p.step !== undefined).at(-1)!.total, 12);
+  const items = readFileSync(path.join(result.runDir, 'stage1.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual([...new Set(items.map((i) => i.kind))], ['plain']);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(result.model!, 'pal.json'), 'utf8')).tasks, ['plain']);
+  const after = JSON.parse(readFileSync(path.join(result.runDir, 'eval', 'predictions-after.jsonl'), 'utf8').trim());
+  assert.equal(after.selection_source, 'none');
+  assert.equal('selected' in after, false, 'a baseline selects nothing, so it is not scored on selection');
+  const report = JSON.parse(readFileSync(result.report!, 'utf8'));
+  assert.equal(report.selectionAccuracy, null);
+  assert.equal(typeof report.baseline.selectionAccuracy, 'number', 'the base model before it still selects by retrieval');
+  const timing = JSON.parse(readFileSync(path.join(result.runDir, 'eval', 'timing.json'), 'utf8'));
+  assert.equal(timing['predictions-after'].examples, 1);
+  // At inference the baseline answers from its own prompt, with no persona highlighted.
+  const model = await loadModel(result.model!);
+  assert.equal(model.plainOnly, true);
+  const answer = await respond(model, { personas: facts, history: ['do you have pets ?'] }, { maxNewTokens: 6 });
+  assert.equal(answer.selectionSource, 'none');
+  assert.doesNotMatch(answer.generatePrompt, /Using:/);
+  assert.match(answer.generatePrompt, /Persona:\n1\. i have a dog named rex \.[^]*\nPersona:$/);
+});
+
+test('stage2.examples draws that many training examples for rejection sampling, the same ones every time', { skip }, async () => {
+  const result = await runAlignment(path.join(project, 'subset.palrun.yaml'), { python });
+  assert.equal(result.outcome, 'done');
+  const prompts = readFileSync(path.join(result.runDir, 'generate.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id);
+  assert.equal(prompts.length, 3);
+  const generated = readFileSync(path.join(result.runDir, 'generate', 'generated.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id);
+  assert.deepEqual(generated, prompts);
+  const pairs = records(parsePairs(readFileSync(path.join(result.runDir, 'stage2.pairs.jsonl'), 'utf8'), 'x.pairs.jsonl')).map((r) => r.value);
+  assert.ok(pairs.filter((p) => p.origin === 'pal-stage2').every((p) => prompts.includes(p.dialogue!.id!)));
 });

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
-import { annotatedPairs, rejectionPrompts, resolveExample, stage1Items, stage2Pairs } from '../../src/core/mixture';
-import { generatePrompt, historyOnlyPrompt, parseSelection, selectPrompt, selectTarget } from '../../src/core/prompts';
+import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs } from '../../src/core/mixture';
+import { generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, selectPrompt, selectTarget } from '../../src/core/prompts';
+import { selectionSettled } from '../../src/engine/inference';
 import type { Persona } from '../../src/core/formats/types';
 
 const personas = ['i have a dog named rex .', 'i play the trumpet in a jazz band .', 'i live by the sea .'];
@@ -74,4 +75,31 @@ test('BM25 picks the sentence that matches the last turn, or none', () => {
   assert.equal(bm25Select(personas, 'what is your favourite colour ?').index, -1);
   const { scores } = bm25Select(personas, 'dog dog rex');
   assert.ok(scores[0]! > 0 && scores[1] === 0 && scores[2] === 0);
+});
+
+test('the plain fine-tuning baseline: persona and dialogue straight to the reply, one item per example', () => {
+  const prompt = plainPrompt({ personas, history });
+  assert.equal(prompt, selectPrompt({ personas, history }).replace(/\n\nWhich persona sentence[^]*$/, '\n\nPersona:'));
+  assert.doesNotMatch(prompt, /Using:/);
+  const ex = resolveExample({ id: 'e', personas, history, response: 'yes , rex .', persona_index: 0, split: 'train' }, 'x', new Map());
+  assert.deepEqual(finetuneItems([ex, { ...ex, id: 'f' }]).map((i) => [i.kind, i.exampleId, i.target]), [['plain', 'e', ' yes , rex .'], ['plain', 'f', ' yes , rex .']]);
+});
+
+test('sampleExamples draws a seeded subset without repeats, kept in the original order', () => {
+  const all = Array.from({ length: 100 }, (_, i) => i);
+  const a = sampleExamples(all, 10, 42);
+  assert.equal(a.length, 10);
+  assert.equal(new Set(a).size, 10);
+  assert.deepEqual(a, [...a].sort((x, y) => x - y));
+  assert.deepEqual(sampleExamples(all, 10, 42), a, 'the same seed draws the same subset');
+  assert.notDeepEqual(sampleExamples(all, 10, 43), a);
+  assert.ok(a.at(-1)! - a[0]! > 50, 'the draw spans the list rather than taking its start');
+  assert.deepEqual(sampleExamples(all, undefined, 1), all);
+  assert.deepEqual(sampleExamples(all, 500, 1), all);
+});
+
+test('a select answer is settled once its number (or none) is out, which is all parseSelection reads', () => {
+  for (const t of ['2.', '2. i play', ' 10)', 'none', 'None of them']) assert.equal(selectionSettled(t), true, t);
+  for (const t of ['', '2', ' 1', 'no', 'i play']) assert.equal(selectionSettled(t), false, t);
+  assert.equal(parseSelection('2.', personas), parseSelection('2. i play the trumpet in a jazz band .', personas));
 });

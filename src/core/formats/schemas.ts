@@ -141,6 +141,11 @@ export const runConfigSchema: Schema = {
   required: ['model', 'data'],
   properties: {
     name: { type: 'string', minLength: 1, description: 'Run name (default: the file name).' },
+    method: {
+      enum: ['pal', 'finetune'],
+      default: 'pal',
+      description: 'pal: stage 1 (select + generate) then stage 2 (DPO), select then generate at inference. finetune: the paper’s baseline, plain fine-tuning on persona + history -> response (stage 1 settings, no stage 2), for comparisons.',
+    },
     model: {
       type: 'object',
       required: ['base'],
@@ -174,6 +179,7 @@ export const runConfigSchema: Schema = {
         loss: { enum: ['sigmoid', 'ipo'], default: 'sigmoid', description: 'sigmoid (DPO) or IPO.' },
         label_smoothing: { type: 'number', minimum: 0, maximum: 0.5, default: 0, description: 'Conservative DPO smoothing.' },
         lora: { ...lora, default: null },
+        examples: { type: 'integer', minimum: 1, description: 'How many training examples (drawn with the run’s seed) get a sampled rejection and a pair; absent: all of them.' },
         rejected: {
           type: 'object',
           default: {},

@@ -121,11 +121,15 @@ export interface Stage2Config extends StageTraining {
   label_smoothing: number;
   /** How the stage-1 model samples rejected responses from history-only prompts. */
   rejected: DecodingConfig;
+  /** How many training examples (drawn with the run's seed) get a sampled rejection; absent: all. */
+  examples?: number;
 }
 
 /** `*.palrun.yaml`, with every default filled in (the schema's defaults: schemas.ts). */
 export interface RunConfig {
   name: string;
+  /** `pal`: both stages, select then generate. `finetune`: the paper's baseline (persona + history -> response, one stage). */
+  method: 'pal' | 'finetune';
   model: { base: string; tokenizer?: string };
   data: { dialogues: string[]; pairs: string[]; personas: string[] };
   stage1: Stage1Config;

@@ -9,9 +9,14 @@ import { collectFiles, exportFile, importFile, validateFile, type ExportTarget }
 import { compareRuns, formatComparison, formatEvalTable, jsonReport, runEvaluation, writeReports } from './eval';
 import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
-import { loadModel, selectThenGenerate } from './inference';
+import { loadModel, respond } from './inference';
+import { hasErrors } from '../core/formats/problems';
 import { runAlignment } from './pipeline';
 import { encodeCorpora } from './pretrainData';
+import { responsePerplexity } from './perplexity';
+import { initModel, pretrain } from './pretrain';
+import { parseDialogues } from '../core/formats/dialogues';
+import { allProblems, records } from '../core/formats/jsonl';
 import { pythonFor, RunManager } from './runs';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
@@ -38,7 +43,11 @@ Commands:
   eval          Score a model's predictions: BLEU-1..4, ROUGE-L, Distinct-1/2, persona
                 selection accuracy, P-F1, P-Cover and C.score; JSON and HTML reports.
   compare       Two evaluation reports side by side.
-  tokenizer     Train the byte-level BPE tokenizer on the dialogue corpora (tokenizer train).
+  tokenizer     Train the byte-level BPE tokenizer on the dialogue corpora (tokenizer train),
+                and encode the corpora as a token stream (tokenizer encode).
+  model         A new, randomly initialised model folder from a config.json (model init).
+  pretrain      Pre-train a base model on a token stream; resumes where it stopped.
+  perplexity    A model's perplexity on the responses of a dialogue set.
 
 Options:
   -h, --help    Show this help (also: pal <command> --help).
@@ -63,11 +72,17 @@ const VALIDATE_HELP = `Usage: pal validate <file|folder>... [--json]
   --json          Print the problems as one JSON array instead.
 `;
 
-const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|spc|card] [--split train|valid|test] [--force]
+const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|spc|corpus|card] [--split train|valid|test] [--limit N] [--sample N [--seed S]] [--force]
 
   persona-chat  ParlAI text (PERSONA-CHAT / ConvAI2, "your persona:" lines)  -> *.dialogues.jsonl
   spc           Synthetic-Persona-Chat CSV                                    -> *.dialogues.jsonl
+  corpus        dialogue corpus JSON lines ({"turns", "persona_a", "persona_b"}), gzip or not
+                                                                              -> *.dialogues.jsonl
   card          Character Card V1/V2/V3 JSON                                  -> *.persona.yaml (or .json)
+
+  --limit N     keep the first N examples (file order): a development or evaluation subset.
+  --sample N    keep N examples drawn from the whole file with --seed (default 42), in file order:
+                a subset that spans the file.
 
   The format is guessed from the content when --from is absent. Which persona sentence each
   response relies on is labelled by content-word overlap (docs/labeller.md). An existing output
@@ -179,6 +194,9 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (command === 'runs') return await runsCommand(rest, io);
     if (command === 'chat') return await chatCommand(rest, io);
     if (command === 'tokenizer') return await tokenizerCommand(rest, io);
+    if (command === 'model') return await modelCommand(rest, io);
+    if (command === 'pretrain') return await pretrainCommand(rest, io);
+    if (command === 'perplexity') return await perplexityCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -263,7 +281,7 @@ async function validate(args: readonly string[], io: Io): Promise<number> {
 }
 
 async function importCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--out', '--from', '--split'], ['--force', '-h', '--help'], 'import');
+  const { positional, options } = parseArgs(args, ['--out', '--from', '--split', '--limit', '--sample', '--seed'], ['--force', '-h', '--help'], 'import');
   if (options['-h'] || options['--help']) {
     io.out(IMPORT_HELP);
     return 0;
@@ -272,7 +290,13 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const out = options['--out'];
   if (typeof out !== 'string') throw new UsageError('pal import needs --out <file>');
   const from = options['--from'];
-  if (from !== undefined && !['persona-chat', 'spc', 'card'].includes(from as string)) throw new UsageError(`--from must be persona-chat, spc or card, not "${String(from)}"`);
+  if (from !== undefined && !['persona-chat', 'spc', 'corpus', 'card'].includes(from as string)) throw new UsageError(`--from must be persona-chat, spc, corpus or card, not "${String(from)}"`);
+  const limitText = options['--limit'];
+  const limit = limitText === undefined ? undefined : Number(limitText);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError(`--limit must be a positive whole number, not "${String(limitText)}"`);
+  const sample = numberOption(options, '--sample', true);
+  const seed = numberOption(options, '--seed', true);
+  if (sample === 0) throw new UsageError('--sample must be at least 1');
   const split = options['--split'];
   if (split !== undefined && !['train', 'valid', 'test'].includes(split as string)) throw new UsageError(`--split must be train, valid or test, not "${String(split)}"`);
   const result = await importFile({
@@ -281,10 +305,14 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
     force: options['--force'] === true,
     ...(from ? { from: from as ImportFormat } : {}),
     ...(split ? { split: split as 'train' | 'valid' | 'test' } : {}),
+    ...(limit ? { limit } : {}),
+    ...(sample ? { sample } : {}),
+    ...(seed !== undefined ? { seed } : {}),
   });
   for (const p of result.problems) io.err(`${formatProblem(p)}\n`);
   const what = result.format === 'card' ? 'persona' : `example${result.count === 1 ? '' : 's'}`;
-  io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}) into ${result.out}${result.problems.length ? `; ${result.problems.length} line${result.problems.length === 1 ? '' : 's'} could not be read (above)` : ''}.\n`);
+  const unread = result.problems.filter((p) => p.severity === 'error').length;
+  io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}) into ${result.out}${unread ? `; ${unread} line${unread === 1 ? '' : 's'} could not be read (above)` : ''}.\n`);
   return result.count > 0 ? 0 : 1;
 }
 
@@ -443,7 +471,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (m.deviceNote) io.err(`${m.deviceNote}\n`);
   const json = options['--json'] === true;
   const defined = <T>(k: string, v: T | undefined) => (v === undefined || Number.isNaN(v) ? {} : { [k]: v });
-  const r = await selectThenGenerate(m, { personas, history: [...history, positional[0]!] }, {
+  const r = await respond(m, { personas, history: [...history, positional[0]!] }, {
     ...defined('temperature', num('--temperature')),
     ...defined('topK', num('--top-k')),
     ...defined('topP', num('--top-p')),
@@ -456,7 +484,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (json) io.out(`${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, response: r.response, device: m.device }, null, 2)}\n`);
   else {
     io.out('\n');
-    io.err(`persona used: ${r.selectedText} (${r.selectionSource === 'model' ? 'selected by the model' : 'BM25 retrieval: this model was not trained on select'})\n`);
+    io.err(`persona used: ${r.selectedText} (${r.selectionSource === 'model' ? 'selected by the model' : r.selectionSource === 'none' ? 'none: a plain fine-tuning model does not select' : 'BM25 retrieval: this model was not trained on select'})\n`);
   }
   return 0;
 }
@@ -514,4 +542,148 @@ if (require.main === module) {
       process.exitCode = 1;
     },
   );
+}
+
+const MODEL_HELP = `Usage: pal model init --config <config.json> --tokenizer <folder> --out <folder> [--seed N] [--python PATH]
+
+  Writes a new model folder: the config.json's architecture (llama, qwen2, mistral or gpt2, in
+  Hugging Face's terms) with GPT-2's random initialisation, as config.json + model.safetensors,
+  and the tokenizer beside it. Pre-train it with "pal pretrain".
+`;
+
+const PRETRAIN_HELP = `Usage: pal pretrain --model <folder> --data <tokens.bin> --out <folder> --steps N [options]
+
+  Pre-trains --model (from "pal model init") on a token stream (from "pal tokenizer encode"):
+  next-token prediction on every token, windows of --max-length drawn from the stream. Checkpoints
+  as it goes; the same command resumes where it stopped (Ctrl-C stops at a checkpoint). The model
+  is <out>/final, with the tokenizer.
+
+  --steps N          Optimizer steps (required).
+  --batch-size N     Windows per step (default 16).
+  --grad-accum N     Steps accumulated per update (default 1).
+  --max-length N     Tokens per window (default 256).
+  --lr X             Peak learning rate, cosine decay after warm-up (default 0.0015).
+  --warmup N         Warm-up steps (default 100).
+  --weight-decay X   AdamW weight decay (default 0.1).
+  --seed N           Seed (default 42).
+  --device D         auto, cpu, cuda, cuda:N (default auto).
+  --python PATH      The interpreter (default: the one "pal info" finds).
+`;
+
+const PERPLEXITY_HELP = `Usage: pal perplexity --model <folder> <file.dialogues.jsonl>... [--limit N] [--json]
+
+  Perplexity of an exported model (ONNX + tokenizer, e.g. models/pal-default) on the gold responses
+  of dialogue sets, each response given the dialogue before it, in the pre-training format (no
+  personas): exp(mean negative log-likelihood per response token).
+
+  --limit N   Score the first N examples only.
+  --json      Print the result as JSON.
+`;
+
+function numberOption(options: Record<string, string | boolean | undefined>, name: string, integer: boolean): number | undefined {
+  const v = options[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) throw new UsageError(`${name} must be a ${integer ? 'whole ' : ''}number, not "${String(v)}"`);
+  return n;
+}
+
+async function trainerPython(options: Record<string, string | boolean | undefined>): Promise<string> {
+  const engine = new Engine(createLogger(() => undefined, () => 'error'), { allowPython: true, logLevel: 'error', ...(typeof options['--python'] === 'string' ? { pythonPath: options['--python'] } : {}) });
+  return pythonFor(await engine.pythonReport());
+}
+
+async function modelCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--config', '--tokenizer', '--out', '--seed', '--python'], ['-h', '--help'], 'model');
+  if (options['-h'] || options['--help']) {
+    io.out(MODEL_HELP);
+    return 0;
+  }
+  if (positional[0] !== 'init' || positional.length !== 1) throw new UsageError('usage: pal model init --config <config.json> --tokenizer <folder> --out <folder>');
+  const [config, tokenizer, out] = [options['--config'], options['--tokenizer'], options['--out']];
+  if (typeof config !== 'string' || typeof tokenizer !== 'string' || typeof out !== 'string') throw new UsageError('pal model init needs --config, --tokenizer and --out');
+  const seed = numberOption(options, '--seed', true);
+  const r = await initModel({ python: await trainerPython(options), config, tokenizer, out, ...(seed !== undefined ? { seed } : {}) });
+  io.err(`Initialised ${out}: ${r.parameters.toLocaleString('en')} parameters.\n`);
+  io.out(`${out}\n`);
+  return 0;
+}
+
+async function pretrainCommand(args: readonly string[], io: Io): Promise<number> {
+  const names = ['--model', '--data', '--out', '--steps', '--batch-size', '--grad-accum', '--max-length', '--lr', '--warmup', '--weight-decay', '--seed', '--device', '--python'];
+  const { positional, options } = parseArgs(args, names, ['-h', '--help'], 'pretrain');
+  if (options['-h'] || options['--help']) {
+    io.out(PRETRAIN_HELP);
+    return 0;
+  }
+  if (positional.length) throw new UsageError(`pal pretrain takes no positional arguments (got "${positional[0]}")`);
+  const [model, data, out] = [options['--model'], options['--data'], options['--out']];
+  const steps = numberOption(options, '--steps', true);
+  if (typeof model !== 'string' || typeof data !== 'string' || typeof out !== 'string' || !steps) throw new UsageError('pal pretrain needs --model, --data, --out and --steps');
+  const opt = (name: string, integer: boolean) => numberOption(options, name, integer);
+  const extra = Object.fromEntries(
+    ([['batchSize', opt('--batch-size', true)], ['gradAccum', opt('--grad-accum', true)], ['maxLength', opt('--max-length', true)], ['lr', opt('--lr', false)], ['warmupSteps', opt('--warmup', true)], ['weightDecay', opt('--weight-decay', false)], ['seed', opt('--seed', true)]] as const).filter(([, v]) => v !== undefined),
+  );
+  const controller = new AbortController();
+  const onSigint = () => {
+    io.err('\nStopping at the next checkpoint (Ctrl-C again to force)…\n');
+    controller.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  const t0 = Date.now();
+  let last = 0;
+  try {
+    const r = await pretrain({
+      python: await trainerPython(options),
+      model,
+      data,
+      out,
+      steps,
+      ...extra,
+      ...(typeof options['--device'] === 'string' ? { device: options['--device'] } : {}),
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.event === 'start') io.err(`pre-training ${String(e.parameters)} parameters on ${String(e.device)}${e.resumed_from ? `, resuming at step ${String(e.resumed_from)}` : ''}\n`);
+        // One line every 10 s: a log, not a flood.
+        if (e.event === 'step' && (Date.now() - last > 10_000 || e.step === steps)) {
+          last = Date.now();
+          io.err(`step ${String(e.step)}/${steps} loss ${Number(e.loss).toFixed(4)} ${Math.round(Number(e.tokens_per_s))} tokens/s\n`);
+        }
+      },
+    });
+    const seconds = ((Date.now() - t0) / 1000).toFixed(0);
+    if (r.outcome === 'cancelled') {
+      io.err(`Stopped after ${seconds} s at a checkpoint; run the same command to resume.\n`);
+      return 130;
+    }
+    io.err(`Done in ${seconds} s: ${r.model}\n`);
+    io.out(`${r.model}\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+async function perplexityCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--model', '--limit'], ['--json', '-h', '--help'], 'perplexity');
+  if (options['-h'] || options['--help']) {
+    io.out(PERPLEXITY_HELP);
+    return 0;
+  }
+  const model = options['--model'];
+  if (typeof model !== 'string' || positional.length === 0) throw new UsageError('pal perplexity needs --model <folder> and at least one *.dialogues.jsonl');
+  const limit = numberOption(options, '--limit', true);
+  const examples: { history: string[]; response: string }[] = [];
+  for (const file of positional) {
+    const doc = parseDialogues(await readFile(file, 'utf8'), file);
+    const problems = allProblems(doc);
+    if (hasErrors(problems)) throw new Error(`${file} has problems:\n${problems.filter((p) => p.severity === 'error').map(formatProblem).join('\n')}`);
+    for (const { value } of records(doc)) examples.push({ history: value.history, response: value.response });
+  }
+  const m = await loadModel(model);
+  const r = await responsePerplexity(m, limit ? examples.slice(0, limit) : examples);
+  if (options['--json']) io.out(`${JSON.stringify(r)}\n`);
+  else io.out(`perplexity ${r.perplexity.toFixed(3)} (${r.tokens} response tokens in ${r.examples} examples; mean NLL ${r.nll.toFixed(4)} nats)\n`);
+  return 0;
 }

@@ -3,7 +3,13 @@
 Layout, as in the onnx-community/Xenova repositories:
     config.json             Hugging Face config + "transformers.js_config"
     generation_config.json  bos/eos/pad ids and generation defaults
-    onnx/model.onnx         one decoder graph with past key values (fp32)
+    onnx/model.onnx         one decoder graph with past key values (fp32 inputs and outputs)
+
+`--weights fp16|int8` stores the weight matrices in half precision, or as int8 with one float scale
+per row (symmetric, per output channel), each followed in the graph by Cast (and Mul): the file is
+2x or ~4x smaller while the graph's interface stays fp32, so transformers.js loads it as the plain
+fp32 model.onnx. onnxruntime folds those constant subgraphs back into fp32 weights when it loads the
+session, so inference runs at fp32 speed.
 
 The graph's inputs are input_ids, attention_mask, position_ids and past_key_values.{i}.key/.value;
 its outputs logits and present.{i}.key/.value. transformers.js feeds position_ids to any decoder
@@ -11,7 +17,7 @@ whose graph declares them (decoderForward in its src/models.js), computed from t
 so left-padded batches get the same positions as PyTorch; it does so for gpt2 as for llama.
 Its first step passes empty past tensors (batch, kv_heads, 0, head_dim).
 
-CLI: python -m pal_trainer.export_onnx <model_folder> <out_folder>
+CLI: python -m pal_trainer.export_onnx <model_folder> <out_folder> [--weights fp32|fp16|int8]
 """
 
 import argparse
@@ -49,6 +55,36 @@ class _DecoderWithPast(nn.Module):
         return (logits,) + tuple(t for kv in present for t in kv)
 
 
+def _stored_weight_class(cls):
+    """A subclass of a module class whose `weight` is computed from stored (compressed) buffers."""
+    def weight(self):
+        w = self.weight_stored.to(torch.float32)
+        return w * self.weight_scale if hasattr(self, "weight_scale") else w
+    return type("Stored" + cls.__name__, (cls,), {"weight": property(weight)})
+
+
+def compress_weights(model, kind):
+    """Replaces every 2-D weight (linear layers, embeddings) by a fp16 or int8 (+ row scale) buffer."""
+    if kind == "fp32":
+        return model
+    if kind not in ("fp16", "int8"):
+        raise ValueError("weights must be fp32, fp16 or int8, not %r" % (kind,))
+    for module in list(model.modules()):
+        w = module._parameters.get("weight") if hasattr(module, "_parameters") else None
+        if w is None or w.dim() != 2:
+            continue
+        w = w.detach()
+        del module._parameters["weight"]
+        if kind == "fp16":
+            module.register_buffer("weight_stored", w.to(torch.float16))
+        else:
+            scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0
+            module.register_buffer("weight_stored", torch.round(w / scale).clamp(-127, 127).to(torch.int8))
+            module.register_buffer("weight_scale", scale.to(torch.float32))
+        module.__class__ = _stored_weight_class(module.__class__)
+    return model
+
+
 def io_names(num_layers):
     """(input names, output names, dynamic axes) of the exported graph."""
     past = ["past_key_values.%d.%s" % (i, kv) for i in range(num_layers) for kv in ("key", "value")]
@@ -62,9 +98,9 @@ def io_names(num_layers):
     return ["input_ids", "attention_mask", "position_ids"] + past, ["logits"] + present, axes
 
 
-def transformers_js_config(model):
+def transformers_js_config(model, torch_dtype=None):
     """config.json for transformers.js: Hugging Face's fields plus the file it should pick."""
-    config = model.config.to_hf()
+    config = model.config.to_hf(torch_dtype=torch_dtype)
     # Without a dtype transformers.js warns, and in browsers (wasm) looks for model_quantized.onnx.
     config["transformers.js_config"] = {"dtype": "fp32", "kv_cache_dtype": "float32"}
     return config
@@ -83,7 +119,7 @@ def _first(ids):
     return ids[0] if isinstance(ids, (list, tuple)) and ids else ids
 
 
-def export_onnx(model, folder, *, opset=14, generation_config=None):
+def export_onnx(model, folder, *, opset=14, generation_config=None, weights="fp32"):
     """Writes config.json, generation_config.json and onnx/model.onnx into folder; returns the .onnx path."""
     weight_bytes = sum(p.numel() for p in model.parameters()) * 4
     if weight_bytes > MAX_WEIGHT_BYTES:
@@ -93,6 +129,8 @@ def export_onnx(model, folder, *, opset=14, generation_config=None):
     first = next(model.parameters())
     if first.dtype != torch.float32 or first.device.type != "cpu":
         model = copy.deepcopy(model).to("cpu", torch.float32)
+    if weights != "fp32":
+        model = compress_weights(copy.deepcopy(model), weights)
     c = model.config
     wrapper = _DecoderWithPast(model).eval()
 
@@ -137,6 +175,10 @@ def main(argv=None):
     parser.add_argument("model_folder")
     parser.add_argument("out_folder")
     parser.add_argument("--opset", type=int, default=14)
+    parser.add_argument("--weights", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="how the file stores weight matrices (the graph computes in fp32 either way)")
+    parser.add_argument("--safetensors", choices=("fp32", "fp16", "bf16"), default=None,
+                        help="also write model.safetensors in this dtype: the folder is then a base model the trainer starts from too")
     args = parser.parse_args(argv)
 
     t0 = time.time()
@@ -147,14 +189,19 @@ def main(argv=None):
         if os.path.exists(gen_path):
             with open(gen_path, encoding="utf-8") as f:
                 gen = json.load(f)
-        path = export_onnx(model, args.out_folder, opset=args.opset, generation_config=gen)
+        path = export_onnx(model, args.out_folder, opset=args.opset, generation_config=gen, weights=args.weights)
     except (OSError, ValueError) as exc:
         sys.exit("export_onnx: %s" % exc)
+    if args.safetensors:
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.safetensors]
+        model.save_pretrained(args.out_folder, dtype=dtype)
+        # save_pretrained wrote Hugging Face's config.json; transformers.js needs its own fields too.
+        _write_json(os.path.join(args.out_folder, "config.json"), transformers_js_config(model, dtype))
     for name in TOKENIZER_FILES:
         src = os.path.join(args.model_folder, name)
         if os.path.exists(src):
             shutil.copyfile(src, os.path.join(args.out_folder, name))
-    print(json.dumps({"onnx": path, "bytes": os.path.getsize(path), "seconds": round(time.time() - t0, 2)}))
+    print(json.dumps({"onnx": path, "bytes": os.path.getsize(path), "weights": args.weights, "seconds": round(time.time() - t0, 2)}))
 
 
 if __name__ == "__main__":

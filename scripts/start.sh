@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: sets everything up, then runs PAL Studio in a real VS Code (code-server) on
-# 127.0.0.1 with the sample project open, and prints the address to open.
+# The main job: sets everything up, then runs the PAL demo headless on the embedded default model
+# (models/pal-default) and the sample project (samples/studio): a short alignment run, select then
+# generate on held-out examples, a before/after table and an HTML report (pal demo --help).
+# `npm run studio` opens the same sample project in a real VS Code (code-server).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh --e2e
-exec npm run --silent studio
+bash scripts/setup.sh
+exec node dist/cli.js demo "$@"

@@ -15,6 +15,9 @@ import { runAlignment } from './pipeline';
 import { encodeCorpora } from './pretrainData';
 import { responsePerplexity } from './perplexity';
 import { initModel, pretrain } from './pretrain';
+import { formatDemoExamples, runDemo } from './demo';
+import { packageRoot } from './paths';
+import * as nodePath from 'node:path';
 import { parseDialogues } from '../core/formats/dialogues';
 import { allProblems, records } from '../core/formats/jsonl';
 import { pythonFor, RunManager } from './runs';
@@ -48,6 +51,8 @@ Commands:
   model         A new, randomly initialised model folder from a config.json (model init).
   pretrain      Pre-train a base model on a token stream; resumes where it stopped.
   perplexity    A model's perplexity on the responses of a dialogue set.
+  demo          The PAL demo: a short run of the default model on the sample project,
+                before/after table and HTML report (what npm start runs).
 
 Options:
   -h, --help    Show this help (also: pal <command> --help).
@@ -197,6 +202,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (command === 'model') return await modelCommand(rest, io);
     if (command === 'pretrain') return await pretrainCommand(rest, io);
     if (command === 'perplexity') return await perplexityCommand(rest, io);
+    if (command === 'demo') return await demoCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -686,4 +692,67 @@ async function perplexityCommand(args: readonly string[], io: Io): Promise<numbe
   if (options['--json']) io.out(`${JSON.stringify(r)}\n`);
   else io.out(`perplexity ${r.perplexity.toFixed(3)} (${r.tokens} response tokens in ${r.examples} examples; mean NLL ${r.nll.toFixed(4)} nats)\n`);
   return 0;
+}
+
+const DEMO_HELP = `Usage: pal demo [--model <folder>] [--sample <folder>] [--out <folder>] [--nli <folder>] [--python PATH]
+
+  The PAL demo, headless: copies the sample project (samples/studio) to --out, runs a short PAL
+  alignment of the default model (models/pal-default) on it (stage 1, rejection sampling, stage 2),
+  selects then generates on its held-out examples before and after, and prints the before/after
+  table (BLEU, ROUGE-L, Distinct, selection accuracy, P-F1, C.score with --nli) and the path of
+  the HTML report. The sample project itself is never written to.
+
+  --model    The base model (default: models/pal-default).
+  --sample   The sample project (default: samples/studio).
+  --out      Work folder, replaced on each demo (default: .pal-studio/demo).
+  --nli      A local NLI model folder for C.score (without one C.score is reported as not computed).
+`;
+
+async function demoCommand(args: readonly string[], io: Io): Promise<number> {
+  const { positional, options } = parseArgs(args, ['--model', '--sample', '--out', '--nli', '--python'], ['-h', '--help'], 'demo');
+  if (options['-h'] || options['--help']) {
+    io.out(DEMO_HELP);
+    return 0;
+  }
+  if (positional.length) throw new UsageError(`pal demo takes no positional arguments (got "${positional[0]}")`);
+  const root = packageRoot();
+  const str = (name: string, fallback: string) => (typeof options[name] === 'string' ? (options[name] as string) : fallback);
+  const model = str('--model', nodePath.join(root, 'models', 'pal-default'));
+  const controller = new AbortController();
+  const onSigint = () => {
+    io.err('\nStopping…\n');
+    controller.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    io.err(`PAL demo: the default model ${model}, aligned to the sample project's personas.\n`);
+    const r = await runDemo({
+      python: await trainerPython(options),
+      model,
+      sample: str('--sample', nodePath.join(root, 'samples', 'studio')),
+      out: str('--out', nodePath.join(root, '.pal-studio', 'demo')),
+      ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.step !== undefined && p.total !== undefined && p.step !== p.total && p.step % 10 !== 0) return;
+        const loss = p.metrics?.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(4)}` : '';
+        io.err(`[${p.stage}] ${p.message}${loss}\n`);
+      },
+    });
+    if (r.run.outcome !== 'done') {
+      io.err(`Stopped after ${r.seconds.toFixed(0)} s.\n`);
+      return 130;
+    }
+    if (!r.table) {
+      io.err('The sample project has no held-out examples, so there is nothing to compare.\n');
+      return 1;
+    }
+    io.out(`\nBefore (the default model) and after PAL on the sample personas, ${r.report?.count ?? 0} held-out examples:\n\n${r.table}\n`);
+    io.out(`\nSelect then generate on held-out examples ([the persona sentence selected] reply):\n\n${formatDemoExamples(r.examples)}\n`);
+    io.out(`\nReport: ${r.html}\nAligned model: ${r.run.model}\nDone in ${r.seconds.toFixed(0)} s.\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
 }

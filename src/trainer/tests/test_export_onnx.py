@@ -5,6 +5,7 @@ ModelProto fields checked here.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -136,6 +137,68 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(out)),
                          ["config.json", "generation_config.json", "onnx", "tokenizer.json", "tokenizer_config.json"])
         self.assertEqual(os.listdir(os.path.join(out, "onnx")), ["model.onnx"])
+
+    def test_compressed_weights_shrink_the_file_and_keep_the_model(self):
+        model = tiny("llama")
+        ids = torch.randint(0, 61, (2, 9))
+        with torch.no_grad():
+            reference, _ = model(ids)
+        fp32 = read_onnx(export_onnx(model, os.path.join(self.tmp.name, "fp32")))
+        for kind, ratio, tolerance in (("fp16", 0.5, 2e-3), ("int8", 0.27, 0.05)):
+            g = read_onnx(export_onnx(model, os.path.join(self.tmp.name, kind), weights=kind))
+            self.assertEqual(g["inputs"], fp32["inputs"], "the interface stays fp32")
+            self.assertEqual(g["outputs"], fp32["outputs"])
+            self.assertLess(g["weight_bytes"], fp32["weight_bytes"] * ratio * 1.1, kind)
+            # The graph computes what the compressed module computes, which stays close to the original.
+            from pal_trainer.export_onnx import compress_weights
+            import copy
+            with torch.no_grad():
+                logits, _ = compress_weights(copy.deepcopy(model), kind)(ids)
+            self.assertLess((logits - reference).abs().max().item(), tolerance, kind)
+            self.assertGreater((logits - reference).abs().max().item(), 0, "%s is not a no-op" % kind)
+        self.assertEqual([p.dtype for p in model.parameters()][0], torch.float32, "the caller's model is untouched")
+
+    def test_cli_writes_safetensors_beside_the_onnx_model(self):
+        src = os.path.join(self.tmp.name, "src")
+        out = os.path.join(self.tmp.name, "out")
+        model = tiny("llama")
+        model.save_pretrained(src)
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        subprocess.run([sys.executable, "-m", "pal_trainer.export_onnx", src, out, "--weights", "int8", "--safetensors", "fp16"],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        back = CausalLM.from_pretrained(out)
+        self.assertEqual(next(back.parameters()).dtype, torch.float16)
+        for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+            self.assertLess((a - b.float()).abs().max().item(), 1e-3, name)
+        with open(os.path.join(out, "config.json")) as f:
+            config = json.load(f)
+        self.assertEqual((config["torch_dtype"], config["transformers.js_config"]["dtype"]), ("float16", "fp32"))
+
+
+class InitModelTest(unittest.TestCase):
+    def test_a_new_model_starts_near_uniform_and_is_seeded(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = os.path.join(tmp, "config.json")
+            with open(config, "w") as f:
+                json.dump({"model_type": "llama", "vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
+                           "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64,
+                           "tie_word_embeddings": True, "eos_token_id": 0}, f)
+            env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+                subprocess.run([sys.executable, "-m", "pal_trainer.init_model", config, os.path.join(tmp, name), "--seed", seed],
+                               check=True, env=env, stdout=subprocess.DEVNULL)
+            a, b, c = (CausalLM.from_pretrained(os.path.join(tmp, n)) for n in "abc")
+            self.assertTrue(all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values())))
+            self.assertFalse(torch.equal(a.state_dict()["model.embed_tokens.weight"], c.state_dict()["model.embed_tokens.weight"]))
+            # GPT-2's initialisation: the first loss is close to log(vocab), not the huge value
+            # torch's N(0, 1) embeddings would give a tied output layer.
+            ids = torch.randint(0, 300, (4, 16))
+            with torch.no_grad():
+                logits, _ = a(ids)
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 300), ids[:, 1:].reshape(-1)).item()
+            self.assertLess(abs(loss - math.log(300)), 0.1)
+            self.assertAlmostEqual(a.state_dict()["model.embed_tokens.weight"].std().item(), 0.02, delta=0.002)
+            self.assertAlmostEqual(a.state_dict()["model.layers.0.self_attn.o_proj.weight"].std().item(), 0.02 / 2, delta=0.002)
 
 
 if __name__ == "__main__":

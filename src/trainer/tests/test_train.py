@@ -260,9 +260,6 @@ class DistributedTest(unittest.TestCase):
         assert_same_weights(out1, out3, 1e-5)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class LanguageModelTest(unittest.TestCase):
     """Pre-training on a token stream: learns, and resumes exactly like the other stages."""
@@ -301,3 +298,7 @@ class LanguageModelTest(unittest.TestCase):
         self.assertIn("needs max_steps", run(path).stderr)
         path, _ = job(tmp, "short", stage="lm", data=data, max_length=24, max_steps=3)
         self.assertIn("5 tokens are fewer than one window of 24", run(path).stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+// The recipe of the embedded default model (models/pal-default), end to end, with `pal` commands
+// only: tokenizer -> token stream -> new model -> pre-training -> persona data -> PAL (both
+// stages) and the plain fine-tuning baseline -> evaluation -> export -> model card.
+//
+//   npm run make-model                    # everything; each step resumes or is skipped when done
+//   npm run make-model -- --until pretrain
+//
+// Work goes to .pal-studio/default-model (ignored by git); the result to models/pal-default.
+// The data is ../shared/data (PAL_SHARED_DATA overrides): its README says what may be used how.
+import { spawn } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const work = path.join(root, '.pal-studio', 'default-model');
+const data = path.resolve(process.env.PAL_SHARED_DATA ?? path.join(root, '..', 'shared', 'data'));
+const corpora = path.join(data, 'corpora');
+const ship = path.join(root, 'models', 'pal-default');
+const cli = path.join(root, 'dist', 'cli.js');
+
+// Pre-training: sized for 2 CPU cores in under an hour (measured: ~2,300 tokens/s). The same
+// numbers must be given to resume a stopped run.
+const PRETRAIN = { steps: 1400, batchSize: 16, maxLength: 256, lr: 0.0015, warmup: 100, weightDecay: 0.1, seed: 42 };
+const TRAIN_EXAMPLES = 4000; // Synthetic-Persona-Chat examples for stage 1 (and the baseline)
+const EVAL_EXAMPLES = 1000; // drawn from ConvAI2's dev file, spanning all its episodes
+
+const until = process.argv.includes('--until') ? process.argv[process.argv.indexOf('--until') + 1] : undefined;
+const logFile = path.join(work, 'recipe.json');
+
+function pal(args, { capture = false } = {}) {
+  return new Promise((resolve, reject) => {
+    console.error(`\n$ pal ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : path.isAbsolute(a) ? path.relative(root, a) || '.' : a)).join(' ')}`);
+    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
+    let out = '';
+    child.stdout?.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`pal ${args[0]} exited with ${code}`))));
+  });
+}
+
+async function readJson(file, fallback) {
+  return JSON.parse(await fs.readFile(file, 'utf8').catch(() => JSON.stringify(fallback)));
+}
+
+async function step(name, done, run) {
+  const log = await readJson(logFile, { steps: {} });
+  if (done()) {
+    console.error(`[${name}] done already`);
+  } else {
+    const t0 = Date.now();
+    await run();
+    log.steps[name] = { seconds: Math.round((Date.now() - t0) / 1000), finished: new Date().toISOString(), machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}` };
+    await fs.writeFile(logFile, `${JSON.stringify(log, null, 2)}\n`);
+  }
+  if (until === name) {
+    console.error(`Stopped after "${name}" (--until).`);
+    process.exit(0);
+  }
+}
+
+if (!existsSync(cli)) throw new Error(`${cli} is missing: run "npm run build" first (npm run make-model does).`);
+if (!existsSync(corpora)) throw new Error(`${corpora}: the corpora are not there (set PAL_SHARED_DATA to the shared data folder).`);
+await fs.mkdir(work, { recursive: true });
+
+const tokenizer = path.join(work, 'tokenizer');
+const stream = path.join(work, 'corpora.bin');
+const init = path.join(work, 'init');
+const pretrained = path.join(work, 'pretrain', 'final');
+const trainSet = path.join(work, 'data', 'spc-train.dialogues.jsonl');
+const evalSet = path.join(work, 'data', 'convai2-dev.dialogues.jsonl');
+const runs = path.join(work, 'runs');
+const isDone = (run) => existsSync(path.join(runs, run, 'eval', 'report.json'));
+
+await step('tokenizer', () => existsSync(path.join(tokenizer, 'tokenizer.json')), () => pal(['tokenizer', 'train', '--corpora', corpora, '--out', tokenizer]));
+await step('encode', () => existsSync(stream), () => pal(['tokenizer', 'encode', '--tokenizer', tokenizer, '--corpora', corpora, '--out', stream]));
+await step('init', () => existsSync(path.join(init, 'model.safetensors')), () => pal(['model', 'init', '--config', path.join(here, 'model.config.json'), '--tokenizer', tokenizer, '--out', init, '--seed', '42']));
+await step('pretrain', () => existsSync(path.join(pretrained, 'model.safetensors')) && existsSync(path.join(pretrained, 'tokenizer.json')), () =>
+  pal(['pretrain', '--model', init, '--data', stream, '--out', path.join(work, 'pretrain'), '--steps', String(PRETRAIN.steps), '--batch-size', String(PRETRAIN.batchSize),
+    '--max-length', String(PRETRAIN.maxLength), '--lr', String(PRETRAIN.lr), '--warmup', String(PRETRAIN.warmup), '--weight-decay', String(PRETRAIN.weightDecay), '--seed', String(PRETRAIN.seed)]),
+);
+await step('data', () => existsSync(trainSet) && existsSync(evalSet), async () => {
+  // Synthetic-Persona-Chat's training dialogues (persona_a/persona_b) for the persona stages; the
+  // ConvAI2 dev file only for evaluation (the corpora's README: its personas were removed from them).
+  await pal(['import', path.join(corpora, 'synthetic_persona_chat_train_newspc.jsonl.gz'), '--from', 'corpus', '--split', 'train', '--limit', String(TRAIN_EXAMPLES), '--out', trainSet, '--force']);
+  await pal(['import', path.join(data, 'persona-chat', 'convai2_valid_dev.txt'), '--from', 'persona-chat', '--split', 'valid', '--sample', String(EVAL_EXAMPLES), '--seed', '42', '--out', evalSet, '--force']);
+});
+await step('pal', () => isDone('pal'), () => pal(['train', path.join(here, 'pal-default.palrun.yaml')]));
+await step('baseline', () => isDone('baseline'), () => pal(['train', path.join(here, 'baseline.palrun.yaml')]));
+
+const results = path.join(work, 'results.json');
+await step('measure', () => existsSync(results), async () => {
+  const perplexity = async (model) => JSON.parse(await pal(['perplexity', '--model', model, evalSet, '--json'], { capture: true }));
+  const pl = await readJson(path.join(runs, 'pal', 'eval', 'report.json'));
+  const bl = await readJson(path.join(runs, 'baseline', 'eval', 'report.json'));
+  const out = {
+    perplexity: {
+      base: await perplexity(path.join(runs, 'pal', 'base-model')),
+      baseline: await perplexity(path.join(runs, 'baseline', 'model')),
+      pal: await perplexity(path.join(runs, 'pal', 'model')),
+    },
+    reports: { base: pl.baseline, baseline: bl, pal: pl },
+    timing: { pal: await readJson(path.join(runs, 'pal', 'eval', 'timing.json'), {}), baseline: await readJson(path.join(runs, 'baseline', 'eval', 'timing.json'), {}) },
+  };
+  for (const r of Object.values(out.reports)) delete r.examples;
+  await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
+  await pal(['compare', path.join(runs, 'baseline', 'eval', 'report.json'), path.join(runs, 'pal', 'eval', 'report.json')]);
+});
+
+await step('ship', () => false, async () => {
+  // ONNX with int8 weights (per-row scales; the graph is fp32, onnxruntime restores fp32 weights
+  // at load) for inference, and fp16 safetensors so that a run can start from this folder too.
+  const python = JSON.parse(await pal(['info', '--json'], { capture: true })).python?.selected?.path;
+  if (!python) throw new Error('no usable Python/torch (pal info says why)');
+  const tmp = `${ship}.tmp`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  await new Promise((resolve, reject) => {
+    const child = spawn(python, ['-m', 'pal_trainer.export_onnx', path.join(runs, 'pal', 'stage2', 'final'), tmp, '--weights', 'int8', '--safetensors', 'fp16'], {
+      cwd: root, stdio: 'inherit', env: { ...process.env, PYTHONPATH: path.join(root, 'src', 'trainer') },
+    });
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`export_onnx exited with ${code}`))));
+  });
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'pal.json']) await fs.copyFile(path.join(runs, 'pal', 'model', f), path.join(tmp, f)).catch(() => undefined);
+  // The card is written by hand from results.json (numbers, and what they mean); keep it.
+  await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);
+  await fs.rm(ship, { recursive: true, force: true });
+  await fs.rename(tmp, ship);
+  const perplexity = JSON.parse(await pal(['perplexity', '--model', ship, evalSet, '--json'], { capture: true }));
+  const sizes = {};
+  for (const f of ['onnx/model.onnx', 'model.safetensors', 'tokenizer.json']) sizes[f] = (await fs.stat(path.join(ship, f))).size;
+  const r = await readJson(results, {});
+  r.shipped = { perplexity, sizes };
+  await fs.writeFile(results, `${JSON.stringify(r, null, 2)}\n`);
+  console.error(`Shipped ${path.relative(root, ship)}: ${JSON.stringify(sizes)}; perplexity ${perplexity.perplexity.toFixed(3)} (int8 weights)`);
+});
+console.error(`\nDone. Results: ${path.relative(root, results)}; the model: ${path.relative(root, ship)}`);

@@ -256,7 +256,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await runCommand('PAL: Validate All PAL Files');
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL Studio checked' });
     await toast.first().waitFor({ timeout: 30_000 });
-    assert.match(await toast.first().textContent(), /checked 7 files: 1 error, 1 warning/);
+    assert.match(await toast.first().textContent(), /checked 8 files: 1 error, 1 warning/);
     // Checking never writes: the file is exactly as it was.
     assert.equal(readFileSync(path.join(workspace, 'broken.pairs.jsonl'), 'utf8'), BROKEN_PAIRS);
   });

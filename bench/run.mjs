@@ -2,7 +2,7 @@
 // run (the ratio is what to read; absolute numbers depend on the machine, which is recorded).
 // Writes bench/results.json and prints a table. Benchmarks print numbers; no test asserts on them.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,12 @@ const metrics = JSON.parse(
     .pop(),
 );
 
-const results = { date: new Date().toISOString(), machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) }, trainer: trainer.trainer, metrics };
+console.error('bench: generation, the default model through the engine (transformers.js + onnxruntime-node) vs the same weights in PyTorch with a KV cache…');
+const generation = existsSync(path.join(root, 'models', 'pal-default', 'onnx', 'model.onnx'))
+  ? JSON.parse(execFileSync(process.execPath, [path.join(root, 'bench', 'generation_bench.mjs')], { encoding: 'utf8', env: { ...process.env, PAL_PYTHON: python }, stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop())
+  : null;
+
+const results = { date: new Date().toISOString(), machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) }, trainer: trainer.trainer, metrics, generation };
 writeFileSync(path.join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 
 const m = results.machine;
@@ -52,4 +57,10 @@ for (const r of results.trainer) {
 console.log(
   `| metrics (BLEU + ROUGE-L + Distinct) | ${metrics.pairs} pairs | ${metrics.ours_ms.toFixed(1)} ms | ${metrics.peer_ms.toFixed(1)} ms (nltk + coco-caption ROUGE-L, Python ${metrics.python}) | ${metrics.ratio.toFixed(2)} (peer time / ours) | | max abs difference ${metrics.max_abs_difference.toExponential(1)} |`,
 );
+if (generation) {
+  console.log(
+    `| generation, greedy, batch 1 | ${generation.model} (${(generation.onnx_bytes / 2 ** 20).toFixed(1)} MiB ONNX), ${generation.new_tokens} new tokens after ~${generation.prompt_tokens_median} | ${generation.ours_tokens_per_s.toFixed(0)} tokens/s, first token ${generation.ours_first_token_ms_median.toFixed(0)} ms | ${generation.peer_tokens_per_s?.toFixed(0) ?? 'n/a'} tokens/s (PyTorch, KV cache) | ${generation.ratio?.toFixed(2) ?? 'n/a'} | | |`,
+  );
+  console.log(`| select then generate vs plain generation | ${generation.prompts} prompts | ${generation.select_then_generate_ms.toFixed(1)} ms | ${generation.plain_generate_ms.toFixed(1)} ms | ${generation.select_overhead.toFixed(2)} (overhead) | | |`);
+}
 console.log(`\nWritten to bench/results.json`);

@@ -1,0 +1,119 @@
+// Generation speed of a model folder (default: models/pal-default) through the engine's own
+// inference (transformers.js on onnxruntime-node, our decoding loop), against the same weights
+// generating in PyTorch with a KV cache (pal_trainer.generation) in the same run; and select then
+// generate against plain generation. Greedy, batch 1, a fixed number of new tokens (end of text
+// ignored on both sides so both produce the same count), prompts from ConvAI2's dev file.
+// Prints one JSON object.
+//
+// usage: node bench/generation_bench.mjs [--model <folder>] [--prompts N] [--new-tokens N]
+import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
+const modelDir = path.resolve(arg('--model', path.join(root, 'models', 'pal-default')));
+const PROMPTS = Number(arg('--prompts', '20'));
+const NEW_TOKENS = Number(arg('--new-tokens', '32'));
+const python = process.env.PAL_PYTHON || '/usr/bin/python3';
+const data = path.join(process.env.PAL_SHARED_DATA || path.join(root, '..', 'shared', 'data'), 'persona-chat', 'convai2_valid_dev.txt');
+for (const [what, p] of [['model', path.join(modelDir, 'onnx', 'model.onnx')], ['data', data]]) {
+  if (!existsSync(p)) {
+    console.error(`generation bench: ${p} is missing (${what})`);
+    process.exit(1);
+  }
+}
+
+// The engine's inference, bundled where paths.ts finds dist/transformers.js (one folder below the root).
+const out = path.join(root, 'dist-bench', 'generation.js');
+mkdirSync(path.dirname(out), { recursive: true });
+await esbuild.build({
+  stdin: {
+    contents: "export * from './src/engine/inference'; export { importParlai } from './src/core/importers/parlai'; export * from './src/core/prompts'; export { bm25Select } from './src/core/bm25';",
+    resolveDir: root,
+    loader: 'ts',
+  },
+  bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: out, logLevel: 'warning', mainFields: ['module', 'main'],
+  external: ['onnxruntime-node', 'onnxruntime-common'], alias: { sharp: './src/engine/no-sharp.cjs' },
+});
+const lib = createRequire(import.meta.url)(out);
+
+const { examples } = lib.importParlai(readFileSync(data, 'utf8'), data);
+const step = Math.floor(examples.length / PROMPTS);
+const inputs = Array.from({ length: PROMPTS }, (_, i) => examples[i * step]).map((e) => ({ personas: e.personas, history: e.history }));
+
+const loaded = await lib.loadModel(modelDir);
+const endless = { ...loaded, eosTokenIds: [] }; // the same count of new tokens on both sides
+const prompts = inputs.map((x) => lib.generatePrompt(x, lib.bm25Select(x.personas, x.history.at(-1)).index));
+
+async function timeGeneration(m, prompt, options = {}) {
+  const t0 = performance.now();
+  let first;
+  const r = await lib.generateText(m, prompt, { maxNewTokens: NEW_TOKENS, onText: () => (first ??= performance.now()), ...options });
+  return { ms: performance.now() - t0, firstMs: (first ?? performance.now()) - t0, tokens: r.tokens.length };
+}
+
+await timeGeneration(endless, prompts[0]); // warm-up: session and kernels
+const runs = [];
+for (const p of prompts) runs.push(await timeGeneration(endless, p));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const tokens = runs.reduce((s, r) => s + r.tokens, 0);
+const totalMs = runs.reduce((s, r) => s + r.ms, 0);
+
+// Select then generate (the model's own selection when trained on it) vs plain generation of the reply alone,
+// both stopping at the end of the turn as inference does.
+let stgMs = 0;
+let plainMs = 0;
+for (const [i, x] of inputs.entries()) {
+  let t0 = performance.now();
+  const r = await lib.selectThenGenerate(loaded, x, { maxNewTokens: NEW_TOKENS });
+  stgMs += performance.now() - t0;
+  t0 = performance.now();
+  await lib.generateText(loaded, r.generatePrompt, { maxNewTokens: NEW_TOKENS, stopAtNewline: true });
+  plainMs += performance.now() - t0;
+  void i;
+}
+
+// The peer: PyTorch with a KV cache on the same weights (model.safetensors in the folder), same prompts.
+const promptIds = prompts.map((p) => lib.encode(loaded, p));
+const tmp = path.join(root, 'dist-bench', 'prompts.json');
+writeFileSync(tmp, JSON.stringify(promptIds));
+let peer = null;
+if (existsSync(path.join(modelDir, 'model.safetensors'))) {
+  const script = `
+import json, sys, time, torch
+from pal_trainer.model import CausalLM
+from pal_trainer.generation import generate
+model = CausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
+prompts = json.load(open(sys.argv[2]))
+n = int(sys.argv[3])
+with torch.no_grad():
+    generate(model, [prompts[0]], n, temperature=0)
+    t0 = time.perf_counter(); tokens = 0
+    for p in prompts:
+        tokens += len(generate(model, [p], n, temperature=0)[0])
+    ms = (time.perf_counter() - t0) * 1000
+print(json.dumps({"tokens": tokens, "ms": ms, "threads": torch.get_num_threads()}))
+`;
+  const env = { ...process.env, PYTHONPATH: path.join(root, 'src', 'trainer'), OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2', OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '2' };
+  peer = JSON.parse(execFileSync(python, ['-c', script, modelDir, tmp, String(NEW_TOKENS)], { env, encoding: 'utf8' }).trim().split('\n').pop());
+}
+
+const result = {
+  model: path.relative(root, modelDir) || modelDir,
+  onnx_bytes: readFileSync(path.join(modelDir, 'onnx', 'model.onnx')).length,
+  prompts: PROMPTS,
+  new_tokens: NEW_TOKENS,
+  prompt_tokens_median: median(promptIds.map((p) => p.length)),
+  ours_tokens_per_s: (tokens / totalMs) * 1000,
+  ours_first_token_ms_median: median(runs.map((r) => r.firstMs)),
+  peer_tokens_per_s: peer ? (peer.tokens / peer.ms) * 1000 : null,
+  ratio: peer ? tokens / totalMs / (peer.tokens / peer.ms) : null,
+  select_then_generate_ms: stgMs / PROMPTS,
+  plain_generate_ms: plainMs / PROMPTS,
+  select_overhead: stgMs / plainMs,
+};
+console.log(JSON.stringify(result));

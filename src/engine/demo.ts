@@ -49,6 +49,9 @@ export interface DemoResult {
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = Date.now();
+  if (!(await fs.stat(path.join(o.model, 'config.json')).catch(() => undefined))) {
+    throw new Error(`${o.model}: no model there (no config.json). The default model ships in models/pal-default; "npm run make-model" makes it again, or pass --model <folder>.`);
+  }
   const project = path.join(path.resolve(o.out), 'project');
   await fs.rm(project, { recursive: true, force: true });
   await fs.mkdir(path.dirname(project), { recursive: true });

@@ -99,6 +99,9 @@ test('pal demo: a short PAL run of a model on the sample project, a before/after
   const sample = path.join(packageRoot(), 'samples', 'studio');
   const before = readFileSync(path.join(sample, 'sample.palrun.yaml'), 'utf8');
   const out = path.join(dir, 'demo');
+  const missing = pal('demo', '--model', path.join(dir, 'nothing-here'), '--out', out);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /nothing-here: no model there \(no config\.json\)\. The default model ships in models\/pal-default; "npm run make-model"/);
   const r = pal('demo', '--model', model, '--out', out);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Before \(the default model\) and after PAL on the sample personas, 12 held-out examples/);

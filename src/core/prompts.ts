@@ -31,6 +31,20 @@ function clean(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }
 
+/**
+ * The input with its oldest turns dropped until `fits` says the prompt fits the model's context;
+ * the partner's last turn always stays. Training and inference trim alike, so a long dialogue
+ * loses its oldest turns and never its persona block (cutting a prompt's start would cut the
+ * personas, which PAL's tasks are about).
+ */
+export function trimHistory<T extends PromptInput>(input: T, fits: (input: T) => boolean): T {
+  for (let drop = 0; drop < input.history.length - 1; drop++) {
+    const trimmed = drop === 0 ? input : { ...input, history: input.history.slice(drop) };
+    if (fits(trimmed)) return trimmed;
+  }
+  return input.history.length > 1 ? { ...input, history: input.history.slice(-1) } : input;
+}
+
 export function personaBlock(personas: readonly string[]): string {
   return personas.map((p, i) => `${i + 1}. ${clean(p)}`).join('\n');
 }

@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
 import { transformers } from './transformers';
-import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, type PromptInput } from '../core/prompts';
+import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, trimHistory, type PromptInput } from '../core/prompts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's tensors and models are loosely typed */
 type Tf = any;
@@ -47,6 +47,8 @@ export interface LoadedModel {
   readonly trainedForSelect: boolean;
   /** The model is a plain fine-tuning baseline (pal.json tasks ["plain"]): no select, its own prompt. */
   readonly plainOnly: boolean;
+  /** Tokens of context a prompt and its reply must fit in: what the model was trained with (pal.json), else its positions. */
+  readonly maxLength: number;
   readonly eosTokenIds: readonly number[];
   readonly tokenizer: Tf;
   readonly model: Tf;
@@ -60,7 +62,7 @@ export interface LoadOptions {
 }
 
 /** Reads `pal.json`, written by PAL Studio's pipeline next to a model it trained. */
-async function palInfo(folder: string): Promise<{ prompt_template_version?: number; tasks?: string[] }> {
+async function palInfo(folder: string): Promise<{ prompt_template_version?: number; tasks?: string[]; max_length?: number }> {
   try {
     return JSON.parse(await fs.readFile(path.join(folder, 'pal.json'), 'utf8'));
   } catch {
@@ -91,6 +93,7 @@ export async function loadModel(folder: string, options: LoadOptions = {}): Prom
     ...(deviceNote ? { deviceNote } : {}),
     trainedForSelect: (info.tasks ?? []).includes('select') && info.prompt_template_version === PROMPT_TEMPLATE_VERSION,
     plainOnly: (info.tasks ?? []).includes('plain') && !(info.tasks ?? []).includes('generate'),
+    maxLength: Number(info.max_length ?? model.config?.max_position_embeddings ?? model.config?.n_positions ?? 2048),
     eosTokenIds: (Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos]).map(Number),
     tokenizer,
     model,
@@ -281,19 +284,21 @@ export async function selectThenGenerate(
 ): Promise<SelectThenGenerateResult> {
   const how = options.selection ?? 'auto';
   const useModel = how === 'model' || (how === 'auto' && m.trainedForSelect);
+  const fitsWith = (prompt: (x: PromptInput) => string, newTokens: number) => (x: PromptInput) => encode(m, prompt(x)).length + newTokens <= m.maxLength;
   let selected: number;
   let selectAnswer: string | undefined;
   if (useModel) {
     // The select answer is decoded greedily: it is a classification, not a reply.
     // The number decides (parseSelection), so decoding stops once "k." or "none" is out: the
     // rest of the sentence would cost ~10 more model steps and change nothing.
-    const { text } = await generateText(m, selectPrompt(input), { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) });
+    const fitted = trimHistory(input, fitsWith(selectPrompt, 8));
+    const { text } = await generateText(m, selectPrompt(fitted), { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) });
     selectAnswer = text;
     selected = parseSelection(text, input.personas);
   } else {
     selected = bm25Select(input.personas, input.history.at(-1) ?? '').index;
   }
-  const prompt = generatePrompt(input, selected);
+  const prompt = generatePrompt(trimHistory(input, fitsWith((x) => generatePrompt(x, selected), options.maxNewTokens ?? 40)), selected);
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
   return {
     selected,
@@ -320,7 +325,7 @@ export async function respond(
   options: DecodingOptions & { readonly selection?: 'auto' | 'model' | 'retrieval' } = {},
 ): Promise<SelectThenGenerateResult> {
   if (!m.plainOnly || options.selection === 'model' || options.selection === 'retrieval') return selectThenGenerate(m, input, options);
-  const prompt = plainPrompt(input);
+  const prompt = plainPrompt(trimHistory(input, (x) => encode(m, plainPrompt(x)).length + (options.maxNewTokens ?? 40) <= m.maxLength));
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
   return { selected: -1, selectedText: NO_PERSONA, selectionSource: 'none', generatePrompt: prompt, response: text };
 }

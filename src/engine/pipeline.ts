@@ -30,7 +30,7 @@ import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
-import { PROMPT_TEMPLATE_VERSION } from '../core/prompts';
+import { historyOnlyPrompt, PROMPT_TEMPLATE_VERSION, trimHistory } from '../core/prompts';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond } from './inference';
 import { pythonEnvironment } from './python';
@@ -228,8 +228,11 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   // prepare: the stage-1 mixture, tokenized
   const stage1Data = path.join(runDir, 'stage1.tokens.jsonl');
   const finetune = config.method === 'finetune';
+  // Examples whose prompt would not fit max_length lose their oldest turns (never the personas).
+  const itemsOf = (ex: ResolvedExample) => (finetune ? finetuneItems([ex]) : stage1Items([ex]));
+  const stage1Fits = (ex: ResolvedExample) => itemsOf(ex).every((it) => tok.encode(it.prompt).length + tok.encode(it.target).length + 1 <= config.stage1.max_length);
   if (!state.done.includes('prepare')) {
-    const items = finetune ? finetuneItems(prep.train) : stage1Items(prep.train);
+    const items = prep.train.flatMap((ex) => itemsOf(trimHistory(ex, stage1Fits)));
     await writeJsonl(stage1Data, items.map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] })));
     await markDone('prepare');
   }
@@ -253,7 +256,9 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   const generateDir = path.join(runDir, 'generate');
   if (!finetune && !state.done.includes('generate')) {
     progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
-    const prompts = rejectionPrompts(stage2Examples).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
+    const d0 = config.stage2.rejected;
+    const fits = (ex: ResolvedExample) => tok.encode(historyOnlyPrompt(ex.history)).length + d0.max_new_tokens <= config.stage2.max_length;
+    const prompts = rejectionPrompts(stage2Examples.map((ex) => trimHistory(ex, fits))).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
     const data = path.join(runDir, 'generate.tokens.jsonl');
     await writeJsonl(data, prompts);
     const d = config.stage2.rejected;
@@ -268,7 +273,9 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; tokens: number[] });
     // The end of a turn ends the response: a sample that runs on into the partner's line is cut.
     const rejected = new Map(generated.map((g) => [String(g.id), tok.decode(g.tokens).split('\n')[0]!.trim()]));
-    const pairs: TextPair[] = [...stage2Pairs(stage2Examples, rejected), ...annotatedPairs(prep.pairs, prep.personas)];
+    const pairFits = (ex: ResolvedExample) =>
+      stage2Pairs([ex], rejected).every((p) => tok.encode(p.prompt).length + Math.max(tok.encode(p.chosen).length, tok.encode(p.rejected).length) + 1 <= config.stage2.max_length);
+    const pairs: TextPair[] = [...stage2Pairs(stage2Examples.map((ex) => trimHistory(ex, pairFits)), rejected), ...annotatedPairs(prep.pairs, prep.personas)];
     if (pairs.length === 0) throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
     // The generated pairs, in PAL Studio's pairs format: a writer can read and annotate them.
     await writeJsonl(
@@ -287,7 +294,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   if (!state.done.includes('export')) {
     progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
     const trained = path.join(finetune ? stage1Dir : stage2Dir, 'final');
-    await exportForInference(options.python, trained, modelDir, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, finetune ? ['plain'] : ['select', 'generate']);
+    await exportForInference(options.python, trained, modelDir, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, finetune ? ['plain'] : ['select', 'generate'], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     await markDone('export');
   }
 
@@ -298,7 +305,8 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     const baseOnnx = path.join(runDir, 'base-model');
     progress({ stage: 'evaluate', message: `Select then generate on ${prep.heldOut.length} held-out examples, before and after alignment` });
     // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
-    await exportForInference(options.python, base, baseOnnx, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, []);
+    // The same context as the aligned model, so both see the same (trimmed) dialogues.
+    await exportForInference(options.python, base, baseOnnx, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, [], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
     const predict = async (folder: string, file: string) => {
       const m = await loadModel(folder);
@@ -346,7 +354,7 @@ function cancelled(runDir: string, state: RunState): RunResult {
 }
 
 /** ONNX export of a trained folder, with the tokenizer and pal.json that inference reads. */
-export async function exportForInference(python: string, trained: string, out: string, tokenizerFrom: string, tasks: readonly string[] = ['select', 'generate']): Promise<void> {
+export async function exportForInference(python: string, trained: string, out: string, tokenizerFrom: string, tasks: readonly string[] = ['select', 'generate'], maxLength?: number): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     execFile(python, ['-m', 'pal_trainer.export_onnx', trained, out], { env: pythonEnvironment(), maxBuffer: 1 << 24 }, (err, _o, stderr) =>
       err ? reject(new Error(`ONNX export of ${trained} failed: ${String(stderr).trim().split('\n').slice(-5).join('\n')}`)) : resolve(),
@@ -355,7 +363,8 @@ export async function exportForInference(python: string, trained: string, out: s
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
     await fs.copyFile(path.join(tokenizerFrom, f), path.join(out, f)).catch(() => undefined);
   }
-  await fs.writeFile(path.join(out, 'pal.json'), `${JSON.stringify({ prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks }, null, 2)}\n`);
+  // max_length: the context the model was trained with; inference trims dialogues to fit it.
+  await fs.writeFile(path.join(out, 'pal.json'), `${JSON.stringify({ prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks, ...(maxLength ? { max_length: maxLength } : {}) }, null, 2)}\n`);
 }
 
 /** Runs under a folder, with their state (for "several runs are listed with their state"). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
 import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs } from '../../src/core/mixture';
-import { generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, selectPrompt, selectTarget } from '../../src/core/prompts';
+import { generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, selectPrompt, selectTarget, trimHistory } from '../../src/core/prompts';
 import { selectionSettled } from '../../src/engine/inference';
 import type { Persona } from '../../src/core/formats/types';
 
@@ -102,4 +102,19 @@ test('a select answer is settled once its number (or none) is out, which is all 
   for (const t of ['2.', '2. i play', ' 10)', 'none', 'None of them']) assert.equal(selectionSettled(t), true, t);
   for (const t of ['', '2', ' 1', 'no', 'i play']) assert.equal(selectionSettled(t), false, t);
   assert.equal(parseSelection('2.', personas), parseSelection('2. i play the trumpet in a jazz band .', personas));
+});
+
+test('trimHistory drops the oldest turns until the prompt fits, never the personas or the last turn', () => {
+  const input = { personas, history: ['a b c d', 'e f g', 'h i', 'do you have pets ?'] };
+  const words = (x: typeof input) => selectPrompt(x).split(/\s+/).length;
+  assert.equal(trimHistory(input, () => true), input, 'a prompt that fits is left alone');
+  const limit = words(input) - 6; // each turn is its words plus a speaker tag
+  const trimmed = trimHistory(input, (x) => words(x) <= limit);
+  assert.deepEqual(trimmed.history, ['h i', 'do you have pets ?'], 'the two oldest turns (5 + 4 words with their tags) go, no more');
+  assert.deepEqual(trimmed.personas, personas);
+  // Speaker tags are counted back from the last turn, so they stay right after trimming.
+  assert.match(selectPrompt(trimmed), /Dialogue:\nPersona: h i\nUser: do you have pets \?/);
+  assert.deepEqual(trimHistory(input, () => false).history, ['do you have pets ?'], 'the last turn always stays');
+  const one = { personas, history: ['hi'] };
+  assert.equal(trimHistory(one, () => false), one);
 });

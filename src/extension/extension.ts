@@ -11,6 +11,7 @@ import { registerCompletion } from './completion';
 import { exportData, importData, validateWorkspace } from './dataCommands';
 import { PalDiagnostics } from './diagnostics';
 import { EngineInfoPanel } from './engineInfoPanel';
+import { PersonaEditorProvider } from './personaEditor';
 import { selectPython } from './pythonPicker';
 import { RunFollower } from './runCommands';
 import { TestReport } from './testReport';
@@ -30,7 +31,7 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   activeHost = host;
   const diagnostics = new PalDiagnostics(host);
   const runs = new RunFollower(host);
-  context.subscriptions.push(output, host, diagnostics, runs, registerCompletion());
+  context.subscriptions.push(output, host, diagnostics, runs, registerCompletion(), PersonaEditorProvider.register(context.extensionUri, output));
 
   const command = (id: string, run: () => unknown) =>
     context.subscriptions.push(

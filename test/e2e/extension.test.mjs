@@ -308,4 +308,58 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.match(log, /Python: \/\S+ \(torch [\d.]+/);
     assert.match(log, /\[error\] .*killed by SIGKILL/);
   });
+
+  scenario('the persona editor: a form over *.persona.yaml whose edits go through the document, in sync both ways', async () => {
+    const file = path.join(workspace, 'personas', 'mara-the-lighthouse-keeper.persona.yaml');
+    const original = readFileSync(file, 'utf8');
+    await page.keyboard.press('Control+P');
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill('mara-the-lighthouse-keeper.persona.yaml');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'mara-the-lighthouse-keeper.persona.yaml' }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    const view = page.frameLocator('iframe.webview.ready >> nth=-1').frameLocator('iframe#active-frame');
+    await view.locator('h1', { hasText: 'Mara Quell' }).waitFor({ timeout: 30_000 });
+    assert.equal(await view.locator('ol.facts > li').count(), 5);
+    assert.equal(await view.locator('[data-path="facts.1"]').getAttribute('aria-label'), 'Fact 2');
+    await saveArtifacts('persona editor (light theme)', false); // code-server's default theme is light
+
+    // An edit in the form changes that one line of the document, and saving writes exactly that.
+    const fact = view.locator('[data-path="facts.1"] input');
+    await fact.fill('i bake rye bread every morning before the lamp goes out .');
+    await fact.press('Enter');
+    await page.locator('.tab.dirty', { hasText: 'mara-the-lighthouse-keeper.persona.yaml' }).waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Control+S');
+    const expected = original.replace('  - i bake bread every morning before the lamp goes out .', '  - i bake rye bread every morning before the lamp goes out .');
+    assert.notEqual(expected, original);
+    await waitFor('the saved file', () => readFileSync(file, 'utf8') === expected, 15_000);
+
+    // Adding a fact from the keyboard, then the document changing under the form: the form follows.
+    const add = view.locator('[data-path="facts.new"] input');
+    await add.fill('i whistle sea shanties to the gulls .');
+    await add.press('Enter');
+    await view.locator('ol.facts > li').nth(5).waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Control+S');
+    await waitFor('the saved fact', () => readFileSync(file, 'utf8').includes('  - i whistle sea shanties to the gulls .\n'), 15_000);
+    writeFileSync(file, readFileSync(file, 'utf8').replace('name: Mara Quell', 'name: Mara Quell-Ross'));
+    await view.locator('h1', { hasText: 'Mara Quell-Ross' }).waitFor({ timeout: 30_000 });
+    // The comment at the top and the untouched fields are exactly as written.
+    assert.ok(readFileSync(file, 'utf8').startsWith('# A persona written for the PAL Studio sample project.\n'));
+
+    // The dark theme: the form follows VS Code's colours (--vscode-* variables).
+    const background = () => view.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);
+    const light = await background();
+    // Ctrl+K Ctrl+T: the colour theme picker (the palette's fuzzy match prefers the marketplace
+    // entry, which needs the internet). Its rows are labelled "Dark Modern", "Light Modern", …
+    await page.locator('.monaco-workbench .part.statusbar').click();
+    await page.keyboard.press('Control+K');
+    await page.keyboard.press('Control+T');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: /Light Modern/ }).first().waitFor({ timeout: 15_000 });
+    await input.fill('Dark Modern');
+    const darkRow = page.locator('.quick-input-list .monaco-list-row', { hasText: /^\s*Dark Modern/ }).first();
+    await darkRow.waitFor({ timeout: 15_000 });
+    await darkRow.click();
+    await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
+    await saveArtifacts('persona editor (dark theme)', false);
+  });
 });

@@ -1,0 +1,81 @@
+/**
+ * The persona editor: a custom text editor on `*.persona.yaml` (and `.persona.json`). The webview
+ * shows a form; every edit it asks for is made in the text document with PAL Studio's minimal
+ * YAML edits (comments, key order and untouched values stay as written), so undo/redo, save, hot
+ * exit and "Reopen Editor With… Text Editor" work, and the form follows the text whoever changes
+ * it. The webview never writes anything itself.
+ */
+import * as vscode from 'vscode';
+import { editPersona, parsePersona } from '../core/formats/persona';
+import { parseFromPersonaEditor, type ToPersonaEditor } from '../../webview/protocol';
+import { webviewHtml, webviewOptions } from './webviewHtml';
+
+export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
+  static readonly viewType = 'palStudio.personaEditor';
+
+  static register(extensionUri: vscode.Uri, output: vscode.LogOutputChannel): vscode.Disposable {
+    return vscode.window.registerCustomEditorProvider(PersonaEditorProvider.viewType, new PersonaEditorProvider(extensionUri, output), {
+      webviewOptions: { retainContextWhenHidden: false },
+    });
+  }
+
+  private constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly output: vscode.LogOutputChannel,
+  ) {}
+
+  resolveCustomTextEditor(document: vscode.TextDocument, panel: vscode.WebviewPanel): void {
+    panel.webview.options = webviewOptions(this.extensionUri);
+    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, 'persona-editor', 'Persona');
+    const post = () => void panel.webview.postMessage(view(document));
+    const subscriptions = [
+      vscode.workspace.onDidChangeTextDocument((e) => {
+        if (e.document.uri.toString() === document.uri.toString() && e.contentChanges.length > 0) post();
+      }),
+      panel.webview.onDidReceiveMessage(async (raw: unknown) => {
+        const message = parseFromPersonaEditor(raw);
+        if (!message) {
+          this.output.warn(`Ignored a malformed message from the persona editor: ${JSON.stringify(raw)?.slice(0, 200)}`);
+          return;
+        }
+        if (message.type === 'ready') post();
+        else if (message.type === 'openText') await vscode.commands.executeCommand('vscode.openWith', document.uri, 'default');
+        else await this.edit(document, message.path, message.value);
+      }),
+    ];
+    panel.onDidDispose(() => subscriptions.forEach((d) => d.dispose()));
+  }
+
+  private async edit(document: vscode.TextDocument, path: readonly (string | number)[], value: unknown): Promise<void> {
+    const before = document.getText();
+    let after: string;
+    try {
+      after = editPersona(parsePersona(before, document.uri.fsPath), [...path], value === null ? undefined : value).text;
+    } catch (err) {
+      void vscode.window.showErrorMessage(`PAL Studio: ${(err as Error).message}`);
+      return;
+    }
+    if (after === before) return;
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(document.uri, new vscode.Range(document.positionAt(0), document.positionAt(before.length)), after);
+    await vscode.workspace.applyEdit(edit);
+  }
+}
+
+/** What the form shows: the persona as parsed (null when the text is not readable as one) and its problems. */
+export function view(document: vscode.TextDocument): ToPersonaEditor {
+  const doc = parsePersona(document.getText(), document.uri.fsPath);
+  const problems = doc.problems.map((p) => ({ line: p.line, column: p.column, severity: p.severity, code: p.code, message: p.message }));
+  // The form shows what the file holds even when the schema finds problems in it (a missing name),
+  // as long as it is a readable object; syntax errors send the writer to the text.
+  let value: unknown;
+  try {
+    value = doc.format === 'yaml' ? (doc.yaml && !doc.yaml.doc.errors.length ? doc.yaml.doc.toJS() : undefined) : JSON.parse(doc.text);
+  } catch {
+    value = undefined;
+  }
+  const readable = typeof value === 'object' && value !== null && !Array.isArray(value);
+  return readable
+    ? { type: 'document', persona: value as Record<string, unknown>, problems }
+    : { type: 'document', persona: null, problems, error: 'The file cannot be read as a persona (see the problems); fix it in the text editor.' };
+}

@@ -49,13 +49,19 @@ export interface PersonaProblem {
   readonly message: string;
 }
 
-export type ToPersonaEditor = {
-  readonly type: 'document';
-  /** The persona as parsed, or null when the text cannot be read as one (then `error` says why). */
-  readonly persona: Readonly<Record<string, unknown>> | null;
-  readonly problems: readonly PersonaProblem[];
-  readonly error?: string;
-};
+export type ToPersonaEditor =
+  | {
+      readonly type: 'document';
+      /** The persona as parsed, or null when the text cannot be read as one (then `error` says why). */
+      readonly persona: Readonly<Record<string, unknown>> | null;
+      readonly problems: readonly PersonaProblem[];
+      readonly error?: string;
+    }
+  /** "Try it": the reply streaming in, then the persona fact the model selected. */
+  | { readonly type: 'tryIt'; readonly state: 'started'; readonly model: string }
+  | { readonly type: 'tryIt'; readonly state: 'text'; readonly piece: string }
+  | { readonly type: 'tryIt'; readonly state: 'done'; readonly selected: number; readonly selectedText: string; readonly selectionSource: string; readonly response: string }
+  | { readonly type: 'tryIt'; readonly state: 'error'; readonly message: string };
 
 export const PERSONA_FIELDS = ['id', 'name', 'description', 'style', 'facts', 'tags', 'examples'] as const;
 export type PersonaField = (typeof PERSONA_FIELDS)[number];
@@ -67,7 +73,9 @@ export type FromPersonaEditor =
   | { readonly type: 'ready' }
   /** Set a field (null removes an optional one) or one fact/tag. */
   | { readonly type: 'edit'; readonly path: PersonaPath; readonly value: unknown }
-  | { readonly type: 'openText' };
+  | { readonly type: 'openText' }
+  /** "Try it": select then generate with this persona's facts, answering `message`. */
+  | { readonly type: 'tryIt'; readonly message: string };
 
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 const isExamples = (v: unknown): boolean =>
@@ -83,6 +91,7 @@ export function parseFromPersonaEditor(message: unknown): FromPersonaEditor | un
   const m = message as Record<string, unknown>;
   const keys = Object.keys(m);
   if ((m.type === 'ready' || m.type === 'openText') && keys.length === 1) return { type: m.type };
+  if (m.type === 'tryIt' && keys.length === 2 && typeof m.message === 'string' && m.message.trim() !== '' && m.message.length <= 2000) return { type: 'tryIt', message: m.message };
   if (m.type !== 'edit' || keys.length !== 3 || !Array.isArray(m.path)) return undefined;
   const [field, index] = m.path as unknown[];
   if (typeof field !== 'string' || !(PERSONA_FIELDS as readonly string[]).includes(field)) return undefined;

@@ -31,7 +31,7 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   activeHost = host;
   const diagnostics = new PalDiagnostics(host);
   const runs = new RunFollower(host);
-  context.subscriptions.push(output, host, diagnostics, runs, registerCompletion(), PersonaEditorProvider.register(context.extensionUri, output));
+  context.subscriptions.push(output, host, diagnostics, runs, registerCompletion(), PersonaEditorProvider.register(context.extensionUri, output, host));
 
   const command = (id: string, run: () => unknown) =>
     context.subscriptions.push(

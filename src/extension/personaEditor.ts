@@ -5,16 +5,19 @@
  * exit and "Reopen Editor With… Text Editor" work, and the form follows the text whoever changes
  * it. The webview never writes anything itself.
  */
+import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { editPersona, parsePersona } from '../core/formats/persona';
+import { GenerateTextNotification, SelectThenGenerateRequest } from '../engine/protocol';
+import type { EngineHost } from './engineHost';
 import { parseFromPersonaEditor, type ToPersonaEditor } from '../../webview/protocol';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
 export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
   static readonly viewType = 'palStudio.personaEditor';
 
-  static register(extensionUri: vscode.Uri, output: vscode.LogOutputChannel): vscode.Disposable {
-    return vscode.window.registerCustomEditorProvider(PersonaEditorProvider.viewType, new PersonaEditorProvider(extensionUri, output), {
+  static register(extensionUri: vscode.Uri, output: vscode.LogOutputChannel, host: EngineHost): vscode.Disposable {
+    return vscode.window.registerCustomEditorProvider(PersonaEditorProvider.viewType, new PersonaEditorProvider(extensionUri, output, host), {
       webviewOptions: { retainContextWhenHidden: false },
     });
   }
@@ -22,6 +25,7 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
   private constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly output: vscode.LogOutputChannel,
+    private readonly host: EngineHost,
   ) {}
 
   resolveCustomTextEditor(document: vscode.TextDocument, panel: vscode.WebviewPanel): void {
@@ -40,10 +44,44 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
         }
         if (message.type === 'ready') post();
         else if (message.type === 'openText') await vscode.commands.executeCommand('vscode.openWith', document.uri, 'default');
+        else if (message.type === 'tryIt') await this.tryIt(document, panel, message.message);
         else await this.edit(document, message.path, message.value);
       }),
     ];
     panel.onDidDispose(() => subscriptions.forEach((d) => d.dispose()));
+  }
+
+  /** The model "Try it" answers with: the setting, else the embedded default model. */
+  private model(): string {
+    const configured = vscode.workspace.getConfiguration('palStudio').get<string>('models.default')?.trim();
+    return configured || vscode.Uri.joinPath(this.extensionUri, 'models', 'pal-default').fsPath;
+  }
+
+  /** Select then generate with the persona as it is now (saved or not), streaming into the view. */
+  private async tryIt(document: vscode.TextDocument, panel: vscode.WebviewPanel, message: string): Promise<void> {
+    const facts = parsePersona(document.getText(), document.uri.fsPath).persona?.facts;
+    const post = (m: unknown) => void panel.webview.postMessage(m);
+    if (!facts?.length) {
+      post({ type: 'tryIt', state: 'error', message: 'The persona needs at least one fact (and no errors) to try it.' });
+      return;
+    }
+    const model = this.model();
+    const streamId = randomBytes(8).toString('hex');
+    const stream = this.host.client.onNotification(GenerateTextNotification, (p) => {
+      if (p.streamId === streamId) post({ type: 'tryIt', state: 'text', piece: p.piece });
+    });
+    post({ type: 'tryIt', state: 'started', model });
+    this.output.info(`Try it (${vscode.workspace.asRelativePath(document.uri)}): select then generate with ${model}`);
+    try {
+      const r = await this.host.client.request(SelectThenGenerateRequest, { model, personas: facts, history: [message], streamId });
+      this.output.info(`Try it: fact ${r.selected + 1} selected (${r.selectionSource}), ${r.response.length} characters on ${r.device}`);
+      post({ type: 'tryIt', state: 'done', selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, response: r.response });
+    } catch (err) {
+      this.output.warn(`Try it failed: ${(err as Error).message}`);
+      post({ type: 'tryIt', state: 'error', message: `${(err as Error).message} (model: ${model}; the palStudio.models.default setting chooses another)` });
+    } finally {
+      stream.dispose();
+    }
   }
 
   private async edit(document: vscode.TextDocument, path: readonly (string | number)[], value: unknown): Promise<void> {

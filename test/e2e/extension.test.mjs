@@ -150,9 +150,13 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     tmp = mkdtempSync(path.join(os.tmpdir(), 'pal-e2e-'));
     const bin = findCodeServer();
     const { vsix } = findVsix();
-    profile = createProfile(path.join(tmp, 'profile'));
-    installExtension(bin, profile, vsix);
     workspace = path.join(tmp, 'workspace');
+    // "Try it" answers with the model the alignment-run scenario exports.
+    profile = createProfile(path.join(tmp, 'profile'));
+    // A machine-scoped setting: code-server (a remote) reads it from the Machine settings.
+    mkdirSync(path.join(profile.userDataDir, 'Machine'), { recursive: true });
+    writeFileSync(path.join(profile.userDataDir, 'Machine', 'settings.json'), JSON.stringify({ 'palStudio.models.default': path.join(workspace, 'runs', 'tiny-sample', 'model') }));
+    installExtension(bin, profile, vsix);
     cpSync(path.join(repoRoot, 'samples', 'studio'), workspace, { recursive: true });
     writeFileSync(path.join(workspace, 'broken.pairs.jsonl'), BROKEN_PAIRS);
     buildTinyBaseModel(workspace);
@@ -345,6 +349,14 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await view.locator('h1', { hasText: 'Mara Quell-Ross' }).waitFor({ timeout: 30_000 });
     // The comment at the top and the untouched fields are exactly as written.
     assert.ok(readFileSync(file, 'utf8').startsWith('# A persona written for the PAL Studio sample project.\n'));
+
+    // "Try it": select then generate with these facts on the model the settings name, streamed in.
+    const message = view.locator('[data-path="try.message"] input');
+    await message.fill('do you have a cat ?');
+    await message.press('Enter');
+    const used = view.locator('[data-testid="try-selected"]', { hasText: 'Persona fact used:' });
+    await used.waitFor({ timeout: 60_000 });
+    assert.match(await used.textContent(), /Persona fact used: (\d\. .+|none) \(selected by the model\)/);
 
     // The dark theme: the form follows VS Code's colours (--vscode-* variables).
     const background = () => view.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);

@@ -151,7 +151,10 @@ function problemsSection(problems: readonly PersonaProblem[]): HTMLElement | str
 
 let pendingFocus: string | undefined;
 
-function render(message: ToPersonaEditor): void {
+type DocumentMessage = Extract<ToPersonaEditor, { type: 'document' }>;
+type TryItMessage = Extract<ToPersonaEditor, { type: 'tryIt' }>;
+
+function render(message: DocumentMessage): void {
   // Keep the writer's place: the focused field (or the one an action moved) gets focus back.
   const active = document.activeElement as HTMLElement | null;
   const focusPath = pendingFocus ?? active?.getAttribute('data-path') ?? undefined;
@@ -195,7 +198,61 @@ function render(message: ToPersonaEditor): void {
   app.setAttribute('aria-busy', 'false');
 }
 
+// "Try it" lives outside the form, so that re-rendering the form never loses a reply.
+const tryIt = (() => {
+  const input = textField('try.message', 'Message to the character', '');
+  input.setAttribute('placeholder', 'do you ever get lonely out there ?');
+  const send = h('vscode-button', { icon: 'send', 'aria-label': 'Send the message: select then generate with this persona' }, 'Send');
+  const selected = h('div', { class: 'hint', 'data-testid': 'try-selected', 'aria-live': 'polite' });
+  const reply = h('div', { class: 'reply', 'data-testid': 'try-reply', 'aria-live': 'polite' });
+  let busy = false;
+  const go = () => {
+    if (busy || input.value.trim() === '') return;
+    busy = true;
+    send.setAttribute('disabled', '');
+    vscode.postMessage({ type: 'tryIt', message: input.value.trim() });
+  };
+  send.addEventListener('click', go);
+  input.addEventListener('keydown', (e: KeyboardEvent) => {
+    if (e.key === 'Enter') go();
+  });
+  const section = h(
+    'section',
+    { class: 'try-it', 'aria-labelledby': 'try-title' },
+    h('h2', { id: 'try-title' }, 'Try it'),
+    h('div', { class: 'hint' }, 'Select then generate with these facts (saved or not): the model picks the fact to use, then replies with it highlighted.'),
+    h('div', { class: 'fact add' }, input, send),
+    selected,
+    reply,
+  );
+  document.body.append(section);
+  return (m: TryItMessage) => {
+    if (m.state === 'started') {
+      reply.textContent = '';
+      selected.textContent = `Asking ${m.model}…`;
+      for (const li of app.querySelectorAll('ol.facts > li.selected')) li.classList.remove('selected');
+    } else if (m.state === 'text') {
+      reply.textContent += m.piece;
+    } else {
+      busy = false;
+      send.removeAttribute('disabled');
+      if (m.state === 'error') {
+        selected.textContent = '';
+        reply.textContent = m.message;
+        reply.setAttribute('role', 'alert');
+        return;
+      }
+      reply.removeAttribute('role');
+      reply.textContent = m.response;
+      const how = m.selectionSource === 'model' ? 'selected by the model' : m.selectionSource === 'retrieval' ? 'BM25 retrieval: this model was not trained on select' : 'no selection: a plain fine-tuned model';
+      selected.textContent = `Persona fact used: ${m.selectedText} (${how})`;
+      if (m.selected >= 0) app.querySelectorAll('ol.facts > li')[m.selected]?.classList.add('selected');
+    }
+  };
+})();
+
 window.addEventListener('message', (event: MessageEvent<ToPersonaEditor>) => {
   if (event.data?.type === 'document') render(event.data);
+  else if (event.data?.type === 'tryIt') tryIt(event.data);
 });
 vscode.postMessage({ type: 'ready' });

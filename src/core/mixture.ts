@@ -5,6 +5,7 @@
  */
 import type { ChatMessage, DialogueExample, Persona, PreferencePair } from './formats/types';
 import { labelPersona } from './importers/labeller';
+import { mulberry32 } from './random';
 import { generatePrompt, historyOnlyPrompt, plainPrompt, responseTarget, selectPrompt, selectTarget } from './prompts';
 
 /** An example with its persona sentences in hand (persona_id looked up). */
@@ -71,17 +72,6 @@ export function sampleExamples<T>(examples: readonly T[], count: number | undefi
     [index[i], index[j]] = [index[j]!, index[i]!];
   }
   return index.slice(0, count).sort((a, b) => a - b).map((i) => examples[i]!);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Stage 2's rejection prompts: the history alone, so the stage-1 model answers persona-blind. */

@@ -392,20 +392,12 @@ async function trainCommand(args: readonly string[], io: Io): Promise<number> {
     return 0;
   }
   if (positional.length !== 1) throw new UsageError('pal train takes one run config (*.palrun.yaml)');
-  const engine = new Engine(createLogger(() => undefined, () => 'error'), { allowPython: true, logLevel: 'error', ...(typeof options['--python'] === 'string' ? { pythonPath: options['--python'] } : {}) });
-  const python = pythonFor(await engine.pythonReport());
-  const controller = new AbortController();
-  const onSigint = () => {
-    io.err('\nStopping at the next checkpoint (Ctrl-C again to force)…\n');
-    controller.abort();
-    process.off('SIGINT', onSigint);
-  };
-  process.on('SIGINT', onSigint);
+  const python = await trainerPython(options);
   const t0 = Date.now();
-  try {
+  return interruptible(io, 'Stopping at the next checkpoint (Ctrl-C again to force)…', async (signal) => {
     const result = await runAlignment(positional[0]!, {
       python,
-      signal: controller.signal,
+      signal,
       ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
       onProgress: (p) => {
         const eta = p.etaSeconds !== undefined ? ` (about ${Math.ceil(p.etaSeconds)} s left)` : '';
@@ -423,6 +415,20 @@ async function trainCommand(args: readonly string[], io: Io): Promise<number> {
     io.err(`Done in ${seconds} s. The aligned model (ONNX, for inference): ${result.model}\n`);
     if (result.report) io.err(`Before/after report: ${result.report.replace(/\.json$/, '.html')}\n`);
     return 0;
+  });
+}
+
+/** Runs `fn` with a signal that the first Ctrl-C aborts (the second, with the handler gone, kills). */
+async function interruptible<T>(io: Io, message: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    io.err(`\n${message}\n`);
+    controller.abort();
+    process.off('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await fn(controller.signal);
   } finally {
     process.off('SIGINT', onSigint);
   }
@@ -630,16 +636,9 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
   const extra = Object.fromEntries(
     ([['batchSize', opt('--batch-size', true)], ['gradAccum', opt('--grad-accum', true)], ['maxLength', opt('--max-length', true)], ['lr', opt('--lr', false)], ['warmupSteps', opt('--warmup', true)], ['weightDecay', opt('--weight-decay', false)], ['seed', opt('--seed', true)]] as const).filter(([, v]) => v !== undefined),
   );
-  const controller = new AbortController();
-  const onSigint = () => {
-    io.err('\nStopping at the next checkpoint (Ctrl-C again to force)…\n');
-    controller.abort();
-    process.off('SIGINT', onSigint);
-  };
-  process.on('SIGINT', onSigint);
   const t0 = Date.now();
   let last = 0;
-  try {
+  return interruptible(io, 'Stopping at the next checkpoint (Ctrl-C again to force)…', async (signal) => {
     const r = await pretrain({
       python: await trainerPython(options),
       model,
@@ -648,7 +647,7 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
       steps,
       ...extra,
       ...(typeof options['--device'] === 'string' ? { device: options['--device'] } : {}),
-      signal: controller.signal,
+      signal,
       onEvent: (e) => {
         if (e.event === 'start') io.err(`pre-training ${String(e.parameters)} parameters on ${String(e.device)}${e.resumed_from ? `, resuming at step ${String(e.resumed_from)}` : ''}\n`);
         // One line every 10 s: a log, not a flood.
@@ -666,9 +665,7 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
     io.err(`Done in ${seconds} s: ${r.model}\n`);
     io.out(`${r.model}\n`);
     return 0;
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
+  });
 }
 
 async function perplexityCommand(args: readonly string[], io: Io): Promise<number> {
@@ -718,14 +715,7 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
   const root = packageRoot();
   const str = (name: string, fallback: string) => (typeof options[name] === 'string' ? (options[name] as string) : fallback);
   const model = str('--model', nodePath.join(root, 'models', 'pal-default'));
-  const controller = new AbortController();
-  const onSigint = () => {
-    io.err('\nStopping…\n');
-    controller.abort();
-    process.off('SIGINT', onSigint);
-  };
-  process.on('SIGINT', onSigint);
-  try {
+  return interruptible(io, 'Stopping…', async (signal) => {
     io.err(`PAL demo: the default model ${model}, aligned to the sample project's personas.\n`);
     const r = await runDemo({
       python: await trainerPython(options),
@@ -733,7 +723,7 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
       sample: str('--sample', nodePath.join(root, 'samples', 'studio')),
       out: str('--out', nodePath.join(root, '.pal-studio', 'demo')),
       ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
-      signal: controller.signal,
+      signal,
       onProgress: (p) => {
         if (p.step !== undefined && p.total !== undefined && p.step !== p.total && p.step % 10 !== 0) return;
         const loss = p.metrics?.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(4)}` : '';
@@ -752,7 +742,5 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
     io.out(`\nSelect then generate on held-out examples ([the persona sentence selected] reply):\n\n${formatDemoExamples(r.examples)}\n`);
     io.out(`\nReport: ${r.html}\nAligned model: ${r.run.model}\nDone in ${r.seconds.toFixed(0)} s.\n`);
     return 0;
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
+  });
 }

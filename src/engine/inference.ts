@@ -13,6 +13,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
+import { mulberry32 } from '../core/random';
 import { transformers } from './transformers';
 import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, trimHistory, type PromptInput } from '../core/prompts';
 
@@ -108,17 +109,8 @@ export class GenerationCancelled extends Error {
   }
 }
 
-/** A small seeded generator (mulberry32): sampling is reproducible with a seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Sampling is reproducible with a seed. */
+const rng = mulberry32;
 
 function logSoftmax(logits: Float32Array, offset: number, size: number, temperature = 1): Float64Array {
   const out = new Float64Array(size);

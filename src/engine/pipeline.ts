@@ -9,8 +9,9 @@
  *             against the stage-1 model
  *   export    ONNX for inference, with the tokenizer and pal.json (prompt version, tasks)
  *   evaluate  select then generate on the held-out examples (valid/test splits), by the base
- *             model (before: BM25 selection, labelled) and the aligned one (after: its own
- *             selection); pal eval's metrics and report, before vs after, in <run>/eval
+ *             model (before: BM25 selection, labelled, unless its pal.json says it was trained
+ *             on select) and the aligned one (after: its own selection); pal eval's metrics and
+ *             report, before vs after, in <run>/eval
  *
  * `method: finetune` runs the paper's baseline instead: plain fine-tuning (persona + history ->
  * response) with stage 1's settings, export, and the same evaluation; no select task, no stage 2.
@@ -305,8 +306,11 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     const baseOnnx = path.join(runDir, 'base-model');
     progress({ stage: 'evaluate', message: `Select then generate on ${prep.heldOut.length} held-out examples, before and after alignment` });
     // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
-    // The same context as the aligned model, so both see the same (trimmed) dialogues.
-    await exportForInference(options.python, base, baseOnnx, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, [], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
+    // The same context as the aligned model, so both see the same (trimmed) dialogues. A base that
+    // PAL Studio trained on select (its pal.json says so, e.g. the default model) selects by itself.
+    const baseInfo = JSON.parse(await fs.readFile(path.join(base, 'pal.json'), 'utf8').catch(() => '{}')) as { tasks?: string[]; prompt_template_version?: number };
+    const baseTasks = baseInfo.prompt_template_version === PROMPT_TEMPLATE_VERSION ? (baseInfo.tasks ?? []) : [];
+    await exportForInference(options.python, base, baseOnnx, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, baseTasks, Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
     const predict = async (folder: string, file: string) => {
       const m = await loadModel(folder);

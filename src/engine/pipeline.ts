@@ -264,7 +264,15 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     await writeJsonl(data, prompts);
     const d = config.stage2.rejected;
     const job = { stage: 'generate', model: stage1Model, data, out: generateDir, batch_size: config.stage2.batch_size, max_length: config.stage2.max_length, seed: config.seed, device: config.device, decoding: d, ...common };
-    const run = await runTrainerJob(options.python, job as never, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onLog ? { onLog: options.onLog } : {}) });
+    const run = await runTrainerJob(options.python, job as never, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onLog ? { onLog: options.onLog } : {}),
+      onEvent: (e) => {
+        if (e.event === 'step' && typeof e.done === 'number' && typeof e.total === 'number') {
+          progress({ stage: 'generate', message: `${e.done} of ${e.total} sampled`, step: e.done, total: e.total });
+        }
+      },
+    });
     if (run.outcome === 'cancelled') return cancelled(runDir, state);
     await markDone('generate');
   }

@@ -83,6 +83,8 @@ test('a run goes through both stages, exports, and the result selects then gener
   assert.equal(s1.at(-1)!.step, s1.at(-1)!.total);
   assert.equal(s1.at(-1)!.total, 24, '8 examples x 2 tasks / 4 a step x 6 epochs');
   assert.ok(s1.every((p) => typeof p.etaSeconds === 'number'));
+  const sampled = seen.filter((p) => p.stage === 'generate' && p.step !== undefined);
+  assert.deepEqual([sampled.at(-1)!.step, sampled.at(-1)!.total], [8, 8], 'rejection sampling reports its progress too');
   const s2 = seen.filter((p) => p.stage === 'stage2' && p.metrics);
   assert.ok(s2.length > 0 && 'rewards/margins' in s2[0]!.metrics!);
   // The generated pairs are a valid pairs file, annotated ones included.

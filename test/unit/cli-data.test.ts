@@ -19,7 +19,7 @@ test('pal validate: the sample project is clean (exit 0)', () => {
   const r = pal('validate', path.join(root, 'samples', 'studio'));
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.equal(r.stdout, '');
-  assert.match(r.stderr, /^5 files checked: 0 errors, 0 warnings\.$/m);
+  assert.match(r.stderr, /^6 files checked: 0 errors, 0 warnings\.$/m);
 });
 
 test('pal validate: problems as file:line:column: severity: message, exit 1', () => {
@@ -87,6 +87,6 @@ test('pal export: pairs for TRL, LLaMA-Factory and axolotl; pending pairs are le
 test('usage errors exit 2 and say what is wrong', () => {
   assert.match(pal('import', 'x.txt').stderr, /needs --out/);
   assert.equal(pal('export', 'x.pairs.jsonl', '--to', 'onnx', '--out', 'o').status, 2);
-  assert.match(pal('import', 'a', '--out', 'b', '--from', 'csv').stderr, /--from must be persona-chat, spc or card/);
+  assert.match(pal('import', 'a', '--out', 'b', '--from', 'csv').stderr, /--from must be persona-chat, spc, corpus or card/);
   assert.equal(pal('validate').status, 2);
 });

@@ -4,6 +4,7 @@
  * loads an NLI model through transformers.js for C.score when one is configured, and writes a JSON
  * report (stable keys) and a self-contained HTML report. docs/metrics.md defines every number.
  */
+import { escapeHtml } from '../core/html';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -340,10 +341,6 @@ export function formatComparison(c: Comparison): string {
 
 // ---------------------------------------------------------------------------------------------
 // The HTML report
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
 
 const MAX_EXAMPLE_ROWS = 500;
 const WORST_ROWS = 10;

@@ -31,7 +31,7 @@ import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
-import { historyOnlyPrompt, PROMPT_TEMPLATE_VERSION, trimHistory } from '../core/prompts';
+import { PROMPT_TEMPLATE_VERSION, trimHistory } from '../core/prompts';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond } from './inference';
 import { pythonEnvironment } from './python';
@@ -230,11 +230,11 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   const stage1Data = path.join(runDir, 'stage1.tokens.jsonl');
   const finetune = config.method === 'finetune';
   // Examples whose prompt would not fit max_length lose their oldest turns (never the personas).
-  const itemsOf = (ex: ResolvedExample) => (finetune ? finetuneItems([ex]) : stage1Items([ex]));
-  const stage1Fits = (ex: ResolvedExample) => itemsOf(ex).every((it) => tok.encode(it.prompt).length + tok.encode(it.target).length + 1 <= config.stage1.max_length);
   if (!state.done.includes('prepare')) {
-    const items = prep.train.flatMap((ex) => itemsOf(trimHistory(ex, stage1Fits)));
-    await writeJsonl(stage1Data, items.map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] })));
+    const encodeItems = (ex: ResolvedExample) =>
+      (finetune ? finetuneItems([ex]) : stage1Items([ex])).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
+    const rows = prep.train.flatMap((ex) => fitted(ex, encodeItems, (r) => r.prompt.length + r.target.length <= config.stage1.max_length));
+    await writeJsonl(stage1Data, rows);
     await markDone('prepare');
   }
   progress({
@@ -257,12 +257,11 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   const generateDir = path.join(runDir, 'generate');
   if (!finetune && !state.done.includes('generate')) {
     progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
-    const d0 = config.stage2.rejected;
-    const fits = (ex: ResolvedExample) => tok.encode(historyOnlyPrompt(ex.history)).length + d0.max_new_tokens <= config.stage2.max_length;
-    const prompts = rejectionPrompts(stage2Examples.map((ex) => trimHistory(ex, fits))).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
+    const d = config.stage2.rejected;
+    const encodePrompts = (ex: ResolvedExample) => rejectionPrompts([ex]).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
+    const prompts = stage2Examples.flatMap((ex) => fitted(ex, encodePrompts, (r) => r.prompt.length + d.max_new_tokens <= config.stage2.max_length));
     const data = path.join(runDir, 'generate.tokens.jsonl');
     await writeJsonl(data, prompts);
-    const d = config.stage2.rejected;
     const job = { stage: 'generate', model: stage1Model, data, out: generateDir, batch_size: config.stage2.batch_size, max_length: config.stage2.max_length, seed: config.seed, device: config.device, decoding: d, ...common };
     const run = await runTrainerJob(options.python, job as never, {
       ...(options.signal ? { signal: options.signal } : {}),
@@ -282,9 +281,14 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; tokens: number[] });
     // The end of a turn ends the response: a sample that runs on into the partner's line is cut.
     const rejected = new Map(generated.map((g) => [String(g.id), tok.decode(g.tokens).split('\n')[0]!.trim()]));
-    const pairFits = (ex: ResolvedExample) =>
-      stage2Pairs([ex], rejected).every((p) => tok.encode(p.prompt).length + Math.max(tok.encode(p.chosen).length, tok.encode(p.rejected).length) + 1 <= config.stage2.max_length);
-    const pairs: TextPair[] = [...stage2Pairs(stage2Examples.map((ex) => trimHistory(ex, pairFits)), rejected), ...annotatedPairs(prep.pairs, prep.personas)];
+    const encodePair = (p: TextPair) => ({ text: p, tokens: { prompt: tok.encode(p.prompt), chosen: [...tok.encode(p.chosen), tok.eos], rejected: [...tok.encode(p.rejected), tok.eos] } });
+    const encoded = [
+      ...stage2Examples.flatMap((ex) =>
+        fitted(ex, (x) => stage2Pairs([x], rejected).map(encodePair), (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length),
+      ),
+      ...annotatedPairs(prep.pairs, prep.personas).map(encodePair),
+    ];
+    const pairs: TextPair[] = encoded.map((e) => e.text);
     if (pairs.length === 0) throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
     // The generated pairs, in PAL Studio's pairs format: a writer can read and annotate them.
     await writeJsonl(
@@ -292,7 +296,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
       pairs.map((p) => ({ prompt: p.prompt, chosen: p.chosen.trim(), rejected: p.rejected.trim(), origin: p.origin, dialogue: { id: p.id }, status: 'chosen' })),
     );
     const data = path.join(runDir, 'stage2.tokens.jsonl');
-    await writeJsonl(data, pairs.map((p) => ({ prompt: tok.encode(p.prompt), chosen: [...tok.encode(p.chosen), tok.eos], rejected: [...tok.encode(p.rejected), tok.eos] })));
+    await writeJsonl(data, encoded.map((e) => e.tokens));
     progress({ stage: 'stage2', message: `Persona alignment (DPO) on ${pairs.length} pairs` });
     const job = { stage: 'dpo', model: stage1Model, data, out: stage2Dir, ...stageJob(config, 'stage2'), beta: config.stage2.beta, loss: config.stage2.loss, label_smoothing: config.stage2.label_smoothing, ...common };
     if ((await train('stage2', job)) === 'cancelled') return cancelled(runDir, state);
@@ -355,6 +359,20 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     await markDone('evaluate');
   }
   return { outcome: 'done', runDir, model: modelDir, stages: state.done, ...(prep.heldOut.length ? { report: path.join(evalDir, 'report.json') } : {}) };
+}
+
+/**
+ * The rows an example gives (`encode`: tokenized items, prompts or pairs), with the example's
+ * oldest turns dropped until every row `fits` (trimHistory), tokenized once: the rows of the last
+ * check are the ones returned.
+ */
+export function fitted<R>(ex: ResolvedExample, encode: (ex: ResolvedExample) => R[], fits: (row: R) => boolean): R[] {
+  let last: { turns: number; rows: R[] } | undefined;
+  const trimmed = trimHistory(ex, (x) => {
+    last = { turns: x.history.length, rows: encode(x) };
+    return last.rows.every(fits);
+  });
+  return last?.turns === trimmed.history.length ? last.rows : encode(trimmed);
 }
 
 function fmt(v: number | null | undefined): string {

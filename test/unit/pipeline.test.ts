@@ -11,7 +11,8 @@ import { parsePairs } from '../../src/core/formats/pairs';
 import { historyOnlyPrompt, selectPrompt, generatePrompt, selectTarget, responseTarget } from '../../src/core/prompts';
 import { loadModel, respond, selectThenGenerate } from '../../src/engine/inference';
 import { trainerDir } from '../../src/engine/paths';
-import { listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import type { ResolvedExample } from '../../src/core/mixture';
+import { fitted, listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
 import { pythonEnvironment } from '../../src/engine/python';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
 
@@ -195,4 +196,19 @@ test('stage2.examples draws that many training examples for rejection sampling, 
   assert.deepEqual(generated, prompts);
   const pairs = records(parsePairs(readFileSync(path.join(result.runDir, 'stage2.pairs.jsonl'), 'utf8'), 'x.pairs.jsonl')).map((r) => r.value);
   assert.ok(pairs.filter((p) => p.origin === 'pal-stage2').every((p) => prompts.includes(p.dialogue!.id!)));
+});
+
+test('fitted drops the oldest turns until every row fits, tokenizing each candidate once', () => {
+  const ex: ResolvedExample = { id: 'e', personas: ['p'], history: ['a a a a', 'b b b', 'c c', 'd'], response: 'r', personaIndex: -1, split: 'train' };
+  const calls: number[] = [];
+  const encode = (x: ResolvedExample) => {
+    calls.push(x.history.length);
+    return [x.history.join(' ').split(' ')];
+  };
+  assert.deepEqual(fitted(ex, encode, (row) => row.length <= 6), [['b', 'b', 'b', 'c', 'c', 'd']]);
+  assert.deepEqual(calls, [4, 3], 'each candidate encoded once; the rows of the last check are returned');
+  calls.length = 0;
+  // Nothing fits: the partner's last turn alone, encoded once more for what is returned.
+  assert.deepEqual(fitted(ex, encode, () => false), [['d']]);
+  assert.deepEqual(calls, [4, 3, 2, 1]);
 });

@@ -131,6 +131,16 @@ function writeEvalReports(ws) {
   }
 }
 
+/** Ctrl+P: opens a workspace file by name. */
+async function quickOpen(name) {
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input[type="text"]');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
 async function runCommand(title) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input[type="text"]');
@@ -245,12 +255,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
   });
 
   scenario('problems in a PAL file appear in the Problems panel, and "PAL: Validate All PAL Files" counts them', async () => {
-    await page.keyboard.press('Control+P');
-    const input = page.locator('.quick-input-widget input[type="text"]');
-    await input.waitFor({ state: 'visible', timeout: 15_000 });
-    await input.fill('broken.pairs.jsonl');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'broken.pairs.jsonl' }).first().waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    await quickOpen('broken.pairs.jsonl');
     await page.locator('.tab', { hasText: 'broken.pairs.jsonl' }).waitFor({ timeout: 15_000 });
     await page.keyboard.press('Control+Shift+M');
     const markers = page.locator('.markers-panel');
@@ -316,12 +321,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
   scenario('the persona editor: a form over *.persona.yaml whose edits go through the document, in sync both ways', async () => {
     const file = path.join(workspace, 'personas', 'mara-the-lighthouse-keeper.persona.yaml');
     const original = readFileSync(file, 'utf8');
-    await page.keyboard.press('Control+P');
-    const input = page.locator('.quick-input-widget input[type="text"]');
-    await input.waitFor({ state: 'visible', timeout: 15_000 });
-    await input.fill('mara-the-lighthouse-keeper.persona.yaml');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'mara-the-lighthouse-keeper.persona.yaml' }).first().waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    await quickOpen('mara-the-lighthouse-keeper.persona.yaml');
     const view = page.frameLocator('iframe.webview.ready >> nth=-1').frameLocator('iframe#active-frame');
     await view.locator('h1', { hasText: 'Mara Quell' }).waitFor({ timeout: 30_000 });
     assert.equal(await view.locator('ol.facts > li').count(), 5);
@@ -367,7 +367,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await page.keyboard.press('Control+K');
     await page.keyboard.press('Control+T');
     await page.locator('.quick-input-list .monaco-list-row', { hasText: /Light Modern/ }).first().waitFor({ timeout: 15_000 });
-    await input.fill('Dark Modern');
+    await page.locator('.quick-input-widget input[type="text"]').fill('Dark Modern');
     const darkRow = page.locator('.quick-input-list .monaco-list-row', { hasText: /^\s*Dark Modern/ }).first();
     await darkRow.waitFor({ timeout: 15_000 });
     await darkRow.click();

@@ -42,6 +42,8 @@ test('persona editor messages: only edits of known fields with values of the rig
     { type: 'ready', extra: 1 },
     { type: 'edit', path: ['__proto__'], value: 'x' },
     { type: 'edit', path: ['extensions'], value: {} },
+    { type: 'edit', path: ['extensions'], value: null },
+    { type: 'edit', path: ['__proto__'], value: [] },
     { type: 'edit', path: ['name'], value: 3 },
     { type: 'edit', path: ['name'], value: null },
     { type: 'edit', path: ['facts'], value: 'one fact' },

@@ -1,87 +1,14 @@
-// PAL Studio in a real VS Code: the packaged vsix installed into code-server, driven through
-// headless Chromium like a person would, with what happens inside the extension host read from
-// the extension's test report (PAL_STUDIO_TEST_REPORT). See ../../../shared/docs/real-vscode-tests.md.
-//
-// Failed scenarios leave a screenshot, the page console, code-server's log and the extension's
-// output channel under .test-results/e2e/<scenario>/. Passing ones keep their screenshots too, so
-// that a person can look at what the view really rendered.
+// PAL Studio in a real VS Code: the engine, its crash handling, the Problems panel, alignment runs,
+// report comparison and the persona editor, driven through headless Chromium (test/e2e/harness.mjs).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { createProfile, findCodeServer, findVsix, installExtension, repoRoot, sleep, startCodeServer } from '../../scripts/code-server.mjs';
+import { after, before, describe } from 'node:test';
+import { repoRoot, studio, waitFor } from './harness.mjs';
 
-const resultsDir = path.join(repoRoot, '.test-results', 'e2e');
-const chromiumPath = process.env.PAL_CHROMIUM || '/usr/bin/chromium';
-
-let tmp, profile, server, browser, page, reportFile, workspace;
 // One warning (chosen equals rejected) and one error (no rejected response), for the Problems panel.
 const BROKEN_PAIRS = '{"prompt": "hi", "chosen": "same .", "rejected": "same ."}\n{"prompt": "hi", "chosen": "a"}\n';
-const consoleLines = [];
-
-function events(kind) {
-  if (!existsSync(reportFile)) return [];
-  return readFileSync(reportFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l))
-    .filter((e) => kind === undefined || e.event === kind);
-}
-
-async function waitFor(what, fn, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
-function findFiles(dir, match, found = []) {
-  if (!existsSync(dir)) return found;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) findFiles(p, match, found);
-    else if (match(p)) found.push(p);
-  }
-  return found;
-}
-
-function outputChannelLog() {
-  // A log output channel is written to logs/<time>/exthost1/<extension id>/<channel name>.log.
-  const files = findFiles(path.join(profile.userDataDir, 'logs'), (p) => path.basename(p) === 'PAL Studio.log');
-  return files.map((f) => readFileSync(f, 'utf8')).join('\n');
-}
-
-async function saveArtifacts(name, failed) {
-  const dir = path.join(resultsDir, name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase());
-  mkdirSync(dir, { recursive: true });
-  await page?.screenshot({ path: path.join(dir, 'screenshot.png') }).catch(() => undefined);
-  if (!failed) return;
-  writeFileSync(path.join(dir, 'console.log'), consoleLines.join('\n'));
-  writeFileSync(path.join(dir, 'output-channel.log'), outputChannelLog());
-  if (existsSync(reportFile)) cpSync(reportFile, path.join(dir, 'test-report.jsonl'));
-  const serverLog = path.join(profile.dir, 'code-server.log');
-  if (existsSync(serverLog)) cpSync(serverLog, path.join(dir, 'code-server.log'));
-  console.error(`e2e: artifacts of the failed scenario "${name}" are in ${dir}`);
-}
-
-/** A test whose failure leaves artifacts behind; every scenario keeps a screenshot. */
-function scenario(name, fn) {
-  test(name, async () => {
-    try {
-      await fn();
-      await saveArtifacts(name, false);
-    } catch (err) {
-      await saveArtifacts(name, true);
-      throw err;
-    }
-  });
-}
 
 /**
  * A tiny base model in the workspace (word-level tokenizer over the sample's words, a random
@@ -131,66 +58,25 @@ function writeEvalReports(ws) {
   }
 }
 
-/** Ctrl+P: opens a workspace file by name. */
-async function quickOpen(name) {
-  await page.keyboard.press('Control+P');
-  const input = page.locator('.quick-input-widget input[type="text"]');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
-  await input.fill(name);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-}
-
-async function runCommand(title) {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input[type="text"]');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-}
-
-function engineInfoView() {
-  return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
-}
+const s = studio({
+  // "Try it" answers with the model the alignment-run scenario exports (a machine-scoped setting).
+  machineSettings: (ws) => ({ 'palStudio.models.default': path.join(ws, 'runs', 'tiny-sample', 'model') }),
+  prepare(ws) {
+    writeFileSync(path.join(ws, 'broken.pairs.jsonl'), BROKEN_PAIRS);
+    buildTinyBaseModel(ws);
+    writeEvalReports(ws);
+  },
+});
+const { events, quickOpen, runCommand, scenario, saveArtifacts, outputChannelLog } = s;
+let page, workspace;
 
 describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () => {
   before(async () => {
-    rmSync(resultsDir, { recursive: true, force: true });
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'pal-e2e-'));
-    const bin = findCodeServer();
-    const { vsix } = findVsix();
-    workspace = path.join(tmp, 'workspace');
-    // "Try it" answers with the model the alignment-run scenario exports.
-    profile = createProfile(path.join(tmp, 'profile'));
-    // A machine-scoped setting: code-server (a remote) reads it from the Machine settings.
-    mkdirSync(path.join(profile.userDataDir, 'Machine'), { recursive: true });
-    writeFileSync(path.join(profile.userDataDir, 'Machine', 'settings.json'), JSON.stringify({ 'palStudio.models.default': path.join(workspace, 'runs', 'tiny-sample', 'model') }));
-    installExtension(bin, profile, vsix);
-    cpSync(path.join(repoRoot, 'samples', 'studio'), workspace, { recursive: true });
-    writeFileSync(path.join(workspace, 'broken.pairs.jsonl'), BROKEN_PAIRS);
-    buildTinyBaseModel(workspace);
-    writeEvalReports(workspace);
-    reportFile = path.join(tmp, 'test-report.jsonl');
-    server = await startCodeServer(bin, profile, { env: { PAL_STUDIO_TEST_REPORT: reportFile } });
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
-    // One page for the whole suite: each page load starts a new extension host.
-    await page.goto(`${server.url}/?folder=${encodeURIComponent(workspace)}`);
-    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    await s.open();
+    ({ page, workspace } = s);
   });
 
-  after(async () => {
-    await browser?.close().catch(() => undefined);
-    await server?.stop();
-    if (tmp && !process.env.PAL_E2E_KEEP) rmSync(tmp, { recursive: true, force: true });
-  });
+  after(() => s.close());
 
   scenario('the extension activates and its engine answers engine/info inside the extension host', async () => {
     const activated = await waitFor('the extension to activate', () => events('activated')[0]);
@@ -213,7 +99,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
 
   scenario('"PAL: Show Engine Info" from the command palette shows the engine\'s report in a webview', async () => {
     await runCommand('PAL: Show Engine Info');
-    const view = engineInfoView();
+    const view = s.webview();
     await view.locator('h1', { hasText: 'PAL Studio engine' }).waitFor({ timeout: 30_000 });
     const info = events('engine-info').at(-1).info;
     assert.equal(await view.locator('[data-testid="engine-pid"]').textContent(), String(info.engine.pid));
@@ -241,7 +127,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.match(await toast.first().textContent(), /killed by SIGKILL.*restarted/);
     const second = await waitFor('a restarted engine', () => events('engine-ready').find((e) => e.pid !== first)?.pid);
     // The open view shows the new engine without being asked.
-    const view = engineInfoView();
+    const view = s.webview();
     await waitFor('the view to show the new engine', async () => (await view.locator('[data-testid="engine-pid"]').textContent()) === String(second), 30_000);
 
     // A second crash is logged and survived, but not announced again.
@@ -361,16 +247,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     // The dark theme: the form follows VS Code's colours (--vscode-* variables).
     const background = () => view.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);
     const light = await background();
-    // Ctrl+K Ctrl+T: the colour theme picker (the palette's fuzzy match prefers the marketplace
-    // entry, which needs the internet). Its rows are labelled "Dark Modern", "Light Modern", …
-    await page.locator('.monaco-workbench .part.statusbar').click();
-    await page.keyboard.press('Control+K');
-    await page.keyboard.press('Control+T');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: /Light Modern/ }).first().waitFor({ timeout: 15_000 });
-    await page.locator('.quick-input-widget input[type="text"]').fill('Dark Modern');
-    const darkRow = page.locator('.quick-input-list .monaco-list-row', { hasText: /^\s*Dark Modern/ }).first();
-    await darkRow.waitFor({ timeout: 15_000 });
-    await darkRow.click();
+    await s.setTheme('Dark Modern');
     await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
     await saveArtifacts('persona editor (dark theme)', false);
   });

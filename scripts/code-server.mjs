@@ -86,7 +86,8 @@ export function freePort() {
  * Starts code-server on 127.0.0.1 in a new process group (it leaves file watchers and helpers
  * behind if only its pid is killed) and waits until /healthz answers.
  */
-export async function startCodeServer(bin, profile, { port, env = {}, logFile, extraArgs = [] } = {}) {
+/** `workspaceTrust: true` keeps VS Code's workspace trust on (Restricted Mode tests); off otherwise. */
+export async function startCodeServer(bin, profile, { port, env = {}, logFile, extraArgs = [], workspaceTrust = false } = {}) {
   port ??= await freePort();
   const log = openSync(logFile ?? path.join(profile.dir, 'code-server.log'), 'a');
   const child = spawn(
@@ -96,7 +97,7 @@ export async function startCodeServer(bin, profile, { port, env = {}, logFile, e
       '--auth', 'none',
       '--disable-telemetry',
       '--disable-update-check',
-      '--disable-workspace-trust',
+      ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override',
       '--ignore-last-opened',
       '--config', profile.configFile,

@@ -43,9 +43,10 @@ export function findFiles(dir, match, found = []) {
  * - `prepare(workspace)`: writes extra files into the workspace before VS Code opens it;
  * - `machineSettings(workspace)`: machine-scoped settings (code-server, a remote, reads them from
  *   the Machine settings file);
- * - `settings`: user settings.
+ * - `settings`: user settings;
+ * - `workspaceTrust`: keep workspace trust on, so that the folder opens in Restricted Mode.
  */
-export function studio({ prepare, machineSettings, settings } = {}) {
+export function studio({ prepare, machineSettings, settings, workspaceTrust = false } = {}) {
   const s = {
     tmp: undefined, profile: undefined, server: undefined, browser: undefined, page: undefined, reportFile: undefined, workspace: undefined,
     consoleLines: [],
@@ -65,7 +66,7 @@ export function studio({ prepare, machineSettings, settings } = {}) {
       cpSync(path.join(repoRoot, 'samples', 'studio'), s.workspace, { recursive: true });
       await prepare?.(s.workspace);
       s.reportFile = path.join(s.tmp, 'test-report.jsonl');
-      s.server = await startCodeServer(bin, s.profile, { env: { PAL_STUDIO_TEST_REPORT: s.reportFile } });
+      s.server = await startCodeServer(bin, s.profile, { env: { PAL_STUDIO_TEST_REPORT: s.reportFile }, workspaceTrust });
       s.browser = await chromium.launch({
         executablePath: chromiumPath,
         headless: true,

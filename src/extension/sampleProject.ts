@@ -1,0 +1,66 @@
+/**
+ * The sample project and the walkthrough's steps: "Open the Sample Project" copies the sample the
+ * extension ships (samples/studio: two personas, dialogues, pairs and a run config written for
+ * PAL Studio) into a new folder and opens it; the other steps open the first file of a kind in
+ * the workspace with its PAL Studio editor.
+ */
+import * as os from 'node:os';
+import * as vscode from 'vscode';
+
+/** Copies the sample into `<parent>/pal-studio-sample` (or -2, -3… when taken) and opens it. */
+export async function openSampleProject(extensionUri: vscode.Uri): Promise<void> {
+  const parent = await vscode.window.showOpenDialog({
+    title: 'PAL Studio: where should the sample project go?',
+    openLabel: 'Create the sample project here',
+    canSelectFolders: true,
+    canSelectFiles: false,
+    defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(os.homedir()),
+  });
+  if (!parent?.[0]) return;
+  const target = await freeFolder(parent[0], 'pal-studio-sample');
+  // copy() never overwrites: the folder is new, so nothing a user wrote can be replaced.
+  await vscode.workspace.fs.copy(vscode.Uri.joinPath(extensionUri, 'samples', 'studio'), target, { overwrite: false });
+  await vscode.commands.executeCommand('vscode.openFolder', target, { forceNewWindow: vscode.workspace.workspaceFolders !== undefined });
+}
+
+async function freeFolder(parent: vscode.Uri, name: string): Promise<vscode.Uri> {
+  for (let i = 1; ; i++) {
+    const candidate = vscode.Uri.joinPath(parent, i === 1 ? name : `${name}-${i}`);
+    try {
+      await vscode.workspace.fs.stat(candidate);
+    } catch {
+      return candidate;
+    }
+  }
+}
+
+const KINDS = {
+  persona: { glob: '**/*.persona.{yaml,yml,json}', what: 'persona (*.persona.yaml)' },
+  pairs: { glob: '**/*.pairs.jsonl', what: 'preference-pairs file (*.pairs.jsonl)' },
+  run: { glob: '**/*.palrun.{yaml,yml}', what: 'run config (*.palrun.yaml)' },
+} as const;
+
+/** Opens the workspace's first persona, pairs file or run config (walkthrough links pass the kind). */
+export async function openFirst(kind: unknown): Promise<void> {
+  if (typeof kind !== 'string' || !(kind in KINDS)) throw new Error(`Unknown kind of PAL file: ${String(kind)}`);
+  const { glob, what } = KINDS[kind as keyof typeof KINDS];
+  const [first] = await vscode.workspace.findFiles(glob, '**/{node_modules,runs}/**', 1);
+  if (!first) throw new Error(`This workspace has no ${what}. "PAL: Open the Sample Project" creates one with everything the walkthrough uses.`);
+  await vscode.commands.executeCommand('vscode.open', first);
+}
+
+/**
+ * Sets the context key `palStudio.workspaceHasRunConfig` (the walkthrough's first step is done when
+ * the workspace already is a PAL project) now and whenever run configs come or go.
+ */
+export function trackRunConfigs(): vscode.Disposable {
+  const update = async () => {
+    const found = await vscode.workspace.findFiles(KINDS.run.glob, '**/node_modules/**', 1);
+    await vscode.commands.executeCommand('setContext', 'palStudio.workspaceHasRunConfig', found.length > 0);
+  };
+  void update();
+  const watcher = vscode.workspace.createFileSystemWatcher(KINDS.run.glob, false, true, false);
+  watcher.onDidCreate(() => void update());
+  watcher.onDidDelete(() => void update());
+  return watcher;
+}

@@ -1,0 +1,63 @@
+// The walkthrough "A first PAL run": it is listed in VS Code's walkthroughs, its steps open the
+// sample project's files in PAL Studio's editors, and "Open the Sample Project" copies the sample
+// into a new folder without touching anything that is already there.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe } from 'node:test';
+import { repoRoot, studio, waitFor } from './harness.mjs';
+
+const s = studio();
+const { events, runCommand, scenario } = s;
+let page, workspace;
+
+describe('the first-run walkthrough', { timeout: 300_000 }, () => {
+  before(async () => {
+    await s.open();
+    ({ page, workspace } = s);
+    await waitFor('the extension to activate', () => events('activated')[0]);
+  });
+
+  after(() => s.close());
+
+  scenario('"A first PAL run" is listed, and its persona step opens the persona editor', async () => {
+    await runCommand('Welcome: Open Walkthrough...');
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'A first PAL run' }).first();
+    await row.waitFor({ timeout: 15_000 });
+    await row.click();
+    const walkthrough = page.locator('.gettingStartedContainer');
+    await walkthrough.locator('.getting-started-step', { hasText: 'Write a persona' }).waitFor({ timeout: 30_000 });
+    for (const step of ['Open the sample project', 'Judge preference pairs', 'Check Python for training', 'Start the alignment run', 'Talk to the aligned model']) {
+      assert.equal(await walkthrough.locator('.getting-started-step', { hasText: step }).count(), 1, `step "${step}"`);
+    }
+    // The workspace is a PAL project already (it holds a run config): the first step is done.
+    const first = walkthrough.locator('.getting-started-step', { hasText: 'Open the sample project' });
+    await first.locator('.codicon-getting-started-step-checked').waitFor({ timeout: 15_000 }).catch(async (err) => {
+      console.error(await first.evaluate((el) => el.outerHTML));
+      throw err;
+    });
+
+    await walkthrough.locator('.getting-started-step', { hasText: 'Write a persona' }).click();
+    await walkthrough.locator('.getting-started-step.expanded .monaco-button', { hasText: 'Open a Persona' }).click();
+    await s.webview().locator('ol.facts > li').first().waitFor({ timeout: 30_000 });
+    assert.ok(events('command').some((e) => e.id === 'palStudio.openFirst'));
+  });
+
+  scenario('"PAL: Open the Sample Project" copies the sample next to what is there, and never over it', async () => {
+    const parent = path.join(workspace, 'projects');
+    mkdirSync(path.join(parent, 'pal-studio-sample'), { recursive: true });
+    writeFileSync(path.join(parent, 'pal-studio-sample', 'mine.txt'), 'a file of my own\n');
+    await runCommand('PAL: Open the Sample Project');
+    // code-server's folder picker is a quick input with a path in it.
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(`${parent}/`);
+    await page.locator('.quick-input-widget .monaco-button', { hasText: 'Create the sample project here' }).click();
+    const copy = path.join(parent, 'pal-studio-sample-2');
+    await waitFor('the copied sample', () => existsSync(path.join(copy, 'sample.palrun.yaml')), 30_000);
+    const sample = path.join(repoRoot, 'samples', 'studio');
+    for (const dir of ['personas', 'data', 'pairs']) assert.deepEqual(readdirSync(path.join(copy, dir)).sort(), readdirSync(path.join(sample, dir)).sort());
+    assert.equal(readFileSync(path.join(copy, 'personas', 'mara-the-lighthouse-keeper.persona.yaml'), 'utf8'), readFileSync(path.join(sample, 'personas', 'mara-the-lighthouse-keeper.persona.yaml'), 'utf8'));
+    assert.deepEqual(readdirSync(path.join(parent, 'pal-studio-sample')), ['mine.txt'], 'the folder that was there is untouched');
+  });
+});

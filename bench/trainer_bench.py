@@ -1,11 +1,14 @@
 """Training throughput of PAL Studio's trainer against a minimal plain PyTorch loop.
 
 Both train the same model (pal_trainer.model.CausalLM) on the same batches with AdamW: the peer is
-the shortest correct loop (forward, masked cross-entropy, backward, clip, step); ours is the real
-stage-1 job (pal_trainer.train.train) with its checkpointing turned down to the end of the run. The
-ratio ours/peer says what the trainer's bookkeeping costs. Prints one JSON object.
+the shortest correct loop (stage 1: forward, masked cross-entropy, backward, clip, step; DPO: the
+policy and a frozen reference score chosen and rejected stacked in one batch, -log σ(β·Δ),
+backward, clip, step); ours is the real job (pal_trainer.train.train, stage "sft" or "dpo") with
+its checkpointing turned down to the end of the run. The ratio ours/peer says what the trainer's
+bookkeeping costs. Achieved FLOP/s are set against this machine's measured fp32 matmul peak (a
+large torch.mm), the most any training step here could reach. Prints one JSON object.
 
-usage: python bench/trainer_bench.py [--steps N] [--sizes 7m,30m]
+usage: python bench/trainer_bench.py [--steps N] [--sizes 7m,30m] [--stages sft,dpo] [--lengths 128]
 """
 
 import argparse
@@ -30,7 +33,7 @@ SIZES = {
     "7m": dict(vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2),
     "30m": dict(vocab_size=8192, hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4),
 }
-BATCH, PROMPT, TARGET = 8, 64, 64
+BATCH = 8
 
 
 def config(size):
@@ -38,25 +41,53 @@ def config(size):
                                 "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, **SIZES[size]})
 
 
-def rows(vocab, n, seed=0):
+def rows(vocab, n, length, stage, seed=0):
+    """Equal-length rows (half prompt, half response), so neither side pads."""
     g = torch.Generator().manual_seed(seed)
-    return [{"prompt": torch.randint(3, vocab, (PROMPT,), generator=g).tolist(), "target": torch.randint(3, vocab, (TARGET,), generator=g).tolist()} for _ in range(n)]
+    half = length // 2
+    ids = lambda: torch.randint(3, vocab, (half,), generator=g).tolist()  # noqa: E731
+    if stage == "sft":
+        return [{"prompt": ids(), "target": ids()} for _ in range(n)]
+    return [{"prompt": ids(), "chosen": ids(), "rejected": ids()} for _ in range(n)]
 
 
-def plain_loop(model_dir, data, steps):
-    """The peer: as little as a correct masked-LM training step needs."""
+def sft_loss(model, batch):
+    ids = torch.tensor([r["prompt"] + r["target"] for r in batch])
+    labels = ids.clone()
+    labels[:, :len(batch[0]["prompt"])] = -100
+    logits, _ = model(ids)
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100), ids.numel()
+
+
+def dpo_loss(model, reference, batch, beta=0.1):
+    # Chosen and rejected stacked in one batch, as TRL does; log-probabilities of the response tokens.
+    ids = torch.tensor([r["prompt"] + r[k] for k in ("chosen", "rejected") for r in batch])
+    start = len(batch[0]["prompt"])
+
+    def logps(m):
+        logits, _ = m(ids)
+        lp = torch.gather(F.log_softmax(logits[:, start - 1:-1], dim=-1), 2, ids[:, start:].unsqueeze(-1)).squeeze(-1)
+        return lp.sum(-1)
+
+    pi = logps(model)
+    with torch.no_grad():
+        ref = logps(reference)
+    n = len(batch)
+    delta = (pi[:n] - pi[n:]) - (ref[:n] - ref[n:])
+    return -F.logsigmoid(beta * delta).mean(), ids.numel()
+
+
+def plain_loop(model_dir, data, steps, stage):
+    """The peer: as little as a correct training step needs."""
     model = CausalLM.from_pretrained(model_dir)
     model.train()
+    reference = CausalLM.from_pretrained(model_dir).eval().requires_grad_(False) if stage == "dpo" else None
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     times = []
     for s in range(steps):
         t0 = time.perf_counter()  # building the batch is part of any loop's step, as it is of ours
         batch = data[s * BATCH:(s + 1) * BATCH]
-        ids = torch.tensor([r["prompt"] + r["target"] for r in batch])
-        labels = ids.clone()
-        labels[:, :PROMPT] = -100
-        logits, _ = model(ids)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+        loss, _ = sft_loss(model, batch) if stage == "sft" else dpo_loss(model, reference, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
@@ -65,8 +96,8 @@ def plain_loop(model_dir, data, steps):
     return times
 
 
-def ours(model_dir, data_path, out, steps):
-    job = {**T.DEFAULTS, "stage": "sft", "model": model_dir, "data": data_path, "out": out, "batch_size": BATCH, "max_length": PROMPT + TARGET,
+def ours(model_dir, data_path, out, steps, stage, length):
+    job = {**T.DEFAULTS, "stage": stage, "model": model_dir, "data": data_path, "out": out, "batch_size": BATCH, "max_length": length,
            "epochs": 1, "max_steps": steps, "checkpoint_every": 10**9, "device": "cpu", "lr": 1e-4, "warmup_steps": 0}
     times = []
 
@@ -78,40 +109,69 @@ def ours(model_dir, data_path, out, steps):
     return times
 
 
+def matmul_peak_gflops(n=2048, repeats=5):
+    """fp32 FLOP/s of a large square matmul on this machine's threads: the practical ceiling."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--sizes", default="7m,30m")
+    ap.add_argument("--stages", default="sft,dpo")
+    ap.add_argument("--lengths", default="128", help="sequence lengths (prompt + response) to sweep")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    peak = matmul_peak_gflops()
     results = []
     for size in args.sizes.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.manual_seed(0)
-            model = CausalLM(config(size))
-            params = count_parameters(model)
-            model.save_pretrained(os.path.join(tmp, "model"))
-            data = rows(config(size).vocab_size, BATCH * args.steps)
-            data_path = os.path.join(tmp, "sft.jsonl")
-            with open(data_path, "w", encoding="utf-8") as f:
-                for r in data:
-                    f.write(json.dumps(r) + "\n")
-            # Rounds alternate the two, so that a noisy moment on a shared machine hits both alike.
-            peer, mine = [], []
-            for r in range(args.rounds):
-                peer += plain_loop(os.path.join(tmp, "model"), data, args.steps)[2:]
-                mine += ours(os.path.join(tmp, "model"), data_path, os.path.join(tmp, f"run{r}"), args.steps)[2:]
-        tokens = BATCH * (PROMPT + TARGET)
-        # The first two steps of each run warm up allocators and caches and are dropped. The median
-        # is the typical step; the fastest step is the least disturbed by other work on the machine.
-        p, o = statistics.median(peer), statistics.median(mine)
-        flops_per_token = 6 * params  # forward + backward, attention's share ignored (short sequences)
-        results.append({"size": size, "parameters": params, "tokens_per_step": tokens, "steps_timed": len(mine),
-                        "ours_tokens_per_s": tokens / o, "peer_tokens_per_s": tokens / p, "ratio_median": p / o,
-                        "ratio_fastest": min(peer) / min(mine), "ours_gflops": flops_per_token * tokens / o / 1e9})
+        for stage in args.stages.split(","):
+            for length in (int(x) for x in args.lengths.split(",")):
+                results.append(measure(size, stage, length, args.steps, args.rounds, peak))
+                print(f"trainer bench: {json.dumps(results[-1])}", file=sys.stderr)
     print(json.dumps({"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-                                  "torch_threads": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS")},
+                                  "torch_threads": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+                                  "matmul_peak_gflops": peak},
                       "trainer": results}))
+
+
+def measure(size, stage, length, steps, rounds, peak):
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        model = CausalLM(config(size))
+        params = count_parameters(model)
+        model.save_pretrained(os.path.join(tmp, "model"))
+        data = rows(config(size).vocab_size, BATCH * steps, length, stage)
+        data_path = os.path.join(tmp, f"{stage}.jsonl")
+        with open(data_path, "w", encoding="utf-8") as f:
+            for r in data:
+                f.write(json.dumps(r) + "\n")
+        # Rounds alternate the two, so that a noisy moment on a shared machine hits both alike.
+        peer, mine = [], []
+        for r in range(rounds):
+            peer += plain_loop(os.path.join(tmp, "model"), data, steps, stage)[2:]
+            mine += ours(os.path.join(tmp, "model"), data_path, os.path.join(tmp, f"run{r}"), steps, stage, length)[2:]
+    # Tokens through the policy per step (DPO: chosen and rejected, so twice the rows).
+    tokens = BATCH * length * (2 if stage == "dpo" else 1)
+    # The first two steps of each run warm up allocators and caches and are dropped. The median
+    # is the typical step; the fastest step is the least disturbed by other work on the machine.
+    p, o = statistics.median(peer), statistics.median(mine)
+    # Forward + backward of the policy is 6 FLOPs per parameter and token (attention's share left
+    # out: short sequences); DPO adds the reference's forward, 2 more.
+    flops_per_token = (6 if stage == "sft" else 8) * params
+    gflops = flops_per_token * tokens / o / 1e9
+    return {"size": size, "stage": stage, "length": length, "parameters": params, "tokens_per_step": tokens, "steps_timed": len(mine),
+            "ours_tokens_per_s": tokens / o, "peer_tokens_per_s": tokens / p, "ratio_median": p / o,
+            "ratio_fastest": min(peer) / min(mine), "ours_gflops": gflops, "utilisation": gflops / peak}
 
 
 def cpu_name():

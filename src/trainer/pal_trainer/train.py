@@ -131,15 +131,18 @@ def lr_lambda(warmup, total, schedule):
 
 def token_logps(logits, labels):
     """Per-sequence sum and count of the log-probabilities of the label tokens (labels shifted
-    by one: the logits at position t predict the token at t + 1)."""
-    logits = logits[:, :-1]
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()  # log-softmax over a large vocabulary needs more than half precision
-    labels = labels[:, 1:]
-    mask = labels != D.IGNORE
-    safe = labels.masked_fill(~mask, 0)
-    logp = torch.gather(F.log_softmax(logits, dim=-1), 2, safe.unsqueeze(-1)).squeeze(-1)
-    return (logp * mask).sum(-1), mask.sum(-1)
+    by one: the logits at position t predict the token at t + 1).
+
+    The labels shift left instead of the logits, and the fused cross-entropy replaces
+    log-softmax + gather: slicing the (batch, length, vocab) logits copies them forward and
+    zero-fills a copy backward, and the gather keeps a second full-vocabulary tensor alive."""
+    batch, length, vocab = logits.shape
+    flat = logits.reshape(-1, vocab)
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()  # log-softmax over a large vocabulary needs more than half precision
+    shifted = F.pad(labels[:, 1:], (0, 1), value=D.IGNORE)
+    nll = F.cross_entropy(flat, shifted.reshape(-1), ignore_index=D.IGNORE, reduction="none").view(batch, length)
+    return -nll.sum(-1), (shifted != D.IGNORE).sum(-1)
 
 
 def dpo_losses(pi_c, pi_r, ref_c, ref_r, beta, kind, label_smoothing):

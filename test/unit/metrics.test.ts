@@ -289,6 +289,21 @@ describe('Distinct, length, selection accuracy', () => {
     assert.equal(distinctN(preds, 2, 2 ** 30), 3 / 4);
   });
 
+  test('Distinct-n equals a plain set of joined n-grams, on random corpora with repeats and hash collisions', () => {
+    let seed = 7;
+    const rand = (k: number) => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % k);
+    for (let round = 0; round < 200; round++) {
+      // Small vocabularies repeat n-grams often; a large one spreads keys over the whole table.
+      const vocabularySize = [3, 50, 100_000][round % 3]!;
+      const corpus = Array.from({ length: 1 + rand(40) }, () => Int32Array.from({ length: rand(12) }, () => rand(vocabularySize)));
+      for (let n = 1; n <= 4; n++) {
+        const grams = corpus.flatMap((s) => Array.from({ length: Math.max(0, s.length - n + 1) }, (_, i) => s.subarray(i, i + n).join(',')));
+        const expected = grams.length === 0 ? 0 : new Set(grams).size / grams.length;
+        assert.equal(distinctN(corpus, n, vocabularySize), expected, `round ${round}, n ${n}`);
+      }
+    }
+  });
+
   test('selection accuracy, overall and per class', () => {
     const acc = selectionAccuracy([
       { selected: 0, gold: 0 }, // persona, right

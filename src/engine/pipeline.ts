@@ -32,6 +32,7 @@ import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
 import { PROMPT_TEMPLATE_VERSION, trimHistory } from '../core/prompts';
+import { writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond } from './inference';
 import { pythonEnvironment } from './python';
@@ -171,6 +172,23 @@ async function loadTokenizer(folder: string): Promise<{ encode(text: string): nu
   };
 }
 
+/** A run folder's state.json, or null for a new run; an unreadable one is an error that says what to do. */
+async function readRunState(statePath: string): Promise<RunState | null> {
+  const text = await fs.readFile(statePath, 'utf8').catch(() => null);
+  if (text === null) return null;
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${statePath}: not valid JSON (${(err as Error).message}). It records which stages of the run are done; delete it to redo the run from the start (checkpoints are kept).`);
+  }
+  const s = state as Partial<RunState> | null;
+  if (typeof s !== 'object' || s === null || !Array.isArray(s.done) || !s.done.every((d) => (STAGES as readonly string[]).includes(d))) {
+    throw new Error(`${statePath}: 'done' must be a list of stages (${STAGES.join(', ')}). Delete the file to redo the run from the start (checkpoints are kept).`);
+  }
+  return s as RunState;
+}
+
 async function writeJsonl(file: string, rows: readonly unknown[]): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp`;
@@ -195,10 +213,11 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   const runDir = path.resolve(baseDir, config.output, config.name);
   await fs.mkdir(runDir, { recursive: true });
   const statePath = path.join(runDir, 'state.json');
-  const state: RunState = JSON.parse(await fs.readFile(statePath, 'utf8').catch(() => 'null')) ?? { done: [], config: path.resolve(configFile), startedAt: new Date().toISOString() };
+  const state: RunState = (await readRunState(statePath)) ?? { done: [], config: path.resolve(configFile), startedAt: new Date().toISOString() };
   const markDone = async (stage: Stage) => {
     if (!state.done.includes(stage)) state.done.push(stage);
-    await fs.writeFile(statePath, `${JSON.stringify(state, null, 2)}\n`);
+    // Temp file + rename: a crash while writing leaves the previous state, never half of one.
+    await writeFileSafely(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
   };
   const base = path.resolve(baseDir, config.model.base);
   const tok = await loadTokenizer(config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base);

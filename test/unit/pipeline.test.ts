@@ -131,6 +131,21 @@ test('a missing or incomplete base model is reported in the run config’s terms
   await assert.rejects(runAlignment(config, { python }), /lacks model\.safetensors, tokenizer\.json/);
 });
 
+test('a corrupt state.json stops the run with its path and what to do, and is left as it was', { skip }, async () => {
+  const config = path.join(project, 'corrupt.palrun.yaml');
+  writeFileSync(config, readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: corrupt'));
+  const statePath = path.join(project, 'runs', 'corrupt', 'state.json');
+  mkdirSync(path.dirname(statePath), { recursive: true });
+  for (const [text, message] of [
+    ['{"done": ["prepare", "stage1"', /state\.json: not valid JSON .* delete it to redo the run from the start/],
+    ['{"done": ["stage9"]}', /state\.json: 'done' must be a list of stages \(prepare, stage1, generate, stage2, export, evaluate\)/],
+  ] as const) {
+    writeFileSync(statePath, text);
+    await assert.rejects(runAlignment(config, { python }), message);
+    assert.equal(readFileSync(statePath, 'utf8'), text);
+  }
+});
+
 test('bad data stops a run before training, naming the file and line', { skip }, async () => {
   const bad = path.join(project, 'bad.palrun.yaml');
   writeFileSync(path.join(project, 'bad.dialogues.jsonl'), '{"persona_id": "nobody", "history": ["hi"], "response": "x", "persona_index": -1, "split": "train"}\n');

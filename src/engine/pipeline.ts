@@ -35,6 +35,7 @@ import { PROMPT_TEMPLATE_VERSION, trimHistory } from '../core/prompts';
 import { writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond } from './inference';
+import { resolveModelPath } from './paths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
 import { runTrainerJob, type TrainerEvent } from './trainer';
@@ -135,7 +136,7 @@ export async function prepareRun(configFile: string): Promise<Prepared> {
   }
   // A run trains on what the writer sees: a line the tools cannot read is an error, not a skip.
   if (problems.length) throw new Error(`The run's data has problems (fix them, or run "pal validate"):\n${problems.join('\n')}`);
-  await checkModelFolder(path.resolve(baseDir, config.model.base), configFile, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : undefined);
+  await checkModelFolder(resolveModelPath(baseDir, config.model.base), configFile, config.model.tokenizer ? resolveModelPath(baseDir, config.model.tokenizer) : undefined);
   if (train.length === 0) throw new Error(`${configFile}: no training examples (split "train") in ${config.data.dialogues.join(', ')}`);
   return { config, baseDir, personas, train, heldOut, pairs };
 }
@@ -148,7 +149,7 @@ async function checkModelFolder(base: string, configFile: string, tokenizer?: st
   const has = (f: string) => fs.stat(f).then(() => true, () => false);
   const where = `(model.base in ${path.basename(configFile)})`;
   if (!(await has(base))) {
-    throw new Error(`The base model ${base} does not exist ${where}. Point model.base at a model folder (config.json, model.safetensors, tokenizer.json), such as the default model in models/ once it is built.`);
+    throw new Error(`The base model ${base} does not exist ${where}. Point model.base at a model folder (config.json, model.safetensors, tokenizer.json), or write pal-default for PAL Studio's embedded default model.`);
   }
   const missing = [];
   if (!(await has(path.join(base, 'config.json')))) missing.push('config.json');
@@ -219,8 +220,9 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     // Temp file + rename: a crash while writing leaves the previous state, never half of one.
     await writeFileSafely(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
   };
-  const base = path.resolve(baseDir, config.model.base);
-  const tok = await loadTokenizer(config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base);
+  const base = resolveModelPath(baseDir, config.model.base);
+  const tokenizerDir = config.model.tokenizer ? resolveModelPath(baseDir, config.model.tokenizer) : base;
+  const tok = await loadTokenizer(tokenizerDir);
   const common = { pad_token_id: tok.pad, eos_token_id: tok.eos };
 
   const totals = new Map<string, number>();
@@ -326,7 +328,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   if (!state.done.includes('export')) {
     progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
     const trained = path.join(finetune ? stage1Dir : stage2Dir, 'final');
-    await exportForInference(options.python, trained, modelDir, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, finetune ? ['plain'] : ['select', 'generate'], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
+    await exportForInference(options.python, trained, modelDir, tokenizerDir, finetune ? ['plain'] : ['select', 'generate'], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     await markDone('export');
   }
 
@@ -341,7 +343,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     // PAL Studio trained on select (its pal.json says so, e.g. the default model) selects by itself.
     const baseInfo = JSON.parse(await fs.readFile(path.join(base, 'pal.json'), 'utf8').catch(() => '{}')) as { tasks?: string[]; prompt_template_version?: number };
     const baseTasks = baseInfo.prompt_template_version === PROMPT_TEMPLATE_VERSION ? (baseInfo.tasks ?? []) : [];
-    await exportForInference(options.python, base, baseOnnx, config.model.tokenizer ? path.resolve(baseDir, config.model.tokenizer) : base, baseTasks, Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
+    await exportForInference(options.python, base, baseOnnx, tokenizerDir, baseTasks, Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
     const predict = async (folder: string, file: string) => {
       const m = await loadModel(folder);

@@ -10,7 +10,7 @@ import { records } from '../../src/core/formats/jsonl';
 import { parsePairs } from '../../src/core/formats/pairs';
 import { historyOnlyPrompt, selectPrompt, generatePrompt, selectTarget, responseTarget } from '../../src/core/prompts';
 import { loadModel, respond, selectThenGenerate } from '../../src/engine/inference';
-import { trainerDir } from '../../src/engine/paths';
+import { embeddedModelDir, resolveModelPath, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
 import { fitted, listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
 import { pythonEnvironment } from '../../src/engine/python';
@@ -226,4 +226,17 @@ test('fitted drops the oldest turns until every row fits, tokenizing each candid
   // Nothing fits: the partner's last turn alone, encoded once more for what is returned.
   assert.deepEqual(fitted(ex, encode, () => false), [['d']]);
   assert.deepEqual(calls, [4, 3, 2, 1]);
+});
+
+test('model.base "pal-default" is the embedded default model, unless a folder of that name sits next to the config', () => {
+  const project = mkdtempSync(path.join(os.tmpdir(), 'pal-model-name-'));
+  try {
+    assert.equal(resolveModelPath(project, 'pal-default'), embeddedModelDir());
+    assert.ok(existsSync(path.join(embeddedModelDir(), 'config.json')), 'the embedded model is where the name points');
+    assert.equal(resolveModelPath(project, 'models/mine'), path.join(project, 'models', 'mine'));
+    mkdirSync(path.join(project, 'pal-default'));
+    assert.equal(resolveModelPath(project, 'pal-default'), path.join(project, 'pal-default'), 'a local folder wins');
+  } finally {
+    rmSync(project, { recursive: true, force: true });
+  }
 });

@@ -105,7 +105,7 @@ const EXPORT_HELP = `Usage: pal export <file> --to trl|llama-factory|axolotl|car
   are counted and left out. Existing files are never replaced unless --force is given.
 `;
 
-const TRAIN_HELP = `Usage: pal train <run.palrun.yaml> [--python PATH] [--nli FOLDER]
+const TRAIN_HELP = `Usage: pal train <run.palrun.yaml> [--python PATH] [--nli FOLDER] [--allow-outside]
 
   Runs PAL on the run config: the stage-1 mixture from its dialogue sets, stage 1, persona-blind
   rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, an ONNX
@@ -113,6 +113,10 @@ const TRAIN_HELP = `Usage: pal train <run.palrun.yaml> [--python PATH] [--nli FO
   before and after alignment, scored like pal eval into <output>/<name>/eval/report.html (C.score
   with --nli, a local NLI model). Progress goes to stderr. Ctrl-C stops at a checkpoint; the same
   command resumes.
+
+  Every path the config names (model, data, output) must lie inside the current folder or the
+  config's own folder (model.base may also be pal-default, the embedded model): a config from
+  elsewhere cannot read or write anywhere else. --allow-outside lifts that.
 `;
 
 const RUNS_HELP = `Usage: pal runs <run.palrun.yaml> [--json]
@@ -386,7 +390,7 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
 }
 
 async function trainCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--python', '--nli'], ['-h', '--help'], 'train');
+  const { positional, options } = parseArgs(args, ['--python', '--nli'], ['-h', '--help', '--allow-outside'], 'train');
   if (options['-h'] || options['--help']) {
     io.out(TRAIN_HELP);
     return 0;
@@ -398,6 +402,7 @@ async function trainCommand(args: readonly string[], io: Io): Promise<number> {
     const result = await runAlignment(positional[0]!, {
       python,
       signal,
+      ...(options['--allow-outside'] ? {} : { allowedRoots: [process.cwd(), nodePath.dirname(nodePath.resolve(positional[0]!))] }),
       ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
       onProgress: (p) => {
         const eta = p.etaSeconds !== undefined ? ` (about ${Math.ceil(p.etaSeconds)} s left)` : '';

@@ -22,6 +22,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDialogues } from '../core/formats/dialogues';
 import { allProblems, records } from '../core/formats/jsonl';
@@ -30,12 +31,12 @@ import { parsePersona } from '../core/formats/persona';
 import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
-import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
+import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
 import { PROMPT_TEMPLATE_VERSION, trimHistory } from '../core/prompts';
 import { writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond } from './inference';
-import { resolveModelPath } from './paths';
+import { embeddedModelDir, resolveModelPath } from './paths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
 import { runTrainerJob, type TrainerEvent } from './trainer';
@@ -59,6 +60,13 @@ export interface RunOptions {
   readonly onProgress?: (p: RunProgress) => void;
   readonly onLog?: (line: string) => void;
   readonly signal?: AbortSignal;
+  /**
+   * The folders a run may read from and write to (the workspace): every path the run config names
+   * must lie inside one of them, or be the embedded default model. Absent: no limit (the user
+   * allowed it). A run config from someone else's repository then cannot make the trainer read
+   * ~/.ssh or write over files elsewhere.
+   */
+  readonly allowedRoots?: readonly string[];
 }
 
 export interface RunResult {
@@ -173,6 +181,42 @@ async function loadTokenizer(folder: string): Promise<{ encode(text: string): nu
   };
 }
 
+/**
+ * Every path a run config names, resolved (symbolic links followed, so a link cannot lead out)
+ * and checked against the allowed roots; the embedded default model may always be read.
+ */
+export async function checkRunPaths(configFile: string, config: RunConfig, baseDir: string, roots: readonly string[]): Promise<void> {
+  const real = async (p: string): Promise<string> => {
+    // The longest existing ancestor's real path, plus the rest (an output folder may not exist yet).
+    const rest: string[] = [];
+    let at = path.resolve(p);
+    for (;;) {
+      const r = await fs.realpath(at).catch(() => undefined);
+      if (r) return path.join(r, ...rest.reverse());
+      const parent = path.dirname(at);
+      if (parent === at) return path.resolve(p);
+      rest.push(path.basename(at));
+      at = parent;
+    }
+  };
+  const inside = (p: string, root: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+  const allowed = await Promise.all(roots.map(real));
+  const embedded = await real(embeddedModelDir());
+  const named: [string, string, boolean][] = [
+    ['model.base', resolveModelPath(baseDir, config.model.base), true],
+    ...(config.model.tokenizer ? [['model.tokenizer', resolveModelPath(baseDir, config.model.tokenizer), true] as [string, string, boolean]] : []),
+    ...(['dialogues', 'pairs', 'personas'] as const).flatMap((k) => config.data[k].map((e): [string, string, boolean] => [`data.${k}`, path.resolve(baseDir, e), false])),
+    ['output', path.resolve(baseDir, config.output, config.name), false],
+  ];
+  for (const [key, p, model] of named) {
+    const r = await real(p);
+    if (allowed.some((root) => inside(r, root)) || (model && inside(r, embedded))) continue;
+    throw new Error(
+      `${configFile}: ${key} points outside the workspace (${r}). A run reads and writes only inside the workspace (${allowed.join(', ')}) unless you allow it: the setting palStudio.runs.allowOutsideWorkspace, or pal train --allow-outside.`,
+    );
+  }
+}
+
 /** A run folder's state.json, or null for a new run; an unreadable one is an error that says what to do. */
 async function readRunState(statePath: string): Promise<RunState | null> {
   const text = await fs.readFile(statePath, 'utf8').catch(() => null);
@@ -207,12 +251,72 @@ function stageJob(config: RunConfig, stage: 'stage1' | 'stage2') {
 }
 
 export async function runAlignment(configFile: string, options: RunOptions): Promise<RunResult> {
-  const progress = (p: RunProgress) => options.onProgress?.(p);
-  progress({ stage: 'prepare', message: `Reading ${configFile}` });
+  options.onProgress?.({ stage: 'prepare', message: `Reading ${configFile}` });
   const prep = await prepareRun(configFile);
   const { config, baseDir } = prep;
   const runDir = path.resolve(baseDir, config.output, config.name);
+  if (options.allowedRoots) await checkRunPaths(configFile, config, baseDir, options.allowedRoots);
   await fs.mkdir(runDir, { recursive: true });
+  // One process per run folder: a second VS Code window (its own engine) or a pal train on the
+  // same run would race the first for the same checkpoints.
+  const release = await acquireRunLock(runDir);
+  try {
+    return await runLocked(configFile, options, prep, runDir);
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * Takes `<runDir>/run.lock` for this process, or says who holds it. A lock left by a process that
+ * is gone (killed, crashed) is taken over; one from another machine (a shared folder) is not
+ * judged from here, so the message says how to clear it.
+ */
+export async function acquireRunLock(runDir: string): Promise<() => Promise<void>> {
+  const file = path.join(runDir, 'run.lock');
+  const mine = { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fs.writeFile(file, `${JSON.stringify(mine)}\n`, { flag: 'wx' });
+      return () => fs.rm(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    const held = parseLock(text);
+    if (held && typeof held.pid === 'number' && held.host !== mine.host) {
+      throw new Error(`${runDir} is being run on ${String(held.host)} (pid ${held.pid}, since ${String(held.startedAt)}). If that run is over, delete ${file}.`);
+    }
+    if (held && typeof held.pid === 'number' && processAlive(held.pid)) {
+      throw new Error(`${runDir} is already being run by another PAL Studio process (pid ${held.pid}, since ${String(held.startedAt)}): another VS Code window or a pal train. Stop it there or wait for it to finish.`);
+    }
+    await fs.rm(file, { force: true }); // stale: its process is gone
+  }
+  throw new Error(`${file}: could not take the run's lock (it keeps changing); is another process starting this run?`);
+}
+
+/** A lock file's holder; null when it is not readable (half written by a process killed while writing it). */
+function parseLock(text: string): { pid?: unknown; host?: unknown; startedAt?: unknown } | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as { pid?: unknown }) : null;
+  } catch {
+    return null;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
+}
+
+async function runLocked(configFile: string, options: RunOptions, prep: Prepared, runDir: string): Promise<RunResult> {
+  const progress = (p: RunProgress) => options.onProgress?.(p);
+  const { config, baseDir } = prep;
   const statePath = path.join(runDir, 'state.json');
   const state: RunState = (await readRunState(statePath)) ?? { done: [], config: path.resolve(configFile), startedAt: new Date().toISOString() };
   const markDone = async (stage: Stage) => {
@@ -251,9 +355,10 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   const stage1Data = path.join(runDir, 'stage1.tokens.jsonl');
   const finetune = config.method === 'finetune';
   // Examples whose prompt would not fit max_length lose their oldest turns (never the personas).
+  const leftOut = finetune ? new Set<string>() : noneSelectsLeftOut(prep.train, config.stage1.select_none_max, config.seed);
   if (!state.done.includes('prepare')) {
     const encodeItems = (ex: ResolvedExample) =>
-      (finetune ? finetuneItems([ex]) : stage1Items([ex])).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
+      (finetune ? finetuneItems([ex]) : stage1Items([ex]).filter((it) => it.kind !== 'select' || !leftOut.has(it.exampleId))).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
     const rows = prep.train.flatMap((ex) => fitted(ex, encodeItems, (r) => r.prompt.length + r.target.length <= config.stage1.max_length));
     await writeJsonl(stage1Data, rows);
     await markDone('prepare');
@@ -262,7 +367,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     stage: 'prepare',
     message: finetune
       ? `${prep.train.length} training examples (plain fine-tuning baseline), ${prep.heldOut.length} held out, ${prep.personas.size} personas`
-      : `${prep.train.length} training examples (${prep.train.length * 2} stage-1 items), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs`,
+      : `${prep.train.length} training examples (${prep.train.length * 2 - leftOut.size} stage-1 items${leftOut.size ? `; ${leftOut.size} select items answering "none" left out by stage1.select_none_max` : ''}), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs`,
   });
 
   const stage1Dir = path.join(runDir, 'stage1');

@@ -1,8 +1,8 @@
 // A whole PAL run through the engine on a tiny model the test builds: both stages, the export,
 // select then generate on the result, and cancel + resume.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -12,7 +12,8 @@ import { historyOnlyPrompt, selectPrompt, generatePrompt, selectTarget, response
 import { loadModel, respond, selectThenGenerate } from '../../src/engine/inference';
 import { embeddedModelDir, resolveModelPath, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
-import { fitted, listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import { acquireRunLock, checkRunPaths, fitted, listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import { parseRunConfig } from '../../src/core/formats/runConfig';
 import { pythonEnvironment } from '../../src/engine/python';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
 
@@ -144,6 +145,7 @@ test('a corrupt state.json stops the run with its path and what to do, and is le
     await assert.rejects(runAlignment(config, { python }), message);
     assert.equal(readFileSync(statePath, 'utf8'), text);
   }
+  rmSync(path.dirname(statePath), { recursive: true }); // the CLI test lists this project's runs
 });
 
 test('bad data stops a run before training, naming the file and line', { skip }, async () => {
@@ -159,7 +161,12 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   const pal = (...args: string[]) => spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, PAL_PYTHON: python } });
   const config = path.join(project, 'cli.palrun.yaml');
   writeFileSync(config, readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: cli').replace('epochs: 6', 'epochs: 1'));
-  const train = pal('train', config);
+  // The base model sits outside both the current folder and the config's: refused unless allowed.
+  const refused = pal('train', config);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /cli\.palrun\.yaml: model\.base points outside the workspace .* pal train --allow-outside/);
+  assert.equal(existsSync(path.join(project, 'runs', 'cli')), false, 'nothing was written');
+  const train = pal('train', config, '--allow-outside');
   assert.equal(train.status, 0, train.stderr);
   assert.match(train.stderr, /\[stage1\] step 4 of 4 loss [\d.]+/);
   assert.match(train.stderr, /\[stage2\] step \d+ of \d+ loss [\d.]+ margin -?[\d.]+/);
@@ -199,7 +206,7 @@ test('method finetune is the plain fine-tuning baseline: one stage, no selection
   const answer = await respond(model, { personas: facts, history: ['do you have pets ?'] }, { maxNewTokens: 6 });
   assert.equal(answer.selectionSource, 'none');
   assert.doesNotMatch(answer.generatePrompt, /Using:/);
-  assert.match(answer.generatePrompt, /Persona:\n1\. i have a dog named rex \.[^]*\nPersona:$/);
+  assert.match(answer.generatePrompt, /Facts:\n1\. i have a dog named rex \.[^]*\nPersona:$/);
 });
 
 test('stage2.examples draws that many training examples for rejection sampling, the same ones every time', { skip }, async () => {
@@ -238,5 +245,68 @@ test('model.base "pal-default" is the embedded default model, unless a folder of
     assert.equal(resolveModelPath(project, 'pal-default'), path.join(project, 'pal-default'), 'a local folder wins');
   } finally {
     rmSync(project, { recursive: true, force: true });
+  }
+});
+
+test('a run config cannot point the trainer outside the workspace, not even through a symbolic link', async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'pal-confine-'));
+  try {
+    const ws = path.join(root, 'workspace');
+    const outside = path.join(root, 'outside');
+    mkdirSync(path.join(ws, 'data'), { recursive: true });
+    mkdirSync(outside);
+    symlinkSync(outside, path.join(ws, 'data', 'escape'));
+    const configFile = path.join(ws, 'x.palrun.yaml');
+    const check = (yaml: string) => {
+      const config = parseRunConfig(`name: x\n${yaml}`, configFile).config!;
+      return checkRunPaths(configFile, config, ws, [ws]);
+    };
+    // Inside: data, a model folder, the output (not there yet); and the embedded model by name.
+    await check('model: {base: pal-default}\ndata: {dialogues: [data]}\noutput: runs\n');
+    await check('model: {base: models/mine}\ndata: {dialogues: [data/a.dialogues.jsonl]}\n');
+    for (const [yaml, key] of [
+      ['model: {base: ../outside}\ndata: {dialogues: [data]}\n', 'model.base'],
+      [`model: {base: pal-default, tokenizer: ${outside}}\ndata: {dialogues: [data]}\n`, 'model.tokenizer'],
+      ['model: {base: pal-default}\ndata: {dialogues: [data], pairs: [../outside/p.pairs.jsonl]}\n', 'data.pairs'],
+      ['model: {base: pal-default}\ndata: {dialogues: [data/escape]}\n', 'data.dialogues'],
+      ['model: {base: pal-default}\ndata: {dialogues: [data]}\noutput: ../outside\n', 'output'],
+      ['model: {base: pal-default}\ndata: {dialogues: [data]}\noutput: data/escape/runs\n', 'output'],
+    ] as const) {
+      await assert.rejects(check(yaml), (err: Error) => {
+        assert.match(err.message, new RegExp(`x\\.palrun\\.yaml: ${key.replace('.', '\\.')} points outside the workspace \\(${outside}`));
+        assert.match(err.message, /palStudio\.runs\.allowOutsideWorkspace, or pal train --allow-outside/);
+        return true;
+      }, yaml);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('one process per run folder: a live holder is named, a dead one is taken over, the lock goes at the end', async () => {
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'pal-lock-'));
+  const lock = path.join(runDir, 'run.lock');
+  try {
+    const release = await acquireRunLock(runDir);
+    assert.equal(JSON.parse(readFileSync(lock, 'utf8')).pid, process.pid);
+    // A second taker (another window's engine) is refused while the first runs, naming it.
+    await assert.rejects(acquireRunLock(runDir), new RegExp(`already being run by another PAL Studio process \\(pid ${process.pid}, since `));
+    await release();
+    assert.equal(existsSync(lock), false);
+
+    // Left by a process that was killed: taken over.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    writeFileSync(lock, JSON.stringify({ pid: Number(dead), host: os.hostname(), startedAt: 'earlier' }));
+    const again = await acquireRunLock(runDir);
+    assert.equal(JSON.parse(readFileSync(lock, 'utf8')).pid, process.pid);
+    await again();
+    // Half written (killed while writing it): nobody holds it.
+    writeFileSync(lock, '{"pid": 12');
+    await (await acquireRunLock(runDir))();
+    // Another machine's (a shared folder): not judged from here; the message says what to do.
+    writeFileSync(lock, JSON.stringify({ pid: 1, host: 'elsewhere', startedAt: 'earlier' }));
+    await assert.rejects(acquireRunLock(runDir), /is being run on elsewhere \(pid 1, since earlier\)\. If that run is over, delete .*run\.lock/);
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
   }
 });

@@ -54,6 +54,20 @@ export function stage1Items(examples: readonly ResolvedExample[]): TextItem[] {
   ]);
 }
 
+/**
+ * The examples whose select item is left out so that at most `maxFraction` of the select items
+ * answer "none": "none" examples drawn with `seed`, the rest kept. Their generate items stay.
+ */
+export function noneSelectsLeftOut(examples: readonly ResolvedExample[], maxFraction: number | undefined, seed: number): Set<string> {
+  const none = examples.filter((ex) => ex.personaIndex < 0 || ex.personaIndex >= ex.personas.length);
+  if (maxFraction === undefined || maxFraction >= 1) return new Set();
+  const named = examples.length - none.length;
+  // none_kept / (none_kept + named) <= maxFraction
+  const keep = Math.min(none.length, Math.floor((maxFraction * named) / (1 - maxFraction)));
+  const kept = new Set(sampleExamples(none, keep, seed).map((ex) => ex.id));
+  return new Set(none.filter((ex) => !kept.has(ex.id)).map((ex) => ex.id));
+}
+
 /** The plain fine-tuning baseline: one item per example, persona + history -> response. */
 export function finetuneItems(examples: readonly ResolvedExample[]): TextItem[] {
   return examples.map((ex) => ({ kind: 'plain' as const, exampleId: ex.id, prompt: plainPrompt(ex), target: responseTarget(ex.response) }));

@@ -14,8 +14,16 @@
  * the tokenizer step, not written here.
  */
 
-/** Bumped whenever a template's text changes: a model records the version it was trained with. */
-export const PROMPT_TEMPLATE_VERSION = 1;
+/**
+ * Bumped whenever a template's text changes: a model records the version it was trained with.
+ * 2: the persona block is headed "Facts:". Version 1 headed it "Persona:", the character's own
+ * speaker tag, so in every training prompt "Persona:" was followed by a numbered list, and a small
+ * model replied to the generate prompt (which ends "Persona:") with "2. i have …" or "none".
+ */
+export const PROMPT_TEMPLATE_VERSION = 2;
+
+/** The persona block's header: not the speaker tag (see PROMPT_TEMPLATE_VERSION 2). */
+export const FACTS_HEADER = 'Facts:';
 
 export const NO_PERSONA = 'none';
 export const PARTNER_TAG = 'User';
@@ -61,7 +69,7 @@ export function selectionText(personas: readonly string[], index: number): strin
 }
 
 export function selectPrompt(input: PromptInput): string {
-  return `Persona:\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nWhich persona sentence does ${PERSONA_TAG}'s next reply use?\nAnswer:`;
+  return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nWhich fact does ${PERSONA_TAG}'s next reply use?\nAnswer:`;
 }
 
 export function selectTarget(personas: readonly string[], index: number): string {
@@ -69,7 +77,7 @@ export function selectTarget(personas: readonly string[], index: number): string
 }
 
 export function generatePrompt(input: PromptInput, selected: number): string {
-  return `Persona:\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nUsing: ${selectionText(input.personas, selected)}\n${PERSONA_TAG}:`;
+  return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nUsing: ${selectionText(input.personas, selected)}\n${PERSONA_TAG}:`;
 }
 
 /**
@@ -77,7 +85,7 @@ export function generatePrompt(input: PromptInput, selected: number): string {
  * select task and no highlighted persona (a model trained on it is not a PAL model).
  */
 export function plainPrompt(input: PromptInput): string {
-  return `Persona:\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\n${PERSONA_TAG}:`;
+  return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\n${PERSONA_TAG}:`;
 }
 
 export function historyOnlyPrompt(history: readonly string[]): string {

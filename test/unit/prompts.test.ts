@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
-import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs } from '../../src/core/mixture';
+import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample } from '../../src/core/mixture';
 import { generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, selectPrompt, selectTarget, trimHistory } from '../../src/core/prompts';
 import { selectionSettled } from '../../src/engine/inference';
 import type { Persona } from '../../src/core/formats/types';
@@ -12,7 +12,7 @@ const history = ['hello !', 'hi , how are you ?', 'good . do you have pets ?'];
 test('templates: numbered personas, speaker tags counted back from the partner’s last turn', () => {
   assert.equal(
     selectPrompt({ personas, history }),
-    'Persona:\n1. i have a dog named rex .\n2. i play the trumpet in a jazz band .\n3. i live by the sea .\n\nDialogue:\nUser: hello !\nPersona: hi , how are you ?\nUser: good . do you have pets ?\n\nWhich persona sentence does Persona\'s next reply use?\nAnswer:',
+    'Facts:\n1. i have a dog named rex .\n2. i play the trumpet in a jazz band .\n3. i live by the sea .\n\nDialogue:\nUser: hello !\nPersona: hi , how are you ?\nUser: good . do you have pets ?\n\nWhich fact does Persona\'s next reply use?\nAnswer:',
   );
   assert.equal(selectTarget(personas, 0), ' 1. i have a dog named rex .');
   assert.equal(selectTarget(personas, -1), ' none');
@@ -79,7 +79,7 @@ test('BM25 picks the sentence that matches the last turn, or none', () => {
 
 test('the plain fine-tuning baseline: persona and dialogue straight to the reply, one item per example', () => {
   const prompt = plainPrompt({ personas, history });
-  assert.equal(prompt, selectPrompt({ personas, history }).replace(/\n\nWhich persona sentence[^]*$/, '\n\nPersona:'));
+  assert.equal(prompt, selectPrompt({ personas, history }).replace(/\n\nWhich fact[^]*$/, '\n\nPersona:'));
   assert.doesNotMatch(prompt, /Using:/);
   const ex = resolveExample({ id: 'e', personas, history, response: 'yes , rex .', persona_index: 0, split: 'train' }, 'x', new Map());
   assert.deepEqual(finetuneItems([ex, { ...ex, id: 'f' }]).map((i) => [i.kind, i.exampleId, i.target]), [['plain', 'e', ' yes , rex .'], ['plain', 'f', ' yes , rex .']]);
@@ -117,4 +117,20 @@ test('trimHistory drops the oldest turns until the prompt fits, never the person
   assert.deepEqual(trimHistory(input, () => false).history, ['do you have pets ?'], 'the last turn always stays');
   const one = { personas, history: ['hi'] };
   assert.equal(trimHistory(one, () => false), one);
+});
+
+test('select_none_max leaves out just enough "none" select items, drawn with the seed', () => {
+  const ex = (id: string, personaIndex: number) => ({ id, personas: ['a .', 'b .'], history: ['hi'], response: 'r', personaIndex }) as unknown as ResolvedExample;
+  // 2 naming a fact, 8 answering none.
+  const examples = [ex('p1', 0), ex('p2', 1), ...Array.from({ length: 8 }, (_, i) => ex(`n${i}`, -1))];
+  assert.equal(noneSelectsLeftOut(examples, undefined, 1).size, 0, 'absent: every item, as PAL does');
+  const half = noneSelectsLeftOut(examples, 0.5, 1);
+  assert.equal(half.size, 6, 'none kept = 2 = named: half of the select items');
+  assert.ok([...half].every((id) => id.startsWith('n')), 'only "none" items are left out');
+  assert.deepEqual(noneSelectsLeftOut(examples, 0.5, 1), half, 'the same seed, the same items');
+  assert.notDeepEqual(noneSelectsLeftOut(examples, 0.5, 2), half, 'another seed, others');
+  assert.equal(noneSelectsLeftOut(examples, 0.9, 1).size, 0, 'already below the limit');
+  const items = stage1Items(examples).filter((it) => it.kind !== 'select' || !half.has(it.exampleId));
+  assert.equal(items.filter((it) => it.kind === 'generate').length, 10, 'every generate item stays');
+  assert.equal(items.filter((it) => it.kind === 'select' && it.target === ' none').length, 2);
 });

@@ -167,7 +167,15 @@ export const runConfigSchema: Schema = {
       type: 'object',
       default: {},
       description: 'Persona-aware learning: select + generate, 1:1.',
-      properties: { ...common(2e-5, 3), weight_decay: { type: 'number', minimum: 0, default: 0 }, lora: { ...lora, default: null } },
+      properties: {
+        ...common(2e-5, 3),
+        weight_decay: { type: 'number', minimum: 0, default: 0 },
+        lora: { ...lora, default: null },
+        select_none_max: {
+          type: 'number', exclusiveMinimum: 0, maximum: 1,
+          description: 'At most this fraction of select items answer "none": extra ones (drawn with the run’s seed) are left out, their generate items kept. For data whose labels are mostly "none" (heuristic labels), so that select learns to name facts. Absent: every item, as PAL does.',
+        },
+      },
     },
     stage2: {
       type: 'object',

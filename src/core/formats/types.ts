@@ -113,6 +113,8 @@ export interface StageTraining {
 
 export interface Stage1Config extends StageTraining {
   weight_decay: number;
+  /** At most this fraction of select items answer "none" (extra ones left out, seeded); absent: all. */
+  select_none_max?: number;
 }
 
 export interface Stage2Config extends StageTraining {

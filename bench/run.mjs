@@ -41,7 +41,10 @@ const generation = existsSync(path.join(root, 'models', 'pal-default', 'onnx', '
   ? JSON.parse(execFileSync(process.execPath, [path.join(root, 'bench', 'generation_bench.mjs')], { encoding: 'utf8', env: { ...process.env, PAL_PYTHON: python }, stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop())
   : null;
 
-const results = { date: new Date().toISOString(), machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) }, trainer: trainer.trainer, metrics, generation };
+console.error('bench: the pair annotator on a generated 100,000-pair file (open, judgement and arrow keys; budgets 2 s and 50 ms)…');
+const annotator = JSON.parse(execFileSync(process.execPath, [path.join(root, 'bench', 'annotator_bench.mjs')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop());
+
+const results = { annotator, date: new Date().toISOString(), machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) }, trainer: trainer.trainer, metrics, generation };
 writeFileSync(path.join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 
 const m = results.machine;

@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import { editPersona, parsePersona } from '../core/formats/persona';
 import { GenerateTextNotification, SelectThenGenerateRequest } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
+import { defaultModel } from './models';
 import { parseFromPersonaEditor, type ToPersonaEditor } from '../../webview/protocol';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
@@ -53,8 +54,7 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
 
   /** The model "Try it" answers with: the setting, else the embedded default model. */
   private model(): string {
-    const configured = vscode.workspace.getConfiguration('palStudio').get<string>('models.default')?.trim();
-    return configured || vscode.Uri.joinPath(this.extensionUri, 'models', 'pal-default').fsPath;
+    return defaultModel(this.extensionUri);
   }
 
   /** Select then generate with the persona as it is now (saved or not), streaming into the view. */

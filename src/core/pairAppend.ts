@@ -1,0 +1,65 @@
+/**
+ * Preference pairs made from sampled responses (the generation panel): the record, in the shape
+ * stage 2 reads writers' pairs (mixture.ts `annotatedPairs`), and the one line that appends it to
+ * a `*.pairs.jsonl` file without changing any byte already there.
+ */
+import type { ChatMessage, PreferencePair } from './formats/types';
+
+/** How the two responses were sampled: kept with the pair, so a writer knows what produced them. */
+export interface SamplingRecord {
+  readonly model: string;
+  readonly temperature: number;
+  readonly top_k: number;
+  readonly top_p: number;
+  readonly max_new_tokens: number;
+  /** The seeds of the chosen and the rejected response. */
+  readonly seeds: readonly [number, number];
+}
+
+export interface SampledPairInput {
+  /** The dialogue so far, oldest first; the last turn is the partner's (the user's). */
+  readonly history: readonly string[];
+  readonly personaIds: readonly string[];
+  readonly chosen: string;
+  readonly rejected: string;
+  readonly time: Date;
+  readonly sampling?: SamplingRecord;
+}
+
+/**
+ * A judged pair. One turn of history is TRL's standard format (text); longer dialogues are its
+ * conversational format, with roles counted back from the last turn (the user's), as PAL's prompts
+ * tag speakers. Origin `annotated`: a writer judged it, and stage 2 trains on it.
+ */
+export function sampledPair(input: SampledPairInput): PreferencePair {
+  const { history } = input;
+  if (history.length === 0) throw new Error('A preference pair needs at least one turn of dialogue.');
+  const reply = (content: string): ChatMessage[] => [{ role: 'assistant', content }];
+  const conversational = history.length > 1;
+  return {
+    prompt: conversational ? history.map((content, i) => ({ role: (history.length - 1 - i) % 2 === 0 ? 'user' : 'assistant', content })) : history[0]!,
+    chosen: conversational ? reply(input.chosen) : input.chosen,
+    rejected: conversational ? reply(input.rejected) : input.rejected,
+    persona_ids: [...input.personaIds],
+    origin: 'annotated',
+    time: input.time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    status: 'chosen',
+    ...(input.sampling ? { sampling: { ...input.sampling, seeds: [...input.sampling.seeds] } } : {}),
+  };
+}
+
+/**
+ * What to insert at the very end of `text` to append `record` as one JSON line, and the 1-based
+ * line it lands on. A file without a final newline gets one first; the file's own line ending
+ * (CRLF or LF, by its first line) is used, so nothing before the insertion changes.
+ */
+export function jsonlAppend(text: string, record: unknown): { insert: string; line: number } {
+  const eol = /\r\n/.test(text.slice(0, text.indexOf('\n') + 1)) ? '\r\n' : '\n';
+  const json = JSON.stringify(record);
+  if (json === undefined || json.includes('\n')) throw new Error('A JSON Lines record must serialise to one line.');
+  const newlines = text.split('\n').length - 1;
+  // An empty file (a byte-order mark alone is empty too) takes the record as its first line.
+  if (text === '' || text === '\uFEFF') return { insert: json + eol, line: 1 };
+  if (text.endsWith('\n')) return { insert: json + eol, line: newlines + 1 };
+  return { insert: eol + json + eol, line: newlines + 2 };
+}

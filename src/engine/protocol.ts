@@ -212,6 +212,11 @@ export const ExportRequest = new RequestType<ExportParams, ExportResult, void>('
 export interface StartRunParams {
   /** A *.palrun.yaml file. */
   readonly config: string;
+  /**
+   * The folders the run may read and write (the workspace's); every path the config names must lie
+   * inside one of them, or be the embedded default model. Absent: no limit (the user allowed it).
+   */
+  readonly allowedRoots?: readonly string[];
 }
 
 export interface RunProgressParams {
@@ -241,7 +246,13 @@ export interface RunListItem {
   readonly active: boolean;
 }
 
-export const StartRunRequest = new RequestType<StartRunParams, { runId: string }, void>('run/start');
+export interface StartRunResult {
+  readonly runId: string;
+  /** The run folder (<output>/<name>) the run writes, when the config could be read. */
+  readonly runDir?: string;
+}
+
+export const StartRunRequest = new RequestType<StartRunParams, StartRunResult, void>('run/start');
 export const CancelRunRequest = new RequestType<{ runId: string }, { cancelled: boolean }, void>('run/cancel');
 export const ListRunsRequest = new RequestType<{ config: string }, { runs: readonly RunListItem[] }, void>('run/list');
 export const RunProgressNotification = new NotificationType<RunProgressParams>('run/progress');

@@ -30,8 +30,11 @@ export class RunManager {
   ) {}
 
   /** Starts a run and returns at once; progress and the end arrive through the callbacks. */
-  async start(config: string): Promise<string> {
+  async start(config: string, allowedRoots?: readonly string[]): Promise<{ runId: string; runDir?: string }> {
     const absolute = path.resolve(config);
+    // Where it writes, for a dashboard to read; a config that cannot be read fails in the run, with its problems.
+    const doc = parseRunConfig(await fs.readFile(absolute, 'utf8').catch(() => ''), absolute);
+    const runDir = doc.config ? path.resolve(path.dirname(absolute), doc.config.output, doc.config.name) : undefined;
     for (const r of this.active.values()) if (r.config === absolute) throw new Error(`${config} is already running.`);
     const python = await this.python();
     const runId = randomUUID();
@@ -40,13 +43,14 @@ export class RunManager {
     void runAlignment(absolute, {
       python,
       signal: controller.signal,
+      ...(allowedRoots ? { allowedRoots } : {}),
       onProgress: (p) => this.onProgress({ runId, ...p }),
       onLog: (line) => this.log(`[run ${runId.slice(0, 8)}] ${line}`),
     }).then(
       (r) => this.onFinished({ runId, outcome: r.outcome, runDir: r.runDir, ...(r.model ? { model: r.model } : {}) }),
       (err: Error) => this.onFinished({ runId, outcome: 'failed', error: err.message }),
     ).finally(() => this.active.delete(runId));
-    return runId;
+    return { runId, ...(runDir ? { runDir } : {}) };
   }
 
   cancel(runId: string): boolean {

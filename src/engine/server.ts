@@ -81,7 +81,7 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
   );
   connection.onRequest(StartRunRequest, async (params) => {
     if (!settings.allowPython) throw new ResponseError(ErrorCodes.InvalidRequest, 'Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
-    return { runId: await runs.start(params.config) };
+    return runs.start(params.config, params.allowedRoots);
   });
   connection.onRequest(CancelRunRequest, (params) => ({ cancelled: runs.cancel(params.runId) }));
   connection.onRequest(ListRunsRequest, async (params) => ({ runs: await runs.list(params.config) }));

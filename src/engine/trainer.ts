@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
+import { parsePythonJsonLine } from '../core/runHistory';
 import { pythonEnvironment } from './python';
 
 export interface TrainerJob {
@@ -53,7 +54,8 @@ export async function runTrainerJob(
   createInterface({ input: child.stdout }).on('line', (line) => {
     let e: TrainerEvent;
     try {
-      e = JSON.parse(line) as TrainerEvent;
+      // A diverged step's loss is NaN, which Python's json writes as a bare word: read it as a number.
+      e = parsePythonJsonLine(line) as TrainerEvent;
     } catch {
       options.onLog?.(line); // a stray print: kept for the log, not an event
       return;

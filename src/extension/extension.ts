@@ -11,9 +11,13 @@ import { registerCompletion } from './completion';
 import { exportData, importData, validateWorkspace } from './dataCommands';
 import { PalDiagnostics } from './diagnostics';
 import { EngineInfoPanel } from './engineInfoPanel';
+import { GenerationPanel } from './generationPanel';
+import { PairAnnotatorProvider } from './pairAnnotator';
 import { PersonaEditorProvider } from './personaEditor';
 import { selectPython } from './pythonPicker';
 import { RunFollower } from './runCommands';
+import { openFirst, openSampleProject, trackRunConfigs } from './sampleProject';
+import { RunDashboards } from './runDashboard';
 import { TestReport } from './testReport';
 
 /** What the extension exports to other extensions (and to tests that can reach the host). */
@@ -31,14 +35,18 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   activeHost = host;
   const diagnostics = new PalDiagnostics(host);
   const runs = new RunFollower(host);
+  const dashboards = new RunDashboards(context.extensionUri, runs, output, report);
+  context.subscriptions.push(dashboards);
+  context.subscriptions.push(PairAnnotatorProvider.register(context.extensionUri, output, report));
   context.subscriptions.push(output, host, diagnostics, runs, registerCompletion(), PersonaEditorProvider.register(context.extensionUri, output, host));
 
-  const command = (id: string, run: () => unknown) =>
+  // Menus pass the file they were opened on: `run` gets the command's arguments.
+  const command = (id: string, run: (...args: unknown[]) => unknown) =>
     context.subscriptions.push(
-      vscode.commands.registerCommand(id, async () => {
+      vscode.commands.registerCommand(id, async (...args: unknown[]) => {
         report.write({ event: 'command', id });
         try {
-          await run();
+          await run(...args);
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           output.error(`${id}: ${message}`);
@@ -53,10 +61,16 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.importData', () => importData(host));
   command('palStudio.exportData', () => exportData(host));
   command('palStudio.compareReports', () => compareReports(context.extensionUri, host));
-  command('palStudio.startRun', () => {
+  command('palStudio.openSampleProject', () => openSampleProject(context.extensionUri));
+  command('palStudio.openFirst', (kind) => openFirst(kind));
+  context.subscriptions.push(trackRunConfigs());
+  command('palStudio.openGenerationPanel', (persona) => GenerationPanel.show(context, host, output, persona instanceof vscode.Uri ? persona : undefined));
+  command('palStudio.startRun', (resource) => {
     if (!vscode.workspace.isTrusted) throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
-    return runs.start();
+    // The dashboard follows the run (and stops it).
+    return runs.start(resource instanceof vscode.Uri ? resource : undefined).then((run) => run?.runDir && dashboards.show(run.runDir));
   });
+  command('palStudio.openRunDashboard', (runDir) => dashboards.open(runDir));
   command('palStudio.selectPython', () => {
     if (!vscode.workspace.isTrusted) throw new Error('Python is not used in Restricted Mode; trust the workspace first.');
     return selectPython(host);

@@ -2,47 +2,14 @@
 // report comparison and the persona editor, driven through headless Chromium (test/e2e/harness.mjs).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe } from 'node:test';
-import { repoRoot, studio, waitFor } from './harness.mjs';
+import { buildTinyBaseModel, repoRoot, studio, waitFor } from './harness.mjs';
 
 // One warning (chosen equals rejected) and one error (no rejected response), for the Problems panel.
 const BROKEN_PAIRS = '{"prompt": "hi", "chosen": "same .", "rejected": "same ."}\n{"prompt": "hi", "chosen": "a"}\n';
-
-/**
- * A tiny base model in the workspace (word-level tokenizer over the sample's words, a random
- * 2-layer Llama) and a run config that trains it for a moment: what the palette's alignment run
- * needs, built by the trainer's own test helper.
- */
-function buildTinyBaseModel(ws) {
-  const python = process.env.PAL_PYTHON || '/usr/bin/python3';
-  const texts = [];
-  for (const dir of ['data', 'personas', 'pairs']) {
-    for (const f of readdirSync(path.join(ws, dir))) texts.push(readFileSync(path.join(ws, dir, f), 'utf8'));
-  }
-  const template = 'Persona: Dialogue: User: Using: none Which persona sentence does Persona\'s next reply use? Answer: 1. 2. 3. 4. 5.';
-  const words = [...new Set([template, ...texts].join(' ').replace(/["{}\[\],]/g, ' ').split(/\s+/).filter(Boolean))];
-  const specials = ['[PAD]', '[UNK]', '[EOS]'];
-  const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
-  const hf = path.join(ws, 'tiny', 'hf');
-  mkdirSync(hf, { recursive: true });
-  writeFileSync(path.join(hf, 'tokenizer.json'), JSON.stringify({
-    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    pre_tokenizer: { type: 'WhitespaceSplit' }, decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-  }));
-  writeFileSync(path.join(hf, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]' }));
-  execFileSync(python, [path.join(repoRoot, 'src', 'trainer', 'tests', 'make_tiny_export.py'), String(Object.keys(vocab).length), '2', path.join(ws, 'tiny'), '[]', '0'], {
-    env: { ...process.env, PYTHONPATH: path.join(repoRoot, 'src', 'trainer'), OPENBLAS_NUM_THREADS: '1' },
-    stdio: 'ignore',
-  });
-  writeFileSync(
-    path.join(ws, 'tiny.palrun.yaml'),
-    'name: tiny-sample\nmodel: {base: tiny/hf}\ndata:\n  dialogues: [data/mara.dialogues.jsonl]\n  pairs: [pairs/mara.pairs.jsonl]\n  personas: [personas]\nstage1: {epochs: 1, batch_size: 4, warmup_steps: 0}\nstage2: {epochs: 1, batch_size: 2, warmup_steps: 0, rejected: {max_new_tokens: 6}}\ndevice: cpu\noutput: runs\n',
-  );
-}
 
 /** Two `pal eval` reports in the workspace, for the comparison view. */
 function writeEvalReports(ws) {
@@ -163,7 +130,8 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await input.fill('tiny');
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'tiny.palrun.yaml' }).first().waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
-    await page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run tiny.palrun.yaml' }).first().waitFor({ timeout: 30_000 });
+    // The training dashboard follows the run (test/e2e/run-dashboard.test.mjs tests it).
+    await s.webview().locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 30_000 });
     const done = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run tiny.palrun.yaml finished' });
     await done.first().waitFor({ timeout: 180_000 });
     const runDir = path.join(workspace, 'runs', 'tiny-sample');
@@ -171,6 +139,27 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.deepEqual(JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8')).done, ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate']);
     assert.ok(existsSync(path.join(runDir, 'eval', 'report.html')), 'the before/after report is written');
     assert.ok(events('command').some((e) => e.id === 'palStudio.startRun'));
+  });
+
+  scenario('a run config that points outside the workspace is refused, and nothing is written there', async () => {
+    const outside = mkdtempSync(path.join(os.tmpdir(), 'pal-outside-'));
+    const config = path.join(workspace, 'escape.palrun.yaml');
+    writeFileSync(config, readFileSync(path.join(workspace, 'tiny.palrun.yaml'), 'utf8').replace('name: tiny-sample', 'name: escape').replace('output: runs', `output: ${outside}`));
+    try {
+      await runCommand('PAL: Start Alignment Run');
+      const input = page.locator('.quick-input-widget input[type="text"]');
+      await input.waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill('escape');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'escape.palrun.yaml' }).first().waitFor({ timeout: 15_000 });
+      await page.keyboard.press('Enter');
+      const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run escape.palrun.yaml failed' });
+      await toast.first().waitFor({ timeout: 60_000 });
+      assert.match(await toast.first().textContent(), /output points outside the workspace .*palStudio\.runs\.allowOutsideWorkspace/);
+      assert.deepEqual(readdirSync(outside), [], 'nothing was written outside the workspace');
+    } finally {
+      rmSync(config, { force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   scenario('"PAL: Compare Evaluation Reports" shows two runs side by side', async () => {

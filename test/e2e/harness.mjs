@@ -7,6 +7,7 @@
 // not depend on each other's order. Failed scenarios leave a screenshot, the page console,
 // code-server's log and the extension's output channel under .test-results/e2e/<scenario>/;
 // passing ones keep their screenshots, so that a person can look at what the view rendered.
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -169,4 +170,38 @@ export function studio({ prepare, machineSettings, settings, workspaceTrust = fa
     },
   };
   return s;
+}
+
+/**
+ * A tiny base model in the workspace (word-level tokenizer over the sample's words, a random
+ * 2-layer Llama) and a run config that trains it for a moment: what the palette's alignment run
+ * needs, built by the trainer's own test helper.
+ */
+export function buildTinyBaseModel(ws) {
+  const python = process.env.PAL_PYTHON || '/usr/bin/python3';
+  const texts = [];
+  for (const dir of ['data', 'personas', 'pairs']) {
+    for (const f of readdirSync(path.join(ws, dir))) texts.push(readFileSync(path.join(ws, dir, f), 'utf8'));
+  }
+  const template = 'Facts: Persona: Dialogue: User: Using: none Which fact does Persona\'s next reply use? Answer: 1. 2. 3. 4. 5.';
+  const words = [...new Set([template, ...texts].join(' ').replace(/["{}\[\],]/g, ' ').split(/\s+/).filter(Boolean))];
+  const specials = ['[PAD]', '[UNK]', '[EOS]'];
+  const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
+  const hf = path.join(ws, 'tiny', 'hf');
+  mkdirSync(hf, { recursive: true });
+  writeFileSync(path.join(hf, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    pre_tokenizer: { type: 'WhitespaceSplit' }, decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  }));
+  writeFileSync(path.join(hf, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]' }));
+  execFileSync(python, [path.join(repoRoot, 'src', 'trainer', 'tests', 'make_tiny_export.py'), String(Object.keys(vocab).length), '2', path.join(ws, 'tiny'), '[]', '0'], {
+    env: { ...process.env, PYTHONPATH: path.join(repoRoot, 'src', 'trainer'), OPENBLAS_NUM_THREADS: '1' },
+    stdio: 'ignore',
+  });
+  writeFileSync(
+    path.join(ws, 'tiny.palrun.yaml'),
+    'name: tiny-sample\nmodel: {base: tiny/hf}\ndata:\n  dialogues: [data/mara.dialogues.jsonl]\n  pairs: [pairs/mara.pairs.jsonl]\n  personas: [personas]\nstage1: {epochs: 1, batch_size: 4, warmup_steps: 0}\nstage2: {epochs: 1, batch_size: 2, warmup_steps: 0, rejected: {max_new_tokens: 6}}\ndevice: cpu\noutput: runs\n',
+  );
 }

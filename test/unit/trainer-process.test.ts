@@ -71,3 +71,17 @@ test('a bad data file fails with the trainer’s message, naming the file and li
     return true;
   });
 });
+
+test("a diverged step's NaN loss (a bare word in Python's JSON) arrives as a number, not as a log line", async () => {
+  // A stand-in for Python that prints what the trainer prints when a step diverges.
+  const fake = path.join(dir, 'fake-python.sh');
+  writeFileSync(fake, `#!/bin/sh\necho '{"event": "start", "total_steps": 2}'\necho '{"event": "step", "step": 1, "loss": NaN, "grad_norm": Infinity}'\necho 'a stray print'\necho '{"event": "done"}'\n`, { mode: 0o755 });
+  const events: TrainerEvent[] = [];
+  const logs: string[] = [];
+  const run = await runTrainerJob(fake, job('nan'), { onEvent: (e) => events.push(e), onLog: (l) => logs.push(l) });
+  assert.equal(run.outcome, 'done');
+  const step = events.find((e) => e.event === 'step')!;
+  assert.ok(Number.isNaN(step.loss), `loss is NaN: ${String(step.loss)}`);
+  assert.equal(step.grad_norm, Infinity);
+  assert.deepEqual(logs, ['a stray print']);
+});

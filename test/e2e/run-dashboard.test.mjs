@@ -1,0 +1,169 @@
+// The training dashboard in a real VS Code: started from the palette, it follows an alignment run
+// of the tiny model live (stages, progress, charts, the status-bar item), shows the evaluation when
+// done, sets the model for "Try it", stops and resumes a run, and comes back after a restart
+// (test/e2e/harness.mjs).
+import assert from 'node:assert/strict';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe } from 'node:test';
+import { buildTinyBaseModel, findFiles, studio, waitFor } from './harness.mjs';
+
+const s = studio({
+  prepare(ws) {
+    buildTinyBaseModel(ws);
+    // The same run for longer: long enough to stop in the middle of stage 1.
+    writeFileSync(path.join(ws, 'long.palrun.yaml'), readFileSync(path.join(ws, 'tiny.palrun.yaml'), 'utf8').replace('name: tiny-sample', 'name: long-sample').replace('stage1: {epochs: 1,', 'stage1: {epochs: 40,'));
+  },
+});
+const { events, runCommand, scenario, saveArtifacts } = s;
+let page, workspace;
+
+const points = async (view, chart) => {
+  const el = view.locator(`[data-testid="chart-${chart}"]`);
+  return (await el.count()) ? Number(await el.getAttribute('data-points')) : 0;
+};
+const metricLines = (file) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
+
+async function pickFromQuickInput(text) {
+  const input = page.locator('.quick-input-widget input[type="text"]');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(text);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+describe('the training dashboard in a real VS Code (code-server)', { timeout: 600_000 }, () => {
+  before(async () => {
+    await s.open();
+    ({ page, workspace } = s);
+  });
+
+  after(() => s.close());
+
+  const runDir = () => path.join(workspace, 'runs', 'tiny-sample');
+
+  scenario('"PAL: Start Alignment Run" opens the dashboard, which follows the run live and shows the evaluation at the end', async () => {
+    await waitFor('the extension to activate', () => events('activated')[0]);
+    await runCommand('PAL: Start Alignment Run');
+    await pickFromQuickInput('tiny.palrun.yaml');
+    const view = s.webview();
+    await view.locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 30_000 });
+
+    // While it runs: the status-bar item, a progress line with steps, and charts that grow.
+    const statusItem = page.locator('.part.statusbar .statusbar-item', { hasText: 'PAL run tiny-sample' });
+    await statusItem.first().waitFor({ timeout: 30_000 });
+    const seen = { stage1: new Set(), stage2: new Set() };
+    let sawSteps = false;
+    let sawStatusPercent = false;
+    const evaluation = view.locator('[data-testid="evaluation"]');
+    await waitFor('the evaluation table', async () => {
+      for (const stage of ['stage1', 'stage2']) seen[stage].add(await points(view, `${stage}-loss`));
+      const progress = view.locator('[data-testid="progress"]');
+      if ((await progress.count()) && /step \d+ of \d+/.test(await progress.textContent())) sawSteps = true;
+      if ((await statusItem.count()) && /PAL run tiny-sample · stage [12] · \d+%/.test(await statusItem.first().textContent())) sawStatusPercent = true;
+      return (await evaluation.count()) > 0;
+    }, 240_000);
+    assert.ok(sawSteps, 'the progress line showed "step x of y"');
+    assert.ok(sawStatusPercent, 'the status-bar item showed the stage and its percentage');
+    // Live: each chart was seen with some of its points before it had all of them.
+    const stage1Lines = metricLines(path.join(runDir(), 'stage1', 'metrics.jsonl'));
+    const stage2Lines = metricLines(path.join(runDir(), 'stage2', 'metrics.jsonl'));
+    const partial = [...seen.stage1].filter((n) => n > 0 && n < stage1Lines.length).length + [...seen.stage2].filter((n) => n > 0 && n < stage2Lines.length).length;
+    assert.ok(partial > 0, `the charts grew while the run went on (seen ${[...seen.stage1]} of ${stage1Lines.length}, ${[...seen.stage2]} of ${stage2Lines.length})`);
+
+    // Done: every stage, every step charted, the status-bar item gone.
+    await waitFor('the run to finish', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'finished', 30_000);
+    assert.deepEqual(await view.locator('[data-testid="stages"] li').evaluateAll((lis) => lis.map((li) => `${li.dataset.stage}:${li.dataset.status}`)), [
+      'prepare:done', 'stage1:done', 'generate:done', 'stage2:done', 'export:done', 'evaluate:done',
+    ]);
+    assert.equal(await points(view, 'stage1-loss'), stage1Lines.length);
+    assert.equal(await points(view, 'stage2-rewards'), 3 * stage2Lines.length, 'chosen, rejected and margins');
+    assert.equal(await view.locator('[data-testid="chart-stage2-rewards"] path.chart-line').count(), 3);
+    const lastStage2 = JSON.parse(stage2Lines.at(-1));
+    const accuracyLabel = await view.locator('[data-testid="chart-stage2-accuracy"]').getAttribute('aria-label');
+    assert.equal(accuracyLabel, `Reward accuracy: accuracy ${Number(lastStage2['rewards/accuracies'].toPrecision(3))} at step ${lastStage2.step}`);
+    await waitFor('the status-bar item to go', async () => (await statusItem.count()) === 0, 15_000);
+
+    // The evaluation table says what eval/report.json on disk says.
+    const report = JSON.parse(readFileSync(path.join(runDir(), 'eval', 'report.json'), 'utf8'));
+    for (const key of ['bleu1', 'rougeL', 'distinct1']) {
+      const cells = await view.locator(`[data-testid="evaluation"] tr[data-metric="${key}"] td`).allTextContents();
+      assert.deepEqual(cells.slice(0, 2), [report.baseline[key].toFixed(4), report[key].toFixed(4)], key);
+    }
+    assert.equal(await view.locator('[data-testid="evaluation"] tr[data-metric="count"] td').first().textContent(), String(report.baseline.count));
+    assert.ok(await view.locator('vscode-button[data-action="openReport"]').count(), 'a button opens report.html');
+    await saveArtifacts('training dashboard (light theme)', false);
+  });
+
+  scenario('"Use this model" sets palStudio.models.default in the machine\'s settings', async () => {
+    const view = s.webview();
+    await view.locator('vscode-button[data-action="useModel"]', { hasText: 'Use this model' }).click();
+    const model = path.join(runDir(), 'model');
+    await waitFor('the use-model event', () => events('use-model').find((e) => e.model === model), 15_000);
+    await view.locator('vscode-button[data-action="useModel"]', { hasText: 'This model is in use' }).waitFor({ timeout: 15_000 });
+    const written = findFiles(s.profile.userDataDir, (p) => path.basename(p) === 'settings.json').filter((f) => {
+      const text = readFileSync(f, 'utf8');
+      return text.includes('"palStudio.models.default"') && text.includes(JSON.stringify(model));
+    });
+    assert.equal(written.length, 1, 'one settings file names the model');
+    assert.match(written[0], /[\\/]Machine[\\/]settings\.json$/);
+    await page.locator('.notifications-toasts .notification-toast', { hasText: 'now answers with the model of run tiny-sample' }).first().waitFor({ timeout: 15_000 });
+  });
+
+  scenario('Stop stops a run at a checkpoint, and Resume carries on from it', async () => {
+    await runCommand('PAL: Start Alignment Run');
+    await pickFromQuickInput('long.palrun.yaml');
+    const view = s.webview();
+    await view.locator('h1', { hasText: 'Training: long-sample' }).waitFor({ timeout: 30_000 });
+    await waitFor('a few stage-1 steps', async () => (await points(view, 'stage1-loss')) >= 3, 120_000);
+    await view.locator('vscode-button[data-action="stop"]').click();
+    await waitFor('the run to stop', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
+    assert.equal(await view.locator('[data-testid="stages"] [data-stage="stage1"]').getAttribute('data-status'), 'stopped');
+    const metrics = path.join(workspace, 'runs', 'long-sample', 'stage1', 'metrics.jsonl');
+    const stoppedAt = metricLines(metrics).length;
+    assert.equal(await points(view, 'stage1-loss'), stoppedAt);
+
+    await view.locator('vscode-button[data-action="resume"]').click();
+    await waitFor('the resumed run', () => events('run-resumed')[0], 15_000);
+    await waitFor('steps after the checkpoint', async () => (await points(view, 'stage1-loss')) > stoppedAt + 2, 120_000);
+    await view.locator('vscode-button[data-action="stop"]').click();
+    await waitFor('the run to stop again', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
+    // Resumed, not restarted: every step once, in order.
+    const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, steps.map((_, i) => i + 1));
+    assert.ok(steps.length > stoppedAt + 2);
+  });
+
+  scenario('after a restart the dashboard comes back with its charts, and names a corrupt metrics line', async () => {
+    await runCommand('PAL: Open Training Dashboard…');
+    await pickFromQuickInput('tiny-sample');
+    let view = s.webview();
+    await view.locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 30_000 });
+    const before = await points(view, 'stage1-loss');
+    assert.ok(before > 0);
+    const metrics = path.join(runDir(), 'stage2', 'metrics.jsonl');
+    const lines = metricLines(metrics).length;
+    appendFileSync(metrics, '{"step": oops}\n');
+
+    const activations = events('activated').length;
+    await page.reload();
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    await waitFor('the extension to activate again', () => events('activated').length > activations, 60_000);
+    // Both dashboards come back; which one is in front is the workbench's choice.
+    await page.locator('.tab', { hasText: 'PAL run: long-sample' }).waitFor({ timeout: 60_000 });
+    await page.locator('.tab', { hasText: 'PAL run: tiny-sample' }).click();
+    view = s.webview();
+    await view.locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 60_000 });
+    await waitFor('the charts', async () => (await points(view, 'stage1-loss')) === before, 30_000);
+    assert.equal(await points(view, 'stage2-loss'), lines);
+    assert.equal(await view.locator('[data-testid="warnings"] li').textContent(), `runs/tiny-sample/stage2/metrics.jsonl:${lines + 1}: skipped, not a JSON line`);
+    assert.equal(await view.locator('[data-testid="evaluation"] tr[data-metric="bleu1"]').count(), 1);
+
+    const background = () => view.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);
+    const light = await background();
+    await s.setTheme('Dark Modern');
+    await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
+    await view.locator('[data-testid="chart-stage2-rewards"]').scrollIntoViewIfNeeded();
+    await saveArtifacts('training dashboard (dark theme)', false);
+  });
+});

@@ -10,6 +10,8 @@ import { ValidateRequest } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
 
 const DEBOUNCE_MS = 250;
+const LARGE_FILE_LINES = 10_000;
+const LARGE_FILE_DEBOUNCE_MS = 3_000;
 const GLOB = '**/*.{persona.yaml,persona.yml,persona.json,dialogues.jsonl,pairs.jsonl,palrun.yaml,palrun.yml}';
 
 export class PalDiagnostics implements vscode.Disposable {
@@ -23,7 +25,9 @@ export class PalDiagnostics implements vscode.Disposable {
     this.disposables.push(
       this.collection,
       vscode.workspace.onDidOpenTextDocument((d) => this.schedule(d, 0)),
-      vscode.workspace.onDidChangeTextDocument((e) => this.schedule(e.document, DEBOUNCE_MS)),
+      // A large file (the annotator's 100,000 pairs) waits for a pause: each check copies its whole
+      // text out of the extension host, which would hold up every key press in between.
+      vscode.workspace.onDidChangeTextDocument((e) => this.schedule(e.document, e.document.lineCount > LARGE_FILE_LINES ? LARGE_FILE_DEBOUNCE_MS : DEBOUNCE_MS)),
       vscode.workspace.onDidCloseTextDocument((d) => {
         // A closed file's problems stay only if it still exists (Validate All keeps showing them).
         this.cancel(d.uri);

@@ -3,6 +3,7 @@ them (a child process per job): exact resume after SIGKILL, clean SIGTERM, DDP e
 
 import json
 import math
+import random
 import os
 import signal
 import socket
@@ -177,6 +178,28 @@ class RunTest(unittest.TestCase):
         assert_same_weights(self.long_out, out, 1e-6)
         with open(os.path.join(out, "metrics.jsonl"), encoding="utf-8") as f:
             self.assertEqual([json.loads(line)["step"] for line in f], list(range(1, 121)), "no step logged twice")
+
+    def test_sigkill_at_random_steps_again_and_again_still_ends_with_the_same_weights(self):
+        # Killed at seeded random moments: on a step's event, so the next step, a checkpoint write
+        # (every 5 steps) or the metrics line may be half done; each resume carries on from the last
+        # complete checkpoint, and the end is the uninterrupted run's weights.
+        path, out = job(self.tmp, "killed-often", **LONG)
+        rng = random.Random(20261126)
+        kills = sorted(rng.sample(range(3, 118), 4))
+        for at in kills:
+            with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", path], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
+                for line in proc.stdout:
+                    e = json.loads(line)
+                    if e["event"] == "step" and e["step"] >= at:
+                        proc.send_signal(signal.SIGKILL)
+                        break
+                proc.wait(timeout=60)
+            self.assertEqual(proc.returncode, -signal.SIGKILL, f"killed at step {at}")
+        resumed = run(path)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        assert_same_weights(self.long_out, out, 1e-6)
+        with open(os.path.join(out, "metrics.jsonl"), encoding="utf-8") as f:
+            self.assertEqual([json.loads(line)["step"] for line in f], list(range(1, 121)), f"no step lost or logged twice (kills at {kills})")
 
     def test_sigterm_finishes_the_step_checkpoints_and_exits_0(self):
         path, out = job(self.tmp, "terminated", **{**LONG, "checkpoint_every": 1000})

@@ -35,6 +35,12 @@ export function parseFromEngineInfoView(message: unknown): FromEngineInfoView | 
   return undefined;
 }
 
+/** The comparison view to the extension: only that it is ready for the comparison. */
+export function parseFromCompareView(message: unknown): { readonly type: 'ready' } | undefined {
+  if (typeof message !== 'object' || message === null) return undefined;
+  return (message as { type?: unknown }).type === 'ready' && Object.keys(message).length === 1 ? { type: 'ready' } : undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The persona editor (a custom text editor on *.persona.yaml): the webview shows a form over the
 // file and asks for edits; the extension makes them in the text document (so undo, save and the

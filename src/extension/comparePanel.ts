@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { CompareReportsRequest } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
 import { webviewHtml, webviewOptions } from './webviewHtml';
+import { parseFromCompareView } from '../../webview/protocol';
 
 export async function compareReports(extensionUri: vscode.Uri, host: EngineHost): Promise<void> {
   const found = await vscode.workspace.findFiles('**/report.json', '**/node_modules/**');
@@ -20,9 +21,9 @@ export async function compareReports(extensionUri: vscode.Uri, host: EngineHost)
   const comparison = await host.client.request(CompareReportsRequest, { a: a.fsPath, b: b.fsPath });
   const panel = vscode.window.createWebviewPanel('palStudio.compare', 'PAL Studio: Runs Compared', vscode.ViewColumn.Active, webviewOptions(extensionUri));
   panel.webview.html = webviewHtml(panel.webview, extensionUri, 'compare', 'PAL Studio: Runs Compared');
-  panel.webview.onDidReceiveMessage((m: unknown) => {
+  panel.webview.onDidReceiveMessage((raw: unknown) => {
     // The only message this view sends; anything else is ignored.
-    if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'ready' && Object.keys(m).length === 1) {
+    if (parseFromCompareView(raw)) {
       void panel.webview.postMessage({ type: 'comparison', comparison });
     }
   });

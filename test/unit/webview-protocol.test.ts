@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ENGINE_INFO_ACTIONS, parseFromEngineInfoView, parseFromPersonaEditor } from '../../webview/protocol';
+import { ENGINE_INFO_ACTIONS, parseFromCompareView, parseFromEngineInfoView, parseFromPersonaEditor } from '../../webview/protocol';
 
 test('well-formed messages from the engine-info view are accepted', () => {
   assert.deepEqual(parseFromEngineInfoView({ type: 'ready' }), { type: 'ready' });
@@ -56,4 +56,9 @@ test('persona editor messages: only edits of known fields with values of the rig
   ]) {
     assert.equal(parseFromPersonaEditor(bad), undefined, JSON.stringify(bad));
   }
+});
+
+test('the comparison view may only say it is ready', () => {
+  assert.deepEqual(parseFromCompareView({ type: 'ready' }), { type: 'ready' });
+  for (const bad of [null, 'ready', {}, { type: 'ready', extra: 1 }, { type: 'compare' }, []]) assert.equal(parseFromCompareView(bad), undefined, JSON.stringify(bad));
 });

@@ -16,6 +16,8 @@ export interface ResolvedExample {
   readonly response: string;
   readonly personaIndex: number;
   readonly split: DialogueExample['split'];
+  /** Where it was read (the resolver's `at`: "file:line"), for messages about it. */
+  readonly source?: string;
 }
 
 export interface TextItem {
@@ -34,15 +36,15 @@ export interface TextPair {
 }
 
 /** Looks persona ids up; an unknown id is an error that names the example. */
-export function resolveExample(ex: DialogueExample, fallbackId: string, personas: ReadonlyMap<string, Persona>): ResolvedExample {
-  const id = ex.id ?? fallbackId;
+export function resolveExample(ex: DialogueExample, at: string, personas: ReadonlyMap<string, Persona>): ResolvedExample {
+  const id = ex.id ?? at;
   let sentences = ex.personas;
   if (!sentences) {
     const persona = personas.get(ex.persona_id ?? '');
     if (!persona) throw new Error(`example ${id}: no persona file has the id "${ex.persona_id}" (data.personas in the run config says where to look)`);
     sentences = persona.facts;
   }
-  return { id, personas: sentences, history: ex.history, response: ex.response, personaIndex: ex.persona_index, split: ex.split };
+  return { id, personas: sentences, history: ex.history, response: ex.response, personaIndex: ex.persona_index, split: ex.split, source: at };
 }
 
 /** Stage 1: every example gives one select and one generate item (PAL's 1:1 mixture). */

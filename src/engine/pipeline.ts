@@ -359,7 +359,23 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   if (!state.done.includes('prepare')) {
     const encodeItems = (ex: ResolvedExample) =>
       (finetune ? finetuneItems([ex]) : stage1Items([ex]).filter((it) => it.kind !== 'select' || !leftOut.has(it.exampleId))).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
-    const rows = prep.train.flatMap((ex) => fitted(ex, encodeItems, (r) => r.prompt.length + r.target.length <= config.stage1.max_length));
+    const fits = (r: { prompt: number[]; target: number[] }) => r.prompt.length + r.target.length <= config.stage1.max_length;
+    const rows: ReturnType<typeof encodeItems> = [];
+    // Even with only the partner's last turn left, the personas and the response must fit: else the
+    // trainer would have to cut the persona block, which is what PAL learns from.
+    const tooLong: ResolvedExample[] = [];
+    for (const ex of prep.train) {
+      const fittedRows = fitted(ex, encodeItems, fits);
+      if (!fittedRows.every(fits)) tooLong.push(ex);
+      rows.push(...fittedRows);
+    }
+    if (tooLong.length) {
+      throw new Error(
+        `${tooLong.length} training example${tooLong.length === 1 ? ' does' : 's do'} not fit stage1.max_length (${config.stage1.max_length} tokens) even with only the last turn of the dialogue: the persona facts and the response are too long. Shorten the facts (or the response), or raise stage1.max_length in ${path.basename(configFile)}:\n` +
+          tooLong.slice(0, 10).map((ex) => `${ex.source ?? ex.id}: ${ex.personas.length} facts, ${ex.personas.join(' ').split(/\s+/).length} words`).join('\n') +
+          (tooLong.length > 10 ? `\n… and ${tooLong.length - 10} more` : ''),
+      );
+    }
     await writeJsonl(stage1Data, rows);
     await markDone('prepare');
   }

@@ -148,6 +148,16 @@ test('a corrupt state.json stops the run with its path and what to do, and is le
   rmSync(path.dirname(statePath), { recursive: true }); // the CLI test lists this project's runs
 });
 
+test('personas too long for the context stop the run before training, naming the example and what to do', { skip }, async () => {
+  const long = Array.from({ length: 12 }, (_, i) => `i have a dog named rex and i play the trumpet by the sea number ${i} .`);
+  writeFileSync(path.join(project, 'long.dialogues.jsonl'), `${JSON.stringify({ id: 'ok', personas: ['i have a dog .'], history: ['hi'], response: 'hi .', persona_index: 0, split: 'train' })}\n${JSON.stringify({ personas: long, history: ['do you have pets ?', 'yes .', 'what kind ?'], response: 'a dog named rex .', persona_index: 0, split: 'train' })}\n`);
+  const config = path.join(project, 'long.palrun.yaml');
+  writeFileSync(config, `name: long\nmodel: {base: ${path.join(dir, 'base', 'hf')}}\ndata: {dialogues: [long.dialogues.jsonl]}\nstage1: {max_length: 64}\n`);
+  await assert.rejects(runAlignment(config, { python }), /1 training example does not fit stage1\.max_length \(64 tokens\) even with only the last turn .* Shorten the facts \(or the response\), or raise stage1\.max_length in long\.palrun\.yaml:\nlong\.dialogues\.jsonl:2: 12 facts/);
+  assert.equal(existsSync(path.join(project, 'runs', 'long', 'stage1')), false, 'no training started');
+  rmSync(path.join(project, 'runs', 'long'), { recursive: true, force: true });
+});
+
 test('bad data stops a run before training, naming the file and line', { skip }, async () => {
   const bad = path.join(project, 'bad.palrun.yaml');
   writeFileSync(path.join(project, 'bad.dialogues.jsonl'), '{"persona_id": "nobody", "history": ["hi"], "response": "x", "persona_index": -1, "split": "train"}\n');

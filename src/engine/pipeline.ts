@@ -164,6 +164,34 @@ async function checkModelFolder(base: string, configFile: string, tokenizer?: st
   if (!(await has(path.join(base, 'model.safetensors'))) && !(await has(path.join(base, 'model.safetensors.index.json')))) missing.push('model.safetensors');
   if (!(await has(path.join(tokenizer ?? base, 'tokenizer.json')))) missing.push(tokenizer ? `${tokenizer}/tokenizer.json (model.tokenizer)` : 'tokenizer.json');
   if (missing.length) throw new Error(`The base model folder ${base} ${where} lacks ${missing.join(', ')}: the trainer needs Hugging Face weights and the engine the tokenizer.`);
+  const readJson = async (file: string, what: string): Promise<Record<string, unknown>> => {
+    const text = await fs.readFile(file, 'utf8');
+    try {
+      const value: unknown = JSON.parse(text);
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`${file} ${where} is not valid JSON (${(err as Error).message}): the ${what} is damaged; copy or export the model folder again.`);
+    }
+    throw new Error(`${file} ${where} is not a JSON object: the ${what} is damaged; copy or export the model folder again.`);
+  };
+  const config = await readJson(path.join(base, 'config.json'), "model's configuration");
+  const tokenizerFile = path.join(tokenizer ?? base, 'tokenizer.json');
+  const size = tokenizerSize(await readJson(tokenizerFile, 'tokenizer'));
+  // A tokenizer with more ids than the model has embeddings makes the trainer fail deep in torch
+  // (an index error) on the first rare token: say it here, in the run config's terms.
+  if (typeof config.vocab_size === 'number' && size > config.vocab_size) {
+    throw new Error(`${tokenizerFile} has ${size} token ids but the model in ${base} embeds only ${config.vocab_size} (vocab_size in config.json) ${where}: they do not belong together. Use the tokenizer the model was trained with${tokenizer ? ' (model.tokenizer)' : ''}.`);
+  }
+}
+
+/** How many token ids a tokenizer.json can produce: its vocabulary's and added tokens' largest id + 1. */
+export function tokenizerSize(tokenizer: Record<string, unknown>): number {
+  let max = -1;
+  const vocab = (tokenizer.model as { vocab?: unknown } | undefined)?.vocab;
+  if (Array.isArray(vocab)) max = vocab.length - 1; // Unigram: [piece, score] pairs, ids by position
+  else if (typeof vocab === 'object' && vocab !== null) for (const id of Object.values(vocab)) if (typeof id === 'number' && id > max) max = id;
+  for (const t of (tokenizer.added_tokens as { id?: unknown }[] | undefined) ?? []) if (typeof t.id === 'number' && t.id > max) max = t.id;
+  return max + 1;
 }
 
 /** The tokenizer of the base model (or the one the config names), through transformers.js. */

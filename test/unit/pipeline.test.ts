@@ -130,6 +130,22 @@ test('a missing or incomplete base model is reported in the run config’s terms
   writeFileSync(path.join(dir, 'half-model', 'config.json'), '{}');
   writeFileSync(config, `name: nobase\nmodel: {base: ${path.join(dir, 'half-model')}}\ndata: {dialogues: [sam.dialogues.jsonl], personas: [personas]}\n`);
   await assert.rejects(runAlignment(config, { python }), /lacks model\.safetensors, tokenizer\.json/);
+
+  // Damaged or mismatched files are named, with what to do, before anything is written.
+  const copy = (name: string, change: (file: string, text: string) => string) => {
+    const folder = path.join(dir, name);
+    mkdirSync(folder, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
+      const from = path.join(dir, 'base', 'hf', f);
+      if (existsSync(from)) writeFileSync(path.join(folder, f), f.endsWith('.json') ? change(f, readFileSync(from, 'utf8')) : readFileSync(from));
+    }
+    writeFileSync(config, `name: nobase\nmodel: {base: ${folder}}\ndata: {dialogues: [sam.dialogues.jsonl], personas: [personas]}\n`);
+  };
+  copy('cut-config', (f, t) => (f === 'config.json' ? t.slice(0, 20) : t));
+  await assert.rejects(runAlignment(config, { python }), /cut-config\/config\.json \(model\.base in nobase\.palrun\.yaml\) is not valid JSON .*copy or export the model folder again/);
+  copy('small-vocab', (f, t) => (f === 'config.json' ? JSON.stringify({ ...JSON.parse(t), vocab_size: 5 }) : t));
+  await assert.rejects(runAlignment(config, { python }), /small-vocab\/tokenizer\.json has \d+ token ids but the model in .*small-vocab embeds only 5 .*: they do not belong together/);
+  assert.equal(existsSync(path.join(project, 'runs', 'nobase')), false, 'still no run folder');
 });
 
 test('a corrupt state.json stops the run with its path and what to do, and is left as it was', { skip }, async () => {

@@ -10,7 +10,7 @@
  * a model trained as the plain fine-tuning baseline (pal.json tasks ["plain"]) answers from its own
  * prompt, with no selection at all.
  */
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
 import { mulberry32 } from '../core/random';
@@ -74,17 +74,21 @@ async function palInfo(folder: string): Promise<{ prompt_template_version?: numb
 export async function loadModel(folder: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const tf: Tf = transformers({ allowRemote: options.allowRemote === true });
   const local = { local_files_only: options.allowRemote !== true };
-  const tokenizer = await tf.AutoTokenizer.from_pretrained(folder, local);
+  if (options.allowRemote !== true || existsSync(folder)) await checkModelFiles(folder);
+  const damaged = (file: string) => (err: unknown) => {
+    throw new Error(`${path.join(folder, file)} could not be read (${String((err as Error)?.message ?? err).split('\n')[0]}): the model folder is damaged. Export it again (a run exports to <run>/model) or choose another model.`);
+  };
+  const tokenizer = await tf.AutoTokenizer.from_pretrained(folder, local).catch(damaged('tokenizer.json'));
   let device: 'cpu' | 'cuda' = options.device === 'cuda' ? 'cuda' : 'cpu';
   let deviceNote: string | undefined;
   let model: Tf;
   try {
     model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32' });
   } catch (err) {
-    if (device === 'cpu') throw err;
+    if (device === 'cpu') damaged(path.join('onnx', 'model.onnx'))(err);
     deviceNote = `The CUDA provider of onnxruntime-node did not load (${(err as Error).message.split('\n')[0]}); running on the CPU. Installing onnxruntime-node with ONNXRUNTIME_NODE_INSTALL_CUDA=v12 adds it.`;
     device = 'cpu';
-    model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32' });
+    model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32' }).catch(damaged(path.join('onnx', 'model.onnx')));
   }
   const info = await palInfo(folder);
   const eos = model.generation_config?.eos_token_id ?? model.config?.eos_token_id ?? tokenizer.eos_token_id;
@@ -100,6 +104,16 @@ export async function loadModel(folder: string, options: LoadOptions = {}): Prom
     model,
     tf,
   };
+}
+
+/** A local model folder has what inference reads, or the error says which files are missing and why it matters. */
+async function checkModelFiles(folder: string): Promise<void> {
+  if (!existsSync(folder)) throw new Error(`${folder}: no such model folder. A model for inference is a folder with onnx/model.onnx, config.json and tokenizer.json, as a run exports to <run>/model.`);
+  const missing = ['config.json', 'tokenizer.json', path.join('onnx', 'model.onnx')].filter((f) => !existsSync(path.join(folder, f)));
+  if (missing.length) {
+    const trainingOnly = existsSync(path.join(folder, 'model.safetensors'));
+    throw new Error(`${folder} lacks ${missing.join(', ')}.${trainingOnly && missing.includes(path.join('onnx', 'model.onnx')) ? ' It holds PyTorch weights (a training checkpoint), not an ONNX export: use the run\'s exported model folder (<run>/model).' : ' Export the model again (a run exports to <run>/model).'}`);
+  }
 }
 
 export class GenerationCancelled extends Error {

@@ -2,13 +2,13 @@
 // through transformers.js with our decoding loop; compared with PyTorch's own greedy decoding.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
 import { generatePrompt, selectionText, selectPrompt } from '../../src/core/prompts';
-import { trainerDir } from '../../src/engine/paths';
+import { embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
 import { encode, GenerationCancelled, generateText, loadModel, selectThenGenerate, type LoadedModel } from '../../src/engine/inference';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
@@ -89,4 +89,34 @@ test('select then generate: the selected persona (retrieval here, labelled) is t
   assert.equal(typeof m.selectAnswer, 'string');
   assert.ok(m.generatePrompt.includes(`Using: ${selectionText(personas, m.selected)}\n`));
   assert.ok(encode(model, m.generatePrompt).length > 0);
+});
+
+test('a missing or damaged model folder is named, with the file and what to do', async () => {
+  const source = embeddedModelDir();
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'pal-damaged-'));
+  const folder = (name: string, change: (dir: string) => void) => {
+    const dir = path.join(tmp, name);
+    mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'pal.json', 'model.safetensors', path.join('onnx', 'model.onnx')]) {
+      if (existsSync(path.join(source, f))) symlinkSync(path.join(source, f), path.join(dir, f));
+    }
+    change(dir);
+    return dir;
+  };
+  try {
+    await assert.rejects(loadModel(path.join(tmp, 'nowhere')), /nowhere: no such model folder\. A model for inference is a folder with onnx\/model\.onnx/);
+    await assert.rejects(loadModel(folder('weights-only', (d) => rmSync(path.join(d, 'onnx', 'model.onnx')))), /weights-only lacks onnx\/model\.onnx\. It holds PyTorch weights .*use the run's exported model folder/);
+    const cut = folder('cut-onnx', (d) => {
+      rmSync(path.join(d, 'onnx', 'model.onnx'));
+      writeFileSync(path.join(d, 'onnx', 'model.onnx'), readFileSync(path.join(source, 'onnx', 'model.onnx')).subarray(0, 1000));
+    });
+    await assert.rejects(loadModel(cut), /cut-onnx\/onnx\/model\.onnx could not be read \(.*\): the model folder is damaged\. Export it again/);
+    const badTokenizer = folder('bad-tokenizer', (d) => {
+      rmSync(path.join(d, 'tokenizer.json'));
+      writeFileSync(path.join(d, 'tokenizer.json'), '{"model": ');
+    });
+    await assert.rejects(loadModel(badTokenizer), /bad-tokenizer\/tokenizer\.json could not be read .*the model folder is damaged/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

@@ -3,6 +3,7 @@
 // done, sets the model for "Try it", stops and resumes a run, and comes back after a restart
 // (test/e2e/harness.mjs).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe } from 'node:test';
@@ -132,6 +133,31 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
     assert.deepEqual(steps, steps.map((_, i) => i + 1));
     assert.ok(steps.length > stoppedAt + 2);
+  });
+
+  scenario('the engine killed mid-run: the dashboard says so, the orphaned trainer stops at a checkpoint by itself, Resume carries on', async () => {
+    const view = s.webview();
+    const metrics = path.join(workspace, 'runs', 'long-sample', 'stage1', 'metrics.jsonl');
+    const trainers = () => execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('long-sample/stage1/job.request.json') && l.includes('pal_trainer.train'));
+    await view.locator('vscode-button[data-action="resume"]').click();
+    const before = metricLines(metrics).length;
+    await waitFor('the resumed run to take steps', async () => (await points(view, 'stage1-loss')) > before + 1, 120_000);
+    const engine = events('engine-ready').at(-1).pid;
+    process.kill(engine, 'SIGKILL');
+    // The extension restarts the engine and tells the dashboard what happened to the run.
+    await waitFor('the run to be marked failed', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'failed', 60_000);
+    assert.match(await view.locator('.problem[role="alert"]').textContent(), /the engine restarted; start the run again to resume it from its last checkpoint/);
+    await waitFor('a new engine', () => events('engine-ready').some((e) => e.pid !== engine), 60_000);
+    // The trainer, orphaned, noticed its parent was gone: it checkpoints and exits instead of
+    // racing the resumed run for the same folder.
+    await waitFor('the orphaned trainer to exit', () => trainers().length === 0, 60_000);
+    const killedAt = metricLines(metrics).length;
+    await view.locator('vscode-button[data-action="resume"]').click();
+    await waitFor('steps after the checkpoint', async () => metricLines(metrics).length > killedAt + 2, 120_000);
+    await view.locator('vscode-button[data-action="stop"]').click();
+    await waitFor('the run to stop', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
+    const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, steps.map((_, i) => i + 1), 'every step once, in order, across the kill');
   });
 
   scenario('after a restart the dashboard comes back with its charts, and names a corrupt metrics line', async () => {

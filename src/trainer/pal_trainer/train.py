@@ -174,6 +174,10 @@ def trainable_state(model, lora):
     return lora_state_dict(model) if lora else {k: v for k, v in model.state_dict().items()}
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the message says what is kept and what to do."""
+
+
 def save_checkpoint(out, step, model, lora, optimizer, scheduler, position, keep):
     """Written to a temporary folder and renamed, then the 'latest' pointer is replaced: a kill
     at any moment leaves the previous checkpoint whole and pointed to."""
@@ -181,14 +185,24 @@ def save_checkpoint(out, step, model, lora, optimizer, scheduler, position, keep
     name = f"step-{step:07d}"
     tmp = os.path.join(root, f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_file({k: v.detach().cpu().contiguous() for k, v in trainable_state(model, lora).items()}, os.path.join(tmp, "weights.safetensors"))
-    torch.save({
-        "step": step, "position": position,
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-    }, os.path.join(tmp, "trainer_state.pt"))
+    try:
+        os.makedirs(tmp)
+        save_file({k: v.detach().cpu().contiguous() for k, v in trainable_state(model, lora).items()}, os.path.join(tmp, "weights.safetensors"))
+        torch.save({
+            "step": step, "position": position,
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }, os.path.join(tmp, "trainer_state.pt"))
+    except OSError as exc:
+        # A full disk or a folder that turned read-only: give back what the half checkpoint took
+        # and say what is kept; the 'latest' pointer still names the last whole checkpoint.
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = latest_checkpoint(out)
+        raise CheckpointWriteError(
+            f"could not write the checkpoint of step {step} in {root} ({exc.strerror or exc}). "
+            f"{'The last good checkpoint, ' + os.path.basename(kept) + ', is kept' if kept else 'No earlier checkpoint exists'}: "
+            "free some space (or make the folder writable) and run the same job again to resume.") from exc
     final = os.path.join(root, name)
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)

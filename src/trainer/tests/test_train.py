@@ -1,6 +1,9 @@
 """The training stages: losses against hand-computed values, masking, and runs as the engine starts
 them (a child process per job): exact resume after SIGKILL, clean SIGTERM, DDP equivalence."""
 
+import contextlib
+import errno
+import io
 import json
 import math
 import random
@@ -11,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 import torch
 import torch.multiprocessing as mp
@@ -200,6 +204,37 @@ class RunTest(unittest.TestCase):
         assert_same_weights(self.long_out, out, 1e-6)
         with open(os.path.join(out, "metrics.jsonl"), encoding="utf-8") as f:
             self.assertEqual([json.loads(line)["step"] for line in f], list(range(1, 121)), f"no step lost or logged twice (kills at {kills})")
+
+    def test_a_full_disk_while_checkpointing_keeps_the_last_good_checkpoint_and_resume_still_ends_the_same(self):
+        from pal_trainer import train as T
+        path, out = job(self.tmp, "full-disk", **LONG)
+        real, calls = T.save_file, []
+
+        def disk_fills_up(tensors, file):
+            calls.append(file)
+            if len(calls) == 3:  # the checkpoint of step 15: half a file, then no space
+                with open(file, "wb") as f:
+                    f.write(b"\0" * 100)
+                raise OSError(errno.ENOSPC, "No space left on device", file)
+            return real(tensors, file)
+
+        with mock.patch.object(T, "save_file", disk_fills_up), contextlib.redirect_stdout(io.StringIO()) as printed:
+            with self.assertRaises(T.CheckpointWriteError) as caught:
+                T.main([path])
+        message = str(caught.exception)
+        self.assertIn("could not write the checkpoint of step 15", message)
+        self.assertIn("No space left on device", message)
+        self.assertIn("The last good checkpoint, step-0000010, is kept", message)
+        self.assertIn("run the same job again to resume", message)
+        self.assertEqual(events(printed.getvalue())[-1]["event"], "error", "the engine hears why")
+        root = os.path.join(out, "checkpoints")
+        with open(os.path.join(root, "latest"), encoding="utf-8") as f:
+            self.assertEqual(f.read().strip(), "step-0000010")
+        self.assertEqual(sorted(os.listdir(root)), ["latest", "step-0000005", "step-0000010"], "no half checkpoint left behind")
+        resumed = run(path)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertEqual(events(resumed.stdout)[0]["resumed_from"], 10)
+        assert_same_weights(self.long_out, out, 1e-6)
 
     def test_sigterm_finishes_the_step_checkpoints_and_exits_0(self):
         path, out = job(self.tmp, "terminated", **{**LONG, "checkpoint_every": 1000})

@@ -6,8 +6,8 @@ import errno
 import io
 import json
 import math
-import random
 import os
+import random
 import signal
 import socket
 import subprocess

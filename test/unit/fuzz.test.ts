@@ -14,8 +14,16 @@ import { guessImportFormat } from '../../src/core/importers/guess';
 import { importParlai } from '../../src/core/importers/parlai';
 import { importSyntheticPersonaChat } from '../../src/core/importers/spc';
 import { stringify as yamlStringify } from 'yaml';
+import { documentLines, judgedLine, JUDGEMENTS, PairIndex } from '../../src/core/annotator';
+import { importCorpus } from '../../src/core/importers/corpus';
+import { jsonlAppend } from '../../src/core/pairAppend';
+import { parseMetrics, parseRunState } from '../../src/core/runHistory';
+import { parseFromGenerationPanel } from '../../webview/generation-panel/protocol';
+import { parseFromPairAnnotator } from '../../webview/pair-annotator/protocol';
+import { parseFromCompareView, parseFromEngineInfoView, parseFromPersonaEditor } from '../../webview/protocol';
+import { parseFromRunDashboard } from '../../webview/run-dashboard/protocol';
 
-const RUNS = Number(process.env.PAL_FUZZ_RUNS ?? 300);
+const RUNS = Number(process.env.PAL_FUZZ_RUNS ?? 1000);
 const params = { numRuns: RUNS };
 
 const text = fc.string({ unit: 'binary', maxLength: 80 }).filter((s) => !s.includes('\n') && !s.includes('\r'));
@@ -148,6 +156,112 @@ test('importers: random and truncated input never throws; guessing never throws'
         importSyntheticPersonaChat(input, 'x.csv');
         importCharacterCard(input, 'x.json');
         guessImportFormat(input, 'x');
+      }
+    }),
+    params,
+  );
+});
+
+// --- the studio's parsers: the annotator's index, its line edits, appends, run histories, messages
+
+/** A pairs file's text from mixed lines (valid, garbage, cut, blank). */
+const pairsText = mixedFile(pairRecord).map(({ lines, eol, finalNewline }) => lines.map((l) => l.line).join(eol) + (finalNewline && lines.length ? eol : ''));
+
+test('annotator: an index updated by any edit equals the index of the edited text built afresh', () => {
+  // One to three changes in one event, each replacing whole lines of the text as it was (the way
+  // VS Code reports a multi-cursor edit), in any order.
+  fc.assert(
+    fc.property(pairsText, fc.array(fc.tuple(pairsText, fc.nat(), fc.nat()), { minLength: 1, maxLength: 3 }), fc.boolean(), (before, edits, reversed) => {
+      const lines = documentLines(before);
+      const changes: { startLine: number; endLine: number; text: string }[] = [];
+      let from = 0;
+      for (const [text, a, b] of edits) {
+        if (from >= lines.length) break;
+        const startLine = from + (a % (lines.length - from));
+        const endLine = startLine + (b % Math.min(3, lines.length - startLine));
+        changes.push({ startLine, endLine, text });
+        from = endLine + 1;
+      }
+      let after = [...lines];
+      for (const c of [...changes].reverse()) after = [...after.slice(0, c.startLine), ...documentLines(c.text), ...after.slice(c.endLine + 1)];
+      const index = PairIndex.fromText(before);
+      index.applyChanges(reversed ? [...changes].reverse() : changes, (n) => after[n]!);
+      const fresh = new PairIndex(after);
+      assert.equal(index.lineCount, fresh.lineCount);
+      assert.deepEqual(index.counts(), fresh.counts());
+      for (let n = 0; n < after.length; n++) assert.deepEqual(index.entry(n), fresh.entry(n), `line ${n}`);
+    }),
+    params,
+  );
+});
+
+test('annotator: a judgement changes status and time only (2 also swaps the responses), on any valid pair line', () => {
+  fc.assert(
+    fc.property(pairRecord, fc.constantFrom(...JUDGEMENTS), (pair, judgement) => {
+      const line = JSON.stringify(pair);
+      const judged = JSON.parse(judgedLine(line, judgement, '2026-11-26T10:00:00Z')) as Record<string, unknown>;
+      const { status, time, chosen, rejected, ...rest } = judged;
+      const { status: _s, chosen: c0, rejected: r0, ...rest0 } = pair as Record<string, unknown>;
+      assert.deepEqual(rest, JSON.parse(JSON.stringify(rest0)));
+      assert.equal(time, '2026-11-26T10:00:00Z');
+      assert.equal(status, { first: 'chosen', second: 'chosen', tie: 'tie', skip: 'skipped' }[judgement]);
+      assert.deepEqual([chosen, rejected], judgement === 'second' ? [r0, c0] : [c0, r0]);
+    }),
+    params,
+  );
+});
+
+test('appending a pair never changes a byte of what was there, and the new last line is the record', () => {
+  fc.assert(
+    fc.property(pairsText, pairRecord, (text, pair) => {
+      const { insert, line } = jsonlAppend(text, pair);
+      const after = text + insert;
+      assert.ok(after.startsWith(text));
+      const lines = documentLines(after);
+      assert.deepEqual(JSON.parse(lines[line - 1]!), JSON.parse(JSON.stringify(pair)));
+      assert.equal(lines.at(-1), '', 'the file ends with a newline');
+    }),
+    params,
+  );
+});
+
+test('run histories: any metrics text reads without throwing, and every whole step line is kept', () => {
+  const step = fc.record({ step: fc.integer({ min: 1, max: 50 }), loss: fc.double({ noNaN: true, noDefaultInfinity: true }) });
+  fc.assert(
+    fc.property(fc.array(fc.oneof(step.map((r) => JSON.stringify(r)), text), { maxLength: 20 }), (lines) => {
+      const { records } = parseMetrics(lines.join('\n'), 'metrics.jsonl');
+      const steps = new Set(lines.flatMap((l) => { try { const v = JSON.parse(l) as { step?: unknown }; return typeof v?.step === 'number' ? [v.step] : []; } catch { return []; } }));
+      for (const s of steps) assert.ok(records.some((r) => r.step === s), `step ${s} kept`);
+      // state.json: read, or refused with an error that names the file; never a crash of another kind.
+      try {
+        parseRunState(lines.join('\n'), 'state.json');
+      } catch (err) {
+        assert.match((err as Error).message, /state\.json/);
+      }
+    }),
+    params,
+  );
+});
+
+test('the corpus importer: random and cut input never throws', () => {
+  const corpusLine = fc.record({ persona_a: fc.array(sentence, { maxLength: 3 }), persona_b: fc.array(sentence, { maxLength: 3 }), dialogue: fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }) }).map((r) => JSON.stringify(r));
+  fc.assert(
+    fc.property(fc.array(fc.oneof(corpusLine, text), { maxLength: 8 }), fc.nat(), (lines, cut) => {
+      const t = lines.join('\n');
+      importCorpus(t, 'c.jsonl');
+      importCorpus(t.slice(0, cut % (t.length + 1)), 'c.jsonl');
+    }),
+    params,
+  );
+});
+
+test('every webview message checker: any JSON value is accepted or refused without throwing, and what it accepts survives a round trip', () => {
+  const parsers = [parseFromEngineInfoView, parseFromCompareView, parseFromPersonaEditor, parseFromPairAnnotator, parseFromGenerationPanel, parseFromRunDashboard] as ((m: unknown) => unknown)[];
+  fc.assert(
+    fc.property(fc.oneof(fc.jsonValue(), fc.record({ type: fc.constantFrom('ready', 'edit', 'judge', 'generate', 'save', 'stop', 'resume', 'tryIt', 'action', 'move'), value: fc.jsonValue() })), (message) => {
+      for (const parse of parsers) {
+        const accepted = parse(message);
+        if (accepted !== undefined) assert.deepEqual(parse(JSON.parse(JSON.stringify(accepted))), accepted);
       }
     }),
     params,

@@ -120,3 +120,15 @@ test('a missing or damaged model folder is named, with the file and what to do',
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('a hub id is never fetched unless the user allowed the hub: it is a missing local folder', async () => {
+  const cwd = process.cwd();
+  const here = mkdtempSync(path.join(os.tmpdir(), 'pal-nohub-'));
+  process.chdir(here);
+  try {
+    await assert.rejects(loadModel('someone/tiny-model'), /someone\/tiny-model: no such model folder/);
+  } finally {
+    process.chdir(cwd);
+    rmSync(here, { recursive: true, force: true });
+  }
+});

@@ -4,7 +4,8 @@
 // start and JSON loading excluded); ours is timed in this process after a warm-up run. Each side's
 // figure is the median of several runs. Prints one JSON object (and checks both sides agree).
 //
-// usage: node bench/metrics_bench.mjs [--runs N]     (PAL_PYTHON picks the Python with nltk)
+// usage: node bench/metrics_bench.mjs [--runs N] [--pairs N] [--no-peer]   (PAL_PYTHON picks the Python with nltk)
+// --no-peer times ours alone (the data-size sweep).
 import * as esbuild from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -15,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
-const PAIRS = 10_000;
+const pairsArg = process.argv.indexOf('--pairs');
+const PAIRS = pairsArg > 0 ? Number(process.argv[pairsArg + 1]) : 10_000;
+const NO_PEER = process.argv.includes('--no-peer');
 const python = process.env.PAL_PYTHON || '/usr/bin/python3';
 const data = path.join(process.env.PAL_SHARED_DATA || path.join(root, '..', 'shared', 'data'), 'persona-chat', 'convai2_valid_dev.txt');
 if (!existsSync(data)) {
@@ -80,6 +83,11 @@ function time(fn) {
 const ours = time(metricsFromTokens);
 // evaluateText also tokenises, computes sentence BLEU for every pair and the per-example rows.
 const oursFull = time(() => M.evaluateText(records));
+
+if (NO_PEER) {
+  console.log(JSON.stringify({ pairs: PAIRS, runs: RUNS, ours_ms: ours.ms, ours_evaluate_text_ms: oursFull.ms }));
+  process.exit(0);
+}
 
 const script = String.raw`
 import json, statistics, sys, time, warnings

@@ -18,10 +18,29 @@ type PersonaLookup = Map<string, { name: string; facts: readonly string[] }>;
 export class PairAnnotatorProvider implements vscode.CustomTextEditorProvider {
   static readonly viewType = 'palStudio.pairAnnotator';
 
+  /** The annotator in front, for the palette's commands (its keys in the view do the same). */
+  private static active: AnnotatorSession | undefined;
+
   static register(extensionUri: vscode.Uri, output: vscode.LogOutputChannel, report: TestReport): vscode.Disposable {
-    return vscode.window.registerCustomEditorProvider(PairAnnotatorProvider.viewType, new PairAnnotatorProvider(extensionUri, output, report), {
-      webviewOptions: { retainContextWhenHidden: false },
-    });
+    const command = (id: string, message: (s: AnnotatorSession) => FromPairAnnotator) =>
+      vscode.commands.registerCommand(id, () => {
+        const session = PairAnnotatorProvider.active;
+        if (!session) throw new Error('No pair annotator is open in front: open a *.pairs.jsonl file first.');
+        session.enqueue(message(session));
+      });
+    const judge = (judgement: Judgement) => (s: AnnotatorSession): FromPairAnnotator => ({ type: 'judge', line: s.line, judgement });
+    return vscode.Disposable.from(
+      vscode.window.registerCustomEditorProvider(PairAnnotatorProvider.viewType, new PairAnnotatorProvider(extensionUri, output, report), {
+        webviewOptions: { retainContextWhenHidden: false },
+      }),
+      command('palStudio.annotator.first', judge('first')),
+      command('palStudio.annotator.second', judge('second')),
+      command('palStudio.annotator.tie', judge('tie')),
+      command('palStudio.annotator.skip', judge('skip')),
+      command('palStudio.annotator.next', () => ({ type: 'move', to: 'next' })),
+      command('palStudio.annotator.previous', () => ({ type: 'move', to: 'previous' })),
+      command('palStudio.annotator.undo', () => ({ type: 'undo' })),
+    );
   }
 
   private constructor(
@@ -47,7 +66,17 @@ export class PairAnnotatorProvider implements vscode.CustomTextEditorProvider {
         session.enqueue(message);
       }),
     ];
-    panel.onDidDispose(() => subscriptions.forEach((d) => d.dispose()));
+    if (panel.active) PairAnnotatorProvider.active = session;
+    subscriptions.push(
+      panel.onDidChangeViewState(() => {
+        if (panel.active) PairAnnotatorProvider.active = session;
+        else if (PairAnnotatorProvider.active === session) PairAnnotatorProvider.active = undefined;
+      }),
+    );
+    panel.onDidDispose(() => {
+      if (PairAnnotatorProvider.active === session) PairAnnotatorProvider.active = undefined;
+      subscriptions.forEach((d) => d.dispose());
+    });
     void loadPersonas().then((personas) => session.setPersonas(personas), (err) => this.output.warn(`Pair annotator: could not read the personas: ${(err as Error).message}`));
   }
 }
@@ -101,6 +130,11 @@ class AnnotatorSession {
     this.index = new PairIndex(lines);
     this.indexMs = performance.now() - this.openStart;
     this.current = this.index.first(this.filter) ?? this.index.first({ ...this.filter, status: 'all' }) ?? 0;
+  }
+
+  /** The pair on screen (1-based, as messages number lines). */
+  get line(): number {
+    return this.current + 1;
   }
 
   setPersonas(personas: PersonaLookup): void {

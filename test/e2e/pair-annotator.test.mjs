@@ -38,8 +38,8 @@ const s = studio({
 const { events, quickOpen, scenario, saveArtifacts } = s;
 let page, workspace;
 
-/** The file's lines with their endings (the last one may have none). */
-const linesOf = (text) => text.match(/[^\n]*\n|[^\n]+$/g);
+/** The file's lines with their endings (the last one may have none); none while VS Code is writing it. */
+const linesOf = (text) => text.match(/[^\n]*\n|[^\n]+$/g) ?? [];
 
 describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_000 }, () => {
   before(async () => {
@@ -139,6 +139,13 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
     await view.locator('#filter-persona').getByRole('option', { name: 'dev-courier · 1' }).click();
     await waitFor('the dev-courier filter', async () => (await position.textContent()) === '1 of 1 in this filter · line 2', 15_000);
     assert.equal(await view.locator('[data-testid="response-chosen"]').textContent(), 'to the harbour , with the blue parcel .');
+
+    // The palette's commands act on the annotator in front, like its keys.
+    assert.match(linesOf(readFileSync(file, 'utf8'))[1], /"status": ?"chosen"/);
+    await s.runCommand('PAL: Annotator: Skip (s)');
+    await page.locator('.tab.dirty', { hasText: 'review.pairs.jsonl' }).waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Control+S');
+    await waitFor('the skip saved', () => /"status": ?"skipped"/.test(linesOf(readFileSync(file, 'utf8'))[1]), 15_000);
 
     const background = () => view.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);
     const light = await background();

@@ -74,7 +74,12 @@ async function palInfo(folder: string): Promise<{ prompt_template_version?: numb
 export async function loadModel(folder: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const tf: Tf = transformers({ allowRemote: options.allowRemote === true });
   const local = { local_files_only: options.allowRemote !== true };
-  if (options.allowRemote !== true || existsSync(folder)) await checkModelFiles(folder);
+  // A local folder by its absolute path: transformers.js reads a relative one under its own
+  // localModelPath ("/models/"), not the current folder.
+  if (options.allowRemote !== true || existsSync(folder)) {
+    folder = path.resolve(folder);
+    await checkModelFiles(folder);
+  }
   const damaged = (file: string) => (err: unknown) => {
     throw new Error(`${path.join(folder, file)} could not be read (${String((err as Error)?.message ?? err).split('\n')[0]}): the model folder is damaged. Export it again (a run exports to <run>/model) or choose another model.`);
   };

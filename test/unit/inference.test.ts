@@ -132,3 +132,14 @@ test('a hub id is never fetched unless the user allowed the hub: it is a missing
     rmSync(here, { recursive: true, force: true });
   }
 });
+
+test('a model folder given by a relative path is read from the current folder', async () => {
+  const cwd = process.cwd();
+  process.chdir(path.dirname(embeddedModelDir()));
+  try {
+    const m = await loadModel(path.basename(embeddedModelDir()));
+    assert.equal(m.folder, embeddedModelDir());
+  } finally {
+    process.chdir(cwd);
+  }
+});

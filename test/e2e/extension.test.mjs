@@ -37,6 +37,16 @@ const s = studio({
 const { events, quickOpen, runCommand, scenario, saveArtifacts, outputChannelLog } = s;
 let page, workspace;
 
+/** "PAL: Start Alignment Run", picking the run config by its file name. */
+async function startRun(file) {
+  await runCommand('PAL: Start Alignment Run');
+  const input = page.locator('.quick-input-widget input[type="text"]');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(file.replace(/\.palrun\.yaml$/, ''));
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: file }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
 describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () => {
   before(async () => {
     await s.open();
@@ -124,12 +134,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
   });
 
   scenario('"PAL: Start Alignment Run" trains both stages in the engine, shows progress, and exports the model', async () => {
-    await runCommand('PAL: Start Alignment Run');
-    const input = page.locator('.quick-input-widget input[type="text"]');
-    await input.waitFor({ state: 'visible', timeout: 15_000 });
-    await input.fill('tiny');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'tiny.palrun.yaml' }).first().waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    await startRun('tiny.palrun.yaml');
     // The training dashboard follows the run (test/e2e/run-dashboard.test.mjs tests it).
     await s.webview().locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 30_000 });
     const done = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run tiny.palrun.yaml finished' });
@@ -146,12 +151,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     const config = path.join(workspace, 'escape.palrun.yaml');
     writeFileSync(config, readFileSync(path.join(workspace, 'tiny.palrun.yaml'), 'utf8').replace('name: tiny-sample', 'name: escape').replace('output: runs', `output: ${outside}`));
     try {
-      await runCommand('PAL: Start Alignment Run');
-      const input = page.locator('.quick-input-widget input[type="text"]');
-      await input.waitFor({ state: 'visible', timeout: 15_000 });
-      await input.fill('escape');
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'escape.palrun.yaml' }).first().waitFor({ timeout: 15_000 });
-      await page.keyboard.press('Enter');
+      await startRun('escape.palrun.yaml');
       const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run escape.palrun.yaml failed' });
       await toast.first().waitFor({ timeout: 60_000 });
       assert.match(await toast.first().textContent(), /output points outside the workspace .*palStudio\.runs\.allowOutsideWorkspace/);

@@ -85,10 +85,15 @@ def events(stdout):
 
 def kill_at_checkpoint(job_path, min_step):
     """Starts the job and SIGKILLs it on reading its first checkpoint at or after `min_step`."""
+    return kill_at(job_path, "checkpoint", min_step)
+
+
+def kill_at(job_path, event, min_step):
+    """Starts the job and SIGKILLs it on reading its first `event` at or after `min_step`."""
     with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", job_path], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
         for line in proc.stdout:
             e = json.loads(line)
-            if e["event"] == "checkpoint" and e["step"] >= min_step:
+            if e["event"] == event and e["step"] >= min_step:
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=60)
@@ -191,14 +196,7 @@ class RunTest(unittest.TestCase):
         rng = random.Random(20261126)
         kills = sorted(rng.sample(range(3, 118), 4))
         for at in kills:
-            with subprocess.Popen([sys.executable, "-m", "pal_trainer.train", path], env=ENV, stdout=subprocess.PIPE, text=True) as proc:
-                for line in proc.stdout:
-                    e = json.loads(line)
-                    if e["event"] == "step" and e["step"] >= at:
-                        proc.send_signal(signal.SIGKILL)
-                        break
-                proc.wait(timeout=60)
-            self.assertEqual(proc.returncode, -signal.SIGKILL, f"killed at step {at}")
+            self.assertEqual(kill_at(path, "step", at), -signal.SIGKILL, f"killed at step {at}")
         resumed = run(path)
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
         assert_same_weights(self.long_out, out, 1e-6)

@@ -39,6 +39,27 @@ export interface DecodingOptions {
   readonly stopWhen?: (text: string) => boolean;
 }
 
+/**
+ * The key/value cache of a prompt's first tokens, for prompts that start the same: select then
+ * generate run two prompts whose persona and dialogue blocks are one and the same, so that part is
+ * computed once. Used only when its tokens are exactly the start of the new prompt's tokens.
+ */
+export interface PrefixCache {
+  readonly ids: readonly number[];
+  readonly past: Tf;
+}
+
+/** Runs the tokens `a` and `b` start with (on the CPU, where the model never frees a past it was given). */
+async function sharedPrefix(m: LoadedModel, a: readonly number[], b: readonly number[]): Promise<PrefixCache | undefined> {
+  let k = 0;
+  while (k < a.length && k < b.length && a[k] === b[k]) k++;
+  // Each prompt keeps at least one token of its own: its last logits come from its own step.
+  k = Math.min(k, a.length - 1, b.length - 1);
+  if (k < 16 || m.device !== 'cpu') return undefined;
+  const ids = a.slice(0, k);
+  return { ids, past: (await step(m, [ids], k, undefined)).past };
+}
+
 export interface LoadedModel {
   readonly folder: string;
   readonly device: 'cpu' | 'cuda';
@@ -206,7 +227,7 @@ export function decode(m: LoadedModel, ids: readonly number[]): string {
 }
 
 /** Continues `prompt` and returns the generated text (without the prompt). */
-export async function generateText(m: LoadedModel, prompt: string, options: DecodingOptions = {}): Promise<{ text: string; tokens: number[] }> {
+export async function generateText(m: LoadedModel, prompt: string, options: DecodingOptions = {}, prefix?: PrefixCache): Promise<{ text: string; tokens: number[] }> {
   const promptIds = encode(m, prompt);
   if (promptIds.length === 0) throw new Error('The prompt is empty after tokenization.');
   const maxNew = options.maxNewTokens ?? 40;
@@ -217,7 +238,8 @@ export async function generateText(m: LoadedModel, prompt: string, options: Deco
   const random = rng(options.seed ?? 0);
   const out: number[] = [];
   let text = '';
-  let res = await step(m, [promptIds], promptIds.length, undefined);
+  const cached = prefix !== undefined && prefix.ids.length < promptIds.length && prefix.ids.every((id, i) => promptIds[i] === id);
+  let res = cached ? await step(m, [promptIds.slice(prefix.ids.length)], promptIds.length, prefix.past) : await step(m, [promptIds], promptIds.length, undefined);
   for (let i = 0; i < maxNew; i++) {
     if (cancelled()) throw new GenerationCancelled();
     const t = options.temperature ?? 0;
@@ -298,19 +320,23 @@ export async function selectThenGenerate(
   const fitsWith = (prompt: (x: PromptInput) => string, newTokens: number) => (x: PromptInput) => encode(m, prompt(x)).length + newTokens <= m.maxLength;
   let selected: number;
   let selectAnswer: string | undefined;
+  let prefix: PrefixCache | undefined;
   if (useModel) {
     // The select answer is decoded greedily: it is a classification, not a reply.
     // The number decides (parseSelection), so decoding stops once "k." or "none" is out: the
     // rest of the sentence would cost ~10 more model steps and change nothing.
     const fitted = trimHistory(input, fitsWith(selectPrompt, 8));
-    const { text } = await generateText(m, selectPrompt(fitted), { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) });
+    // The persona and dialogue blocks open both prompts: their keys and values are computed once.
+    const select = selectPrompt(fitted);
+    if ((options.numBeams ?? 1) <= 1) prefix = await sharedPrefix(m, encode(m, select), encode(m, generatePrompt(fitted, -1)));
+    const { text } = await generateText(m, select, { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) }, prefix);
     selectAnswer = text;
     selected = parseSelection(text, input.personas);
   } else {
     selected = bm25Select(input.personas, input.history.at(-1) ?? '').index;
   }
   const prompt = generatePrompt(trimHistory(input, fitsWith((x) => generatePrompt(x, selected), options.maxNewTokens ?? 40)), selected);
-  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
+  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, prefix);
   return {
     selected,
     selectedText: selectionText(input.personas, selected),

@@ -10,7 +10,7 @@ import { bm25Select } from '../../src/core/bm25';
 import { generatePrompt, selectionText, selectPrompt } from '../../src/core/prompts';
 import { embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
-import { encode, GenerationCancelled, generateText, loadModel, selectThenGenerate, type LoadedModel } from '../../src/engine/inference';
+import { encode, GenerationCancelled, generateText, loadModel, selectionSettled, selectThenGenerate, type LoadedModel } from '../../src/engine/inference';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
 
 const skip = skipWithoutTorch('inference tests');
@@ -141,5 +141,19 @@ test('a model folder given by a relative path is read from the current folder', 
     assert.equal(m.folder, embeddedModelDir());
   } finally {
     process.chdir(cwd);
+  }
+});
+
+test('select then generate computes the shared persona and dialogue blocks once, and answers exactly as two separate prompts do', async () => {
+  const m = await loadModel(embeddedModelDir());
+  const personas = ['i keep a lighthouse .', 'my cat is called tern .', 'i bake bread every morning .', 'i write to my sister in lisbon .'];
+  for (const history of [['do you have pets ?'], ['hello !', 'hi , who are you ?', 'what do you eat ?'], ['are you scared of storms ?']]) {
+    const both = await selectThenGenerate(m, { personas, history }, { maxNewTokens: 24 });
+    // The same two prompts, each computed from its first token.
+    const select = await generateText(m, selectPrompt({ personas, history }), { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled });
+    assert.equal(both.selectAnswer, select.text, 'the select answer');
+    const alone = await generateText(m, both.generatePrompt, { maxNewTokens: 24, stopAtNewline: true });
+    assert.equal(both.response, alone.text, `the reply to ${history.at(-1)}`);
+    assert.ok(both.response.length > 0);
   }
 });

@@ -49,15 +49,26 @@ export interface PrefixCache {
   readonly past: Tf;
 }
 
-/** Runs the tokens `a` and `b` start with (on the CPU, where the model never frees a past it was given). */
-async function sharedPrefix(m: LoadedModel, a: readonly number[], b: readonly number[]): Promise<PrefixCache | undefined> {
+/** How many tokens `a` and `b` start with, each keeping one of its own (its last logits come from its own step). */
+function sharedLength(a: readonly number[], b: readonly number[]): number {
   let k = 0;
   while (k < a.length && k < b.length && a[k] === b[k]) k++;
-  // Each prompt keeps at least one token of its own: its last logits come from its own step.
-  k = Math.min(k, a.length - 1, b.length - 1);
-  if (k < 16 || m.device !== 'cpu') return undefined;
-  const ids = a.slice(0, k);
-  return { ids, past: (await step(m, [ids], k, undefined)).past };
+  return Math.min(k, a.length - 1, b.length - 1);
+}
+
+/**
+ * The first `k` positions of a key/value cache (batch, heads, positions, head size): the select
+ * prompt's own cache, cut down to what the generate prompt shares, costs no extra model step.
+ */
+function truncatePast(tf: Tf, past: Record<string, OrtTensor>, k: number): Record<string, OrtTensor> {
+  const out: Record<string, OrtTensor> = {};
+  for (const [name, t] of Object.entries(past)) {
+    const [b, h, n, d] = t.dims as [number, number, number, number];
+    const data = new (t.data.constructor as Float32ArrayConstructor)(b * h * k * d);
+    for (let row = 0; row < b * h; row++) data.set((t.data as Float32Array).subarray(row * n * d, row * n * d + k * d), row * k * d);
+    out[name] = new tf.Tensor(t.type, data, [b, h, k, d]);
+  }
+  return out;
 }
 
 export interface LoadedModel {
@@ -217,9 +228,21 @@ async function step(m: LoadedModel, ids: readonly (readonly number[])[], totalLe
   return { logits: last, vocab, past: m.model.getPastKeyValues(out, past) };
 }
 
+// The last prompts' token ids, per tokenizer: select then generate checks that each prompt fits,
+// finds the prompts' shared start and runs them, tokenizing the same text up to three times.
+const recentEncodings = new WeakMap<object, Map<string, readonly number[]>>();
+
 /** Token ids of a prompt, as training tokenized it (no special tokens added). */
 export function encode(m: LoadedModel, text: string): number[] {
-  return Array.from(m.tokenizer.encode(text, { add_special_tokens: false }) as number[]);
+  let recent = recentEncodings.get(m.tokenizer as object);
+  if (!recent) recentEncodings.set(m.tokenizer as object, (recent = new Map()));
+  let ids = recent.get(text);
+  if (!ids) {
+    ids = Array.from(m.tokenizer.encode(text, { add_special_tokens: false }) as number[]);
+    if (recent.size >= 8) recent.delete(recent.keys().next().value!);
+    recent.set(text, ids);
+  }
+  return [...ids];
 }
 
 export function decode(m: LoadedModel, ids: readonly number[]): string {
@@ -227,7 +250,14 @@ export function decode(m: LoadedModel, ids: readonly number[]): string {
 }
 
 /** Continues `prompt` and returns the generated text (without the prompt). */
-export async function generateText(m: LoadedModel, prompt: string, options: DecodingOptions = {}, prefix?: PrefixCache): Promise<{ text: string; tokens: number[] }> {
+export async function generateText(
+  m: LoadedModel,
+  prompt: string,
+  options: DecodingOptions = {},
+  prefix?: PrefixCache,
+  /** Receives the prompt's key/value cache, before any generated token. */
+  onPromptPast?: (past: Record<string, OrtTensor>) => void,
+): Promise<{ text: string; tokens: number[] }> {
   const promptIds = encode(m, prompt);
   if (promptIds.length === 0) throw new Error('The prompt is empty after tokenization.');
   const maxNew = options.maxNewTokens ?? 40;
@@ -240,6 +270,7 @@ export async function generateText(m: LoadedModel, prompt: string, options: Deco
   let text = '';
   const cached = prefix !== undefined && prefix.ids.length < promptIds.length && prefix.ids.every((id, i) => promptIds[i] === id);
   let res = cached ? await step(m, [promptIds.slice(prefix.ids.length)], promptIds.length, prefix.past) : await step(m, [promptIds], promptIds.length, undefined);
+  onPromptPast?.(res.past as Record<string, OrtTensor>);
   for (let i = 0; i < maxNew; i++) {
     if (cancelled()) throw new GenerationCancelled();
     const t = options.temperature ?? 0;
@@ -328,8 +359,12 @@ export async function selectThenGenerate(
     const fitted = trimHistory(input, fitsWith(selectPrompt, 8));
     // The persona and dialogue blocks open both prompts: their keys and values are computed once.
     const select = selectPrompt(fitted);
-    if ((options.numBeams ?? 1) <= 1) prefix = await sharedPrefix(m, encode(m, select), encode(m, generatePrompt(fitted, -1)));
-    const { text } = await generateText(m, select, { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) }, prefix);
+    const shared = sharedLength(encode(m, select), encode(m, generatePrompt(fitted, -1)));
+    // On the CPU the model never frees a cache it was given, so the generate prompt may reuse it.
+    const keep = shared >= 16 && m.device === 'cpu' && (options.numBeams ?? 1) <= 1;
+    const { text } = await generateText(m, select, { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) }, undefined, (past) => {
+      if (keep) prefix = { ids: encode(m, select).slice(0, shared), past: truncatePast(m.tf, past, shared) };
+    });
     selectAnswer = text;
     selected = parseSelection(text, input.personas);
   } else {

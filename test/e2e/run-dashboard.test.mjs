@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe } from 'node:test';
-import { buildTinyBaseModel, findFiles, studio, waitFor } from './harness.mjs';
+import { buildTinyBaseModel, findFiles, resultsDir, studio, waitFor } from './harness.mjs';
 
 const s = studio({
   prepare(ws) {
@@ -158,6 +158,41 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await waitFor('the run to stop', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
     const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
     assert.deepEqual(steps, steps.map((_, i) => i + 1), 'every step once, in order, across the kill');
+  });
+
+  scenario('a second VS Code window on the same workspace cannot start a run that is running, and is told who runs it', async () => {
+    const view = s.webview();
+    const metrics = path.join(workspace, 'runs', 'long-sample', 'stage1', 'metrics.jsonl');
+    await view.locator('vscode-button[data-action="resume"]').click();
+    const before = metricLines(metrics).length;
+    await waitFor('the run to take steps', () => metricLines(metrics).length > before, 120_000);
+    // Another window: its own extension host and its own engine.
+    const second = await s.browser.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      await second.goto(`${s.server.url}/?folder=${encodeURIComponent(workspace)}`);
+      await second.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await second.locator('.statusbar-item', { hasText: 'PAL' }).first().waitFor({ timeout: 60_000 });
+      await second.keyboard.press('F1');
+      const input = second.locator('.quick-input-widget input[type="text"]');
+      await input.waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill('>PAL: Start Alignment Run');
+      await second.locator('.quick-input-list .monaco-list-row', { hasText: 'PAL: Start Alignment Run' }).first().waitFor({ timeout: 15_000 });
+      await second.keyboard.press('Enter');
+      await input.fill('long');
+      await second.locator('.quick-input-list .monaco-list-row', { hasText: 'long.palrun.yaml' }).first().waitFor({ timeout: 15_000 });
+      await second.keyboard.press('Enter');
+      const toast = second.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run long.palrun.yaml failed' });
+      await toast.first().waitFor({ timeout: 60_000 });
+      assert.match(await toast.first().textContent(), /is already being run by another PAL Studio process \(pid \d+, since .*another VS Code window or a pal train/);
+      await second.screenshot({ path: path.join(resultsDir, 'second-window-refused.png') }).catch(() => undefined);
+    } finally {
+      await second.close();
+    }
+    // The first window's run went on undisturbed: stop it, every step once.
+    await view.locator('vscode-button[data-action="stop"]').click();
+    await waitFor('the run to stop', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
+    const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, steps.map((_, i) => i + 1));
   });
 
   scenario('after a restart the dashboard comes back with its charts, and names a corrupt metrics line', async () => {

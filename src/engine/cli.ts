@@ -696,7 +696,7 @@ async function perplexityCommand(args: readonly string[], io: Io): Promise<numbe
   return 0;
 }
 
-const DEMO_HELP = `Usage: pal demo [--model <folder>] [--sample <folder>] [--out <folder>] [--nli <folder>] [--python PATH]
+const DEMO_HELP = `Usage: pal demo [--model <folder>] [--sample <folder>] [--out <folder>] [--nli <folder>] [--max-length N] [--python PATH]
 
   The PAL demo, headless: copies the sample project (samples/studio) to --out, runs a short PAL
   alignment of the default model (models/pal-default) on it (stage 1, rejection sampling, stage 2),
@@ -708,10 +708,18 @@ const DEMO_HELP = `Usage: pal demo [--model <folder>] [--sample <folder>] [--out
   --sample   The sample project (default: samples/studio).
   --out      Work folder, replaced on each demo (default: .pal-studio/demo).
   --nli      A local NLI model folder for C.score (without one C.score is reported as not computed).
+  --max-length  Tokens per training sequence (both stages), instead of the sample's 256: for a
+             model whose tokenizer spends more tokens on the sample's facts and dialogues.
 `;
 
+function positiveInt(text: string, name: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive whole number, not "${text}"`);
+  return n;
+}
+
 async function demoCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--model', '--sample', '--out', '--nli', '--python'], ['-h', '--help'], 'demo');
+  const { positional, options } = parseArgs(args, ['--model', '--sample', '--out', '--nli', '--python', '--max-length'], ['-h', '--help'], 'demo');
   if (options['-h'] || options['--help']) {
     io.out(DEMO_HELP);
     return 0;
@@ -728,6 +736,7 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
       sample: str('--sample', nodePath.join(root, 'samples', 'studio')),
       out: str('--out', nodePath.join(root, '.pal-studio', 'demo')),
       ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
+      ...(typeof options['--max-length'] === 'string' ? { maxLength: positiveInt(options['--max-length'], '--max-length') } : {}),
       signal,
       onProgress: (p) => {
         if (p.step !== undefined && p.total !== undefined && p.step !== p.total && p.step % 10 !== 0) return;

@@ -23,6 +23,8 @@ export interface DemoOptions {
   /** Where the copy and its run go (replaced on each demo). */
   readonly out: string;
   readonly nli?: string;
+  /** Tokens per training sequence in both stages (the sample's run config says 256). */
+  readonly maxLength?: number;
   readonly onProgress?: (p: RunProgress) => void;
   readonly onLog?: (line: string) => void;
   readonly signal?: AbortSignal;
@@ -61,6 +63,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const configFile = path.join(project, configName);
   const doc = parseDocument(await fs.readFile(configFile, 'utf8'));
   doc.setIn(['model', 'base'], path.resolve(o.model));
+  if (o.maxLength) for (const stage of ['stage1', 'stage2']) doc.setIn([stage, 'max_length'], o.maxLength);
   await fs.writeFile(configFile, doc.toString());
 
   const run = await runAlignment(configFile, {

@@ -102,7 +102,8 @@ test('pal demo: a short PAL run of a model on the sample project, a before/after
   const missing = pal('demo', '--model', path.join(dir, 'nothing-here'), '--out', out);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /nothing-here: no model there \(no config\.json\)\. The default model ships in models\/pal-default; "npm run make-model"/);
-  const r = pal('demo', '--model', model, '--out', out);
+  // This model's 300-token vocabulary spends ~4 tokens a word: the sample's prompts need more than 256.
+  const r = pal('demo', '--model', model, '--out', out, '--max-length', '512');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Before \(the default model\) and after PAL on the sample personas, 12 held-out examples/);
   for (const metric of ['BLEU-1', 'BLEU-4', 'ROUGE-L', 'Distinct-2', 'Selection accuracy', 'P-F1']) assert.match(r.stdout, new RegExp(`\\n${metric}[^\\n]*\\d`), metric);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { records } from '../../src/core/formats/jsonl';
 import { parsePairs } from '../../src/core/formats/pairs';
-import { historyOnlyPrompt, selectPrompt, generatePrompt, selectTarget, responseTarget } from '../../src/core/prompts';
+import { historyOnlyPrompt, selectPrompt, generatePrompt, PROMPT_TEMPLATE_VERSION, selectTarget, responseTarget } from '../../src/core/prompts';
 import { loadModel, respond, selectThenGenerate } from '../../src/engine/inference';
 import { embeddedModelDir, resolveModelPath, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
@@ -217,7 +217,7 @@ test('method finetune is the plain fine-tuning baseline: one stage, no selection
   assert.equal(seen.filter((p) => p.stage === 'stage1' && p.step !== undefined).at(-1)!.total, 12);
   const items = readFileSync(path.join(result.runDir, 'stage1.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(items.map((i) => i.kind))], ['plain']);
-  assert.deepEqual(JSON.parse(readFileSync(path.join(result.model!, 'pal.json'), 'utf8')), { prompt_template_version: 1, tasks: ['plain'], max_length: 512 });
+  assert.deepEqual(JSON.parse(readFileSync(path.join(result.model!, 'pal.json'), 'utf8')), { prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks: ['plain'], max_length: 512 });
   const after = JSON.parse(readFileSync(path.join(result.runDir, 'eval', 'predictions-after.jsonl'), 'utf8').trim());
   assert.equal(after.selection_source, 'none');
   assert.equal('selected' in after, false, 'a baseline selects nothing, so it is not scored on selection');

@@ -16,7 +16,7 @@ import { PairAnnotatorProvider } from './pairAnnotator';
 import { PersonaEditorProvider } from './personaEditor';
 import { selectPython } from './pythonPicker';
 import { RunFollower } from './runCommands';
-import { openFirst, openSampleProject, trackRunConfigs } from './sampleProject';
+import { openFirst, openSampleProject } from './sampleProject';
 import { RunDashboards } from './runDashboard';
 import { TestReport } from './testReport';
 
@@ -63,7 +63,6 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.compareReports', () => compareReports(context.extensionUri, host));
   command('palStudio.openSampleProject', () => openSampleProject(context.extensionUri));
   command('palStudio.openFirst', (kind) => openFirst(kind));
-  context.subscriptions.push(trackRunConfigs());
   command('palStudio.openGenerationPanel', (persona) => GenerationPanel.show(context, host, output, persona instanceof vscode.Uri ? persona : undefined));
   command('palStudio.startRun', (resource) => {
     if (!vscode.workspace.isTrusted) throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');

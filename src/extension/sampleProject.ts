@@ -49,18 +49,3 @@ export async function openFirst(kind: unknown): Promise<void> {
   await vscode.commands.executeCommand('vscode.open', first);
 }
 
-/**
- * Sets the context key `palStudio.workspaceHasRunConfig` (the walkthrough's first step is done when
- * the workspace already is a PAL project) now and whenever run configs come or go.
- */
-export function trackRunConfigs(): vscode.Disposable {
-  const update = async () => {
-    const found = await vscode.workspace.findFiles(KINDS.run.glob, '**/node_modules/**', 1);
-    await vscode.commands.executeCommand('setContext', 'palStudio.workspaceHasRunConfig', found.length > 0);
-  };
-  void update();
-  const watcher = vscode.workspace.createFileSystemWatcher(KINDS.run.glob, false, true, false);
-  watcher.onDidCreate(() => void update());
-  watcher.onDidDelete(() => void update());
-  return watcher;
-}

@@ -155,6 +155,10 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
       const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run escape.palrun.yaml failed' });
       await toast.first().waitFor({ timeout: 60_000 });
       assert.match(await toast.first().textContent(), /output points outside the workspace .*palStudio\.runs\.allowOutsideWorkspace/);
+      // Its dashboard says the same (and has finished opening before the next scenario types).
+      const dashboard = s.webview();
+      await dashboard.locator('[data-testid="run-status"]', { hasText: 'failed' }).waitFor({ timeout: 30_000 });
+      assert.match(await dashboard.locator('.problem[role="alert"]').textContent(), /output points outside the workspace/);
       assert.deepEqual(readdirSync(outside), [], 'nothing was written outside the workspace');
     } finally {
       rmSync(config, { force: true });

@@ -302,8 +302,7 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const from = options['--from'];
   if (from !== undefined && !['persona-chat', 'spc', 'corpus', 'card'].includes(from as string)) throw new UsageError(`--from must be persona-chat, spc, corpus or card, not "${String(from)}"`);
   const limitText = options['--limit'];
-  const limit = limitText === undefined ? undefined : Number(limitText);
-  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError(`--limit must be a positive whole number, not "${String(limitText)}"`);
+  const limit = limitText === undefined ? undefined : positiveInt(String(limitText), '--limit');
   const sample = numberOption(options, '--sample', true);
   const seed = numberOption(options, '--seed', true);
   if (sample === 0) throw new UsageError('--sample must be at least 1');

@@ -40,11 +40,7 @@ let page, workspace;
 /** "PAL: Start Alignment Run", picking the run config by its file name. */
 async function startRun(file) {
   await runCommand('PAL: Start Alignment Run');
-  const input = page.locator('.quick-input-widget input[type="text"]');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
-  await input.fill(file.replace(/\.palrun\.yaml$/, ''));
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: file }).first().waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
+  await s.pick(file.replace(/\.palrun\.yaml$/, ''), file);
 }
 
 describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () => {

@@ -129,24 +129,25 @@ export function studio({ prepare, machineSettings, settings, workspaceTrust = fa
       });
     },
 
+    /** Types into the open quick input and takes the first row showing `row` (another window: `page`). */
+    async pick(text, row = text, page = s.page) {
+      const input = page.locator('.quick-input-widget input[type="text"]');
+      await input.waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill(text);
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: row }).first().waitFor({ timeout: 15_000 });
+      await page.keyboard.press('Enter');
+    },
+
     /** Ctrl+P: opens a workspace file by name. */
     async quickOpen(name) {
       await s.page.keyboard.press('Control+P');
-      const input = s.page.locator('.quick-input-widget input[type="text"]');
-      await input.waitFor({ state: 'visible', timeout: 15_000 });
-      await input.fill(name);
-      await s.page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 15_000 });
-      await s.page.keyboard.press('Enter');
+      await s.pick(name);
     },
 
     /** F1, then a command's title (as the palette shows it: "PAL: …"). */
-    async runCommand(title) {
-      await s.page.keyboard.press('F1');
-      const input = s.page.locator('.quick-input-widget input[type="text"]');
-      await input.waitFor({ state: 'visible', timeout: 15_000 });
-      await input.fill(`>${title}`);
-      await s.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 15_000 });
-      await s.page.keyboard.press('Enter');
+    async runCommand(title, page = s.page) {
+      await page.keyboard.press('F1');
+      await s.pick(`>${title}`, title, page);
     },
 
     /** The content frame of the most recently created webview (editors and panels alike). */

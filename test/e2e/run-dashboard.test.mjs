@@ -25,13 +25,6 @@ const points = async (view, chart) => {
 };
 const metricLines = (file) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
-async function pickFromQuickInput(text) {
-  const input = page.locator('.quick-input-widget input[type="text"]');
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
-  await input.fill(text);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first().waitFor({ timeout: 15_000 });
-  await page.keyboard.press('Enter');
-}
 
 describe('the training dashboard in a real VS Code (code-server)', { timeout: 600_000 }, () => {
   before(async () => {
@@ -46,7 +39,7 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
   scenario('"PAL: Start Alignment Run" opens the dashboard, which follows the run live and shows the evaluation at the end', async () => {
     await waitFor('the extension to activate', () => events('activated')[0]);
     await runCommand('PAL: Start Alignment Run');
-    await pickFromQuickInput('tiny.palrun.yaml');
+    await s.pick('tiny.palrun.yaml');
     const view = s.webview();
     await view.locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 30_000 });
 
@@ -113,7 +106,7 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
 
   scenario('Stop stops a run at a checkpoint, and Resume carries on from it', async () => {
     await runCommand('PAL: Start Alignment Run');
-    await pickFromQuickInput('long.palrun.yaml');
+    await s.pick('long.palrun.yaml');
     const view = s.webview();
     await view.locator('h1', { hasText: 'Training: long-sample' }).waitFor({ timeout: 30_000 });
     await waitFor('a few stage-1 steps', async () => (await points(view, 'stage1-loss')) >= 3, 120_000);
@@ -172,15 +165,8 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
       await second.goto(`${s.server.url}/?folder=${encodeURIComponent(workspace)}`);
       await second.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
       await second.locator('.statusbar-item', { hasText: 'PAL' }).first().waitFor({ timeout: 60_000 });
-      await second.keyboard.press('F1');
-      const input = second.locator('.quick-input-widget input[type="text"]');
-      await input.waitFor({ state: 'visible', timeout: 15_000 });
-      await input.fill('>PAL: Start Alignment Run');
-      await second.locator('.quick-input-list .monaco-list-row', { hasText: 'PAL: Start Alignment Run' }).first().waitFor({ timeout: 15_000 });
-      await second.keyboard.press('Enter');
-      await input.fill('long');
-      await second.locator('.quick-input-list .monaco-list-row', { hasText: 'long.palrun.yaml' }).first().waitFor({ timeout: 15_000 });
-      await second.keyboard.press('Enter');
+      await s.runCommand('PAL: Start Alignment Run', second);
+      await s.pick('long', 'long.palrun.yaml', second);
       const toast = second.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run long.palrun.yaml failed' });
       await toast.first().waitFor({ timeout: 60_000 });
       assert.match(await toast.first().textContent(), /is already being run by another PAL Studio process \(pid \d+, since .*another VS Code window or a pal train/);
@@ -197,7 +183,7 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
 
   scenario('after a restart the dashboard comes back with its charts, and names a corrupt metrics line', async () => {
     await runCommand('PAL: Open Training Dashboard…');
-    await pickFromQuickInput('tiny-sample');
+    await s.pick('tiny-sample');
     let view = s.webview();
     await view.locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 30_000 });
     const before = await points(view, 'stage1-loss');

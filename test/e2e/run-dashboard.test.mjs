@@ -19,9 +19,13 @@ const s = studio({
 const { events, runCommand, scenario, saveArtifacts } = s;
 let page, workspace;
 
+// Read what is on screen now, without waiting: the dashboard re-renders as the run goes, and an
+// element counted a moment ago (the progress line, the status-bar item) may be gone when it is read;
+// textContent() would then wait its full timeout for it (seen in CI at the run's end).
+const textsNow = (locator) => locator.evaluateAll((els) => els.map((el) => el.textContent ?? ''));
 const points = async (view, chart) => {
-  const el = view.locator(`[data-testid="chart-${chart}"]`);
-  return (await el.count()) ? Number(await el.getAttribute('data-points')) : 0;
+  const counts = await view.locator(`[data-testid="chart-${chart}"]`).evaluateAll((els) => els.map((el) => Number(el.getAttribute('data-points'))));
+  return counts[0] ?? 0;
 };
 const metricLines = (file) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
@@ -53,8 +57,8 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await waitFor('the evaluation table', async () => {
       for (const stage of ['stage1', 'stage2']) seen[stage].add(await points(view, `${stage}-loss`));
       const progress = view.locator('[data-testid="progress"]');
-      if ((await progress.count()) && /step \d+ of \d+/.test(await progress.textContent())) sawSteps = true;
-      if ((await statusItem.count()) && /PAL run tiny-sample · stage [12] · \d+%/.test(await statusItem.first().textContent())) sawStatusPercent = true;
+      if ((await textsNow(progress)).some((text) => /step \d+ of \d+/.test(text))) sawSteps = true;
+      if ((await textsNow(statusItem)).some((text) => /PAL run tiny-sample · stage [12] · \d+%/.test(text))) sawStatusPercent = true;
       return (await evaluation.count()) > 0;
     }, 240_000);
     assert.ok(sawSteps, 'the progress line showed "step x of y"');

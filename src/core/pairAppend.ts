@@ -12,6 +12,9 @@ export interface SamplingRecord {
   readonly top_k: number;
   readonly top_p: number;
   readonly max_new_tokens: number;
+  /** Present only when on (above 1, or above 0). */
+  readonly repetition_penalty?: number;
+  readonly no_repeat_ngram_size?: number;
   /** The seeds of the chosen and the rejected response. */
   readonly seeds: readonly [number, number];
 }

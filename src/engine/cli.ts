@@ -126,10 +126,14 @@ const RUNS_HELP = `Usage: pal runs <run.palrun.yaml> [--json]
 
 const CHAT_HELP = `Usage: pal chat --model <folder> (--persona <file.persona.yaml> | --facts "a.|b.") [--history "turn"]... "message"
                 [--temperature T] [--top-k K] [--top-p P] [--beams N] [--max-new-tokens N] [--seed S] [--selection auto|model|retrieval] [--json]
+                [--repetition-penalty P] [--no-repeat-ngram N]
 
   Select then generate: the model picks the persona sentence the reply should use (or BM25
   retrieval, labelled, for models not trained on PAL's select task), then writes the reply with
   that sentence highlighted. The reply streams to stdout.
+
+  Small models decoding greedily tend to loop; --repetition-penalty 1.2 (tokens already in the
+  reply are less likely) or --no-repeat-ngram 3 (no 3 tokens twice in the reply) curb that.
 `;
 
 const EVAL_HELP = `Usage: pal eval --predictions <file.jsonl> [--baseline <file.jsonl>] [--json] [--out <dir>] [--nli <model folder>] [--tokenize whitespace|words]
@@ -454,7 +458,7 @@ async function runsCommand(args: readonly string[], io: Io): Promise<number> {
 }
 
 async function chatCommand(args: readonly string[], io: Io): Promise<number> {
-  const valued = ['--model', '--persona', '--facts', '--history', '--temperature', '--top-k', '--top-p', '--beams', '--max-new-tokens', '--seed', '--selection'];
+  const valued = ['--model', '--persona', '--facts', '--history', '--temperature', '--top-k', '--top-p', '--beams', '--repetition-penalty', '--no-repeat-ngram', '--max-new-tokens', '--seed', '--selection'];
   const history: string[] = [];
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -483,6 +487,10 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   const num = (name: string) => (typeof options[name] === 'string' ? Number(options[name]) : undefined);
   const selection = options['--selection'];
   if (selection !== undefined && !['auto', 'model', 'retrieval'].includes(selection as string)) throw new UsageError('--selection must be auto, model or retrieval');
+  const penalty = num('--repetition-penalty');
+  if (penalty !== undefined && !(penalty > 0)) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
+  const ngram = num('--no-repeat-ngram');
+  if (ngram !== undefined && !(Number.isInteger(ngram) && ngram >= 0)) throw new UsageError('--no-repeat-ngram must be a whole number from 0 (0 = off)');
   const m = await loadModel(model);
   if (m.deviceNote) io.err(`${m.deviceNote}\n`);
   const json = options['--json'] === true;
@@ -492,6 +500,8 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
     ...defined('topK', num('--top-k')),
     ...defined('topP', num('--top-p')),
     ...defined('numBeams', num('--beams')),
+    ...defined('repetitionPenalty', num('--repetition-penalty')),
+    ...defined('noRepeatNgramSize', num('--no-repeat-ngram')),
     ...defined('maxNewTokens', num('--max-new-tokens')),
     ...defined('seed', num('--seed')),
     ...(selection ? { selection: selection as 'auto' | 'model' | 'retrieval' } : {}),

@@ -29,6 +29,14 @@ export interface DecodingOptions {
   readonly topP?: number;
   /** > 1: beam search (deterministic; temperature is ignored). */
   readonly numBeams?: number;
+  /**
+   * > 1: tokens the response already holds are made less likely (CTRL's penalty, as Hugging Face's
+   * `repetition_penalty`: a positive logit is divided by it, a negative one multiplied). Only the
+   * response counts, not the prompt: the prompt holds the persona facts a good reply echoes.
+   */
+  readonly repetitionPenalty?: number;
+  /** > 0: no n-gram of this size occurs twice in the response (Hugging Face's `no_repeat_ngram_size`, response only). */
+  readonly noRepeatNgramSize?: number;
   /** Stop at a newline: the end of the persona's turn in PAL's prompts. */
   readonly stopAtNewline?: boolean;
   readonly seed?: number;
@@ -197,6 +205,32 @@ function sample(logp: Float64Array, topK: number, topP: number, random: () => nu
   return ids[ids.length - 1]!;
 }
 
+/**
+ * The repetition controls, applied in place to one row of logits (`offset`, `size`) given the
+ * response's tokens so far. Small models decoding greedily loop ("I have a dog , but I have a dog");
+ * these are the usual remedies, off unless asked for.
+ */
+export function discourageRepeats(logits: Float32Array, offset: number, size: number, response: readonly number[], options: Pick<DecodingOptions, 'repetitionPenalty' | 'noRepeatNgramSize'>): void {
+  const penalty = options.repetitionPenalty ?? 1;
+  if (penalty !== 1) {
+    for (const id of new Set(response)) {
+      if (id < 0 || id >= size) continue;
+      const v = logits[offset + id]!;
+      logits[offset + id] = v > 0 ? v / penalty : v * penalty;
+    }
+  }
+  const n = options.noRepeatNgramSize ?? 0;
+  if (n > 0 && response.length >= n) {
+    // The last n-1 tokens, and every earlier place they occur: the token that followed there is banned.
+    const start = response.length - n + 1;
+    for (let i = 0; i + n <= response.length; i++) {
+      let same = true;
+      for (let j = 0; j < n - 1 && same; j++) same = response[i + j] === response[start + j];
+      if (same) logits[offset + response[i + n - 1]!] = -Infinity;
+    }
+  }
+}
+
 function argmax(logits: Float32Array, offset: number, size: number): number {
   let best = 0;
   for (let i = 1; i < size; i++) if (logits[offset + i]! > logits[offset + best]!) best = i;
@@ -273,6 +307,7 @@ export async function generateText(
   onPromptPast?.(res.past as Record<string, OrtTensor>);
   for (let i = 0; i < maxNew; i++) {
     if (cancelled()) throw new GenerationCancelled();
+    discourageRepeats(res.logits, 0, res.vocab, out, options);
     const t = options.temperature ?? 0;
     const next = t > 0 ? sample(logSoftmax(res.logits, 0, res.vocab, t), options.topK ?? 0, options.topP ?? 1, random) : argmax(res.logits, 0, res.vocab);
     if (eos.has(next)) break;
@@ -299,6 +334,7 @@ async function beamSearch(m: LoadedModel, promptIds: number[], maxNew: number, o
     if (options.signal?.aborted) throw new GenerationCancelled();
     const candidates: { parent: number; token: number; score: number }[] = [];
     beams.forEach((b, row) => {
+      discourageRepeats(res.logits, row * res.vocab, res.vocab, b.tokens, options);
       const logp = logSoftmax(res.logits, row * res.vocab, res.vocab);
       const top = Array.from(logp.keys()).sort((x, y) => logp[y]! - logp[x]!).slice(0, 2 * width);
       for (const token of top) candidates.push({ parent: row, token, score: b.score + logp[token]! });

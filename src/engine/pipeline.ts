@@ -494,13 +494,15 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     const baseTasks = baseInfo.prompt_template_version === PROMPT_TEMPLATE_VERSION ? (baseInfo.tasks ?? []) : [];
     await exportForInference(options.python, base, baseOnnx, tokenizerDir, baseTasks, Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
+    const e = config.evaluation;
+    const evaluationDecoding = { maxNewTokens: e.max_new_tokens, numBeams: e.num_beams, repetitionPenalty: e.repetition_penalty, noRepeatNgramSize: e.no_repeat_ngram_size };
     const predict = async (folder: string, file: string) => {
       const m = await loadModel(folder);
       const t0 = performance.now();
       const rows = [];
       for (const ex of prep.heldOut) {
         if (options.signal?.aborted) return false;
-        const r = await respond(m, ex, { maxNewTokens: config.stage2.rejected.max_new_tokens, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
+        const r = await respond(m, ex, { ...evaluationDecoding, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
         rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}) });
       }
       await writeJsonl(file, rows);
@@ -518,7 +520,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     }
     const result = await runEvaluation({ predictions: after, baseline: before, ...(options.nli ? { nli: options.nli } : {}) });
     await writeReports(evalDir, result, options.nli);
-    // How long select then generate took per example (greedy, this machine): for model cards and ETAs.
+    // How long select then generate took per example (the evaluation decoding, this machine): for model cards and ETAs.
     await fs.writeFile(path.join(evalDir, 'timing.json'), `${JSON.stringify(timing, null, 2)}\n`);
     const a = result.run.evaluation.report;
     const b = result.baseline!.evaluation.report;

@@ -267,6 +267,8 @@ export interface SelectThenGenerateParams {
   readonly topK?: number;
   readonly topP?: number;
   readonly numBeams?: number;
+  readonly repetitionPenalty?: number;
+  readonly noRepeatNgramSize?: number;
   readonly seed?: number;
   readonly selection?: 'auto' | 'model' | 'retrieval';
   /** Echoed in generate/text notifications, so a client can tell streams apart. */

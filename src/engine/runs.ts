@@ -106,6 +106,8 @@ export class ModelCache {
         ...(p.topK !== undefined ? { topK: p.topK } : {}),
         ...(p.topP !== undefined ? { topP: p.topP } : {}),
         ...(p.numBeams !== undefined ? { numBeams: p.numBeams } : {}),
+        ...(p.repetitionPenalty !== undefined ? { repetitionPenalty: p.repetitionPenalty } : {}),
+        ...(p.noRepeatNgramSize !== undefined ? { noRepeatNgramSize: p.noRepeatNgramSize } : {}),
         ...(p.seed !== undefined ? { seed: p.seed } : {}),
         ...(p.selection ? { selection: p.selection } : {}),
       },

@@ -142,11 +142,11 @@ export class GenerationPanel {
     });
     this.post({ type: 'generation', state: 'started', generation: generation.id, seeds, facts });
     this.output.info(`Generation panel: ${seeds.length} samples from ${model} (personas ${generation.personaIds.join(', ')}, seeds ${seeds.join(', ')})`);
-    const { temperature, topK, topP, maxNewTokens } = decoding;
+    const { temperature, topK, topP, maxNewTokens, repetitionPenalty, noRepeatNgramSize } = decoding;
     try {
       await Promise.all(
         seeds.map(async (seed, index) => {
-          const params = { model, personas: facts, history, temperature, topK, topP, maxNewTokens, seed, streamId: streams[index]! };
+          const params = { model, personas: facts, history, temperature, topK, topP, maxNewTokens, repetitionPenalty, noRepeatNgramSize, seed, streamId: streams[index]! };
           try {
             const r = await this.host.client.request(SelectThenGenerateRequest, params, cancel.token);
             generation.results[index] = r;
@@ -186,6 +186,8 @@ export class GenerationPanel {
         top_k: g.decoding.topK,
         top_p: g.decoding.topP,
         max_new_tokens: g.decoding.maxNewTokens,
+        ...(g.decoding.repetitionPenalty !== 1 ? { repetition_penalty: g.decoding.repetitionPenalty } : {}),
+        ...(g.decoding.noRepeatNgramSize !== 0 ? { no_repeat_ngram_size: g.decoding.noRepeatNgramSize } : {}),
         seeds: [g.seeds[chosenIndex]!, g.seeds[rejectedIndex]!],
       },
     });

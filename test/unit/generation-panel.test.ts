@@ -98,7 +98,7 @@ test('generation panel messages that are well formed get through', () => {
   assert.deepEqual(parseFromGenerationPanel({ type: 'ready' }), { type: 'ready' });
   assert.deepEqual(parseFromGenerationPanel({ type: 'stop' }), { type: 'stop' });
   assert.deepEqual(parseFromGenerationPanel(generate), generate);
-  const longer = { ...generate, history: ['hi', 'hello .', 'cat ?'], decoding: { temperature: 0, topK: 0, topP: 1, maxNewTokens: 256, samples: 8, seed: 0 } };
+  const longer = { ...generate, history: ['hi', 'hello .', 'cat ?'], decoding: { temperature: 0, topK: 0, topP: 1, maxNewTokens: 256, repetitionPenalty: 3, noRepeatNgramSize: 10, samples: 8, seed: 0 } };
   assert.deepEqual(parseFromGenerationPanel(longer), longer);
   assert.deepEqual(parseFromGenerationPanel({ type: 'save', generation: 3, chosen: 1, rejected: 0 }), { type: 'save', generation: 3, chosen: 1, rejected: 0 });
 });
@@ -134,6 +134,8 @@ test('generation panel messages that only the field checks reject are not acted 
     { ...generate, decoding: { ...DEFAULT_DECODING, maxNewTokens: 257 } },
     { ...generate, decoding: { ...DEFAULT_DECODING, seed: -1 } },
     { ...generate, decoding: { ...DEFAULT_DECODING, numBeams: 4 } },
+    { ...generate, decoding: { ...DEFAULT_DECODING, repetitionPenalty: 0.5 } },
+    { ...generate, decoding: { ...DEFAULT_DECODING, noRepeatNgramSize: 1.5 } },
     { ...generate, decoding: (({ seed: _, ...rest }) => rest)(DEFAULT_DECODING) },
     { type: 'save', generation: 1, chosen: 0, rejected: 0 },
     { type: 'save', generation: 1, chosen: 0, rejected: 8 },

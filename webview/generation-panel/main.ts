@@ -109,8 +109,8 @@ function renderTurns(): void {
 }
 
 function decodingSection(): HTMLElement {
-  const labels: Record<keyof Decoding, string> = { temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', maxNewTokens: 'Max new tokens', samples: 'Samples', seed: 'Seed' };
-  const hints: Partial<Record<keyof Decoding, string>> = { temperature: '0: greedy', topK: '0: no limit', seed: 'seed, seed + 1, … per sample' };
+  const labels: Record<keyof Decoding, string> = { temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', maxNewTokens: 'Max new tokens', repetitionPenalty: 'Repetition penalty', noRepeatNgramSize: 'No repeat n-gram', samples: 'Samples', seed: 'Seed' };
+  const hints: Partial<Record<keyof Decoding, string>> = { temperature: '0: greedy', topK: '0: no limit', repetitionPenalty: '1: off', noRepeatNgramSize: '0: off', seed: 'seed, seed + 1, … per sample' };
   const fields = (Object.keys(labels) as (keyof Decoding)[]).map((k) => {
     const { min, max, integer } = DECODING_LIMITS[k];
     const field = h('vscode-textfield', { id: `decoding-${k}`, type: 'number', min: String(min), max: String(max), step: integer ? '1' : '0.01', 'data-decoding': k }) as Field;

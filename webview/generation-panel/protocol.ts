@@ -22,6 +22,10 @@ export interface Decoding {
   readonly topK: number;
   readonly topP: number;
   readonly maxNewTokens: number;
+  /** 1: off; above 1, tokens the response already holds are less likely. */
+  readonly repetitionPenalty: number;
+  /** 0: off; above 0, no n-gram of this size occurs twice in a response. */
+  readonly noRepeatNgramSize: number;
   /** How many responses to sample (1–8), with seeds seed, seed + 1, … */
   readonly samples: number;
   readonly seed: number;
@@ -32,11 +36,13 @@ export const DECODING_LIMITS = {
   topK: { min: 0, max: 1000, integer: true },
   topP: { min: 0.01, max: 1, integer: false },
   maxNewTokens: { min: 1, max: 256, integer: true },
+  repetitionPenalty: { min: 1, max: 3, integer: false },
+  noRepeatNgramSize: { min: 0, max: 10, integer: true },
   samples: { min: 1, max: 8, integer: true },
   seed: { min: 0, max: 2 ** 31 - 1, integer: true },
 } as const satisfies Record<keyof Decoding, { min: number; max: number; integer: boolean }>;
 
-export const DEFAULT_DECODING: Decoding = { temperature: 0.8, topK: 50, topP: 0.95, maxNewTokens: 40, samples: 2, seed: 1 };
+export const DEFAULT_DECODING: Decoding = { temperature: 0.8, topK: 50, topP: 0.95, maxNewTokens: 40, repetitionPenalty: 1, noRepeatNgramSize: 0, samples: 2, seed: 1 };
 
 export const MAX_TURNS = 40;
 export const MAX_TURN_LENGTH = 2000;

@@ -201,6 +201,17 @@ export const runConfigSchema: Schema = {
         },
       },
     },
+    evaluation: {
+      type: 'object',
+      default: {},
+      description: 'How the held-out examples are answered, before and after alignment alike: greedy (or beam search), deterministic.',
+      properties: {
+        max_new_tokens: { type: 'integer', minimum: 1, default: 40, description: 'Longest response (PAL’s code: 40).' },
+        num_beams: { type: 'integer', minimum: 1, maximum: 16, default: 1, description: '1 = greedy; PAL’s GPT-2 code used 3.' },
+        repetition_penalty: { type: 'number', minimum: 1, default: 1, description: 'Above 1, tokens already in the response are made less likely (Hugging Face’s repetition_penalty, response only). 1 = off.' },
+        no_repeat_ngram_size: { type: 'integer', minimum: 0, default: 0, description: 'Above 0, no n-gram of this size occurs twice in a response (Hugging Face’s no_repeat_ngram_size, response only). 0 = off.' },
+      },
+    },
     device: { type: 'string', pattern: '^(auto|cpu|cuda(:\\d+)?|mps)$', default: 'auto', description: 'auto, cpu, cuda, cuda:N or mps.' },
     precision: { enum: ['auto', 'fp32', 'bf16', 'fp16'], default: 'auto', description: 'auto: bf16 on GPUs that have it, else fp32.' },
     output: { type: 'string', minLength: 1, default: 'runs', description: 'Folder for the run directory, relative to this file.' },

@@ -98,6 +98,14 @@ export interface DecodingConfig {
   max_new_tokens: number;
 }
 
+/** How the evaluation decodes, the same for the models before and after alignment (deterministic). */
+export interface EvaluationDecoding {
+  max_new_tokens: number;
+  num_beams: number;
+  repetition_penalty: number;
+  no_repeat_ngram_size: number;
+}
+
 /** What both stages' optimisation takes (the schema's `common` block). */
 export interface StageTraining {
   epochs: number;
@@ -136,6 +144,7 @@ export interface RunConfig {
   data: { dialogues: string[]; pairs: string[]; personas: string[] };
   stage1: Stage1Config;
   stage2: Stage2Config;
+  evaluation: EvaluationDecoding;
   device: string;
   precision: 'auto' | 'fp32' | 'bf16' | 'fp16';
   output: string;

@@ -110,9 +110,12 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
 
     // An unsaved edit in the open file survives a second save (the judgement the other way round):
     // the pair joins it in the document, and the file stays unsaved, as the writer left it.
+    // The edit breaks the first line, so its error squiggle shows that the extension host has the
+    // edit too: a dirty tab alone is the window's view, and the extension may not have seen it yet.
     await page.keyboard.press('Control+Home');
-    await page.keyboard.type(' ');
+    await page.keyboard.type('x');
     await page.locator('.tab.dirty', { hasText: 'mara.pairs.jsonl' }).waitFor({ timeout: 15_000 });
+    await editor.locator('.squiggly-error').first().waitFor({ timeout: 15_000 });
     await runCommand('PAL: Open Generation Panel');
     await cards.nth(0).focus();
     await page.keyboard.press('c');
@@ -133,7 +136,7 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
       const now = readFileSync(pairsFile, 'utf8');
       return now !== original ? now : undefined;
     }, 15_000);
-    assert.ok(both.startsWith(` ${original}`), 'the writer\'s edit is kept');
+    assert.ok(both.startsWith(`x${original}`), 'the writer\'s edit is kept');
     const second = JSON.parse(both.slice(original.length + 1));
     assert.equal(second.chosen, replies[0]);
     assert.equal(second.rejected, replies[1]);

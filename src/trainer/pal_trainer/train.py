@@ -129,18 +129,33 @@ def lr_lambda(warmup, total, schedule):
     return f
 
 
-def token_logps(logits, labels):
-    """Per-sequence sum and count of the log-probabilities of the label tokens (labels shifted
-    by one: the logits at position t predict the token at t + 1).
+def first_scored(labels):
+    """The first position any row has a label at (at least 1). The logits before position
+    first - 1 predict nothing that is scored, so the vocabulary projection skips them: PAL's
+    prompts (persona, dialogue) are most of each row, and the projection and its log-softmax are
+    the widest tensors of a step."""
+    scored = (labels[:, 1:] != D.IGNORE).any(0).nonzero()
+    return int(scored[0]) + 1 if len(scored) else 1
 
-    The labels shift left instead of the logits, and the fused cross-entropy replaces
-    log-softmax + gather: slicing the (batch, length, vocab) logits copies them forward and
-    zero-fills a copy backward, and the gather keeps a second full-vocabulary tensor alive."""
+
+def shifted_labels(labels, first=1):
+    """The label each kept logit predicts: logits at position t (from first - 1 on) predict the
+    token at t + 1. The labels shift left instead of the logits: slicing the (batch, length, vocab)
+    logits would copy them forward and zero-fill a copy backward."""
+    return F.pad(labels[:, first:], (0, 1), value=D.IGNORE)
+
+
+def token_logps(logits, labels, first=1):
+    """Per-sequence sum and count of the log-probabilities of the label tokens; `logits` are those
+    of positions first - 1 onwards (the model's logits_to_keep).
+
+    The fused cross-entropy replaces log-softmax + gather, which keeps a second full-vocabulary
+    tensor alive."""
     batch, length, vocab = logits.shape
     flat = logits.reshape(-1, vocab)
     if flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.float()  # log-softmax over a large vocabulary needs more than half precision
-    shifted = F.pad(labels[:, 1:], (0, 1), value=D.IGNORE)
+    shifted = shifted_labels(labels, first)
     nll = F.cross_entropy(flat, shifted.reshape(-1), ignore_index=D.IGNORE, reduction="none").view(batch, length)
     return -nll.sum(-1), (shifted != D.IGNORE).sum(-1)
 
@@ -321,18 +336,16 @@ def train(job, dist, events):
             # mask and shared positions instead of per-row ones. Same numbers, less work.
             attn = None if bool(mask.all()) else mask
             sync = contextlib.nullcontext() if (last or dist.world == 1) else net.no_sync()
+            first = first_scored(labels)
             with sync, (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
-                logits, _ = net(ids, attention_mask=attn)
+                logits, _ = net(ids, attention_mask=attn, logits_to_keep=ids.shape[1] - first + 1)
                 if stage != "dpo":
-                    # Fused cross-entropy: the same sum as -token_logps, without a second pass. The
-                    # labels shift left instead of the logits: slicing the (batch, length, vocab)
-                    # logits costs a copy forward and a zero-filled copy backward (15% of a CPU step).
-                    shifted = F.pad(labels[:, 1:], (0, 1), value=D.IGNORE)
+                    # Fused cross-entropy: the same sum as -token_logps, without a second pass.
                     flat = logits.reshape(-1, logits.shape[-1])
-                    loss_sum = F.cross_entropy(flat.float() if amp else flat, shifted.reshape(-1), ignore_index=D.IGNORE, reduction="sum")
+                    loss_sum = F.cross_entropy(flat.float() if amp else flat, shifted_labels(labels, first).reshape(-1), ignore_index=D.IGNORE, reduction="sum")
                     add(sums, loss=loss_sum.item())
                 else:
-                    loss_sum = dpo_step_losses(job, model, reference, lora, logits, ids, attn, labels, sums, amp, device)
+                    loss_sum = dpo_step_losses(job, model, reference, lora, logits, ids, attn, labels, first, sums)
                 # DDP averages gradients over processes; scaling by world size makes it a sum.
                 loss = loss_sum * dist.world / global_count
                 (scaler.scale(loss) if scaler else loss).backward()
@@ -393,17 +406,19 @@ def add(sums, **values):
         sums[k] = sums.get(k, 0.0) + v
 
 
-def dpo_step_losses(job, model, reference, lora, logits, ids, mask, labels, sums, amp, device):
-    """Sum over this micro-batch's pairs of the DPO loss; accumulates TRL's metrics into `sums`."""
-    logp_sum, counts = token_logps(logits, labels)
+def dpo_step_losses(job, model, reference, lora, logits, ids, mask, labels, first, sums):
+    """Sum over this micro-batch's pairs of the DPO loss; accumulates TRL's metrics into `sums`.
+    `logits` are the policy's from position first - 1 on (first_scored)."""
+    logp_sum, counts = token_logps(logits, labels, first)
+    keep = ids.shape[1] - first + 1
     with torch.no_grad():
         if lora:
             set_lora_enabled(model, False)
-            ref_logits, _ = model(ids, attention_mask=mask)
+            ref_logits, _ = model(ids, attention_mask=mask, logits_to_keep=keep)
             set_lora_enabled(model, True)
         else:
-            ref_logits, _ = reference(ids, attention_mask=mask)
-        ref_sum, _ = token_logps(ref_logits, labels)
+            ref_logits, _ = reference(ids, attention_mask=mask, logits_to_keep=keep)
+        ref_sum, _ = token_logps(ref_logits, labels, first)
     if job["loss"] == "ipo":
         logp_sum, ref_sum = logp_sum / counts.clamp(min=1), ref_sum / counts.clamp(min=1)
     half = ids.shape[0] // 2

@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 from pal_trainer import data as D
 from pal_trainer.model import CausalLM, ModelConfig
 from pal_trainer.safetensors import load_file
-from pal_trainer.train import dpo_losses, main as train_main, token_logps
+from pal_trainer.train import dpo_losses, first_scored, main as train_main, token_logps
 
 TRAINER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": TRAINER_DIR, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -137,6 +137,29 @@ class LossTest(unittest.TestCase):
         self.assertAlmostEqual(total[0].item(), by_hand0.item(), places=12)
         self.assertAlmostEqual(total[1].item(), by_hand1.item(), places=12)
         self.assertEqual(count.tolist(), [2, 3])
+
+    def test_logits_only_where_a_label_is_scored_give_the_same_loss_and_gradients(self):
+        # Row 0's target starts at position 3, row 1's at 5: logits from position 2 on are kept.
+        rows = [{"prompt": [5, 6, 7], "target": [8, 9, 2]}, {"prompt": [9, 3, 4, 5, 6], "target": [10, 2]}]
+        ids, mask, labels = D.sft_batch(rows, pad_id=0, max_length=16)
+        self.assertEqual(first_scored(labels), 3)
+        self.assertEqual(first_scored(torch.full((2, 4), D.IGNORE)), 1, "nothing scored: every position kept")
+        with tempfile.TemporaryDirectory() as tmp:
+            model = CausalLM.from_pretrained(tiny_model(os.path.join(tmp, "m")), dtype=torch.float64)
+        results = []
+        for keep in (0, ids.shape[1] - 3 + 1):
+            model.zero_grad(set_to_none=True)
+            logits, _ = model(ids, attention_mask=mask, logits_to_keep=keep)
+            total, count = token_logps(logits, labels, 3 if keep else 1)
+            total.sum().backward()
+            results.append((total.detach(), count, [p.grad.clone() for p in model.parameters()]))
+        (full, full_count, full_grads), (kept, kept_count, kept_grads) = results
+        self.assertEqual(logits.shape[1], ids.shape[1] - 2)
+        torch.testing.assert_close(kept, full, atol=1e-12, rtol=0)
+        self.assertEqual(kept_count.tolist(), full_count.tolist())
+        self.assertEqual(kept_count.tolist(), [3, 2])
+        for a, b in zip(kept_grads, full_grads):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
     def test_long_prompts_lose_their_start_never_the_target(self):
         self.assertEqual(D.fit(list(range(10)), [50, 51, 2], 6), [7, 8, 9])

@@ -152,6 +152,12 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
     await s.setTheme('Dark Modern');
     await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
     await saveArtifacts('pair annotator (dark theme)', false);
+    // High contrast: VS Code marks the webview's body, and the panel's borders come from its contrast colour.
+    const dark = await background();
+    await s.setTheme('Dark High Contrast');
+    await waitFor('the high-contrast theme', async () => (await background()) !== dark, 30_000);
+    assert.ok(await view.locator('body.vscode-high-contrast').count(), 'the webview knows the theme is high contrast');
+    await saveArtifacts('pair annotator (high-contrast theme)', false);
     // Every key press and the open were answered in the extension (the times are printed, not judged).
     const keys = events('pair-annotator-key').filter((e) => e.lines === 7);
     assert.ok(keys.some((e) => e.action === 'judge-second') && keys.some((e) => e.action === 'undo') && keys.some((e) => e.action === 'edit'));

@@ -216,5 +216,11 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
     await view.locator('[data-testid="chart-stage2-rewards"]').scrollIntoViewIfNeeded();
     await saveArtifacts('training dashboard (dark theme)', false);
+    // High contrast: VS Code marks the webview's body, and the panel's borders come from its contrast colour.
+    const dark = await background();
+    await s.setTheme('Dark High Contrast');
+    await waitFor('the high-contrast theme', async () => (await background()) !== dark, 30_000);
+    assert.ok(await view.locator('body.vscode-high-contrast').count(), 'the webview knows the theme is high contrast');
+    await saveArtifacts('training dashboard (high-contrast theme)', false);
   });
 });

@@ -186,7 +186,9 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   const { packageRoot } = await import('../../src/engine/paths');
   const pal = (...args: string[]) => spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, PAL_PYTHON: python } });
   const config = path.join(project, 'cli.palrun.yaml');
-  writeFileSync(config, readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: cli').replace('epochs: 6', 'epochs: 1'));
+  // The evaluation decodes as the config says: at most 3 tokens a reply (a token is a word or less
+  // with this word-level tokenizer) and, with no_repeat_ngram_size 1, no word twice.
+  writeFileSync(config, `${readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: cli').replace('epochs: 6', 'epochs: 1')}evaluation: {no_repeat_ngram_size: 1, max_new_tokens: 3}\n`);
   // The base model sits outside both the current folder and the config's: refused unless allowed.
   const refused = pal('train', config);
   assert.equal(refused.status, 1, refused.stderr);
@@ -198,6 +200,14 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   assert.match(train.stderr, /\[stage2\] step \d+ of \d+ loss [\d.]+ margin -?[\d.]+/);
   const model = train.stdout.trim();
   assert.ok(existsSync(path.join(model, 'onnx', 'model.onnx')));
+  for (const side of ['before', 'after']) {
+    const replies = readFileSync(path.join(project, 'runs', 'cli', 'eval', `predictions-${side}.jsonl`), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prediction: string }).prediction.split(/\s+/).filter(Boolean));
+    assert.ok(replies.some((words) => words.length > 1), `${side}: some reply has words`);
+    for (const words of replies) {
+      assert.ok(words.length <= 3, `${side}: "${words.join(' ')}" is longer than max_new_tokens`);
+      assert.equal(new Set(words).size, words.length, `${side}: "${words.join(' ')}" repeats a word`);
+    }
+  }
   const runs = pal('runs', config, '--json');
   assert.deepEqual(JSON.parse(runs.stdout).map((r: { name: string; finished: boolean }) => [r.name, r.finished]), [['cancel', true], ['cli', true], ['sam', true]]);
   const chat = pal('chat', '--model', model, '--facts', facts.join('|'), '--max-new-tokens', '6', '--json', 'do you have pets ?');
@@ -205,6 +215,13 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   const answer = JSON.parse(chat.stdout);
   assert.equal(answer.selectionSource, 'model');
   assert.equal(typeof answer.response, 'string');
+  const curbed = pal('chat', '--model', model, '--facts', facts.join('|'), '--max-new-tokens', '6', '--repetition-penalty', '1.3', '--no-repeat-ngram', '2', '--json', 'do you have pets ?');
+  assert.equal(curbed.status, 0, curbed.stderr);
+  for (const [flag, value, message] of [['--repetition-penalty', '0', /--repetition-penalty must be a number above 0/], ['--no-repeat-ngram', '1.5', /--no-repeat-ngram must be a whole number from 0/]] as const) {
+    const bad = pal('chat', '--model', model, '--facts', facts.join('|'), flag, value, 'hi');
+    assert.equal(bad.status, 2, `${flag} ${value}`);
+    assert.match(bad.stderr, message);
+  }
   assert.equal(pal('train', path.join(project, 'nope.palrun.yaml')).status, 1);
 });
 

@@ -283,15 +283,17 @@ export function decode(m: LoadedModel, ids: readonly number[]): string {
   return m.tokenizer.decode(ids, { skip_special_tokens: true }) as string;
 }
 
-/** Continues `prompt` and returns the generated text (without the prompt). */
-export async function generateText(
-  m: LoadedModel,
-  prompt: string,
-  options: DecodingOptions = {},
-  prefix?: PrefixCache,
+/** How a prompt's key/value cache is shared between prompts that start alike (select then generate). */
+export interface PromptCaching {
+  /** The cache of the prompt's first tokens, when it has one. */
+  readonly prefix?: PrefixCache;
   /** Receives the prompt's key/value cache, before any generated token. */
-  onPromptPast?: (past: Record<string, OrtTensor>) => void,
-): Promise<{ text: string; tokens: number[] }> {
+  readonly onPromptPast?: (past: Record<string, OrtTensor>) => void;
+}
+
+/** Continues `prompt` and returns the generated text (without the prompt). */
+export async function generateText(m: LoadedModel, prompt: string, options: DecodingOptions = {}, caching: PromptCaching = {}): Promise<{ text: string; tokens: number[] }> {
+  const { prefix, onPromptPast } = caching;
   const promptIds = encode(m, prompt);
   if (promptIds.length === 0) throw new Error('The prompt is empty after tokenization.');
   const maxNew = options.maxNewTokens ?? 40;
@@ -398,8 +400,10 @@ export async function selectThenGenerate(
     const shared = sharedLength(encode(m, select), encode(m, generatePrompt(fitted, -1)));
     // On the CPU the model never frees a cache it was given, so the generate prompt may reuse it.
     const keep = shared >= 16 && m.device === 'cpu' && (options.numBeams ?? 1) <= 1;
-    const { text } = await generateText(m, select, { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) }, undefined, (past) => {
-      if (keep) prefix = { ids: encode(m, select).slice(0, shared), past: truncatePast(m.tf, past, shared) };
+    const { text } = await generateText(m, select, { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) }, {
+      onPromptPast: (past) => {
+        if (keep) prefix = { ids: encode(m, select).slice(0, shared), past: truncatePast(m.tf, past, shared) };
+      },
     });
     selectAnswer = text;
     selected = parseSelection(text, input.personas);
@@ -407,7 +411,7 @@ export async function selectThenGenerate(
     selected = bm25Select(input.personas, input.history.at(-1) ?? '').index;
   }
   const prompt = generatePrompt(trimHistory(input, fitsWith((x) => generatePrompt(x, selected), options.maxNewTokens ?? 40)), selected);
-  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, prefix);
+  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, prefix ? { prefix } : {});
   return {
     selected,
     selectedText: selectionText(input.personas, selected),

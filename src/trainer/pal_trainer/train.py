@@ -410,7 +410,7 @@ def dpo_step_losses(job, model, reference, lora, logits, ids, mask, labels, firs
     """Sum over this micro-batch's pairs of the DPO loss; accumulates TRL's metrics into `sums`.
     `logits` are the policy's from position first - 1 on (first_scored)."""
     logp_sum, counts = token_logps(logits, labels, first)
-    keep = ids.shape[1] - first + 1
+    keep = logits.shape[1]  # the reference scores the same positions as the policy
     with torch.no_grad():
         if lora:
             set_lora_enabled(model, False)

@@ -14,6 +14,8 @@ export const CODE_SERVER_VERSION = process.env.PAL_CODE_SERVER_VERSION || '4.139
 /** The code-server launcher that scripts/setup-code-server.sh installed. */
 export function findCodeServer() {
   if (process.env.PAL_CODE_SERVER) return process.env.PAL_CODE_SERVER;
+  // <cache root>/tools, the cache root computed as src/engine/paths.ts cacheRoot() does (this plain
+  // script cannot import it) but without PAL_STUDIO_CACHE, like scripts/setup-code-server.sh.
   const tools = process.env.PAL_TOOLS_DIR || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'pal-studio', 'tools');
   const bin = path.join(tools, `code-server-${CODE_SERVER_VERSION}`, 'bin', 'code-server');
   if (!existsSync(bin)) {

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages PAL Studio needs on Debian/Ubuntu, and only those that are missing:
-#   always:  python3-torch (the trainer's PyTorch, CPU build) with libopenblas0-pthread (without it
-#            Debian's torch falls back to the reference BLAS and trains 5-14x slower), and
-#            python3-nltk (an independent BLEU the metrics are cross-checked against)
+#   always:  python3, and python3-venv where `python3 -m venv` cannot work (Debian ships ensurepip
+#            separately): scripts/setup-python.sh makes the trainer's virtual environment with it
 #   --e2e:   chromium (headless browser for the real-VS-Code tests), libkrb5-dev and pkg-config
-#            (code-server compiles a kerberos module at install)
-# Elsewhere it says what to install and exits 0: torch can come from pip or conda, and the engine
-# finds it (see palStudio.python.path).
+#            (code-server compiles a kerberos module at install), and python3-torch (Debian's
+#            torch 1.13) with libopenblas0-pthread (without it Debian's torch falls back to the
+#            reference BLAS and trains 5-14x slower): the tests keep the trainer working on torch
+#            1.x (scripts/test.sh runs its suite there too), and `npm start` does not need them
+# Elsewhere it says what to install and exits 0.
 set -euo pipefail
 
 e2e=0
@@ -17,12 +18,17 @@ for arg in "$@"; do
   esac
 done
 
-packages=(python3 python3-torch libopenblas0-pthread python3-nltk)
-((e2e)) && packages+=(chromium libkrb5-dev pkg-config)
+packages=(python3)
+# python3 -m venv needs ensurepip, which Debian ships in python3-venv. The python3 on PATH is the
+# one setup-python.sh uses (a pyenv or other own build has ensurepip; then nothing is needed).
+if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  packages+=(python3-venv)
+fi
+((e2e)) && packages+=(python3-torch libopenblas0-pthread chromium libkrb5-dev pkg-config)
 
 if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
   echo "setup-system: not a Debian/Ubuntu system, so nothing was installed. PAL Studio needs:" >&2
-  echo "  - Python 3 with PyTorch >= 1.13 (https://pytorch.org/get-started/locally/) for training" >&2
+  echo "  - Python 3.10 or newer with venv and pip (scripts/setup-python.sh installs torch into its own environment)" >&2
   ((e2e)) && echo "  - Chromium (set PAL_CHROMIUM to its path) for the real-VS-Code tests" >&2
   exit 0
 fi
@@ -53,6 +59,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # Prove the result rather than trust it: Debian's torch must import, with OpenBLAS behind it.
+((e2e)) || exit 0
 /usr/bin/python3 - <<'PY'
 import torch, sys
 maps = open("/proc/self/maps").read()

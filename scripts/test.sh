@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs every test suite: type check, unit tests (node --test), the
-# trainer's Python tests (unittest), and the real-VS-Code tests (code-server + headless Chromium).
+# trainer's Python tests (unittest; again on torch 1.x where Debian's is there), and the
+# real-VS-Code tests (code-server + headless Chromium).
 # Every suite runs even when an earlier one failed; the last line sums them up.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,16 +40,32 @@ suite() { # name, then the command
 suite typecheck npx tsc -p tsconfig.json
 ((status == 0)) || failed=$((failed + 1))
 
+# The Python tests run in the interpreter the engine itself would pick for training (set-up's
+# virtual environment, ~/.cache/pal-studio/python, unless PAL_PYTHON or the like says otherwise); the
+# unit and real-VS-Code tests that start Python (ONNX parity, nltk's BLEU, tiny models) get it as
+# PAL_PYTHON.
+python=$(node dist/cli.js info --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).python;process.stdout.write(r.found?r.selected.path:"")})')
+[[ -n "$python" ]] && export PAL_PYTHON="$python"
+
 suite unit npm run --silent test:unit
 count_node "$logs/unit.log"
 
-# The trainer's tests run in the interpreter the engine itself would pick for training.
-python=$(node dist/cli.js info --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).python;process.stdout.write(r.found?r.selected.path:"")})')
 if [[ -n "$python" ]]; then
   suite trainer bash -c "cd src/trainer && '$python' -m unittest discover -s tests -t . -v"
   count_unittest "$logs/trainer.log"
 else
   echo "=== trainer: no Python with torch was found (see: node dist/cli.js info)"; status=1; failed=$((failed + 1))
+fi
+
+# The trainer promises torch >= 1.13: its suite runs again on Debian's torch 1.13 (python3-torch,
+# which `setup.sh --e2e` installs) when /usr/bin/python3 has a torch 1.x. About 35 s on 2 cores
+# (tests needing gguf, or scaled_dot_product_attention, skip there).
+torch1=/usr/bin/python3
+if [[ -x $torch1 ]] && "$torch1" -c 'import sys, torch; sys.exit(0 if torch.__version__.startswith("1.") else 1)' >/dev/null 2>&1; then
+  suite trainer-torch1 bash -c "cd src/trainer && '$torch1' -m unittest discover -s tests -t . -v"
+  count_unittest "$logs/trainer-torch1.log"
+else
+  echo; echo "=== trainer-torch1: not run ($torch1 has no torch 1.x; on Debian/Ubuntu: apt-get install python3-torch)"
 fi
 
 suite e2e npm run --silent test:e2e

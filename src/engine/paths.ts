@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 /**
@@ -14,6 +14,17 @@ export function trainerDir(): string {
   return process.env.PAL_TRAINER_DIR || path.join(packageRoot(), 'src', 'trainer');
 }
 
+/**
+ * PAL Studio's per-user cache: $PAL_STUDIO_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/pal-studio. It
+ * holds the trainer's virtual environment (`python`, made by scripts/setup-python.sh) and tools
+ * (`tools`: code-server for the tests). The shell scripts compute the same path, and so does
+ * scripts/code-server.mjs (a plain script that cannot import this): keep them in step.
+ */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env, home: string = os.homedir(), pathApi: path.PlatformPath = path): string {
+  if (env.PAL_STUDIO_CACHE) return env.PAL_STUDIO_CACHE;
+  return pathApi.join(env.XDG_CACHE_HOME || pathApi.join(home, '.cache'), 'pal-studio');
+}
+
 /** The engine process's entry point. */
 export function engineEntry(): string {
   return path.join(packageRoot(), 'dist', 'engine.js');
@@ -25,14 +36,4 @@ export const EMBEDDED_MODEL_NAME = 'pal-default';
 /** The embedded default model's folder (ONNX for inference, fp16 safetensors as a training base). */
 export function embeddedModelDir(): string {
   return path.join(packageRoot(), 'models', EMBEDDED_MODEL_NAME);
-}
-
-/**
- * A model path as a run config writes it: a folder relative to the config, or the name
- * `pal-default` for the embedded default model when no folder of that name is there (a copied
- * sample project then works wherever it is).
- */
-export function resolveModelPath(baseDir: string, spec: string): string {
-  const local = path.resolve(baseDir, spec);
-  return spec === EMBEDDED_MODEL_NAME && !existsSync(local) ? embeddedModelDir() : local;
 }

@@ -52,6 +52,8 @@ export type PythonSource =
   | 'PAL_PYTHON'
   | 'VIRTUAL_ENV'
   | 'CONDA_PREFIX'
+  /** PAL Studio's own virtual environment, <cacheRoot()>/python (scripts/setup-python.sh). */
+  | 'pal-venv'
   | 'PATH'
   | 'well-known';
 

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isAtLeast } from '../core/versions';
 import type { PythonAttempt, PythonReport, PythonSource, TorchInfo } from './protocol';
-import { trainerDir } from './paths';
+import { cacheRoot, trainerDir } from './paths';
 
 export const MIN_TORCH = '1.13';
 /** Importing torch cold takes seconds on a slow disk; CUDA initialisation can take longer. */
@@ -57,6 +57,9 @@ export function listCandidates(setting: string | undefined, search: SearchEnviro
   add(env.PAL_PYTHON ? expandHome(env.PAL_PYTHON, home) : undefined, 'PAL_PYTHON');
   if (env.VIRTUAL_ENV) add(win ? pathApi.join(env.VIRTUAL_ENV, 'Scripts', 'python.exe') : envBin(env.VIRTUAL_ENV), 'VIRTUAL_ENV');
   if (env.CONDA_PREFIX) add(envBin(env.CONDA_PREFIX), 'CONDA_PREFIX');
+  // PAL Studio's own environment (set-up makes it: scripts/setup-python.sh): after anything the
+  // user pointed at, before whatever happens to be on PATH.
+  add(palVenvPython(search), 'pal-venv');
 
   // Every match on PATH, not only the first: a pyenv or Homebrew python3 often comes first and
   // lacks torch while the system one further down has it.
@@ -86,6 +89,14 @@ export function listCandidates(setting: string | undefined, search: SearchEnviro
       ];
   for (const p of wellKnown) add(p || undefined, 'well-known');
   return out;
+}
+
+/** The interpreter of PAL Studio's own virtual environment, <cacheRoot()>/python (whether or not it exists). */
+export function palVenvPython({ env, platform, home }: SearchEnvironment): string {
+  const win = platform === 'win32';
+  const pathApi = win ? path.win32 : path.posix;
+  const venv = pathApi.join(cacheRoot(env, home, pathApi), 'python');
+  return win ? pathApi.join(venv, 'Scripts', 'python.exe') : pathApi.join(venv, 'bin', 'python');
 }
 
 function expandHome(p: string, home: string): string {
@@ -274,10 +285,10 @@ function torchWarnings(torch: TorchInfo): string[] {
 }
 
 function explainNotFound(candidates: readonly PythonCandidate[], tried: readonly PythonAttempt[]): { reason: string; hint: string } {
+  const venv = palVenvPython(currentSearchEnvironment());
   const install =
-    process.platform === 'linux'
-      ? 'On Debian/Ubuntu: sudo apt-get install python3-torch libopenblas0-pthread. Elsewhere: pip install torch (https://pytorch.org/get-started/locally/).'
-      : 'Install PyTorch: pip install torch (https://pytorch.org/get-started/locally/).';
+    `From a PAL Studio checkout, bash scripts/setup.sh makes ${venv} with torch. Or pip install torch (https://pytorch.org/get-started/locally/) into any Python 3` +
+    (process.platform === 'linux' ? '; on Debian/Ubuntu, sudo apt-get install python3-torch libopenblas0-pthread also works.' : '.');
   const setting = candidates[0]?.source === 'setting';
   const attempt = tried[0];
   if (setting && attempt) {

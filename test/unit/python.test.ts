@@ -3,9 +3,11 @@ import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { cacheRoot } from '../../src/engine/paths';
 import {
   discoverPython,
   listCandidates,
+  palVenvPython,
   probeCandidate,
   type PythonCandidate,
   type ProbeResult,
@@ -21,23 +23,42 @@ describe('listCandidates', () => {
     ]);
   });
 
-  test('search order: PAL_PYTHON, virtualenv, conda, every PATH match, then well-known places', () => {
+  test("search order: PAL_PYTHON, virtualenv, conda, PAL Studio's own venv, every PATH match, then well-known places", () => {
     const c = listCandidates(
       '  ',
       linux({ PAL_PYTHON: '/opt/pal/python', VIRTUAL_ENV: '/work/.venv', CONDA_PREFIX: '/opt/conda/envs/x', PATH: '/home/ada/.pyenv/shims:/usr/bin' }),
     );
-    assert.deepEqual(c.slice(0, 7), [
+    assert.deepEqual(c.slice(0, 8), [
       { path: '/opt/pal/python', source: 'PAL_PYTHON' },
       { path: '/work/.venv/bin/python', source: 'VIRTUAL_ENV' },
       { path: '/opt/conda/envs/x/bin/python', source: 'CONDA_PREFIX' },
+      { path: '/home/ada/.cache/pal-studio/python/bin/python', source: 'pal-venv' },
       { path: '/home/ada/.pyenv/shims/python3', source: 'PATH' },
       { path: '/home/ada/.pyenv/shims/python', source: 'PATH' },
       { path: '/usr/bin/python3', source: 'PATH' },
       { path: '/usr/bin/python', source: 'PATH' },
     ]);
+    assert.equal(c.filter((x) => x.source === 'pal-venv').length, 1);
     // /usr/bin/python3 came from PATH already: listed once, not again as a well-known place.
     assert.equal(c.filter((x) => x.path === '/usr/bin/python3').length, 1);
     assert.ok(c.some((x) => x.path === '/home/ada/miniconda3/bin/python' && x.source === 'well-known'));
+  });
+
+  test("PAL Studio's venv: first when nothing is named, in PAL_STUDIO_CACHE or XDG_CACHE_HOME when set; Windows: Scripts\\python.exe", () => {
+    const first = (env: NodeJS.ProcessEnv) => listCandidates(undefined, linux({ PATH: '/usr/bin', ...env }))[0];
+    assert.deepEqual(first({}), { path: '/home/ada/.cache/pal-studio/python/bin/python', source: 'pal-venv' });
+    assert.deepEqual(first({ XDG_CACHE_HOME: '/var/cache/ada' }), { path: '/var/cache/ada/pal-studio/python/bin/python', source: 'pal-venv' });
+    assert.deepEqual(first({ XDG_CACHE_HOME: '/var/cache/ada', PAL_STUDIO_CACHE: '/srv/pal' }), { path: '/srv/pal/python/bin/python', source: 'pal-venv' });
+    assert.equal(cacheRoot({ XDG_CACHE_HOME: '/var/cache/ada' }, '/home/ada'), '/var/cache/ada/pal-studio');
+    assert.equal(palVenvPython(linux({ PAL_STUDIO_CACHE: '/srv/pal' })), '/srv/pal/python/bin/python');
+    const win = listCandidates(undefined, { env: { CONDA_PREFIX: 'C:\\conda', Path: 'C:\\Python312' }, platform: 'win32', home: 'C:\\Users\\ada' });
+    assert.deepEqual(win.slice(0, 3), [
+      { path: 'C:\\conda\\python.exe', source: 'CONDA_PREFIX' },
+      { path: 'C:\\Users\\ada\\.cache\\pal-studio\\python\\Scripts\\python.exe', source: 'pal-venv' },
+      { path: 'C:\\Python312\\python.exe', source: 'PATH' },
+    ]);
+    // An explicit setting is still the only candidate.
+    assert.deepEqual(listCandidates('/x/python', linux({ PATH: '/usr/bin' })).map((x) => x.source), ['setting']);
   });
 
   test("Debian's /usr/bin/python3 is searched even when PATH does not contain it", () => {
@@ -118,7 +139,8 @@ describe('discoverPython', () => {
     );
     assert.equal(report.found, false);
     assert.match(report.reason!, /Python was found \(\/bin\/python3\), but none of these interpreters has torch 1\.13 or newer/);
-    assert.match(report.hint!, /pip install torch|apt-get install python3-torch/);
+    assert.match(report.hint!, /pip install torch/);
+    assert.match(report.hint!, /scripts\/setup\.sh makes \S*python\S* with torch/);
   });
 
   test('a broken setting is reported as the setting, with how to fix it', async () => {

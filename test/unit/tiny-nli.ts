@@ -36,7 +36,7 @@ export function expectedLabel(hypothesis: string): 'entailment' | 'neutral' | 'c
 }
 
 const BUILD = String.raw`
-import json, os, sys
+import inspect, json, os, sys
 import torch
 
 out, words_json = sys.argv[1], sys.argv[2]
@@ -67,8 +67,10 @@ model = TinyNli().eval()
 example = (torch.tensor([[2, 5, 3, 6, 3]]), torch.ones(1, 5, dtype=torch.long), torch.tensor([[0, 0, 0, 1, 1]]))
 axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
         "token_type_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}}
+# torch >= 2.9 defaults to the dynamo exporter (it needs onnxscript); the TorchScript one is the plain graph.
+legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 torch.onnx.export(model, example, os.path.join(out, "onnx", "model.onnx"), opset_version=14,
-                  input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"], dynamic_axes=axes)
+                  input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"], dynamic_axes=axes, **legacy)
 
 labels = {"0": "CONTRADICTION", "1": "NEUTRAL", "2": "ENTAILMENT"}
 config = {"model_type": "bert", "architectures": ["BertForSequenceClassification"], "id2label": labels,

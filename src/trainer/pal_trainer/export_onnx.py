@@ -17,11 +17,15 @@ whose graph declares them (decoderForward in its src/models.js), computed from t
 so left-padded batches get the same positions as PyTorch; it does so for gpt2 as for llama.
 Its first step passes empty past tensors (batch, kv_heads, 0, head_dim).
 
-CLI: python -m pal_trainer.export_onnx <model_folder> <out_folder> [--weights fp32|fp16|int8]
+CLI: python -m pal_trainer.export_onnx <model_folder> <out_folder> [--weights fp32|fp16|int8] [--adapter DIR]
+
+`--adapter` merges a LoRA adapter (PEFT's files, as a LoRA run's <stage>/final/adapter) into the
+model first: how a shipped adapter over a pretrained base becomes a model for inference.
 """
 
 import argparse
 import copy
+import inspect
 import json
 import os
 import shutil
@@ -32,9 +36,13 @@ import warnings
 import torch
 import torch.nn as nn
 
+from .lora import load_adapter, merge_lora
 from .model import CausalLM
 
 ONNX_FILE = os.path.join("onnx", "model.onnx")
+# torch >= 2.9 exports with dynamo by default, which needs onnxscript and rewrites the graph; the
+# TorchScript exporter (torch 1.13 onwards) writes the plain graph that transformers.js runs.
+_TORCHSCRIPT_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # protobuf cannot hold a file over 2 GiB; torch would then spill every tensor into its own file,
 # a layout transformers.js does not load (it wants one model.onnx_data).
@@ -156,7 +164,7 @@ def export_onnx(model, folder, *, opset=14, generation_config=None, weights="fp3
                           # Folding would store a transposed copy of the tied embedding matrix
                           # (the lm_head MatMul's operand): the file would carry it twice.
                           # onnxruntime folds such constants itself when it loads the graph.
-                          opset_version=opset, do_constant_folding=False)
+                          opset_version=opset, do_constant_folding=False, **_TORCHSCRIPT_EXPORTER)
 
     _write_json(os.path.join(folder, "config.json"), transformers_js_config(model))
     _write_json(os.path.join(folder, "generation_config.json"), generation_config_for(model, generation_config))
@@ -179,11 +187,15 @@ def main(argv=None):
                         help="how the file stores weight matrices (the graph computes in fp32 either way)")
     parser.add_argument("--safetensors", choices=("fp32", "fp16", "bf16"), default=None,
                         help="also write model.safetensors in this dtype: the folder is then a base model the trainer starts from too")
+    parser.add_argument("--adapter", default=None, help="a LoRA adapter folder to merge into the model first")
     args = parser.parse_args(argv)
 
     t0 = time.time()
     try:
         model = CausalLM.from_pretrained(args.model_folder, dtype=torch.float32)
+        if args.adapter:
+            load_adapter(model, args.adapter)
+            merge_lora(model)
         gen_path = os.path.join(args.model_folder, "generation_config.json")
         gen = None
         if os.path.exists(gen_path):

@@ -57,7 +57,10 @@ class LoRALinear(nn.Module):
         out = F.linear(x, self.weight.t() if self.fan_in_fan_out else self.weight, self.bias)
         if not self.enabled:
             return out
-        delta = self.lora_B(self.lora_A(self.lora_dropout(x.to(self.lora_A.weight.dtype)))) * self.scaling
+        # Under autocast the adapter's matmuls run in the autocast dtype whatever x is: casting x
+        # up to the adapter's float32 first would only be undone (a copy of x per layer, per pass).
+        autocast = torch.is_autocast_cpu_enabled() if x.device.type == "cpu" else torch.is_autocast_enabled()
+        delta = self.lora_B(self.lora_A(self.lora_dropout(x if autocast else x.to(self.lora_A.weight.dtype)))) * self.scaling
         return out + delta.to(out.dtype)
 
     def delta_weight(self):

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from . import data as D
 from .generation import generate
-from .lora import apply_lora, load_lora_state_dict, lora_state_dict, merge_lora, set_lora_enabled
+from .lora import apply_lora, load_lora_state_dict, lora_state_dict, merge_lora, save_adapter, set_lora_enabled
 from .model import CausalLM
 from .safetensors import load_file, save_file
 
@@ -108,9 +108,13 @@ def pick_device(job, dist):
 
 
 def autocast_dtype(job, device):
-    """bf16 (or fp16) autocast on GPUs; fp32 on the CPU, where autocast buys nothing here."""
-    if device.type != "cuda" or job["precision"] == "fp32":
+    """bf16 (or fp16) autocast on GPUs. On the CPU only when asked for ("bf16"): it pays on CPUs
+    with native bf16 units (AVX512-BF16, AMX), where it is emulated elsewhere, and "auto" keeps
+    fp32 so that CPU runs stay exact (resume and multi-process tests compare weights to 1e-5)."""
+    if job["precision"] == "fp32":
         return None
+    if device.type != "cuda":
+        return torch.bfloat16 if job["precision"] == "bf16" else None
     if job["precision"] == "fp16":
         return torch.float16
     if job["precision"] == "bf16" or torch.cuda.is_bf16_supported():
@@ -266,6 +270,11 @@ class Stop:
         return self._signalled or os.getppid() != self._parent
 
 
+def apply_job_lora(model, lora):
+    apply_lora(model, r=lora.get("r", 16), alpha=lora.get("alpha", 32), dropout=lora.get("dropout", 0.05),
+               targets=lora.get("targets", ["q_proj", "k_proj", "v_proj", "o_proj"]))
+
+
 def train(job, dist, events):
     stage = job["stage"]
     device = pick_device(job, dist)
@@ -273,11 +282,14 @@ def train(job, dist, events):
     torch.manual_seed(job["seed"])
     random.seed(job["seed"])
 
-    model = CausalLM.from_pretrained(job["model"], device=device, dtype=torch.float32)
     lora = job["lora"]
+    # With LoRA the base weights are frozen, so under bf16 autocast they are kept in bf16: autocast
+    # would otherwise cast every weight to bf16 again in every forward and backward pass. The
+    # adapters stay float32 (LoRALinear), and the final merge is done in float32 (below).
+    base_dtype = torch.bfloat16 if (lora and amp == torch.bfloat16) else torch.float32
+    model = CausalLM.from_pretrained(job["model"], device=device, dtype=base_dtype)
     if lora:
-        apply_lora(model, r=lora.get("r", 16), alpha=lora.get("alpha", 32), dropout=lora.get("dropout", 0.05),
-                   targets=lora.get("targets", ["q_proj", "k_proj", "v_proj", "o_proj"]))
+        apply_job_lora(model, lora)
     reference = None
     if stage == "dpo":
         # The reference is the stage-1 model: the very weights the policy starts from. With LoRA it
@@ -391,9 +403,18 @@ def train(job, dist, events):
     if dist.rank == 0:
         final = os.path.join(job["out"], "final")
         if lora:
-            merge_lora(model)
+            if base_dtype != torch.float32:
+                # Merging into bf16 weights would round the small updates away: merge into float32.
+                adapters = {k: v.float() for k, v in lora_state_dict(model).items()}
+                model = CausalLM.from_pretrained(job["model"], device="cpu", dtype=torch.float32)
+                apply_job_lora(model, lora)
+                load_lora_state_dict(model, adapters)
         tmp = final + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        if lora:
+            # The adapter alone too (final/adapter, PEFT's files): a few MB to ship beside a base.
+            save_adapter(model, os.path.join(tmp, "adapter"))
+            merge_lora(model)
         model.save_pretrained(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
@@ -434,7 +455,10 @@ def dpo_step_losses(job, model, reference, lora, logits, ids, mask, labels, firs
 def run_generate(job, dist, events):
     """Samples a response for each prompt; resumable: prompts already answered are skipped."""
     device = pick_device(job, dist)
-    model = CausalLM.from_pretrained(job["model"], device=device)
+    amp = autocast_dtype(job, device)
+    # float32 like training (a float16 checkpoint, as an imported GGUF, would otherwise stay half
+    # precision on the CPU); autocast, when asked for, runs the matmuls in bf16.
+    model = CausalLM.from_pretrained(job["model"], device=device, dtype=torch.float32)
     rows = D.read_jsonl(job["data"], ["prompt"])
     out_path = os.path.join(job["out"], "generated.jsonl")
     done = set()
@@ -451,9 +475,10 @@ def run_generate(job, dist, events):
         for i in range(0, len(todo), job["batch_size"]):
             batch = todo[i:i + job["batch_size"]]
             t0 = time.perf_counter()
-            outs = generate(model, [r["prompt"][-(job["max_length"] - dec["max_new_tokens"]):] for r in batch], dec["max_new_tokens"],
-                            temperature=dec["temperature"], top_k=dec["top_k"], top_p=dec["top_p"],
-                            eos_token_id=job["eos_token_id"], pad_token_id=job["pad_token_id"], generator=g)
+            with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
+                outs = generate(model, [r["prompt"][-(job["max_length"] - dec["max_new_tokens"]):] for r in batch], dec["max_new_tokens"],
+                                temperature=dec["temperature"], top_k=dec["top_k"], top_p=dec["top_p"],
+                                eos_token_id=job["eos_token_id"], pad_token_id=job["pad_token_id"], generator=g)
             for r, tokens in zip(batch, outs):
                 f.write(json.dumps({"id": r.get("id"), "tokens": tokens}) + "\n")
             f.flush()

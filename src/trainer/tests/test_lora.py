@@ -161,3 +161,36 @@ class PeftFormatTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CombineAdaptersTest(unittest.TestCase):
+    def test_stacked_adapters_equal_the_two_stages_merged_in_turn(self):
+        # Stage 1's adapter merged into the base, then stage 2's trained over that (other rank,
+        # alpha and targets): one combined adapter on the base gives the same weights.
+        from pal_trainer.combine_adapters import combine, main as combine_main, read_adapter
+        with tempfile.TemporaryDirectory() as tmp:
+            base = tiny_model("llama", seed=3)
+            staged = tiny_model("llama", seed=3)
+            lora.apply_lora(staged, r=4, alpha=8, targets=["q_proj", "v_proj"])
+            for _, m in lora.lora_modules(staged):
+                torch.nn.init.normal_(m.lora_B.weight)
+            lora.save_adapter(staged, os.path.join(tmp, "one"))
+            lora.merge_lora(staged)
+            lora.apply_lora(staged, r=2, alpha=16, targets=["q_proj", "o_proj"])
+            for _, m in lora.lora_modules(staged):
+                torch.nn.init.normal_(m.lora_B.weight)
+            lora.save_adapter(staged, os.path.join(tmp, "two"))
+            lora.merge_lora(staged)
+
+            self.assertEqual(combine_main([os.path.join(tmp, "one"), os.path.join(tmp, "two"), "--out", os.path.join(tmp, "both"), "--dtype", "float32"]), None)
+            config, _ = read_adapter(os.path.join(tmp, "both"))
+            self.assertEqual((config["r"], config["lora_alpha"], config["target_modules"]), (6, 6, ["o_proj", "q_proj", "v_proj"]))
+            lora.load_adapter(base, os.path.join(tmp, "both"))
+            lora.merge_lora(base)
+            for name, value in staged.state_dict().items():
+                torch.testing.assert_close(base.state_dict()[name], value, atol=1e-5, rtol=1e-5, msg=name)
+            # Dropping the second adapter's scale would not give the same weights.
+            (c1, w1), (c2, w2) = read_adapter(os.path.join(tmp, "one")), read_adapter(os.path.join(tmp, "two"))
+            _, unscaled = combine([(c1, w1), (dict(c2, lora_alpha=c2["r"]), w2)])
+            name = next(k for k in unscaled if "o_proj.lora_B" in k)
+            self.assertFalse(torch.allclose(unscaled[name], read_adapter(os.path.join(tmp, "both"))[1][name]))

@@ -4,9 +4,11 @@ import json
 import os
 import tempfile
 import unittest
+from unittest import mock
 
 import torch
 
+from pal_trainer import model as model_module
 from pal_trainer import safetensors
 from pal_trainer.model import CausalLM, ModelConfig, count_parameters, rope_inv_freq, rotate_half
 
@@ -301,6 +303,32 @@ class ForwardTest(unittest.TestCase):
         b[0, :2] = torch.tensor([3, 9])
         torch.testing.assert_close(model(a, attention_mask=mask)[0][:, 2:], model(b, attention_mask=mask)[0][:, 2:],
                                    atol=1e-6, rtol=0)
+
+    def test_fused_attention_equals_the_plain_ops(self):
+        # The fused kernel (torch >= 2) against the plain ops, which ONNX export keeps: no padding,
+        # left and right padding (a batch of one too), and a cached step. Left padding gives query
+        # rows with no key at all; their real neighbours must not change, and nothing may be NaN.
+        if model_module._SDPA is None:
+            self.skipTest("torch %s has no scaled_dot_product_attention" % torch.__version__)
+        model = tiny_model("llama")
+        ids = random_ids(2, 7, seed=3)
+        masks = [None, torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]]),
+                 torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]]), torch.tensor([[0, 0, 0, 1, 1, 1, 1]] * 2)]
+        for mask in masks:
+            for rows in (slice(0, 2), slice(0, 1)):
+                with self.subTest(mask=None if mask is None else mask.tolist(), rows=rows):
+                    m = None if mask is None else mask[rows]
+                    fused = model(ids[rows], attention_mask=m)[0]
+                    with mock.patch.object(model_module, "_SDPA", None):
+                        plain = model(ids[rows], attention_mask=m)[0]
+                    self.assertFalse(bool(fused.isnan().any()))
+                    real = (m if m is not None else torch.ones_like(ids[rows])).bool()
+                    torch.testing.assert_close(fused[real], plain[real], atol=1e-5, rtol=1e-5)
+        logits, past = model(ids[:, :5], use_cache=True)
+        step = model(ids[:, 5:6], past_key_values=past, use_cache=True)[0]
+        with mock.patch.object(model_module, "_SDPA", None):
+            plain_step = model(ids[:, 5:6], past_key_values=past, use_cache=True)[0]
+        torch.testing.assert_close(step, plain_step, atol=1e-5, rtol=1e-5)
 
     def test_gradient_checkpointing_gives_the_same_gradients(self):
         ids = random_ids(2, 7)

@@ -54,6 +54,15 @@ class SafetensorsTest(unittest.TestCase):
         st.save_file(tensors, self.path())
         self.assertSameTensors(tensors, st.load_file(self.path()))
 
+    def test_a_saved_file_gets_the_mode_of_any_new_file(self):
+        # The temporary file behind the atomic write is owner-only; the saved model must not be.
+        old = os.umask(0o022)
+        try:
+            st.save_file({"x": torch.zeros(2)}, self.path())
+        finally:
+            os.umask(old)
+        self.assertEqual(os.stat(self.path()).st_mode & 0o777, 0o644)
+
     def test_non_contiguous_input_is_saved_by_value(self):
         base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
         tensors = {"t": base.t(), "slice": base[1:, ::2]}

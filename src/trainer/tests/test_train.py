@@ -20,6 +20,7 @@ import torch
 import torch.multiprocessing as mp
 
 from pal_trainer import data as D
+from pal_trainer.lora import load_adapter, merge_lora
 from pal_trainer.model import CausalLM, ModelConfig
 from pal_trainer.safetensors import load_file
 from pal_trainer.train import dpo_losses, first_scored, main as train_main, token_logps
@@ -294,6 +295,27 @@ class RunTest(unittest.TestCase):
             self.assertGreater(steps[-1]["rewards/margins"], 0.0, name)
             final = final_weights(out)
             self.assertFalse(any("lora" in k for k in final), "LoRA is merged into the exported weights")
+
+    def test_lora_in_bf16_keeps_a_bf16_base_and_merges_in_float32(self):
+        # LoRA under bf16 autocast keeps the frozen base in bf16 (no cast per pass); the adapter is
+        # saved on its own (PEFT's files) and merged into the float32 base, not into bf16 weights.
+        lora = {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}
+        path, out = job(self.tmp, "lora-bf16", precision="bf16", lora=lora)
+        result = run(path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        adapter = os.path.join(out, "final", "adapter")
+        with open(os.path.join(adapter, "adapter_config.json"), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["target_modules"], ["q_proj", "v_proj"])
+        model = CausalLM.from_pretrained(os.path.join(self.tmp, "base"), dtype=torch.float32)
+        load_adapter(model, adapter)
+        merge_lora(model)
+        final = final_weights(out)
+        base = load_file(os.path.join(self.tmp, "base", "model.safetensors"))
+        name = "model.layers.0.self_attn.q_proj.weight"
+        self.assertEqual(final[name].dtype, torch.float32)
+        self.assertGreater(float((final[name] - base[name]).abs().max()), 0.0, "the adapter learnt something")
+        for k, v in model.state_dict().items():
+            torch.testing.assert_close(final[k], v, rtol=0, atol=1e-7, msg=k)
 
     def test_generate_answers_every_prompt_and_resumes(self):
         prompts = [{"id": i, "prompt": r["prompt"]} for i, r in enumerate(sft_rows(6))]

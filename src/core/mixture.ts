@@ -6,7 +6,7 @@
 import type { ChatMessage, DialogueExample, Persona, PreferencePair } from './formats/types';
 import { labelPersona } from './importers/labeller';
 import { mulberry32 } from './random';
-import { generatePrompt, historyOnlyPrompt, plainPrompt, responseTarget, selectPrompt, selectTarget } from './prompts';
+import { generatePrompt, historyOnlyPrompt, plainPrompt, responseTarget, selectPrompt, selectTarget, TEXT_FORMAT, type PromptFormat } from './prompts';
 
 /** An example with its persona sentences in hand (persona_id looked up). */
 export interface ResolvedExample {
@@ -48,11 +48,11 @@ export function resolveExample(ex: DialogueExample, at: string, personas: Readon
 }
 
 /** Stage 1: every example gives one select and one generate item (PAL's 1:1 mixture). */
-export function stage1Items(examples: readonly ResolvedExample[]): TextItem[] {
+export function stage1Items(examples: readonly ResolvedExample[], format: PromptFormat = TEXT_FORMAT): TextItem[] {
   return examples.flatMap((ex) => [
-    { kind: 'select' as const, exampleId: ex.id, prompt: selectPrompt(ex), target: selectTarget(ex.personas, ex.personaIndex) },
+    { kind: 'select' as const, exampleId: ex.id, prompt: selectPrompt(ex, format), target: selectTarget(ex.personas, ex.personaIndex, format) },
     // Training highlights the gold persona; inference highlights the one the model selected.
-    { kind: 'generate' as const, exampleId: ex.id, prompt: generatePrompt(ex, ex.personaIndex), target: responseTarget(ex.response) },
+    { kind: 'generate' as const, exampleId: ex.id, prompt: generatePrompt(ex, ex.personaIndex, format), target: responseTarget(ex.response, format) },
   ]);
 }
 
@@ -71,8 +71,8 @@ export function noneSelectsLeftOut(examples: readonly ResolvedExample[], maxFrac
 }
 
 /** The plain fine-tuning baseline: one item per example, persona + history -> response. */
-export function finetuneItems(examples: readonly ResolvedExample[]): TextItem[] {
-  return examples.map((ex) => ({ kind: 'plain' as const, exampleId: ex.id, prompt: plainPrompt(ex), target: responseTarget(ex.response) }));
+export function finetuneItems(examples: readonly ResolvedExample[], format: PromptFormat = TEXT_FORMAT): TextItem[] {
+  return examples.map((ex) => ({ kind: 'plain' as const, exampleId: ex.id, prompt: plainPrompt(ex, format), target: responseTarget(ex.response, format) }));
 }
 
 /**
@@ -91,8 +91,8 @@ export function sampleExamples<T>(examples: readonly T[], count: number | undefi
 }
 
 /** Stage 2's rejection prompts: the history alone, so the stage-1 model answers persona-blind. */
-export function rejectionPrompts(examples: readonly ResolvedExample[]): { id: string; prompt: string }[] {
-  return examples.map((ex) => ({ id: ex.id, prompt: historyOnlyPrompt(ex.history) }));
+export function rejectionPrompts(examples: readonly ResolvedExample[], format: PromptFormat = TEXT_FORMAT): { id: string; prompt: string }[] {
+  return examples.map((ex) => ({ id: ex.id, prompt: historyOnlyPrompt(ex.history, format) }));
 }
 
 /**
@@ -100,12 +100,12 @@ export function rejectionPrompts(examples: readonly ResolvedExample[]): { id: st
  * generate prompt with the gold persona highlighted. A sample that is empty or equals the gold
  * response teaches nothing and is dropped.
  */
-export function stage2Pairs(examples: readonly ResolvedExample[], rejected: ReadonlyMap<string, string>): TextPair[] {
+export function stage2Pairs(examples: readonly ResolvedExample[], rejected: ReadonlyMap<string, string>, format: PromptFormat = TEXT_FORMAT): TextPair[] {
   const out: TextPair[] = [];
   for (const ex of examples) {
     const r = rejected.get(ex.id)?.trim();
     if (!r || normalise(r) === normalise(ex.response)) continue;
-    out.push({ id: ex.id, prompt: generatePrompt(ex, ex.personaIndex), chosen: responseTarget(ex.response), rejected: responseTarget(r), origin: 'pal-stage2' });
+    out.push({ id: ex.id, prompt: generatePrompt(ex, ex.personaIndex, format), chosen: responseTarget(ex.response, format), rejected: responseTarget(r, format), origin: 'pal-stage2' });
   }
   return out;
 }
@@ -116,7 +116,7 @@ export function stage2Pairs(examples: readonly ResolvedExample[], rejected: Read
  * response uses (by the same labeller as imported data). Only judged pairs ("chosen", or no status)
  * count.
  */
-export function annotatedPairs(pairs: readonly PreferencePair[], personas: ReadonlyMap<string, Persona>): TextPair[] {
+export function annotatedPairs(pairs: readonly PreferencePair[], personas: ReadonlyMap<string, Persona>, format: PromptFormat = TEXT_FORMAT): TextPair[] {
   const out: TextPair[] = [];
   pairs.forEach((p, i) => {
     if (p.status !== undefined && p.status !== 'chosen') return;
@@ -126,7 +126,7 @@ export function annotatedPairs(pairs: readonly PreferencePair[], personas: Reado
     const rejected = text(p.rejected);
     if (normalise(chosen) === normalise(rejected)) return;
     const input = { personas: facts, history };
-    out.push({ id: p.dialogue?.id ?? `pair-${i + 1}`, prompt: generatePrompt(input, labelPersona(facts, chosen)), chosen: responseTarget(chosen), rejected: responseTarget(rejected), origin: 'annotated' });
+    out.push({ id: p.dialogue?.id ?? `pair-${i + 1}`, prompt: generatePrompt(input, labelPersona(facts, chosen), format), chosen: responseTarget(chosen, format), rejected: responseTarget(rejected, format), origin: 'annotated' });
   });
   return out;
 }

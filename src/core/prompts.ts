@@ -9,9 +9,15 @@
  * - history-only: dialogue alone -> the response (how stage 2 samples persona-blind rejections)
  * - plain:        persona + dialogue -> the response (the plain fine-tuning baseline, not PAL)
  *
- * Prompts end where the target begins; targets start with a space so that a word-level tokenizer
- * splits prompt and target at the same place in training and inference. The EOS token is added by
- * the tokenizer step, not written here.
+ * Two formats carry the same structure. `text` is PAL's plain template, for models trained from
+ * scratch (the embedded default model). `chat` is for chat models (a pretrained instruct base):
+ * the same blocks as messages, rendered by the model's own chat template, so that the base's
+ * instruction tuning is used rather than fought.
+ *
+ * Prompts end where the target begins; in the text format targets start with a space so that a
+ * word-level tokenizer splits prompt and target at the same place in training and inference (a
+ * chat prompt ends with the assistant turn's opener and a newline, so its targets do not). The
+ * EOS token is added by the tokenizer step, not written here.
  */
 
 /**
@@ -25,9 +31,35 @@ export const PROMPT_TEMPLATE_VERSION = 2;
 /** The persona block's header: not the speaker tag (see PROMPT_TEMPLATE_VERSION 2). */
 export const FACTS_HEADER = 'Facts:';
 
+/**
+ * The chat format's version, recorded like PROMPT_TEMPLATE_VERSION. 1: a system message with the
+ * numbered facts, the dialogue as user/assistant turns, then a system message with the task.
+ */
+export const CHAT_PROMPT_VERSION = 1;
+
 export const NO_PERSONA = 'none';
 export const PARTNER_TAG = 'User';
 export const PERSONA_TAG = 'Persona';
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+export interface ChatTurn {
+  readonly role: ChatRole;
+  readonly content: string;
+}
+
+/**
+ * How prompts are written for a model: PAL's plain text template, or messages rendered by the
+ * model's chat template (`render` ends with the assistant turn opened, as Hugging Face's
+ * `apply_chat_template(..., add_generation_prompt=True)` does).
+ */
+export type PromptFormat = { readonly kind: 'text' } | { readonly kind: 'chat'; readonly render: (messages: readonly ChatTurn[]) => string };
+
+export const TEXT_FORMAT: PromptFormat = { kind: 'text' };
+
+/** The template version a model trained in `kind` records in its pal.json. */
+export function promptVersion(kind: PromptFormat['kind']): number {
+  return kind === 'chat' ? CHAT_PROMPT_VERSION : PROMPT_TEMPLATE_VERSION;
+}
 
 export interface PromptInput {
   readonly personas: readonly string[];
@@ -68,15 +100,35 @@ export function selectionText(personas: readonly string[], index: number): strin
   return index >= 0 && index < personas.length ? `${index + 1}. ${clean(personas[index]!)}` : NO_PERSONA;
 }
 
-export function selectPrompt(input: PromptInput): string {
+// The chat format's wording. The facts open the conversation and the task closes it (PAL's
+// order: persona block, dialogue, task), so the select and generate prompts share everything but
+// their last message, and select then generate computes that shared start once.
+const CHAT_FACTS = 'You are the person these facts describe. Stay in character and reply in one or two short sentences.';
+const CHAT_SELECT = 'Which fact does your next reply use? Answer with its number and text, or none.';
+const chatUse = (text: string) => (text === NO_PERSONA ? 'Your next reply uses none of the facts.' : `Your next reply uses this fact: ${text}`);
+
+/** The dialogue as chat turns: the partner's last turn is the user's, and the turns alternate back from it. */
+export function dialogueTurns(history: readonly string[]): ChatTurn[] {
+  const n = history.length;
+  return history.map((turn, i) => ({ role: (n - 1 - i) % 2 === 0 ? 'user' : 'assistant', content: clean(turn) }));
+}
+
+function chatPrompt(format: { render: (m: readonly ChatTurn[]) => string }, input: PromptInput, task?: string): string {
+  const facts: ChatTurn = { role: 'system', content: `${CHAT_FACTS}\n${FACTS_HEADER}\n${personaBlock(input.personas)}` };
+  return format.render([facts, ...dialogueTurns(input.history), ...(task ? [{ role: 'system' as const, content: task }] : [])]);
+}
+
+export function selectPrompt(input: PromptInput, format: PromptFormat = TEXT_FORMAT): string {
+  if (format.kind === 'chat') return chatPrompt(format, input, CHAT_SELECT);
   return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nWhich fact does ${PERSONA_TAG}'s next reply use?\nAnswer:`;
 }
 
-export function selectTarget(personas: readonly string[], index: number): string {
-  return ` ${selectionText(personas, index)}`;
+export function selectTarget(personas: readonly string[], index: number, format: PromptFormat = TEXT_FORMAT): string {
+  return format.kind === 'chat' ? selectionText(personas, index) : ` ${selectionText(personas, index)}`;
 }
 
-export function generatePrompt(input: PromptInput, selected: number): string {
+export function generatePrompt(input: PromptInput, selected: number, format: PromptFormat = TEXT_FORMAT): string {
+  if (format.kind === 'chat') return chatPrompt(format, input, chatUse(selectionText(input.personas, selected)));
   return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nUsing: ${selectionText(input.personas, selected)}\n${PERSONA_TAG}:`;
 }
 
@@ -84,16 +136,19 @@ export function generatePrompt(input: PromptInput, selected: number): string {
  * The paper's baseline, plain fine-tuning: personas and dialogue straight to the reply, with no
  * select task and no highlighted persona (a model trained on it is not a PAL model).
  */
-export function plainPrompt(input: PromptInput): string {
+export function plainPrompt(input: PromptInput, format: PromptFormat = TEXT_FORMAT): string {
+  if (format.kind === 'chat') return chatPrompt(format, input);
   return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\n${PERSONA_TAG}:`;
 }
 
-export function historyOnlyPrompt(history: readonly string[]): string {
+/** The dialogue alone; in the chat format the model's own default system message (if its template has one) stands. */
+export function historyOnlyPrompt(history: readonly string[], format: PromptFormat = TEXT_FORMAT): string {
+  if (format.kind === 'chat') return format.render(dialogueTurns(history));
   return `Dialogue:\n${dialogueBlock(history)}\n\n${PERSONA_TAG}:`;
 }
 
-export function responseTarget(response: string): string {
-  return ` ${clean(response)}`;
+export function responseTarget(response: string, format: PromptFormat = TEXT_FORMAT): string {
+  return format.kind === 'chat' ? clean(response) : ` ${clean(response)}`;
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
 import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample } from '../../src/core/mixture';
-import { generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, selectPrompt, selectTarget, trimHistory } from '../../src/core/prompts';
+import { dialogueTurns, generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, responseTarget, selectPrompt, selectTarget, trimHistory, type PromptFormat } from '../../src/core/prompts';
 import { selectionSettled } from '../../src/engine/inference';
 import type { Persona } from '../../src/core/formats/types';
 
@@ -133,4 +133,50 @@ test('select_none_max leaves out just enough "none" select items, drawn with the
   const items = stage1Items(examples).filter((it) => it.kind !== 'select' || !half.has(it.exampleId));
   assert.equal(items.filter((it) => it.kind === 'generate').length, 10, 'every generate item stays');
   assert.equal(items.filter((it) => it.kind === 'select' && it.target === ' none').length, 2);
+});
+
+// A ChatML renderer, as SmolLM2's template writes it (a default system message when none opens).
+const chatml: PromptFormat = {
+  kind: 'chat',
+  render: (messages) =>
+    (messages[0]?.role === 'system' ? '' : '<|im_start|>system\nYou are a helpful AI assistant<|im_end|>\n') +
+    messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') +
+    '<|im_start|>assistant\n',
+};
+
+test('chat format: facts open the conversation, the dialogue is user/assistant turns, the task closes it', () => {
+  const select = selectPrompt({ personas, history }, chatml);
+  assert.equal(
+    select,
+    '<|im_start|>system\nYou are the person these facts describe. Stay in character and reply in one or two short sentences.\nFacts:\n1. i have a dog named rex .\n2. i play the trumpet in a jazz band .\n3. i live by the sea .<|im_end|>\n' +
+      '<|im_start|>user\nhello !<|im_end|>\n<|im_start|>assistant\nhi , how are you ?<|im_end|>\n<|im_start|>user\ngood . do you have pets ?<|im_end|>\n' +
+      '<|im_start|>system\nWhich fact does your next reply use? Answer with its number and text, or none.<|im_end|>\n<|im_start|>assistant\n',
+  );
+  const generate = generatePrompt({ personas, history }, 1, chatml);
+  assert.match(generate, /<\|im_start\|>system\nYour next reply uses this fact: 2\. i play the trumpet in a jazz band \.<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+  assert.match(generatePrompt({ personas, history }, -1, chatml), /Your next reply uses none of the facts\./);
+  // Select then generate share everything up to the task message (one key/value cache for both).
+  const shared = select.slice(0, select.lastIndexOf('<|im_start|>system'));
+  assert.ok(generate.startsWith(shared) && shared.includes('do you have pets'));
+  // No leading space on chat targets: the prompt ends with the assistant turn's newline.
+  assert.equal(selectTarget(personas, 2, chatml), '3. i live by the sea .');
+  assert.equal(responseTarget(' yes ,  rex . ', chatml), 'yes , rex .');
+  // The history-only prompt has no facts; the template's default system message stands.
+  const blind = historyOnlyPrompt(history, chatml);
+  assert.ok(blind.startsWith('<|im_start|>system\nYou are a helpful AI assistant') && !blind.includes('rex'));
+  assert.ok(!plainPrompt({ personas, history }, chatml).includes('Which fact'), 'the baseline prompt has no task message');
+  // A dialogue the persona opened starts with the assistant; the partner's turn is always last.
+  assert.deepEqual(dialogueTurns(['hi', 'hey there', 'how are you?']).map((t) => t.role), ['user', 'assistant', 'user']);
+  assert.deepEqual(dialogueTurns(['hello', 'how are you?']).map((t) => t.role), ['assistant', 'user']);
+});
+
+test('chat format in the mixture: every item and pair is written in the model’s template', () => {
+  const ex = resolveExample({ id: 'e1', personas, history, response: 'yes , rex the dog .', persona_index: 0, split: 'train' }, 'x', new Map());
+  const items = stage1Items([ex], chatml);
+  assert.deepEqual(items.map((i) => [i.kind, i.target]), [['select', '1. i have a dog named rex .'], ['generate', 'yes , rex the dog .']]);
+  assert.ok(items.every((i) => i.prompt.endsWith('<|im_start|>assistant\n')));
+  assert.equal(rejectionPrompts([ex], chatml)[0]!.prompt, historyOnlyPrompt(history, chatml));
+  const [pair] = stage2Pairs([ex], new Map([['e1', 'no pets here .']]), chatml);
+  assert.deepEqual([pair!.prompt, pair!.chosen, pair!.rejected], [generatePrompt(ex, 0, chatml), 'yes , rex the dog .', 'no pets here .']);
+  assert.equal(finetuneItems([ex], chatml)[0]!.prompt, plainPrompt(ex, chatml));
 });

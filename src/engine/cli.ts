@@ -5,18 +5,20 @@
 import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
-import { collectFiles, exportFile, importFile, validateFile, type ExportTarget } from './data';
+import { collectFiles, exportFile, importFile, validateFile, writeFileSafely, type ExportTarget } from './data';
 import { compareRuns, formatComparison, formatEvalTable, jsonReport, runEvaluation, writeReports } from './eval';
 import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
 import { loadModel, respond } from './inference';
 import { hasErrors } from '../core/formats/problems';
-import { runAlignment } from './pipeline';
+import { predictExamples, runAlignment } from './pipeline';
+import { resolveExample, type ResolvedExample } from '../core/mixture';
 import { encodeCorpora } from './pretrainData';
 import { responsePerplexity } from './perplexity';
 import { initModel, pretrain } from './pretrain';
 import { formatDemoExamples, runDemo } from './demo';
-import { packageRoot } from './paths';
+import { cacheRoot, EMBEDDED_MODEL_NAME, packageRoot } from './paths';
+import { ALIGNED_MODELS, DEFAULT_ALIGNED_MODEL, fetchModel, isFetched, knownModel, knownModelNames, knownModelsHelp, resolveModelSpec } from './baseModels';
 import * as nodePath from 'node:path';
 import { parseDialogues } from '../core/formats/dialogues';
 import { allProblems, records } from '../core/formats/jsonl';
@@ -43,6 +45,7 @@ Commands:
   train         Run PAL (stage 1, rejection sampling, stage 2, export) from a *.palrun.yaml.
   runs          List a run config's runs and their stages.
   chat          Select then generate with a model and a persona.
+  predict       A model's answers to dialogue sets, as predictions for pal eval.
   eval          Score a model's predictions: BLEU-1..4, ROUGE-L, Distinct-1/2, persona
                 selection accuracy, P-F1, P-Cover and C.score; JSON and HTML reports.
   compare       Two evaluation reports side by side.
@@ -77,7 +80,7 @@ const VALIDATE_HELP = `Usage: pal validate <file|folder>... [--json]
   --json          Print the problems as one JSON array instead.
 `;
 
-const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|spc|corpus|card] [--split train|valid|test] [--limit N] [--sample N [--seed S]] [--force]
+const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|spc|corpus|card] [--split train|valid|test] [--limit N] [--sample N [--seed S]] [--balance] [--force]
 
   persona-chat  ParlAI text (PERSONA-CHAT / ConvAI2, "your persona:" lines)  -> *.dialogues.jsonl
   spc           Synthetic-Persona-Chat CSV                                    -> *.dialogues.jsonl
@@ -88,6 +91,9 @@ const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|
   --limit N     keep the first N examples (file order): a development or evaluation subset.
   --sample N    keep N examples drawn from the whole file with --seed (default 42), in file order:
                 a subset that spans the file.
+  --balance     keep every example whose response uses a persona sentence and as many of the
+                others (drawn with --seed), before --sample and --limit: persona data mostly
+                answers "none", and a model trained on that learns to ignore its persona.
 
   The format is guessed from the content when --from is absent. Which persona sentence each
   response relies on is labelled by content-word overlap (docs/labeller.md). An existing output
@@ -206,6 +212,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     if (command === 'train') return await trainCommand(rest, io);
     if (command === 'runs') return await runsCommand(rest, io);
     if (command === 'chat') return await chatCommand(rest, io);
+    if (command === 'predict') return await predictCommand(rest, io);
     if (command === 'tokenizer') return await tokenizerCommand(rest, io);
     if (command === 'model') return await modelCommand(rest, io);
     if (command === 'pretrain') return await pretrainCommand(rest, io);
@@ -295,7 +302,7 @@ async function validate(args: readonly string[], io: Io): Promise<number> {
 }
 
 async function importCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--out', '--from', '--split', '--limit', '--sample', '--seed'], ['--force', '-h', '--help'], 'import');
+  const { positional, options } = parseArgs(args, ['--out', '--from', '--split', '--limit', '--sample', '--seed'], ['--force', '--balance', '-h', '--help'], 'import');
   if (options['-h'] || options['--help']) {
     io.out(IMPORT_HELP);
     return 0;
@@ -321,6 +328,7 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
     ...(limit ? { limit } : {}),
     ...(sample ? { sample } : {}),
     ...(seed !== undefined ? { seed } : {}),
+    ...(options['--balance'] === true ? { balance: true } : {}),
   });
   for (const p of result.problems) io.err(`${formatProblem(p)}\n`);
   const what = result.format === 'card' ? 'persona' : `example${result.count === 1 ? '' : 's'}`;
@@ -457,6 +465,68 @@ async function runsCommand(args: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
+const PREDICT_HELP = `Usage: pal predict --model <folder> <file.dialogues.jsonl>... --out <predictions.jsonl> [options]
+
+  A model's answers to every example of the dialogue sets (any split), as a run's evaluation
+  gives them: select then generate for a PAL model (BM25 selection, labelled, for a model not
+  trained on select; its own prompt for a plain fine-tuning baseline). The output is what
+  "pal eval" scores; --model may be a model folder or a model PAL Studio knows by name
+  (pal-default, or a fetched pal-smollm2-135m).
+
+  --limit N              the first N examples only
+  --beams N              beam search of width N (default 1: greedy)
+  --no-repeat-ngram N    no N tokens twice in a reply (0 = off)
+  --repetition-penalty P tokens already in the reply are less likely (1 = off)
+  --max-new-tokens N     reply length cap (default 40)
+  --seed S               for sampling (default 42)
+  --force                replace --out if it exists
+`;
+
+async function predictCommand(args: readonly string[], io: Io): Promise<number> {
+  const valued = ['--model', '--out', '--limit', '--beams', '--no-repeat-ngram', '--repetition-penalty', '--max-new-tokens', '--seed'];
+  const { positional, options } = parseArgs(args, valued, ['--force', '-h', '--help'], 'predict');
+  if (options['-h'] || options['--help']) {
+    io.out(PREDICT_HELP);
+    return 0;
+  }
+  const [model, out] = [options['--model'], options['--out']];
+  if (typeof model !== 'string' || typeof out !== 'string' || positional.length === 0) throw new UsageError('pal predict needs --model <folder>, --out <file> and at least one dialogues file');
+  const limit = typeof options['--limit'] === 'string' ? positiveInt(options['--limit'], '--limit') : undefined;
+  const beams = numberOption(options, '--beams', true);
+  const ngram = numberOption(options, '--no-repeat-ngram', true);
+  const penalty = numberOption(options, '--repetition-penalty', false);
+  if (penalty !== undefined && penalty <= 0) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
+  const maxNew = numberOption(options, '--max-new-tokens', true);
+  const seed = numberOption(options, '--seed', true);
+  const examples: ResolvedExample[] = [];
+  for (const file of positional) {
+    const doc = parseDialogues(await readFile(file, 'utf8'), file);
+    const errors = allProblems(doc).filter((p) => p.severity === 'error');
+    if (errors.length) throw new Error(`${file} has problems:\n${errors.map(formatProblem).join('\n')}`);
+    for (const { line, value } of records(doc)) examples.push(resolveExample(value, `${nodePath.basename(file)}:${line}`, new Map()));
+  }
+  const chosen = limit !== undefined ? examples.slice(0, limit) : examples;
+  const folder = resolveModelSpec(process.cwd(), model);
+  const r = await predictExamples(
+    folder,
+    chosen,
+    {
+      ...(beams !== undefined ? { numBeams: beams } : {}),
+      ...(ngram !== undefined ? { noRepeatNgramSize: ngram } : {}),
+      ...(penalty !== undefined ? { repetitionPenalty: penalty } : {}),
+      ...(maxNew !== undefined ? { maxNewTokens: maxNew } : {}),
+      seed: seed ?? 42,
+    },
+    (done) => {
+      if (done % 25 === 0 || done === chosen.length) io.err(`${done} of ${chosen.length}\n`);
+    },
+  );
+  await writeFileSafely(out, r!.rows.map((row) => `${JSON.stringify(row)}\n`).join(''), options['--force'] === true);
+  io.err(`${r!.rows.length} predictions of ${folder} in ${r!.seconds.toFixed(0)} s (${((r!.seconds * 1000) / Math.max(1, r!.rows.length)).toFixed(0)} ms each) written to ${out}.\n`);
+  io.out(`${out}\n`);
+  return 0;
+}
+
 async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   const valued = ['--model', '--persona', '--facts', '--history', '--temperature', '--top-k', '--top-p', '--beams', '--repetition-penalty', '--no-repeat-ngram', '--max-new-tokens', '--seed', '--selection'];
   const history: string[] = [];
@@ -558,21 +628,15 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
   return 0;
 }
 
-if (require.main === module) {
-  runCli(process.argv.slice(2), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`pal: ${String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
 
-const MODEL_HELP = `Usage: pal model init --config <config.json> --tokenizer <folder> --out <folder> [--seed N] [--python PATH]
+const MODEL_HELP = `Usage: pal model fetch <name> [--force] [--python PATH]
+       pal model init --config <config.json> --tokenizer <folder> --out <folder> [--seed N] [--python PATH]
 
-  Writes a new model folder: the config.json's architecture (llama, qwen2, mistral or gpt2, in
+  fetch: puts a model PAL Studio knows by name into its cache (${nodePath.join(cacheRoot(), 'models')}) and prints
+  its folder; a run config names it as model: {base: <name>}, and runs fetch it themselves.
+${knownModelsHelp()}
+  init:
+  writes a new model folder: the config.json's architecture (llama, qwen2, mistral or gpt2, in
   Hugging Face's terms) with GPT-2's random initialisation, as config.json + model.safetensors,
   and the tokenizer beside it. Pre-train it with "pal pretrain".
 `;
@@ -620,12 +684,22 @@ async function trainerPython(options: Record<string, string | boolean | undefine
 }
 
 async function modelCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--config', '--tokenizer', '--out', '--seed', '--python'], ['-h', '--help'], 'model');
+  const { positional, options } = parseArgs(args, ['--config', '--tokenizer', '--out', '--seed', '--python'], ['--force', '-h', '--help'], 'model');
   if (options['-h'] || options['--help']) {
     io.out(MODEL_HELP);
     return 0;
   }
-  if (positional[0] !== 'init' || positional.length !== 1) throw new UsageError('usage: pal model init --config <config.json> --tokenizer <folder> --out <folder>');
+  if (positional[0] === 'fetch') {
+    if (positional.length !== 2) throw new UsageError(`usage: pal model fetch <name> (known: ${knownModelNames().join(', ')})`);
+    const name = positional[1]!;
+    if (!knownModel(name)) throw new UsageError(`"${name}" is not a model PAL Studio knows (known: ${knownModelNames().join(', ')})`);
+    const already = isFetched(name) && options['--force'] !== true;
+    const dir = await fetchModel(name, { python: await trainerPython(options), force: options['--force'] === true, onProgress: (m) => io.err(`${m}\n`) });
+    io.err(already ? `${name} is already in ${dir} (--force fetches it again).\n` : `Fetched ${name} into ${dir}.\n`);
+    io.out(`${dir}\n`);
+    return 0;
+  }
+  if (positional[0] !== 'init' || positional.length !== 1) throw new UsageError('usage: pal model fetch <name>, or pal model init --config <config.json> --tokenizer <folder> --out <folder>');
   const [config, tokenizer, out] = [options['--config'], options['--tokenizer'], options['--out']];
   if (typeof config !== 'string' || typeof tokenizer !== 'string' || typeof out !== 'string') throw new UsageError('pal model init needs --config, --tokenizer and --out');
   const seed = numberOption(options, '--seed', true);
@@ -708,12 +782,13 @@ async function perplexityCommand(args: readonly string[], io: Io): Promise<numbe
 const DEMO_HELP = `Usage: pal demo [--model <folder>] [--sample <folder>] [--out <folder>] [--nli <folder>] [--max-length N] [--python PATH]
 
   The PAL demo, headless: copies the sample project (samples/studio) to --out, runs a short PAL
-  alignment of the default model (models/pal-default) on it (stage 1, rejection sampling, stage 2),
+  alignment of the model on it (stage 1, rejection sampling, stage 2),
   selects then generates on its held-out examples before and after, and prints the before/after
   table (BLEU, ROUGE-L, Distinct, selection accuracy, P-F1, C.score with --nli) and the path of
   the HTML report. The sample project itself is never written to.
 
-  --model    The base model (default: models/pal-default).
+  --model    The model to align: a folder, or a name PAL Studio knows (default: pal-smollm2-135m,
+             SmolLM2-135M aligned with PAL, when it is fetched, else pal-default, embedded).
   --sample   The sample project (default: samples/studio).
   --out      Work folder, replaced on each demo (default: .pal-studio/demo).
   --nli      A local NLI model folder for C.score (without one C.score is reported as not computed).
@@ -736,12 +811,21 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
   if (positional.length) throw new UsageError(`pal demo takes no positional arguments (got "${positional[0]}")`);
   const root = packageRoot();
   const str = (name: string, fallback: string) => (typeof options[name] === 'string' ? (options[name] as string) : fallback);
-  const model = str('--model', nodePath.join(root, 'models', 'pal-default'));
+  // The aligned pretrained model when set-up fetched it (npm start does), else the embedded one.
+  const named = typeof options['--model'] === 'string' ? options['--model'] : isFetched(DEFAULT_ALIGNED_MODEL) ? DEFAULT_ALIGNED_MODEL : EMBEDDED_MODEL_NAME;
+  const model = resolveModelSpec(process.cwd(), named);
+  const aligned = Object.hasOwn(ALIGNED_MODELS, named) ? ALIGNED_MODELS[named] : undefined;
   return interruptible(io, 'Stopping…', async (signal) => {
-    io.err(`PAL demo: the default model ${model}, aligned to the sample project's personas.\n`);
+    if (aligned && !isFetched(named)) await fetchModel(named, { python: await trainerPython(options), onProgress: (m) => io.err(`${m}\n`) });
+    io.err(
+      aligned
+        ? `PAL demo: ${named} (${aligned.title}), aligned further to the sample project's two personas. Before = ${named} as shipped; after = the same model after this run.\n`
+        : `PAL demo: the embedded default model (${model}, 2.6M parameters), aligned to the sample project's personas.${typeof options['--model'] === 'string' ? '' : ` (${DEFAULT_ALIGNED_MODEL}, SmolLM2-135M aligned with PAL, answers better: "pal model fetch ${DEFAULT_ALIGNED_MODEL}" fetches it.)`}\n`,
+    );
     const r = await runDemo({
       python: await trainerPython(options),
       model,
+      ...(aligned ? { runSettings: aligned.runSettings } : {}),
       sample: str('--sample', nodePath.join(root, 'samples', 'studio')),
       out: str('--out', nodePath.join(root, '.pal-studio', 'demo')),
       ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
@@ -761,9 +845,23 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
       io.err('The sample project has no held-out examples, so there is nothing to compare.\n');
       return 1;
     }
-    io.out(`\nBefore (the default model) and after PAL on the sample personas, ${r.report?.count ?? 0} held-out examples:\n\n${r.table}\n`);
+    io.out(`\nBefore (${named} as shipped) and after PAL on the sample personas, ${r.report?.count ?? 0} held-out examples:\n\n${r.table}\n`);
     io.out(`\nSelect then generate on held-out examples ([the persona sentence selected] reply):\n\n${formatDemoExamples(r.examples)}\n`);
     io.out(`\nReport: ${r.html}\nAligned model: ${r.run.model}\nDone in ${r.seconds.toFixed(0)} s.\n`);
     return 0;
   });
+}
+
+// Last: every help text above must be defined before a command runs (`pal model --help` printed
+// "undefined" while this block sat above them).
+if (require.main === module) {
+  runCli(process.argv.slice(2), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`pal: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

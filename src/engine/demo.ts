@@ -18,8 +18,10 @@ export interface DemoOptions {
   readonly sample: string;
   /** Its run config, relative to the sample project. */
   readonly config?: string;
-  /** The base model (models/pal-default). */
+  /** The model to align further (a folder): the aligned pretrained model, or models/pal-default. */
   readonly model: string;
+  /** Run-config settings that suit this model, over the sample's (which suit the embedded model). */
+  readonly runSettings?: Readonly<Record<string, unknown>>;
   /** Where the copy and its run go (replaced on each demo). */
   readonly out: string;
   readonly nli?: string;
@@ -63,6 +65,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const configFile = path.join(project, configName);
   const doc = parseDocument(await fs.readFile(configFile, 'utf8'));
   doc.setIn(['model', 'base'], path.resolve(o.model));
+  for (const [key, value] of Object.entries(o.runSettings ?? {})) {
+    if (typeof value === 'object' && value !== null) for (const [k, v] of Object.entries(value)) doc.setIn([key, k], doc.createNode(v));
+    else doc.setIn([key], value);
+  }
   if (o.maxLength) for (const stage of ['stage1', 'stage2']) doc.setIn([stage, 'max_length'], o.maxLength);
   await fs.writeFile(configFile, doc.toString());
 

@@ -10,12 +10,13 @@
  * a model trained as the plain fine-tuning baseline (pal.json tasks ["plain"]) answers from its own
  * prompt, with no selection at all.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
 import { mulberry32 } from '../core/random';
 import { transformers } from './transformers';
-import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, PROMPT_TEMPLATE_VERSION, selectionText, selectPrompt, trimHistory, type PromptInput } from '../core/prompts';
+import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, selectionText, selectPrompt, trimHistory, type PromptFormat, type PromptInput } from '../core/prompts';
+import { promptFormatFor, readPalInfo, trainedTasks } from './modelInfo';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's tensors and models are loosely typed */
 type Tf = any;
@@ -90,6 +91,8 @@ export interface LoadedModel {
   readonly plainOnly: boolean;
   /** Tokens of context a prompt and its reply must fit in: what the model was trained with (pal.json), else its positions. */
   readonly maxLength: number;
+  /** PAL's text template, or the model's chat template (pal.json says which; a chat model not trained by PAL Studio: chat). */
+  readonly promptFormat: PromptFormat;
   readonly eosTokenIds: readonly number[];
   readonly tokenizer: Tf;
   readonly model: Tf;
@@ -100,15 +103,6 @@ export interface LoadOptions {
   readonly device?: 'auto' | 'cpu' | 'cuda';
   /** Fetch from the Hugging Face hub when the folder is a hub id (off unless the user allows it). */
   readonly allowRemote?: boolean;
-}
-
-/** Reads `pal.json`, written by PAL Studio's pipeline next to a model it trained. */
-async function palInfo(folder: string): Promise<{ prompt_template_version?: number; tasks?: string[]; max_length?: number }> {
-  try {
-    return JSON.parse(await fs.readFile(path.join(folder, 'pal.json'), 'utf8'));
-  } catch {
-    return {};
-  }
 }
 
 export async function loadModel(folder: string, options: LoadOptions = {}): Promise<LoadedModel> {
@@ -135,15 +129,17 @@ export async function loadModel(folder: string, options: LoadOptions = {}): Prom
     device = 'cpu';
     model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32' }).catch(damaged(path.join('onnx', 'model.onnx')));
   }
-  const info = await palInfo(folder);
+  const info = await readPalInfo(folder);
+  const tasks = trainedTasks(info);
   const eos = model.generation_config?.eos_token_id ?? model.config?.eos_token_id ?? tokenizer.eos_token_id;
   return {
     folder,
     device,
     ...(deviceNote ? { deviceNote } : {}),
-    trainedForSelect: (info.tasks ?? []).includes('select') && info.prompt_template_version === PROMPT_TEMPLATE_VERSION,
-    plainOnly: (info.tasks ?? []).includes('plain') && !(info.tasks ?? []).includes('generate'),
+    trainedForSelect: tasks.includes('select'),
+    plainOnly: tasks.includes('plain') && !tasks.includes('generate'),
     maxLength: Number(info.max_length ?? model.config?.max_position_embeddings ?? model.config?.n_positions ?? 2048),
+    promptFormat: promptFormatFor(info, tokenizer),
     eosTokenIds: (Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos]).map(Number),
     tokenizer,
     model,
@@ -182,10 +178,36 @@ function logSoftmax(logits: Float32Array, offset: number, size: number, temperat
   return out;
 }
 
+/**
+ * The ids of the `k` largest values, largest first: one pass with a small sorted list, because
+ * sorting a 49,152-token vocabulary for every beam at every step took a third of beam search's
+ * time with the 135M model.
+ */
+export function topIndices(values: Float64Array, k: number): number[] {
+  const top: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (top.length === k && v <= values[top[k - 1]!]!) continue;
+    let at = top.length === k ? k - 1 : top.length;
+    while (at > 0 && values[top[at - 1]!]! < v) at--;
+    top.splice(at, 0, i);
+    if (top.length > k) top.pop();
+  }
+  return top;
+}
+
+/** Log-probabilities below this cannot matter to top-p (e^-30 of the mass): left out before sorting. */
+const NEGLIGIBLE_LOGP = -30;
+
 /** Samples from log-probabilities after top-k and top-p filtering. */
 function sample(logp: Float64Array, topK: number, topP: number, random: () => number): number {
-  let ids = Array.from(logp.keys()).sort((x, y) => logp[y]! - logp[x]!);
-  if (topK > 0) ids = ids.slice(0, topK);
+  let ids: number[];
+  if (topK > 0) ids = topIndices(logp, topK);
+  else {
+    ids = [];
+    for (let i = 0; i < logp.length; i++) if (logp[i]! > NEGLIGIBLE_LOGP) ids.push(i);
+    ids.sort((x, y) => logp[y]! - logp[x]!);
+  }
   if (topP < 1) {
     let mass = 0;
     const kept: number[] = [];
@@ -338,7 +360,7 @@ async function beamSearch(m: LoadedModel, promptIds: number[], maxNew: number, o
     beams.forEach((b, row) => {
       discourageRepeats(res.logits, row * res.vocab, res.vocab, b.tokens, options);
       const logp = logSoftmax(res.logits, row * res.vocab, res.vocab);
-      const top = Array.from(logp.keys()).sort((x, y) => logp[y]! - logp[x]!).slice(0, 2 * width);
+      const top = topIndices(logp, 2 * width);
       for (const token of top) candidates.push({ parent: row, token, score: b.score + logp[token]! });
     });
     candidates.sort((x, y) => y.score - x.score);
@@ -387,6 +409,7 @@ export async function selectThenGenerate(
   const how = options.selection ?? 'auto';
   const useModel = how === 'model' || (how === 'auto' && m.trainedForSelect);
   const fitsWith = (prompt: (x: PromptInput) => string, newTokens: number) => (x: PromptInput) => encode(m, prompt(x)).length + newTokens <= m.maxLength;
+  const f = m.promptFormat;
   let selected: number;
   let selectAnswer: string | undefined;
   let prefix: PrefixCache | undefined;
@@ -394,10 +417,10 @@ export async function selectThenGenerate(
     // The select answer is decoded greedily: it is a classification, not a reply.
     // The number decides (parseSelection), so decoding stops once "k." or "none" is out: the
     // rest of the sentence would cost ~10 more model steps and change nothing.
-    const fitted = trimHistory(input, fitsWith(selectPrompt, 8));
+    const fitted = trimHistory(input, fitsWith((x) => selectPrompt(x, f), 8));
     // The persona and dialogue blocks open both prompts: their keys and values are computed once.
-    const select = selectPrompt(fitted);
-    const shared = sharedLength(encode(m, select), encode(m, generatePrompt(fitted, -1)));
+    const select = selectPrompt(fitted, f);
+    const shared = sharedLength(encode(m, select), encode(m, generatePrompt(fitted, -1, f)));
     // On the CPU the model never frees a cache it was given, so the generate prompt may reuse it.
     const keep = shared >= 16 && m.device === 'cpu' && (options.numBeams ?? 1) <= 1;
     const { text } = await generateText(m, select, { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) }, {
@@ -410,7 +433,7 @@ export async function selectThenGenerate(
   } else {
     selected = bm25Select(input.personas, input.history.at(-1) ?? '').index;
   }
-  const prompt = generatePrompt(trimHistory(input, fitsWith((x) => generatePrompt(x, selected), options.maxNewTokens ?? 40)), selected);
+  const prompt = generatePrompt(trimHistory(input, fitsWith((x) => generatePrompt(x, selected, f), options.maxNewTokens ?? 40)), selected, f);
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, prefix ? { prefix } : {});
   return {
     selected,
@@ -437,7 +460,8 @@ export async function respond(
   options: DecodingOptions & { readonly selection?: 'auto' | 'model' | 'retrieval' } = {},
 ): Promise<SelectThenGenerateResult> {
   if (!m.plainOnly || options.selection === 'model' || options.selection === 'retrieval') return selectThenGenerate(m, input, options);
-  const prompt = plainPrompt(trimHistory(input, (x) => encode(m, plainPrompt(x)).length + (options.maxNewTokens ?? 40) <= m.maxLength));
+  const f = m.promptFormat;
+  const prompt = plainPrompt(trimHistory(input, (x) => encode(m, plainPrompt(x, f)).length + (options.maxNewTokens ?? 40) <= m.maxLength), f);
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
   return { selected: -1, selectedText: NO_PERSONA, selectionSource: 'none', generatePrompt: prompt, response: text };
 }

@@ -32,11 +32,13 @@ import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
-import { PROMPT_TEMPLATE_VERSION, trimHistory } from '../core/prompts';
+import { trimHistory, type PromptFormat } from '../core/prompts';
+import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
 import { writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
-import { GenerationCancelled, loadModel, respond } from './inference';
-import { embeddedModelDir, resolveModelPath } from './paths';
+import { GenerationCancelled, loadModel, respond, type DecodingOptions, type SelectThenGenerateResult } from './inference';
+import { fetchModel, isFetched, knownModelNamed, resolveModelSpec } from './baseModels';
+import { cacheRoot, embeddedModelDir } from './paths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
 import { runTrainerJob, type TrainerEvent } from './trainer';
@@ -108,12 +110,16 @@ async function listFiles(entries: readonly string[], baseDir: string, suffix: Re
   return out;
 }
 
-export async function prepareRun(configFile: string): Promise<Prepared> {
+/** A run config, read and checked: its problems are one error naming the file. */
+async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; baseDir: string }> {
   const text = await fs.readFile(configFile, 'utf8');
   const doc = parseRunConfig(text, configFile);
   if (!doc.config || hasErrors(doc.problems)) throw new Error(`${configFile} has problems:\n${doc.problems.map(formatProblem).join('\n')}`);
-  const config = doc.config;
-  const baseDir = path.dirname(path.resolve(configFile));
+  return { config: doc.config, baseDir: path.dirname(path.resolve(configFile)) };
+}
+
+export async function prepareRun(configFile: string): Promise<Prepared> {
+  const { config, baseDir } = await loadRunConfig(configFile);
   const problems: string[] = [];
 
   const personas = new Map<string, Persona>();
@@ -144,7 +150,7 @@ export async function prepareRun(configFile: string): Promise<Prepared> {
   }
   // A run trains on what the writer sees: a line the tools cannot read is an error, not a skip.
   if (problems.length) throw new Error(`The run's data has problems (fix them, or run "pal validate"):\n${problems.join('\n')}`);
-  await checkModelFolder(resolveModelPath(baseDir, config.model.base), configFile, config.model.tokenizer ? resolveModelPath(baseDir, config.model.tokenizer) : undefined);
+  await checkModelFolder(resolveModelSpec(baseDir, config.model.base), configFile, config.model.tokenizer ? resolveModelSpec(baseDir, config.model.tokenizer) : undefined);
   if (train.length === 0) throw new Error(`${configFile}: no training examples (split "train") in ${config.data.dialogues.join(', ')}`);
   return { config, baseDir, personas, train, heldOut, pairs };
 }
@@ -195,7 +201,7 @@ export function tokenizerSize(tokenizer: Record<string, unknown>): number {
 }
 
 /** The tokenizer of the base model (or the one the config names), through transformers.js. */
-async function loadTokenizer(folder: string): Promise<{ encode(text: string): number[]; decode(ids: number[]): string; eos: number; pad: number }> {
+async function loadTokenizer(folder: string, modelFolder: string): Promise<{ encode(text: string): number[]; decode(ids: number[]): string; eos: number; pad: number; format: PromptFormat }> {
   const tf = transformers();
   const tok = await tf.AutoTokenizer.from_pretrained(folder, { local_files_only: true });
   const cfg = JSON.parse(await fs.readFile(path.join(folder, 'config.json'), 'utf8').catch(() => '{}')) as { eos_token_id?: number; pad_token_id?: number };
@@ -206,6 +212,9 @@ async function loadTokenizer(folder: string): Promise<{ encode(text: string): nu
     decode: (ids) => tok.decode(ids, { skip_special_tokens: true }) as string,
     eos,
     pad: cfg.pad_token_id ?? 0,
+    // The base's own format: a chat model is trained in its chat template, a model PAL Studio
+    // trained goes on in the format its pal.json records.
+    format: promptFormatFor(await readPalInfo(modelFolder), tok),
   };
 }
 
@@ -229,16 +238,17 @@ export async function checkRunPaths(configFile: string, config: RunConfig, baseD
   };
   const inside = (p: string, root: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
   const allowed = await Promise.all(roots.map(real));
-  const embedded = await real(embeddedModelDir());
+  // PAL Studio's own models may always be read: the embedded one, and those fetched by name into the cache.
+  const ownModels = await Promise.all([embeddedModelDir(), path.join(cacheRoot(), 'models')].map(real));
   const named: [string, string, boolean][] = [
-    ['model.base', resolveModelPath(baseDir, config.model.base), true],
-    ...(config.model.tokenizer ? [['model.tokenizer', resolveModelPath(baseDir, config.model.tokenizer), true] as [string, string, boolean]] : []),
+    ['model.base', resolveModelSpec(baseDir, config.model.base), true],
+    ...(config.model.tokenizer ? [['model.tokenizer', resolveModelSpec(baseDir, config.model.tokenizer), true] as [string, string, boolean]] : []),
     ...(['dialogues', 'pairs', 'personas'] as const).flatMap((k) => config.data[k].map((e): [string, string, boolean] => [`data.${k}`, path.resolve(baseDir, e), false])),
     ['output', path.resolve(baseDir, config.output, config.name), false],
   ];
   for (const [key, p, model] of named) {
     const r = await real(p);
-    if (allowed.some((root) => inside(r, root)) || (model && inside(r, embedded))) continue;
+    if (allowed.some((root) => inside(r, root)) || (model && ownModels.some((m) => inside(r, m)))) continue;
     throw new Error(
       `${configFile}: ${key} points outside the workspace (${r}). A run reads and writes only inside the workspace (${allowed.join(', ')}) unless you allow it: the setting palStudio.runs.allowOutsideWorkspace, or pal train --allow-outside.`,
     );
@@ -280,6 +290,7 @@ function stageJob(config: RunConfig, stage: 'stage1' | 'stage2') {
 
 export async function runAlignment(configFile: string, options: RunOptions): Promise<RunResult> {
   options.onProgress?.({ stage: 'prepare', message: `Reading ${configFile}` });
+  await fetchNamedModels(configFile, options);
   const prep = await prepareRun(configFile);
   const { config, baseDir } = prep;
   const runDir = path.resolve(baseDir, config.output, config.name);
@@ -292,6 +303,23 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
     return await runLocked(configFile, options, prep, runDir);
   } finally {
     await release();
+  }
+}
+
+/**
+ * A base the run config names (smollm2-135m, pal-smollm2-135m) is fetched into the cache first,
+ * with progress, as a package manager would: the config then trains wherever it is copied.
+ */
+async function fetchNamedModels(configFile: string, options: RunOptions): Promise<void> {
+  const { config, baseDir } = await loadRunConfig(configFile);
+  for (const spec of [config.model.base, config.model.tokenizer]) {
+    const name = spec ? knownModelNamed(baseDir, spec) : undefined;
+    if (!name || isFetched(name)) continue;
+    await fetchModel(name, {
+      python: options.python,
+      onProgress: (message) => options.onProgress?.({ stage: 'prepare', message }),
+      ...(options.onLog ? { onLog: options.onLog } : {}),
+    });
   }
 }
 
@@ -352,9 +380,10 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     // Temp file + rename: a crash while writing leaves the previous state, never half of one.
     await writeFileSafely(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
   };
-  const base = resolveModelPath(baseDir, config.model.base);
-  const tokenizerDir = config.model.tokenizer ? resolveModelPath(baseDir, config.model.tokenizer) : base;
-  const tok = await loadTokenizer(tokenizerDir);
+  const base = resolveModelSpec(baseDir, config.model.base);
+  const tokenizerDir = config.model.tokenizer ? resolveModelSpec(baseDir, config.model.tokenizer) : base;
+  const tok = await loadTokenizer(tokenizerDir, base);
+  const format = tok.format;
   const common = { pad_token_id: tok.pad, eos_token_id: tok.eos };
 
   const totals = new Map<string, number>();
@@ -386,7 +415,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   const leftOut = finetune ? new Set<string>() : noneSelectsLeftOut(prep.train, config.stage1.select_none_max, config.seed);
   if (!state.done.includes('prepare')) {
     const encodeItems = (ex: ResolvedExample) =>
-      (finetune ? finetuneItems([ex]) : stage1Items([ex]).filter((it) => it.kind !== 'select' || !leftOut.has(it.exampleId))).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
+      (finetune ? finetuneItems([ex], format) : stage1Items([ex], format).filter((it) => it.kind !== 'select' || !leftOut.has(it.exampleId))).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
     const fits = (r: { prompt: number[]; target: number[] }) => r.prompt.length + r.target.length <= config.stage1.max_length;
     const rows: ReturnType<typeof encodeItems> = [];
     // Even with only the partner's last turn left, the personas and the response must fit: else the
@@ -428,7 +457,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   if (!finetune && !state.done.includes('generate')) {
     progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
     const d = config.stage2.rejected;
-    const encodePrompts = (ex: ResolvedExample) => rejectionPrompts([ex]).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
+    const encodePrompts = (ex: ResolvedExample) => rejectionPrompts([ex], format).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
     const prompts = stage2Examples.flatMap((ex) => fitted(ex, encodePrompts, (r) => r.prompt.length + d.max_new_tokens <= config.stage2.max_length));
     const data = path.join(runDir, 'generate.tokens.jsonl');
     await writeJsonl(data, prompts);
@@ -454,9 +483,9 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     const encodePair = (p: TextPair) => ({ text: p, tokens: { prompt: tok.encode(p.prompt), chosen: [...tok.encode(p.chosen), tok.eos], rejected: [...tok.encode(p.rejected), tok.eos] } });
     const encoded = [
       ...stage2Examples.flatMap((ex) =>
-        fitted(ex, (x) => stage2Pairs([x], rejected).map(encodePair), (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length),
+        fitted(ex, (x) => stage2Pairs([x], rejected, format).map(encodePair), (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length),
       ),
-      ...annotatedPairs(prep.pairs, prep.personas).map(encodePair),
+      ...annotatedPairs(prep.pairs, prep.personas, format).map(encodePair),
     ];
     const pairs: TextPair[] = encoded.map((e) => e.text);
     if (pairs.length === 0) throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
@@ -477,7 +506,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   if (!state.done.includes('export')) {
     progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
     const trained = path.join(finetune ? stage1Dir : stage2Dir, 'final');
-    await exportForInference(options.python, trained, modelDir, tokenizerDir, finetune ? ['plain'] : ['select', 'generate'], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
+    await exportForInference(options.python, trained, modelDir, tokenizerDir, format.kind, finetune ? ['plain'] : ['select', 'generate'], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     await markDone('export');
   }
 
@@ -490,24 +519,16 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
     // The same context as the aligned model, so both see the same (trimmed) dialogues. A base that
     // PAL Studio trained on select (its pal.json says so, e.g. the default model) selects by itself.
-    const baseInfo = JSON.parse(await fs.readFile(path.join(base, 'pal.json'), 'utf8').catch(() => '{}')) as { tasks?: string[]; prompt_template_version?: number };
-    const baseTasks = baseInfo.prompt_template_version === PROMPT_TEMPLATE_VERSION ? (baseInfo.tasks ?? []) : [];
-    await exportForInference(options.python, base, baseOnnx, tokenizerDir, baseTasks, Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
+    const baseTasks = trainedTasks(await readPalInfo(base));
+    await exportForInference(options.python, base, baseOnnx, tokenizerDir, format.kind, baseTasks, Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
     const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
     const e = config.evaluation;
     const evaluationDecoding = { maxNewTokens: e.max_new_tokens, numBeams: e.num_beams, repetitionPenalty: e.repetition_penalty, noRepeatNgramSize: e.no_repeat_ngram_size };
     const predict = async (folder: string, file: string) => {
-      const m = await loadModel(folder);
-      const t0 = performance.now();
-      const rows = [];
-      for (const ex of prep.heldOut) {
-        if (options.signal?.aborted) return false;
-        const r = await respond(m, ex, { ...evaluationDecoding, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
-        rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}) });
-      }
-      await writeJsonl(file, rows);
-      const seconds = (performance.now() - t0) / 1000;
-      timing[path.basename(file, '.jsonl')] = { examples: rows.length, seconds, msPerExample: (seconds * 1000) / Math.max(1, rows.length), device: m.device };
+      const r = await predictExamples(folder, prep.heldOut, { ...evaluationDecoding, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
+      if (!r) return false;
+      await writeJsonl(file, r.rows);
+      timing[path.basename(file, '.jsonl')] = { examples: r.rows.length, seconds: r.seconds, msPerExample: (r.seconds * 1000) / Math.max(1, r.rows.length), device: r.device };
       return true;
     };
     const before = path.join(evalDir, 'predictions-before.jsonl');
@@ -533,6 +554,39 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   return { outcome: 'done', runDir, model: modelDir, stages: state.done, ...(prep.heldOut.length ? { report: path.join(evalDir, 'report.json') } : {}) };
 }
 
+/** One line of a predictions file, as `pal eval` reads it. */
+export interface PredictionRow {
+  readonly id: string;
+  readonly prediction: string;
+  readonly reference: string;
+  readonly personas: readonly string[];
+  readonly gold_persona: number;
+  readonly selection_source: SelectThenGenerateResult['selectionSource'];
+  readonly selected?: number;
+}
+
+/**
+ * A model's answers to examples (select then generate, or its plain prompt), as predictions for
+ * `pal eval`: what a run's evaluation and `pal predict` write. Null when cancelled.
+ */
+export async function predictExamples(
+  folder: string,
+  examples: readonly ResolvedExample[],
+  decoding: DecodingOptions,
+  onExample?: (done: number) => void,
+): Promise<{ rows: PredictionRow[]; seconds: number; device: string } | null> {
+  const m = await loadModel(folder);
+  const t0 = performance.now();
+  const rows: PredictionRow[] = [];
+  for (const ex of examples) {
+    if (decoding.signal?.aborted) return null;
+    const r = await respond(m, ex, decoding);
+    rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}) });
+    onExample?.(rows.length);
+  }
+  return { rows, seconds: (performance.now() - t0) / 1000, device: m.device };
+}
+
 /**
  * The rows an example gives (`encode`: tokenized items, prompts or pairs), with the example's
  * oldest turns dropped until every row `fits` (trimHistory), tokenized once: the rows of the last
@@ -556,17 +610,16 @@ function cancelled(runDir: string, state: RunState): RunResult {
 }
 
 /** ONNX export of a trained folder, with the tokenizer and pal.json that inference reads. */
-export async function exportForInference(python: string, trained: string, out: string, tokenizerFrom: string, tasks: readonly string[] = ['select', 'generate'], maxLength?: number): Promise<void> {
+export async function exportForInference(python: string, trained: string, out: string, tokenizerFrom: string, format: PromptFormat['kind'], tasks: readonly string[] = ['select', 'generate'], maxLength?: number): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     execFile(python, ['-m', 'pal_trainer.export_onnx', trained, out], { env: pythonEnvironment(), maxBuffer: 1 << 24 }, (err, _o, stderr) =>
       err ? reject(new Error(`ONNX export of ${trained} failed: ${String(stderr).trim().split('\n').slice(-5).join('\n')}`)) : resolve(),
     ),
   );
-  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja']) {
     await fs.copyFile(path.join(tokenizerFrom, f), path.join(out, f)).catch(() => undefined);
   }
-  // max_length: the context the model was trained with; inference trims dialogues to fit it.
-  await fs.writeFile(path.join(out, 'pal.json'), `${JSON.stringify({ prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks, ...(maxLength ? { max_length: maxLength } : {}) }, null, 2)}\n`);
+  await writePalInfo(out, palInfo(format, tasks, maxLength));
 }
 
 /** Runs under a folder, with their state (for "several runs are listed with their state"). */

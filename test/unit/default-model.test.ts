@@ -105,7 +105,7 @@ test('pal demo: a short PAL run of a model on the sample project, a before/after
   // This model's 300-token vocabulary spends ~4 tokens a word: the sample's prompts need more than 256.
   const r = pal('demo', '--model', model, '--out', out, '--max-length', '512');
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /Before \(the default model\) and after PAL on the sample personas, 12 held-out examples/);
+  assert.match(r.stdout, /Before \(\S+ as shipped\) and after PAL on the sample personas, 12 held-out examples/);
   for (const metric of ['BLEU-1', 'BLEU-4', 'ROUGE-L', 'Distinct-2', 'Selection accuracy', 'P-F1']) assert.match(r.stdout, new RegExp(`\\n${metric}[^\\n]*\\d`), metric);
   assert.match(r.stdout, /\nC\.score \(sum[^\n]*n\/a/, 'no NLI model: C.score is shown as not computed');
   assert.match(r.stdout, /Note: C.score not computed: no NLI model configured/);

@@ -200,3 +200,22 @@ describe('pal eval --nli: C.score through transformers.js with a tiny NLI model 
     assert.match(r.stderr, /not a model folder: cannot read its config\.json/);
   });
 });
+
+test('pal predict answers every example as the run evaluation does, and pal eval reads what it wrote', () => {
+  const examples = [
+    { id: 'a', personas, history: ['hi , do you have pets ?'], response: 'yes , two dogs .', persona_index: 0, split: 'valid' },
+    { id: 'b', personas, history: ['what do you do in winter ?'], response: 'i ski .', persona_index: 1, split: 'valid' },
+    { id: 'c', personas, history: ['hello'], response: 'hi .', persona_index: -1, split: 'valid' },
+  ];
+  const set = file('set.dialogues.jsonl', examples);
+  const out = path.join(dir, 'predicted.jsonl');
+  const r = pal('predict', '--model', 'pal-default', set, '--out', out, '--limit', '2', '--beams', '2', '--no-repeat-ngram', '3', '--max-new-tokens', '8');
+  assert.equal(r.status, 0, r.stderr);
+  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(rows.map((x) => [x.id, x.reference, x.gold_persona, x.selection_source]), [['a', 'yes , two dogs .', 0, 'model'], ['b', 'i ski .', 1, 'model']]);
+  assert.ok(rows.every((x) => typeof x.prediction === 'string' && typeof x.selected === 'number'));
+  assert.equal(pal('eval', '--predictions', out, '--json').status, 0);
+  // Its output is never overwritten unasked, and bad options are usage errors.
+  assert.match(pal('predict', '--model', 'pal-default', set, '--out', out).stderr, /already exists/);
+  assert.equal(pal('predict', '--model', 'pal-default', set, '--out', out, '--beams', 'abc').status, 2);
+});

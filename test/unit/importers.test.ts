@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
-import type { Persona } from '../../src/core/formats/types';
+import type { DialogueExample, Persona } from '../../src/core/formats/types';
+import { balanceLabels } from '../../src/engine/data';
 import { exportCharacterCard, importCharacterCard } from '../../src/core/importers/card';
 import { guessImportFormat } from '../../src/core/importers/guess';
 import {
@@ -551,4 +552,14 @@ test('importCorpus reads the Synthetic-Persona-Chat training corpus', { skip: no
   }
   const labelled = examples.filter((e) => e.persona_index >= 0).length / examples.length;
   assert.ok(labelled > 0.1 && labelled < 0.9, `share with a persona label: ${labelled}`);
+});
+
+test('pal import --balance keeps every labelled example and as many "none" ones, in file order, the same with the same seed', () => {
+  const examples = Array.from({ length: 20 }, (_, i): DialogueExample => ({ id: `e${i}`, personas: ['i sail .'], history: ['hi'], response: 'x', persona_index: i % 5 === 0 ? 0 : -1, split: 'train' }));
+  const kept = balanceLabels(examples, 7);
+  assert.equal(kept.filter((e) => e.persona_index >= 0).length, 4);
+  assert.equal(kept.filter((e) => e.persona_index < 0).length, 4);
+  assert.deepEqual(kept.map((e) => e.id), [...kept].sort((a, b) => Number(a.id!.slice(1)) - Number(b.id!.slice(1))).map((e) => e.id), 'file order');
+  assert.deepEqual(balanceLabels(examples, 7), kept);
+  assert.notDeepEqual(balanceLabels(examples, 8).map((e) => e.id), kept.map((e) => e.id), 'the seed draws the "none" ones');
 });

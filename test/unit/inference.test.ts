@@ -10,8 +10,9 @@ import { bm25Select } from '../../src/core/bm25';
 import { generatePrompt, selectionText, selectPrompt } from '../../src/core/prompts';
 import { embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
-import { discourageRepeats, encode, GenerationCancelled, generateText, loadModel, selectionSettled, selectThenGenerate, type LoadedModel } from '../../src/engine/inference';
+import { discourageRepeats, encode, GenerationCancelled, generateText, loadModel, selectionSettled, selectThenGenerate, topIndices, type LoadedModel } from '../../src/engine/inference';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
+import fc from 'fast-check';
 
 const skip = skipWithoutTorch('inference tests');
 
@@ -200,4 +201,15 @@ test('with no_repeat_ngram_size the embedded model never repeats a 3-token run i
   }
   const penalised = await generateText(m, prompt, { maxNewTokens: 60, repetitionPenalty: 1.5 });
   assert.ok(repeats(penalised.tokens) < repeats(plain.tokens), `the penalty repeats less: ${penalised.text}`);
+});
+
+test('topIndices: the k largest, largest first, ties by position, as a full sort gives them', () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: -5, max: 5 }), { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 8 }), (xs, k) => {
+      const values = Float64Array.from(xs);
+      const sorted = Array.from(values.keys()).sort((a, b) => values[b]! - values[a]! || a - b).slice(0, k);
+      assert.deepEqual(topIndices(values, k), sorted);
+    }),
+    { numRuns: 500 },
+  );
 });

@@ -10,7 +10,8 @@ import { records } from '../../src/core/formats/jsonl';
 import { parsePairs } from '../../src/core/formats/pairs';
 import { historyOnlyPrompt, selectPrompt, generatePrompt, PROMPT_TEMPLATE_VERSION, selectTarget, responseTarget } from '../../src/core/prompts';
 import { loadModel, respond, selectThenGenerate } from '../../src/engine/inference';
-import { embeddedModelDir, resolveModelPath, trainerDir } from '../../src/engine/paths';
+import { knownModelNamed, resolveModelSpec } from '../../src/engine/baseModels';
+import { cacheRoot, embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
 import { acquireRunLock, checkRunPaths, fitted, listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
 import { parseRunConfig } from '../../src/core/formats/runConfig';
@@ -234,7 +235,7 @@ test('method finetune is the plain fine-tuning baseline: one stage, no selection
   assert.equal(seen.filter((p) => p.stage === 'stage1' && p.step !== undefined).at(-1)!.total, 12);
   const items = readFileSync(path.join(result.runDir, 'stage1.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(items.map((i) => i.kind))], ['plain']);
-  assert.deepEqual(JSON.parse(readFileSync(path.join(result.model!, 'pal.json'), 'utf8')), { prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks: ['plain'], max_length: 512 });
+  assert.deepEqual(JSON.parse(readFileSync(path.join(result.model!, 'pal.json'), 'utf8')), { prompt_format: 'text', prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks: ['plain'], max_length: 512 });
   const after = JSON.parse(readFileSync(path.join(result.runDir, 'eval', 'predictions-after.jsonl'), 'utf8').trim());
   assert.equal(after.selection_source, 'none');
   assert.equal('selected' in after, false, 'a baseline selects nothing, so it is not scored on selection');
@@ -281,11 +282,17 @@ test('fitted drops the oldest turns until every row fits, tokenizing each candid
 test('model.base "pal-default" is the embedded default model, unless a folder of that name sits next to the config', () => {
   const project = mkdtempSync(path.join(os.tmpdir(), 'pal-model-name-'));
   try {
-    assert.equal(resolveModelPath(project, 'pal-default'), embeddedModelDir());
+    assert.equal(resolveModelSpec(project, 'pal-default'), embeddedModelDir());
     assert.ok(existsSync(path.join(embeddedModelDir(), 'config.json')), 'the embedded model is where the name points');
-    assert.equal(resolveModelPath(project, 'models/mine'), path.join(project, 'models', 'mine'));
+    assert.equal(resolveModelSpec(project, 'models/mine'), path.join(project, 'models', 'mine'));
     mkdirSync(path.join(project, 'pal-default'));
-    assert.equal(resolveModelPath(project, 'pal-default'), path.join(project, 'pal-default'), 'a local folder wins');
+    assert.equal(resolveModelSpec(project, 'pal-default'), path.join(project, 'pal-default'), 'a local folder wins');
+    // A known pretrained base or aligned model by name: its folder in the cache, fetched or not.
+    assert.equal(resolveModelSpec(project, 'smollm2-135m'), path.join(cacheRoot(), 'models', 'smollm2-135m'));
+    assert.equal(knownModelNamed(project, 'pal-smollm2-135m'), 'pal-smollm2-135m');
+    mkdirSync(path.join(project, 'smollm2-135m'));
+    assert.equal(resolveModelSpec(project, 'smollm2-135m'), path.join(project, 'smollm2-135m'), 'a local folder wins here too');
+    assert.equal(knownModelNamed(project, 'smollm2-135m'), undefined);
   } finally {
     rmSync(project, { recursive: true, force: true });
   }

@@ -11,7 +11,7 @@ import { parsePersona } from '../core/formats/persona';
 import { jsonlAppend, sampledPair } from '../core/pairAppend';
 import { GenerateTextNotification, SelectThenGenerateRequest, type SelectThenGenerateResult } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
-import { defaultModel } from './models';
+import { defaultModel, modelLabel, modelName } from './models';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { parseFromGenerationPanel, type Decoding, type FromGenerationPanel, type PanelPersona, type ToGenerationPanel } from '../../webview/generation-panel/protocol';
 
@@ -103,7 +103,8 @@ export class GenerationPanel {
     this.pendingSelect = undefined;
     const files = await vscode.workspace.findFiles(PERSONA_GLOB, '**/node_modules/**');
     this.personas = (await Promise.all(files.map(readPersona))).sort((a, b) => a.file.localeCompare(b.file));
-    this.post({ type: 'personas', personas: this.personas, model: this.modelName(defaultModel(this.context.extensionUri)), ...(select ? { select } : {}) });
+    const model = defaultModel();
+    this.post({ type: 'personas', personas: this.personas, model: modelName(model), modelLabel: modelLabel(model), ...(select ? { select } : {}) });
   }
 
   /** Samples `decoding.samples` responses at once (seeds seed, seed + 1, …), streamed into their cards. */
@@ -122,7 +123,7 @@ export class GenerationPanel {
     }
     const facts = personas.flatMap((p) => p.facts);
     if (facts.length === 0) throw new Error('The personas picked have no facts: add some in the persona editor first.');
-    const model = defaultModel(this.context.extensionUri);
+    const model = defaultModel();
     const seeds = Array.from({ length: decoding.samples }, (_, i) => decoding.seed + i);
     const generation: Generation = {
       id: this.nextId++,
@@ -154,7 +155,7 @@ export class GenerationPanel {
             this.post({ type: 'sample', generation: generation.id, index, state: 'done', response, selected, selectedText, selectionSource });
           } catch (err) {
             const stopped = cancel.token.isCancellationRequested;
-            const message = stopped ? 'Stopped.' : `${(err as Error).message} (model: ${model}; the palStudio.models.default setting chooses another)`;
+            const message = stopped ? 'Stopped.' : `${(err as Error).message} (model: ${modelLabel(model)}; the palStudio.models.default setting chooses another)`;
             this.post({ type: 'sample', generation: generation.id, index, state: 'error', message });
           }
         }),
@@ -181,7 +182,7 @@ export class GenerationPanel {
       rejected: rejected.response,
       time: new Date(),
       sampling: {
-        model: this.modelName(g.model),
+        model: modelName(g.model),
         temperature: g.decoding.temperature,
         top_k: g.decoding.topK,
         top_p: g.decoding.topP,
@@ -206,10 +207,6 @@ export class GenerationPanel {
   }
 
   /** The model as a writer knows it: `pal-default` for the embedded one, else the setting's value. */
-  private modelName(model: string): string {
-    return model === vscode.Uri.joinPath(this.context.extensionUri, 'models', 'pal-default').fsPath ? 'pal-default' : model;
-  }
-
   /** The workspace's pairs files, the last one used first, or a new file. */
   private async pickPairsFile(personaId: string): Promise<vscode.Uri | undefined> {
     const last = this.context.workspaceState.get<string>(LAST_PAIRS_FILE);

@@ -10,7 +10,7 @@ import * as vscode from 'vscode';
 import { editPersona, parsePersona } from '../core/formats/persona';
 import { GenerateTextNotification, SelectThenGenerateRequest } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
-import { defaultModel } from './models';
+import { defaultModel, modelLabel } from './models';
 import { parseFromPersonaEditor, type ToPersonaEditor } from '../../webview/protocol';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
@@ -52,9 +52,9 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
     panel.onDidDispose(() => subscriptions.forEach((d) => d.dispose()));
   }
 
-  /** The model "Try it" answers with: the setting, else the embedded default model. */
+  /** The model "Try it" answers with (see defaultModel). */
   private model(): string {
-    return defaultModel(this.extensionUri);
+    return defaultModel();
   }
 
   /** Select then generate with the persona as it is now (saved or not), streaming into the view. */
@@ -70,7 +70,7 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
     const stream = this.host.client.onNotification(GenerateTextNotification, (p) => {
       if (p.streamId === streamId) post({ type: 'tryIt', state: 'text', piece: p.piece });
     });
-    post({ type: 'tryIt', state: 'started', model });
+    post({ type: 'tryIt', state: 'started', model: modelLabel(model) });
     this.output.info(`Try it (${vscode.workspace.asRelativePath(document.uri)}): select then generate with ${model}`);
     try {
       const r = await this.host.client.request(SelectThenGenerateRequest, { model, personas: facts, history: [message], streamId });
@@ -78,7 +78,7 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
       post({ type: 'tryIt', state: 'done', selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, response: r.response });
     } catch (err) {
       this.output.warn(`Try it failed: ${(err as Error).message}`);
-      post({ type: 'tryIt', state: 'error', message: `${(err as Error).message} (model: ${model}; the palStudio.models.default setting chooses another)` });
+      post({ type: 'tryIt', state: 'error', message: `${(err as Error).message} (model: ${modelLabel(model)}; the palStudio.models.default setting chooses another)` });
     } finally {
       stream.dispose();
     }

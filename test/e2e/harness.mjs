@@ -59,10 +59,13 @@ export function studio({ prepare, machineSettings, settings, workspaceTrust = fa
       const { vsix } = findVsix();
       s.workspace = path.join(s.tmp, 'workspace');
       s.profile = createProfile(path.join(s.tmp, 'profile'), settings);
-      if (machineSettings) {
-        mkdirSync(path.join(s.profile.userDataDir, 'Machine'), { recursive: true });
-        writeFileSync(path.join(s.profile.userDataDir, 'Machine', 'settings.json'), JSON.stringify(machineSettings(s.workspace)));
-      }
+      // The studio answers with the embedded default model in every scenario (the fixture the
+      // tests' expectations were written for), not with whatever set-up fetched into the cache.
+      mkdirSync(path.join(s.profile.userDataDir, 'Machine'), { recursive: true });
+      writeFileSync(
+        path.join(s.profile.userDataDir, 'Machine', 'settings.json'),
+        JSON.stringify({ 'palStudio.models.default': 'pal-default', ...(machineSettings ? machineSettings(s.workspace) : {}) }),
+      );
       installExtension(bin, s.profile, vsix);
       cpSync(path.join(repoRoot, 'samples', 'studio'), s.workspace, { recursive: true });
       await prepare?.(s.workspace);

@@ -288,7 +288,7 @@ window.addEventListener('message', (event: MessageEvent<ToGenerationPanel>) => {
     if (m.select) picked.clear();
     for (const key of m.select ?? []) picked.add(key);
     for (const key of [...picked]) if (!personas.some((p) => p.key === key && !p.error)) picked.delete(key);
-    modelLine.textContent = m.model === 'pal-default' ? 'Model: pal-default, embedded (the palStudio.models.default setting chooses another)' : `Model: ${m.model}`;
+    modelLine.textContent = `Model: ${m.modelLabel} (the palStudio.models.default setting chooses another)`;
     renderPersonas();
     renderTurns();
   } else if (m?.type === 'generation') {

@@ -49,7 +49,7 @@ export const MAX_TURN_LENGTH = 2000;
 
 export type ToGenerationPanel =
   /** The workspace's persona files; `select` picks these (by key) in the list. */
-  | { readonly type: 'personas'; readonly personas: readonly PanelPersona[]; readonly model: string; readonly select?: readonly string[] }
+  | { readonly type: 'personas'; readonly personas: readonly PanelPersona[]; readonly model: string; readonly modelLabel: string; readonly select?: readonly string[] }
   | { readonly type: 'generation'; readonly state: 'started'; readonly generation: number; readonly seeds: readonly number[]; readonly facts: readonly string[] }
   | { readonly type: 'generation'; readonly state: 'finished'; readonly generation: number; readonly stopped: boolean }
   | { readonly type: 'sample'; readonly generation: number; readonly index: number; readonly state: 'text'; readonly piece: string }

@@ -47,7 +47,8 @@ const inputs = Array.from({ length: PROMPTS }, (_, i) => examples[i * step]).map
 
 const loaded = await lib.loadModel(modelDir);
 const endless = { ...loaded, eosTokenIds: [] }; // the same count of new tokens on both sides
-const prompts = inputs.map((x) => lib.generatePrompt(x, lib.bm25Select(x.personas, x.history.at(-1)).index));
+// In the model's own prompt format (a chat model's template, or PAL's text template).
+const prompts = inputs.map((x) => lib.generatePrompt(x, lib.bm25Select(x.personas, x.history.at(-1)).index, loaded.promptFormat));
 
 async function timeGeneration(m, prompt, options = {}) {
   const t0 = performance.now();

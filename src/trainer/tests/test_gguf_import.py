@@ -11,7 +11,6 @@ import io
 import json
 import os
 import tempfile
-import time
 import unittest
 import zipfile
 from contextlib import redirect_stderr, redirect_stdout
@@ -481,13 +480,11 @@ class SmolLM2Test(unittest.TestCase):
         else:
             cls.gguf = SMOLLM2
             source = ["--gguf", SMOLLM2]
-        started = time.time()
         cls.out = os.path.join(cls.tmp.name, "smollm2")
         code, stdout, stderr = quiet_main(source + ["--out", cls.out, "--dtype", "float32"])
         if code:
             raise AssertionError(stderr)
         cls.summary = json.loads(stdout)
-        cls.seconds = time.time() - started
 
     @classmethod
     def tearDownClass(cls):
@@ -496,7 +493,6 @@ class SmolLM2Test(unittest.TestCase):
     def test_import_summary(self):
         self.assertEqual(self.summary["tensors"], {"Q4_1": 210, "F32": 61, "Q8_0": 1})
         self.assertEqual(self.summary["parameters"], 134515008)
-        self.assertLess(self.seconds, 60)
 
     def test_tokenizer_encodes_like_transformers_gguf_tokenizer(self):
         folder, name = os.path.split(self.gguf)

@@ -36,6 +36,13 @@ const metrics = bench('metrics: BLEU-1..4 + ROUGE-L + Distinct-1/2 over 10,000 C
 const generation = existsSync(path.join(root, 'models', 'pal-default', 'onnx', 'model.onnx'))
   ? bench('generation: the default model through the engine (transformers.js + onnxruntime-node) vs the same weights in PyTorch with a KV cache', ...node('generation_bench.mjs'))
   : null;
+// The aligned pretrained model (SmolLM2-135M + PAL's adapter), when set-up fetched it: int8 ONNX
+// through the engine against its fp16->fp32 safetensors in PyTorch.
+const cacheModels = path.join(process.env.PAL_STUDIO_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'pal-studio'), 'models');
+const smolDir = path.join(cacheModels, 'pal-smollm2-135m');
+const generation135m = existsSync(path.join(smolDir, 'onnx', 'model.onnx'))
+  ? bench('generation: pal-smollm2-135m (int8 ONNX) through the engine vs PyTorch', ...node('generation_bench.mjs', '--model', smolDir, '--prompts', quick ? '4' : '10'))
+  : null;
 const annotator = bench('the pair annotator on a generated 100,000-pair file (open; judgement and arrow keys)', ...node('annotator_bench.mjs', ...(quick ? ['--runs', '2', '--keys', '200'] : [])));
 const engine = bench('engine start to ready (spawn to engine/initialize answered)', ...node('engine_start_bench.mjs'));
 
@@ -49,7 +56,7 @@ const sweep = {
 const results = {
   date: new Date().toISOString(),
   machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) },
-  trainer: trainer.trainer, metrics, generation, annotator, engine, sweep,
+  trainer: trainer.trainer, metrics, generation, generation_135m: generation135m, annotator, engine, sweep,
 };
 writeFileSync(path.join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 
@@ -69,6 +76,11 @@ for (const r of results.trainer) {
 if (generation) {
   console.log(`| generation, default model, greedy, ${generation.new_tokens} new tokens | ${f0(generation.ours_tokens_per_s)} tokens/s, first token ${f0(generation.ours_first_token_ms_median)} ms | ${generation.peer_tokens_per_s ? f0(generation.peer_tokens_per_s) : 'n/a'} tokens/s (PyTorch, KV cache) | ${generation.ratio ? f2(generation.ratio) : 'n/a'} | > 1 | ${ok(generation.ratio > 1)} |`);
   console.log(`| select then generate | ${f2(generation.select_then_generate_ms)} ms a prompt | ${f2(generation.plain_generate_ms)} ms (plain generation) | ${f2(generation.select_overhead)} | ≤ 1.3 | ${ok(generation.select_overhead <= 1.3)} |`);
+}
+if (generation135m) {
+  const g = generation135m;
+  console.log(`| generation, pal-smollm2-135m (int8 ONNX), greedy, ${g.new_tokens} new tokens | ${f0(g.ours_tokens_per_s)} tokens/s, first token ${f0(g.ours_first_token_ms_median)} ms (prompts of ${g.prompt_tokens_median} tokens) | ${g.peer_tokens_per_s ? f0(g.peer_tokens_per_s) : 'n/a'} tokens/s (PyTorch, KV cache) | ${g.ratio ? f2(g.ratio) : 'n/a'} | > 1 | ${ok(g.ratio > 1)} |`);
+  console.log(`| select then generate, pal-smollm2-135m | ${f2(g.select_then_generate_ms)} ms a prompt | ${f2(g.plain_generate_ms)} ms (plain generation) | ${f2(g.select_overhead)} | ≤ 1.3 | ${ok(g.select_overhead <= 1.3)} |`);
 }
 console.log(`| BLEU + ROUGE-L + Distinct, ${metrics.pairs} pairs | ${f2(metrics.ours_ms)} ms | ${f2(metrics.peer_ms)} ms (nltk + coco-caption, Python ${metrics.python}) | ${f2(metrics.ratio)} × faster, values within ${metrics.max_abs_difference.toExponential(0)} | ≥ 10 × | ${ok(metrics.ratio >= 10)} |`);
 console.log(`| annotator: open a ${annotator.pairs}-pair file (${annotator.megabytes} MB) | ${f0(annotator.open_ms.median)} ms (p95 ${f0(annotator.open_ms.p95)}) | — | — | < 2,000 ms | ${ok(annotator.open_ms.p95 < 2000)} |`);

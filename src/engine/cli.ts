@@ -561,7 +561,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (penalty !== undefined && !(penalty > 0)) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
   const ngram = num('--no-repeat-ngram');
   if (ngram !== undefined && !(Number.isInteger(ngram) && ngram >= 0)) throw new UsageError('--no-repeat-ngram must be a whole number from 0 (0 = off)');
-  const m = await loadModel(model);
+  const m = await loadModel(resolveModelSpec(process.cwd(), model));
   if (m.deviceNote) io.err(`${m.deviceNote}\n`);
   const json = options['--json'] === true;
   const defined = <T>(k: string, v: T | undefined) => (v === undefined || Number.isNaN(v) ? {} : { [k]: v });
@@ -772,7 +772,7 @@ async function perplexityCommand(args: readonly string[], io: Io): Promise<numbe
     if (hasErrors(problems)) throw new Error(`${file} has problems:\n${problems.filter((p) => p.severity === 'error').map(formatProblem).join('\n')}`);
     for (const { value } of records(doc)) examples.push({ history: value.history, response: value.response });
   }
-  const m = await loadModel(model);
+  const m = await loadModel(resolveModelSpec(process.cwd(), model));
   const r = await responsePerplexity(m, limit ? examples.slice(0, limit) : examples);
   if (options['--json']) io.out(`${JSON.stringify(r)}\n`);
   else io.out(`perplexity ${r.perplexity.toFixed(3)} (${r.tokens} response tokens in ${r.examples} examples; mean NLL ${r.nll.toFixed(4)} nats)\n`);

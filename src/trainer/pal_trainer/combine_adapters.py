@@ -16,17 +16,9 @@ import sys
 import torch
 
 from . import safetensors
-from .lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from .lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, read_adapter
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def read_adapter(folder):
-    with open(os.path.join(folder, ADAPTER_CONFIG), encoding="utf-8") as f:
-        config = json.load(f)
-    if config.get("use_rslora") or config.get("use_dora") or config.get("rank_pattern") or config.get("alpha_pattern"):
-        raise ValueError("%s: rsLoRA, DoRA and per-layer ranks are not supported" % folder)
-    return config, safetensors.load_file(os.path.join(folder, ADAPTER_WEIGHTS))
 
 
 def combine(adapters):

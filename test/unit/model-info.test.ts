@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CHAT_PROMPT_VERSION, PROMPT_TEMPLATE_VERSION, selectPrompt } from '../../src/core/prompts';
+import { adapterDir, ALIGNED_MODELS, BASE_MODELS, fetchedModelDir, isFetched } from '../../src/engine/baseModels';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from '../../src/engine/modelInfo';
 
 const chatTokenizer = {
@@ -35,5 +37,39 @@ test('pal.json records the format and its version; tasks count only in the curre
     assert.deepEqual(trainedTasks({ prompt_format: 'chat', prompt_template_version: CHAT_PROMPT_VERSION + 1, tasks: ['select'] }), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a fetched model counts only while it is what the model list pins now: the base wheel, the shipped adapter', () => {
+  const cache = mkdtempSync(path.join(os.tmpdir(), 'pal-cache-'));
+  const saved = process.env.PAL_STUDIO_CACHE;
+  process.env.PAL_STUDIO_CACHE = cache;
+  try {
+    const write = (name: string, source: object, onnx: boolean) => {
+      const dir = fetchedModelDir(name);
+      mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+      writeFileSync(path.join(dir, 'config.json'), '{}');
+      if (onnx) writeFileSync(path.join(dir, 'onnx', 'model.onnx'), '');
+      else rmSync(path.join(dir, 'onnx', 'model.onnx'), { force: true });
+      writeFileSync(path.join(dir, 'source.json'), JSON.stringify(source));
+    };
+    assert.equal(isFetched('smollm2-135m'), false, 'nothing there');
+    write('smollm2-135m', { sha256: BASE_MODELS['smollm2-135m']!.sha256 }, false);
+    assert.equal(isFetched('smollm2-135m'), true);
+    write('smollm2-135m', { sha256: '0'.repeat(64) }, false);
+    assert.equal(isFetched('smollm2-135m'), false, 'converted from another wheel');
+    const adapter = path.join(adapterDir(ALIGNED_MODELS['pal-smollm2-135m']!), 'adapter_model.safetensors');
+    const hex = createHash('sha256').update(readFileSync(adapter)).digest('hex');
+    write('pal-smollm2-135m', { adapter_sha256: hex }, true);
+    assert.equal(isFetched('pal-smollm2-135m'), true);
+    assert.equal(isFetched('pal-smollm2-135m'), true, 'the second answer (the remembered hash) is the same');
+    write('pal-smollm2-135m', { adapter_sha256: hex }, false);
+    assert.equal(isFetched('pal-smollm2-135m'), false, 'no ONNX export: not usable for inference');
+    write('pal-smollm2-135m', { adapter_sha256: 'f'.repeat(64) }, true);
+    assert.equal(isFetched('pal-smollm2-135m'), false, 'merged from an older adapter');
+  } finally {
+    if (saved === undefined) delete process.env.PAL_STUDIO_CACHE;
+    else process.env.PAL_STUDIO_CACHE = saved;
+    rmSync(cache, { recursive: true, force: true });
   }
 });

@@ -12,8 +12,12 @@ import { buildTinyBaseModel, findFiles, resultsDir, studio, waitFor } from './ha
 const s = studio({
   prepare(ws) {
     buildTinyBaseModel(ws);
+    // Steps of the tiny model take milliseconds on torch 2.x: a 7-step stage could end between two
+    // looks of the test, which must see the charts while they grow. Longer stages, same run.
+    const tiny = path.join(ws, 'tiny.palrun.yaml');
+    writeFileSync(tiny, readFileSync(tiny, 'utf8').replace('stage1: {epochs: 1,', 'stage1: {epochs: 6,').replace('stage2: {epochs: 1,', 'stage2: {epochs: 4,'));
     // The same run for longer: long enough to stop in the middle of stage 1.
-    writeFileSync(path.join(ws, 'long.palrun.yaml'), readFileSync(path.join(ws, 'tiny.palrun.yaml'), 'utf8').replace('name: tiny-sample', 'name: long-sample').replace('stage1: {epochs: 1,', 'stage1: {epochs: 40,'));
+    writeFileSync(path.join(ws, 'long.palrun.yaml'), readFileSync(tiny, 'utf8').replace('name: tiny-sample', 'name: long-sample').replace('stage1: {epochs: 6,', 'stage1: {epochs: 40,'));
   },
 });
 const { events, runCommand, scenario, saveArtifacts } = s;

@@ -577,7 +577,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
     ...(selection ? { selection: selection as 'auto' | 'model' | 'retrieval' } : {}),
     ...(json ? {} : { onText: (piece: string) => io.out(piece) }),
   });
-  if (json) io.out(`${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, response: r.response, device: m.device }, null, 2)}\n`);
+  if (json) io.out(`${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, selectProbabilities: r.selectProbabilities, response: r.response, device: m.device }, null, 2)}\n`);
   else {
     io.out('\n');
     io.err(`persona used: ${r.selectedText} (${r.selectionSource === 'model' ? 'selected by the model' : r.selectionSource === 'none' ? 'none: a plain fine-tuning model does not select' : 'BM25 retrieval: this model was not trained on select'})\n`);

@@ -563,6 +563,8 @@ export interface PredictionRow {
   readonly gold_persona: number;
   readonly selection_source: SelectThenGenerateResult['selectionSource'];
   readonly selected?: number;
+  /** The model's select answer as probabilities: "none", then each fact (see chooseSelection). */
+  readonly select_probabilities?: SelectThenGenerateResult['selectProbabilities'];
 }
 
 /**
@@ -581,7 +583,7 @@ export async function predictExamples(
   for (const ex of examples) {
     if (decoding.signal?.aborted) return null;
     const r = await respond(m, ex, decoding);
-    rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}) });
+    rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}), ...(r.selectProbabilities ? { select_probabilities: r.selectProbabilities } : {}) });
     onExample?.(rows.length);
   }
   return { rows, seconds: (performance.now() - t0) / 1000, device: m.device };

@@ -277,11 +277,20 @@ export interface SelectThenGenerateParams {
   readonly streamId?: string;
 }
 
+/** The select task's answer as probabilities over its choices (they sum to 1). */
+export interface SelectProbabilities {
+  readonly none: number;
+  /** One per persona sentence, in order. */
+  readonly facts: readonly number[];
+}
+
 export interface SelectThenGenerateResult {
   readonly selected: number;
   readonly selectedText: string;
   readonly selectionSource: 'model' | 'retrieval' | 'none';
   readonly selectAnswer?: string;
+  /** What the model's select answer put on "none" and on each fact (a PAL model's own selection only). */
+  readonly selectProbabilities?: SelectProbabilities;
   readonly response: string;
   readonly device: string;
   readonly deviceNote?: string;

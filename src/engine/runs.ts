@@ -117,6 +117,7 @@ export class ModelCache {
       selectedText: r.selectedText,
       selectionSource: r.selectionSource,
       ...(r.selectAnswer !== undefined ? { selectAnswer: r.selectAnswer } : {}),
+      ...(r.selectProbabilities ? { selectProbabilities: r.selectProbabilities } : {}),
       response: r.response,
       device: m.device,
       ...(m.deviceNote ? { deviceNote: m.deviceNote } : {}),

@@ -7,10 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
-import { generatePrompt, selectionText, selectPrompt } from '../../src/core/prompts';
+import { generatePrompt, selectionText, selectPrompt, selectTarget } from '../../src/core/prompts';
 import { embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
-import { discourageRepeats, encode, GenerationCancelled, generateText, loadModel, selectionSettled, selectThenGenerate, topIndices, type LoadedModel } from '../../src/engine/inference';
+import { chooseSelection, discourageRepeats, encode, GenerationCancelled, generateText, loadModel, selectThenGenerate, topIndices, type LoadedModel } from '../../src/engine/inference';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
 import fc from 'fast-check';
 
@@ -151,11 +151,58 @@ test('select then generate computes the shared persona and dialogue blocks once,
   for (const history of [['do you have pets ?'], ['hello !', 'hi , who are you ?', 'what do you eat ?'], ['are you scared of storms ?']]) {
     const both = await selectThenGenerate(m, { personas, history }, { maxNewTokens: 24 });
     // The same two prompts, each computed from its first token.
-    const select = await generateText(m, selectPrompt({ personas, history }), { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled });
-    assert.equal(both.selectAnswer, select.text, 'the select answer');
+    const choice = await chooseSelection(m, selectPrompt({ personas, history }), personas);
+    assert.ok(choice, 'the embedded model\'s answers tokenize apart');
+    assert.equal(both.selected, choice.selected, 'the selection');
+    assert.deepEqual(both.selectProbabilities, choice.probabilities);
+    assert.equal(both.selectAnswer, selectionText(personas, choice.selected));
+    assert.equal(both.generatePrompt, generatePrompt({ personas, history }, choice.selected));
     const alone = await generateText(m, both.generatePrompt, { maxNewTokens: 24, stopAtNewline: true });
     assert.equal(both.response, alone.text, `the reply to ${history.at(-1)}`);
     assert.ok(both.response.length > 0);
+  }
+});
+
+/** log P(answer | prompt) from one forward pass over prompt + answer, no cache: the oracle. */
+async function answerLogProb(m: LoadedModel, prompt: string, answer: string): Promise<number> {
+  const promptIds = encode(m, prompt);
+  const ids = encode(m, prompt + answer);
+  const tensor = (row: number[]) => new m.tf.Tensor('int64', BigInt64Array.from(row.map(BigInt)), [1, row.length]);
+  const out = await m.model.forward({ input_ids: tensor(ids), attention_mask: tensor(ids.map(() => 1)) });
+  const [, , vocab] = out.logits.dims as [number, number, number];
+  const logits = out.logits.data as Float32Array;
+  let total = 0;
+  for (let t = promptIds.length; t < ids.length; t++) {
+    const row = logits.subarray((t - 1) * vocab, t * vocab);
+    const top = Math.max(...row);
+    const logZ = top + Math.log(row.reduce((a, x) => a + Math.exp(x - top), 0));
+    total += row[ids[t]!]! - logZ;
+  }
+  return total;
+}
+
+test('the select answer is scored over its closed set of choices exactly as whole-sequence scoring gives them, and names a fact only when facts outweigh "none"', async () => {
+  const m = await loadModel(embeddedModelDir());
+  const cases: [string[], string[]][] = [
+    [['i keep a lighthouse .', 'my cat is called tern .', 'i bake bread every morning .'], ['do you have pets ?']],
+    [['i am a nurse .', 'i have two sons .', 'i love jazz music .', 'i live in ohio .', 'i drive a red truck .'], ['hi there !', 'hello , what do you do for work ?']],
+    [['i like to ski .'], ['what is your favorite sport ?']],
+  ];
+  for (const [personas, history] of cases) {
+    const prompt = selectPrompt({ personas, history });
+    const choice = await chooseSelection(m, prompt, personas);
+    assert.ok(choice);
+    const { none, facts } = choice.probabilities;
+    assert.equal(facts.length, personas.length);
+    assert.ok(Math.abs(none + facts.reduce((a, b) => a + b, 0) - 1) < 1e-9, 'the probabilities sum to 1');
+    // The oracle: each answer's decisive start ("none", "k.") scored on its own, softmaxed.
+    const starts = [-1, ...personas.map((_, k) => k)].map((k) => (k < 0 ? selectTarget(personas, k) : /^\s*\d+\./.exec(selectTarget(personas, k))![0]));
+    const scores = await Promise.all(starts.map((a) => answerLogProb(m, prompt, a)));
+    const top = Math.max(...scores);
+    const expected = scores.map((x) => Math.exp(x - top) / scores.reduce((a, y) => a + Math.exp(y - top), 0));
+    [none, ...facts].forEach((p, i) => assert.ok(Math.abs(p - expected[i]!) < 1e-4, `choice ${i}: ${p} vs ${expected[i]}`));
+    const named = facts.reduce((a, b) => a + b, 0);
+    assert.equal(choice.selected, named > none ? facts.indexOf(Math.max(...facts)) : -1);
   }
 });
 

@@ -34,8 +34,11 @@ export const FACTS_HEADER = 'Facts:';
 /**
  * The chat format's version, recorded like PROMPT_TEMPLATE_VERSION. 1: a system message with the
  * numbered facts, the dialogue as user/assistant turns, then a system message with the task.
+ * 2: the generate task names the highlighted fact by its words alone. Version 1 wrote "uses this
+ * fact: 4. my bike is older than i am .", and pal-smollm2-135m, given a fact, often replied with
+ * that line, number and all ("4. my bike is older than i am").
  */
-export const CHAT_PROMPT_VERSION = 1;
+export const CHAT_PROMPT_VERSION = 2;
 
 export const NO_PERSONA = 'none';
 export const PARTNER_TAG = 'User';
@@ -105,7 +108,7 @@ export function selectionText(personas: readonly string[], index: number): strin
 // their last message, and select then generate computes that shared start once.
 const CHAT_FACTS = 'You are the person these facts describe. Stay in character and reply in one or two short sentences.';
 const CHAT_SELECT = 'Which fact does your next reply use? Answer with its number and text, or none.';
-const chatUse = (text: string) => (text === NO_PERSONA ? 'Your next reply uses none of the facts.' : `Your next reply uses this fact: ${text}`);
+const chatUse = (fact: string | undefined) => (fact === undefined ? 'Your next reply uses none of the facts.' : `Your next reply uses this fact, in your own words: ${fact}`);
 
 /** The dialogue as chat turns: the partner's last turn is the user's, and the turns alternate back from it. */
 export function dialogueTurns(history: readonly string[]): ChatTurn[] {
@@ -128,7 +131,7 @@ export function selectTarget(personas: readonly string[], index: number, format:
 }
 
 export function generatePrompt(input: PromptInput, selected: number, format: PromptFormat = TEXT_FORMAT): string {
-  if (format.kind === 'chat') return chatPrompt(format, input, chatUse(selectionText(input.personas, selected)));
+  if (format.kind === 'chat') return chatPrompt(format, input, chatUse(selected >= 0 && selected < input.personas.length ? clean(input.personas[selected]!) : undefined));
   return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nUsing: ${selectionText(input.personas, selected)}\n${PERSONA_TAG}:`;
 }
 

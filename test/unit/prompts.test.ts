@@ -153,7 +153,7 @@ test('chat format: facts open the conversation, the dialogue is user/assistant t
       '<|im_start|>system\nWhich fact does your next reply use? Answer with its number and text, or none.<|im_end|>\n<|im_start|>assistant\n',
   );
   const generate = generatePrompt({ personas, history }, 1, chatml);
-  assert.match(generate, /<\|im_start\|>system\nYour next reply uses this fact: 2\. i play the trumpet in a jazz band \.<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+  assert.match(generate, /<\|im_start\|>system\nYour next reply uses this fact, in your own words: i play the trumpet in a jazz band \.<\|im_end\|>\n<\|im_start\|>assistant\n$/);
   assert.match(generatePrompt({ personas, history }, -1, chatml), /Your next reply uses none of the facts\./);
   // Select then generate share everything up to the task message (one key/value cache for both).
   const shared = select.slice(0, select.lastIndexOf('<|im_start|>system'));

@@ -3,7 +3,9 @@
 A LoRA run merges stage 1's adapter into the base, then stage 2 trains its own adapter over that
 merged model, so the aligned model is base + s1 B1 A1 + s2 B2 A2 (s = alpha / r). Stacking the
 factors is exact: [s1 B1, s2 B2] @ [A1; A2] = s1 B1 A1 + s2 B2 A2, an adapter of rank r1 + r2 with
-alpha = r (scale 1). A module only one adapter touches gets zeros in the other's rows.
+alpha = r (scale 1). A module only some adapters touch stacks only theirs, so its rank is lower:
+PEFT's rank_pattern/alpha_pattern says so (stage 1 on every linear layer at r 8 and stage 2 on
+attention at r 16 ship as r 24 on attention and r 8 on the MLP, not r 24 with zeros everywhere).
 
 CLI: python -m pal_trainer.combine_adapters <adapter>... --out <folder> [--dtype float16|float32]
 """
@@ -32,21 +34,30 @@ def combine(adapters):
             path = name.split(".lora_A.")[0]
             b = weights[name.replace(".lora_A.", ".lora_B.")]
             modules.setdefault(path, {})[index] = (a.float(), b.float() * scale)
-    rank = sum(config["r"] for config, _ in adapters)
     out = {}
+    ranks = {}  # module name (its last part, as target_modules names it) -> stacked rank
     for path, parts in modules.items():
-        some_a, some_b = next(iter(parts.values()))
-        a_rows, b_cols = [], []
-        for index, (config, _) in enumerate(adapters):
-            a, b = parts.get(index, (some_a.new_zeros(config["r"], some_a.shape[1]), some_b.new_zeros(some_b.shape[0], config["r"])))
-            a_rows.append(a)
-            b_cols.append(b)
-        out[path + ".lora_A.weight"] = torch.cat(a_rows, 0)
-        out[path + ".lora_B.weight"] = torch.cat(b_cols, 1)
-    first = adapters[0][0]
-    targets = sorted({t for config, _ in adapters for t in config["target_modules"]})
-    config = dict(first, r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=targets)
-    return config, out
+        out[path + ".lora_A.weight"] = torch.cat([parts[i][0] for i in sorted(parts)], 0)
+        out[path + ".lora_B.weight"] = torch.cat([parts[i][1] for i in sorted(parts)], 1)
+        rank = out[path + ".lora_A.weight"].shape[0]
+        if ranks.setdefault(path.rsplit(".", 1)[-1], rank) != rank:
+            raise ValueError("%s: the adapters touch some %s layers and not others" % (path, path.rsplit(".", 1)[-1]))
+    return rank_config(adapters[0][0], ranks), out
+
+
+def rank_config(first, ranks):
+    """PEFT's config for per-module ranks with alpha = r: the commonest rank as r, the rest as patterns."""
+    counts = {}
+    for rank in ranks.values():
+        counts[rank] = counts.get(rank, 0) + 1
+    rank = max(counts, key=lambda r: (counts[r], r))
+    pattern = {name: r for name, r in sorted(ranks.items()) if r != rank}
+    config = dict(first, r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=sorted(ranks))
+    config.pop("rank_pattern", None)
+    config.pop("alpha_pattern", None)
+    if pattern:
+        config.update(rank_pattern=pattern, alpha_pattern=dict(pattern))
+    return config
 
 
 def main(argv=None):

@@ -212,18 +212,33 @@ def save_adapter(model, folder, base_model_name_or_path=None):
 
 
 def read_adapter(folder):
-    """(adapter_config.json as a dict, its tensors) of an adapter folder, ours or PEFT's plain LoRA."""
+    """(adapter_config.json as a dict, its tensors) of an adapter folder, ours or PEFT's plain LoRA.
+
+    Per-module ranks (PEFT's rank_pattern/alpha_pattern) are read when keyed by a target module's
+    name ("gate_proj"), as combine_adapters writes them; other keys are refused, not guessed.
+    """
     with open(os.path.join(folder, ADAPTER_CONFIG), encoding="utf-8") as f:
         config = json.load(f)
-    if config.get("use_rslora") or config.get("use_dora") or config.get("rank_pattern") or config.get("alpha_pattern"):
-        raise ValueError("%s: rsLoRA, DoRA and per-layer ranks are not supported" % folder)
+    if config.get("use_rslora") or config.get("use_dora"):
+        raise ValueError("%s: rsLoRA and DoRA adapters are not supported" % folder)
+    targets = config.get("target_modules") or []
+    for key in ("rank_pattern", "alpha_pattern"):
+        odd = sorted(set(config.get(key) or {}) - set(targets))
+        if odd:
+            raise ValueError("%s: %s keys %s are not target module names; only per-module-name ranks are supported" % (folder, key, odd))
     return config, safetensors.load_file(os.path.join(folder, ADAPTER_WEIGHTS))
 
 
 def load_adapter(model, folder):
     """Applies and loads the adapter a folder holds (ours or PEFT's) onto a model without LoRA; returns the names."""
     config, weights = read_adapter(folder)
-    names = apply_lora(model, config["r"], config["lora_alpha"], config.get("lora_dropout", 0.0),
-                       config["target_modules"])
+    groups = {}  # (r, alpha) -> target names
+    for target in config["target_modules"]:
+        r = (config.get("rank_pattern") or {}).get(target, config["r"])
+        alpha = (config.get("alpha_pattern") or {}).get(target, config["lora_alpha"])
+        groups.setdefault((r, alpha), []).append(target)
+    names = []
+    for (r, alpha), targets in groups.items():
+        names += apply_lora(model, r, alpha, config.get("lora_dropout", 0.0), targets)
     load_lora_state_dict(model, weights)
     return names

@@ -185,7 +185,9 @@ class CombineAdaptersTest(unittest.TestCase):
 
             self.assertEqual(combine_main([os.path.join(tmp, "one"), os.path.join(tmp, "two"), "--out", os.path.join(tmp, "both"), "--dtype", "float32"]), None)
             config, _ = read_adapter(os.path.join(tmp, "both"))
+            # q_proj holds both stages (r 4 + 2), v_proj stage 1's 4, o_proj stage 2's 2: no zero rows.
             self.assertEqual((config["r"], config["lora_alpha"], config["target_modules"]), (6, 6, ["o_proj", "q_proj", "v_proj"]))
+            self.assertEqual((config["rank_pattern"], config["alpha_pattern"]), ({"o_proj": 2, "v_proj": 4}, {"o_proj": 2, "v_proj": 4}))
             lora.load_adapter(base, os.path.join(tmp, "both"))
             lora.merge_lora(base)
             for name, value in staged.state_dict().items():
@@ -195,3 +197,10 @@ class CombineAdaptersTest(unittest.TestCase):
             _, unscaled = combine([(c1, w1), (dict(c2, lora_alpha=c2["r"]), w2)])
             name = next(k for k in unscaled if "o_proj.lora_B" in k)
             self.assertFalse(torch.allclose(unscaled[name], read_adapter(os.path.join(tmp, "both"))[1][name]))
+            # A rank_pattern keyed by a layer path (PEFT allows regexes) is refused, not guessed.
+            with open(os.path.join(tmp, "both", "adapter_config.json"), encoding="utf-8") as f:
+                odd = dict(json.load(f), rank_pattern={"model.layers.0.self_attn.q_proj": 3})
+            with open(os.path.join(tmp, "both", "adapter_config.json"), "w", encoding="utf-8") as f:
+                json.dump(odd, f)
+            with self.assertRaisesRegex(ValueError, r"rank_pattern keys \['model.layers.0.self_attn.q_proj'\] are not target module names"):
+                read_adapter(os.path.join(tmp, "both"))

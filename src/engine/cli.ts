@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
 import { collectFiles, exportFile, importFile, validateFile, writeFileSafely, type ExportTarget } from './data';
-import { compareRuns, formatComparison, formatEvalTable, jsonReport, runEvaluation, writeReports } from './eval';
+import { compareRuns, formatComparison, formatEvalTable, jsonReport, pairReports, runEvaluation, writeReports } from './eval';
 import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
 import { loadModel, respond } from './inference';
@@ -163,7 +163,10 @@ const EVAL_HELP = `Usage: pal eval --predictions <file.jsonl> [--baseline <file.
 const COMPARE_HELP = `Usage: pal compare <report-a.json> <report-b.json> [--json]
 
   Shows every metric of two pal eval reports side by side with the change from a to b, and warns
-  when they are not comparable (different tokenisation, examples or NLI model).
+  when they are not comparable (different tokenisation, examples or NLI model). When both
+  predictions files the reports were made from are still there and answer the same examples, each
+  change gets its 95% interval and p from the paired bootstrap (1000 paired draws of the examples,
+  seed 1): a change whose interval holds 0 is not shown to be one.
 
   --json            Print the comparison as one JSON object.
 `;
@@ -395,7 +398,10 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
       throw new Error(`${f} is not a JSON report (${(err as Error).message}); make one with pal eval --out <dir>.`);
     }
   };
-  const comparison = compareRuns(await read(a), await read(b), { a, b });
+  const [aReport, bReport] = [await read(a), await read(b)];
+  const { paired, why } = await pairReports({ file: a, report: aReport }, { file: b, report: bReport });
+  const comparison = compareRuns(aReport, bReport, { a, b }, paired);
+  if (why) comparison.warnings.push(`no paired test: ${why}`);
   io.out(options['--json'] ? `${JSON.stringify(comparison, null, 2)}\n` : formatComparison(comparison));
   return 0;
 }

@@ -9,7 +9,13 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
   evaluate,
+  evaluateText,
   idfFromRecords,
+  pairedBootstrap,
+  type AggregateKey,
+  type Interval,
+  type PairedDifference,
+  type SubsetReport,
   METRIC_FIELDS,
   NLI_LABELS,
   type Evaluation,
@@ -60,6 +66,7 @@ function checkRecord(value: unknown): string | undefined {
   if (typeof r.prediction !== 'string') return '"prediction" must be a string';
   if (typeof r.reference !== 'string') return '"reference" must be a string';
   if (r.personas !== undefined && !(Array.isArray(r.personas) && r.personas.every((p) => typeof p === 'string'))) return '"personas" must be an array of strings';
+  if (r.history !== undefined && !(Array.isArray(r.history) && r.history.every((p) => typeof p === 'string'))) return '"history" must be an array of strings';
   for (const key of ['selected', 'gold_persona'] as const) {
     const v = r[key];
     if (v === undefined || v === null) continue;
@@ -226,12 +233,21 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalResult> {
   }
 }
 
+/** Why two predictions files do not answer the same examples in the same order, or undefined when they do. */
+export function differentExamples(a: readonly PredictionRecord[], b: readonly PredictionRecord[]): string | undefined {
+  if (a.length !== b.length) return `they hold different numbers of examples (${a.length} vs ${b.length})`;
+  const i = a.findIndex((x, k) => x.reference !== b[k]!.reference || (x.id !== undefined && b[k]!.id !== undefined && x.id !== b[k]!.id));
+  return i < 0 ? undefined : `example ${i + 1} differs (${a[i]!.id ?? a[i]!.reference} vs ${b[i]!.id ?? b[i]!.reference})`;
+}
+
 /** The JSON report: the metrics under their stable keys, then where they came from. */
 export interface JsonReport extends MetricReport {
   predictions: string;
   nliModel: string | null;
   palStudioVersion: string;
   baseline?: MetricReport & { predictions: string };
+  /** After minus before, paired over the same examples (when there is a baseline with as many). */
+  change?: Partial<Record<AggregateKey, PairedDifference>>;
 }
 
 export function jsonReport(result: EvalResult, nli?: string): JsonReport {
@@ -241,7 +257,10 @@ export function jsonReport(result: EvalResult, nli?: string): JsonReport {
     nliModel: nli ? path.resolve(nli) : null,
     palStudioVersion: PAL_STUDIO_VERSION,
   };
-  if (result.baseline) report.baseline = { ...result.baseline.evaluation.report, predictions: result.baseline.file };
+  if (result.baseline) {
+    report.baseline = { ...result.baseline.evaluation.report, predictions: result.baseline.file };
+    if (!differentExamples(result.baseline.records, result.run.records)) report.change = pairedBootstrap(result.baseline.evaluation, result.run.evaluation);
+  }
   return report;
 }
 
@@ -278,16 +297,46 @@ function textTable(header: string[], rows: string[][]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+function formatInterval(i: Interval | undefined): string {
+  return i ? `${i.low.toFixed(4)}–${i.high.toFixed(4)}` : '';
+}
+
+function formatPaired(d: PairedDifference | undefined): string {
+  return d ? `${formatInterval(d.interval)}, p ${d.p < 0.001 ? '< 0.001' : d.p.toFixed(3)}` : '';
+}
+
+/** The labelled/unlabelled subsets and the trivial selectors, below a table (when the report has them). */
+function formatBreakdown(report: MetricReport): string {
+  const out: string[] = [];
+  if (report.subsets) {
+    const { labelled, unlabelled } = report.subsets;
+    const keys = ['bleu1', 'rougeL', 'distinct2', 'pF1', 'selectionAccuracy'] as const;
+    const cell = (s: SubsetReport, k: (typeof keys)[number]) => (s.metrics[k] === null ? 'n/a' : `${formatValue(s.metrics[k])} (${formatInterval(s.intervals[k])})`);
+    out.push(
+      `\nBy whether the written reply uses a persona sentence (95% intervals):\n${textTable(
+        ['Metric', `uses one (${labelled.count})`, `uses none (${unlabelled.count})`],
+        keys.map((k) => [METRIC_FIELDS.find((f) => f.key === k)!.label, cell(labelled, k), cell(unlabelled, k)]),
+      )}`,
+    );
+  }
+  const t = report.trivialSelection;
+  if (t && t.count > 0) {
+    out.push(`\nSelection accuracy without a model, on the same ${t.count} examples: always "none" ${formatValue(t.alwaysNone)}; BM25 over the partner's last turn ${t.bm25 === null ? 'n/a (the predictions carry no history)' : formatValue(t.bm25)}.`);
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
 /** The metric table `pal eval` prints (with before/after columns when there is a baseline). */
 export function formatEvalTable(report: JsonReport): string {
   const b = report.baseline;
   const rows = METRIC_FIELDS.map(({ key, label }) => {
     const after = report[key] as Numeric;
-    return b ? [label, formatValue(b[key] as Numeric, key), formatValue(after, key), formatDelta(b[key] as Numeric, after, key)] : [label, formatValue(after, key)];
+    const interval = formatInterval(report.intervals?.[key as AggregateKey]);
+    return b ? [label, formatValue(b[key] as Numeric, key), formatValue(after, key), formatDelta(b[key] as Numeric, after, key), formatPaired(report.change?.[key as AggregateKey])] : [label, formatValue(after, key), interval];
   });
-  const header = b ? ['Metric', 'Before', 'After', 'Change'] : ['Metric', 'Value'];
+  const header = b ? ['Metric', 'Before', 'After', 'Change', 'Change: 95% interval, paired p'] : ['Metric', 'Value', '95% interval'];
   const notes = [...report.notes, ...(b ? b.notes.filter((n) => !report.notes.includes(n)).map((n) => `baseline: ${n}`) : [])];
-  return `${textTable(header, rows)}\n\nTokenisation: ${report.tokenization}.\n${notes.map((n) => `Note: ${n}.\n`).join('')}`;
+  return `${textTable(header, rows)}\n${formatBreakdown(report)}\nTokenisation: ${report.tokenization}.\n${notes.map((n) => `Note: ${n}.\n`).join('')}`;
 }
 
 export interface ComparisonRow {
@@ -297,6 +346,8 @@ export interface ComparisonRow {
   b: number | null;
   /** b - a, or null when either is missing. */
   delta: number | null;
+  /** The paired bootstrap's interval of b - a and its p, when both predictions files could be read. */
+  paired?: PairedDifference;
 }
 
 export interface Comparison {
@@ -315,14 +366,15 @@ function asReport(value: unknown, name: string): Partial<JsonReport> {
 }
 
 /** Two reports side by side: every metric of a, of b, and the change from a to b. */
-export function compareRuns(aReport: unknown, bReport: unknown, names: { a: string; b: string } = { a: 'a', b: 'b' }): Comparison {
+export function compareRuns(aReport: unknown, bReport: unknown, names: { a: string; b: string } = { a: 'a', b: 'b' }, paired?: Partial<Record<AggregateKey, PairedDifference>>): Comparison {
   const a = asReport(aReport, names.a);
   const b = asReport(bReport, names.b);
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
   const rows = METRIC_FIELDS.map(({ key, label }) => {
     const av = num(a[key]);
     const bv = num(b[key]);
-    return { key, label, a: av, b: bv, delta: av !== null && bv !== null ? bv - av : null };
+    const difference = paired?.[key as AggregateKey];
+    return { key, label, a: av, b: bv, delta: av !== null && bv !== null ? bv - av : null, ...(difference ? { paired: difference } : {}) };
   });
   const warnings: string[] = [];
   if (a.tokenization !== b.tokenization) warnings.push(`the runs use different tokenisations (${String(a.tokenization)} vs ${String(b.tokenization)}): BLEU, ROUGE-L and Distinct are not comparable`);
@@ -331,10 +383,47 @@ export function compareRuns(aReport: unknown, bReport: unknown, names: { a: stri
   return { a: names.a, b: names.b, rows, warnings };
 }
 
+/**
+ * The paired bootstrap of two reports over their predictions files (each report names its own;
+ * a relative name is tried from the current folder, then from the report's), or why there is none.
+ * C.score comes from the reports' per-example scores, where both have them.
+ */
+export async function pairReports(a: { file: string; report: unknown }, b: { file: string; report: unknown }): Promise<{ paired?: Partial<Record<AggregateKey, PairedDifference>>; why?: string }> {
+  type Side = { records: PredictionRecord[]; examples: { cScore?: number | null; cScoreMax?: number | null }[] | undefined; tokenization: Tokenization | undefined };
+  const load = async ({ file, report }: { file: string; report: unknown }): Promise<Side | { why: string }> => {
+    const r = report as Partial<JsonReport> & { examples?: { cScore?: number | null; cScoreMax?: number | null }[] };
+    if (typeof r.predictions !== 'string') return { why: `${file} names no predictions file` };
+    const candidates = [path.resolve(r.predictions), path.resolve(path.dirname(file), r.predictions)];
+    const found = (await Promise.all(candidates.map((c) => fs.stat(c).then((st) => (st.isFile() ? c : undefined), () => undefined)))).find(Boolean);
+    if (!found) return { why: `${r.predictions} (the predictions ${file} was made from) is not there` };
+    return { records: await readPredictions(found), examples: r.examples, tokenization: r.tokenization };
+  };
+  const [x, y] = [await load(a), await load(b)];
+  if (!('records' in x)) return { why: x.why };
+  if (!('records' in y)) return { why: y.why };
+  const different = differentExamples(x.records, y.records);
+  if (different) return { why: `the two predictions files do not answer the same examples: ${different}` };
+  if (x.tokenization !== y.tokenization) return { why: 'the reports use different tokenisations' };
+  const tokenization = x.tokenization ?? 'whitespace';
+  const idf = idfFromRecords(x.records, tokenization);
+  const evaluate = (side: Side) => {
+    const ev = evaluateText(side.records, { tokenization, idf });
+    if (side.examples?.length === ev.stats.length) {
+      side.examples.forEach((e, i) => {
+        ev.stats[i]!.cScore = typeof e.cScore === 'number' ? e.cScore : null;
+        ev.stats[i]!.cScoreMax = typeof e.cScoreMax === 'number' ? e.cScoreMax : null;
+      });
+    }
+    return ev;
+  };
+  return { paired: pairedBootstrap(evaluate(x), evaluate(y)) };
+}
+
 export function formatComparison(c: Comparison): string {
+  const paired = c.rows.some((r) => r.paired);
   const table = textTable(
-    ['Metric', c.a, c.b, 'Change'],
-    c.rows.map((r) => [r.label, formatValue(r.a, r.key), formatValue(r.b, r.key), formatDelta(r.a, r.b, r.key)]),
+    ['Metric', c.a, c.b, 'Change', ...(paired ? ['Change: 95% interval, paired p'] : [])],
+    c.rows.map((r) => [r.label, formatValue(r.a, r.key), formatValue(r.b, r.key), formatDelta(r.a, r.b, r.key), ...(paired ? [formatPaired(r.paired)] : [])]),
   );
   return `${table}\n${c.warnings.map((w) => `\nWarning: ${w}.`).join('')}\n`;
 }

@@ -560,6 +560,8 @@ export interface PredictionRow {
   readonly prediction: string;
   readonly reference: string;
   readonly personas: readonly string[];
+  /** The dialogue the reply answers (pal eval's BM25 row reads the partner's last turn). */
+  readonly history: readonly string[];
   readonly gold_persona: number;
   readonly selection_source: SelectThenGenerateResult['selectionSource'];
   readonly selected?: number;
@@ -583,7 +585,7 @@ export async function predictExamples(
   for (const ex of examples) {
     if (decoding.signal?.aborted) return null;
     const r = await respond(m, ex, decoding);
-    rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}), ...(r.selectProbabilities ? { select_probabilities: r.selectProbabilities } : {}) });
+    rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, history: ex.history, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}), ...(r.selectProbabilities ? { select_probabilities: r.selectProbabilities } : {}) });
     onExample?.(rows.length);
   }
   return { rows, seconds: (performance.now() - t0) / 1000, device: m.device };

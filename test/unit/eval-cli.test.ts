@@ -131,6 +131,16 @@ test('--baseline shows before, after and the change; pal compare puts two report
   close(row.b, 0.5, 'pF1 in b');
   close(row.delta, 0.5, 'pF1 change');
   assert.deepEqual(cj.warnings, []);
+  // Both predictions files are there: each change has the paired bootstrap's interval and p.
+  assert.equal(row.paired.delta, row.delta);
+  assert.ok(row.paired.interval.low <= row.delta && row.delta <= row.paired.interval.high);
+  assert.ok(row.paired.p >= 0 && row.paired.p <= 1);
+  assert.match(cmp.stdout, /Change: 95% interval, paired p/);
+  // Without one of them, the table stays and a warning says why there is no test.
+  rmSync(before);
+  const unpaired = JSON.parse(pal('compare', path.join(a, 'report.json'), path.join(b, 'report.json'), '--json').stdout);
+  assert.equal(unpaired.rows.find((x: { key: string }) => x.key === 'pF1').paired, undefined);
+  assert.match(unpaired.warnings.join('\n'), /no paired test: .*before\.jsonl \(the predictions .* was made from\) is not there/);
   const notReport = pal('compare', path.join(a, 'report.json'), after);
   assert.equal(notReport.status, 1);
   assert.match(notReport.stderr, /not a PAL evaluation report|JSON/);

@@ -10,12 +10,16 @@ import { IdfTable, personaCover, personaF1 } from './persona';
 import { ROUGE_L_BETA, rougeL } from './rouge';
 import { selectionAccuracy, type SelectionItem } from './selection';
 import { DEFAULT_TOKENIZATION, tokenize, Vocabulary, type Tokenization } from './tokenize';
+import { bootstrapIntervals, subsetReport, type BootstrapOptions, type Interval, type SubsetReport } from './bootstrap';
+import { bm25Select } from '../bm25';
 
 /** One line of a predictions file. */
 export interface PredictionRecord {
   prediction: string;
   reference: string;
   personas?: string[];
+  /** The dialogue before the response (the partner's turn last): BM25's query in the trivial rows. */
+  history?: string[];
   /** Index of the persona sentence the model selected, or -1 for none. */
   selected?: number;
   /** Index of the gold persona sentence, or -1 for none. */
@@ -51,6 +55,34 @@ export interface MetricReport {
   selectionCount: number;
   personaCount: number;
   cScoreCount: number;
+  /** 95% bootstrap intervals (1000 draws of the examples, seed 1) of each metric above. */
+  intervals?: Partial<Record<AggregateKey, Interval>>;
+  /**
+   * The examples whose reference uses a persona sentence (gold_persona >= 0) apart from the rest:
+   * a model can only show persona use on the first, and the second are most of PERSONA-CHAT.
+   */
+  subsets?: { labelled: SubsetReport; unlabelled: SubsetReport };
+  /** What selection accuracy trivial selectors reach on these examples, to read the model's against. */
+  trivialSelection?: TrivialSelection;
+}
+
+/** Selection accuracy of selectors that need no model: every reply says "none"; BM25 over the partner's last turn. */
+export interface TrivialSelection {
+  readonly count: number;
+  readonly alwaysNone: number | null;
+  /** Null when the predictions carry no "history". */
+  readonly bm25: number | null;
+}
+
+export function trivialSelection(records: readonly PredictionRecord[]): TrivialSelection {
+  const labelled = records.filter((r) => typeof r.gold_persona === 'number');
+  const withHistory = labelled.filter((r) => r.history && r.history.length > 0 && r.personas);
+  const share = (n: number, of: number) => (of ? n / of : null);
+  return {
+    count: labelled.length,
+    alwaysNone: share(labelled.filter((r) => r.gold_persona! < 0).length, labelled.length),
+    bm25: withHistory.length === labelled.length ? share(withHistory.filter((r) => bm25Select(r.personas!, r.history!.at(-1)!).index === Math.max(-1, r.gold_persona!)).length, labelled.length) : null,
+  };
 }
 
 /** The metric keys a comparison or table shows, in order, with what each means. */
@@ -85,9 +117,88 @@ export interface ExampleScores {
   nli: NliLabel[] | null;
 }
 
+/**
+ * What one example adds to each corpus metric: the report is these summed over every example, and
+ * a bootstrap resample sums them over a draw of examples (bootstrap.ts), by the same function.
+ */
+export interface ExampleStats {
+  /** Clipped n-gram matches and n-gram counts of the prediction, n = 1..4. */
+  readonly bleuMatches: readonly number[];
+  readonly bleuTotals: readonly number[];
+  readonly hypothesisLength: number;
+  readonly referenceLength: number;
+  readonly rougeL: number;
+  /** The prediction's token ids (Distinct-n). */
+  readonly tokens: Int32Array;
+  readonly pF1: number | null;
+  readonly pCover: number | null;
+  readonly selection: SelectionItem | null;
+  cScore: number | null;
+  cScoreMax: number | null;
+}
+
 export interface Evaluation {
   report: MetricReport;
   examples: ExampleScores[];
+  /** Per example, in order: what aggregate() sums (not written to report.json). */
+  stats: ExampleStats[];
+  /** Ids of the tokens in stats (Distinct-n's key space). */
+  vocabularySize: number;
+}
+
+/** The corpus metrics of a report, as aggregate() computes them from examples. */
+export const AGGREGATE_KEYS = ['bleu1', 'bleu2', 'bleu3', 'bleu4', 'rougeL', 'distinct1', 'distinct2', 'avgLength', 'selectionAccuracy', 'selectionAccuracyPersona', 'selectionAccuracyNone', 'pF1', 'pCover', 'cScore', 'cScoreMax'] as const;
+export type AggregateKey = (typeof AGGREGATE_KEYS)[number];
+export type Aggregate = Record<AggregateKey, number | null>;
+
+/**
+ * Every corpus metric over the examples at `indexes` (repeats allowed: a bootstrap draw). Corpus
+ * BLEU sums its counts, the means average, Distinct counts the n-grams of the drawn predictions.
+ */
+export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<number>, vocabularySize: number): Aggregate {
+  const counts = emptyBleuCounts(MAX_BLEU_ORDER);
+  const tokens: Int32Array[] = [];
+  const items: SelectionItem[] = [];
+  let rouge = 0;
+  const mean = { pF1: [0, 0], pCover: [0, 0], cScore: [0, 0], cScoreMax: [0, 0] };
+  for (let k = 0; k < indexes.length; k++) {
+    const e = stats[indexes[k]!]!;
+    for (let n = 0; n < MAX_BLEU_ORDER; n++) {
+      counts.matches[n]! += e.bleuMatches[n]!;
+      counts.totals[n]! += e.bleuTotals[n]!;
+    }
+    counts.hypothesisLength += e.hypothesisLength;
+    counts.referenceLength += e.referenceLength;
+    rouge += e.rougeL;
+    tokens.push(e.tokens);
+    if (e.selection) items.push(e.selection);
+    for (const key of ['pF1', 'pCover', 'cScore', 'cScoreMax'] as const) {
+      const v = e[key];
+      if (v !== null) {
+        mean[key][0]! += v;
+        mean[key][1]!++;
+      }
+    }
+  }
+  const selection = selectionAccuracy(items);
+  const avg = ([sum, n]: number[]) => (n ? sum! / n : null);
+  return {
+    bleu1: bleuFromCounts(counts, 1),
+    bleu2: bleuFromCounts(counts, 2),
+    bleu3: bleuFromCounts(counts, 3),
+    bleu4: bleuFromCounts(counts, 4),
+    rougeL: indexes.length ? rouge / indexes.length : 0,
+    distinct1: distinctN(tokens, 1, vocabularySize),
+    distinct2: distinctN(tokens, 2, vocabularySize),
+    avgLength: averageLength(tokens),
+    selectionAccuracy: selection.overall,
+    selectionAccuracyPersona: selection.persona,
+    selectionAccuracyNone: selection.none,
+    pF1: avg(mean.pF1),
+    pCover: avg(mean.pCover),
+    cScore: avg(mean.cScore),
+    cScoreMax: avg(mean.cScoreMax),
+  };
 }
 
 export interface EvaluateOptions {
@@ -99,6 +210,8 @@ export interface EvaluateOptions {
    * Pass the same table to evaluate two systems on the same examples with the same weights.
    */
   idf?: IdfTable;
+  /** evaluate()'s intervals, subsets and trivial rows (default 1000 draws, seed 1); false leaves them out. */
+  bootstrap?: BootstrapOptions | false;
 }
 
 /** The IDF corpus of P-Cover: the reference responses and the persona sentences (each once per record). */
@@ -115,120 +228,97 @@ export function idfFromRecords(records: readonly PredictionRecord[], tokenizatio
 export function evaluateText(records: readonly PredictionRecord[], options: EvaluateOptions = {}): Evaluation {
   const tokenization = options.tokenization ?? DEFAULT_TOKENIZATION;
   const vocabulary = new Vocabulary();
-  const predictionTokens: string[][] = [];
-  const predictions: Int32Array[] = [];
-  const references: Int32Array[] = [];
-  for (const r of records) {
-    const tokens = tokenize(r.prediction, tokenization);
-    predictionTokens.push(tokens);
-    predictions.push(vocabulary.encode(tokens));
-    references.push(vocabulary.encode(tokenize(r.reference, tokenization)));
-  }
-
-  const corpus = emptyBleuCounts(MAX_BLEU_ORDER);
+  // P-Cover's word weights are only needed when some example carries persona sentences.
+  const hasPersonas = records.some((r) => r.personas && r.personas.length > 0);
+  const idf = options.idf ?? (hasPersonas ? idfFromRecords(records, tokenization) : new IdfTable());
   // One pair's counts, reused: allocating them per pair made the garbage collector the hot spot.
   const pair = emptyBleuCounts(MAX_BLEU_ORDER);
   const examples: ExampleScores[] = [];
-  let rougeSum = 0;
-  for (let i = 0; i < records.length; i++) {
+  const stats: ExampleStats[] = [];
+  let referenceLength = 0;
+  let personaCount = 0;
+  for (const r of records) {
+    const predictionTokens = tokenize(r.prediction, tokenization);
+    const prediction = vocabulary.encode(predictionTokens);
+    const reference = vocabulary.encode(tokenize(r.reference, tokenization));
+    referenceLength += reference.length;
     pair.matches.fill(0);
     pair.totals.fill(0);
     pair.hypothesisLength = 0;
     pair.referenceLength = 0;
-    addBleuCounts(pair, predictions[i]!, references[i]!);
-    for (let n = 0; n < MAX_BLEU_ORDER; n++) {
-      corpus.matches[n]! += pair.matches[n]!;
-      corpus.totals[n]! += pair.totals[n]!;
+    addBleuCounts(pair, prediction, reference);
+    const rouge = rougeL(prediction, reference);
+    let pF1: number | null = null;
+    let pCover: number | null = null;
+    if (r.personas && r.personas.length > 0) {
+      const personas = r.personas.map((p) => tokenize(p, tokenization));
+      pF1 = personaF1(predictionTokens, personas).f1;
+      pCover = personaCover(predictionTokens, personas, idf);
+      personaCount++;
     }
-    corpus.hypothesisLength += pair.hypothesisLength;
-    corpus.referenceLength += pair.referenceLength;
-    const rouge = rougeL(predictions[i]!, references[i]!);
-    rougeSum += rouge;
-    examples.push({
-      bleu: Array.from({ length: MAX_BLEU_ORDER }, (_, n) => bleuFromCounts(pair, n + 1)),
+    examples.push({ bleu: Array.from({ length: MAX_BLEU_ORDER }, (_, n) => bleuFromCounts(pair, n + 1)), rougeL: rouge, pF1, pCover, cScore: null, cScoreMax: null, nli: null });
+    stats.push({
+      bleuMatches: Array.from(pair.matches),
+      bleuTotals: Array.from(pair.totals),
+      hypothesisLength: pair.hypothesisLength,
+      referenceLength: pair.referenceLength,
       rougeL: rouge,
-      pF1: null,
-      pCover: null,
+      tokens: prediction,
+      pF1,
+      pCover,
+      selection: typeof r.selected === 'number' && typeof r.gold_persona === 'number' ? { selected: r.selected, gold: r.gold_persona } : null,
       cScore: null,
       cScoreMax: null,
-      nli: null,
     });
   }
 
   const notes: string[] = [];
-
-  // Persona overlap, over the examples that carry persona sentences (the IDF table is only needed then).
-  const hasPersonas = records.some((r) => r.personas && r.personas.length > 0);
-  const idf = options.idf ?? (hasPersonas ? idfFromRecords(records, tokenization) : new IdfTable());
-  let pF1Sum = 0;
-  let pCoverSum = 0;
-  let personaCount = 0;
-  let coverCount = 0;
-  records.forEach((r, i) => {
-    if (!r.personas || r.personas.length === 0) return;
-    const personas = r.personas.map((p) => tokenize(p, tokenization));
-    const f1 = personaF1(predictionTokens[i]!, personas).f1;
-    const cover = personaCover(predictionTokens[i]!, personas, idf);
-    examples[i]!.pF1 = f1;
-    examples[i]!.pCover = cover;
-    pF1Sum += f1;
-    personaCount++;
-    if (cover !== null) {
-      pCoverSum += cover;
-      coverCount++;
-    }
-  });
   if (personaCount === 0) notes.push('P-F1 and P-Cover not computed: no example has "personas"');
   else if (personaCount < records.length) notes.push(`P-F1 and P-Cover are over the ${personaCount} of ${records.length} examples that have "personas"`);
-
-  const selectionItems: SelectionItem[] = [];
-  for (const r of records) {
-    if (typeof r.selected === 'number' && typeof r.gold_persona === 'number') selectionItems.push({ selected: r.selected, gold: r.gold_persona });
-  }
-  const selection = selectionAccuracy(selectionItems);
-  if (selectionItems.length === 0) notes.push('Selection accuracy not computed: no example has both "selected" and "gold_persona"');
+  const selection = selectionAccuracy(stats.flatMap((e) => (e.selection ? [e.selection] : [])));
+  if (selection.count === 0) notes.push('Selection accuracy not computed: no example has both "selected" and "gold_persona"');
   else {
-    if (selectionItems.length < records.length) notes.push(`Selection accuracy is over the ${selectionItems.length} of ${records.length} examples that have both "selected" and "gold_persona"`);
+    if (selection.count < records.length) notes.push(`Selection accuracy is over the ${selection.count} of ${records.length} examples that have both "selected" and "gold_persona"`);
     if (selection.personaCount === 0) notes.push('Selection accuracy (persona) not computed: no example has a gold persona sentence');
     if (selection.noneCount === 0) notes.push('Selection accuracy (none) not computed: no example has gold_persona -1');
   }
 
-  const bleu = Array.from({ length: MAX_BLEU_ORDER }, (_, n) => bleuFromCounts(corpus, n + 1));
+  const all = aggregate(stats, Int32Array.from(stats.keys()), vocabulary.size);
   const report: MetricReport = {
-    bleu1: bleu[0]!,
-    bleu2: bleu[1]!,
-    bleu3: bleu[2]!,
-    bleu4: bleu[3]!,
-    rougeL: records.length ? rougeSum / records.length : 0,
-    distinct1: distinctN(predictions, 1, vocabulary.size),
-    distinct2: distinctN(predictions, 2, vocabulary.size),
-    avgLength: averageLength(predictions),
-    selectionAccuracy: selection.overall,
-    selectionAccuracyPersona: selection.persona,
-    selectionAccuracyNone: selection.none,
-    pF1: personaCount ? pF1Sum / personaCount : null,
-    pCover: coverCount ? pCoverSum / coverCount : null,
+    bleu1: all.bleu1!,
+    bleu2: all.bleu2!,
+    bleu3: all.bleu3!,
+    bleu4: all.bleu4!,
+    rougeL: all.rougeL!,
+    distinct1: all.distinct1!,
+    distinct2: all.distinct2!,
+    avgLength: all.avgLength!,
+    selectionAccuracy: all.selectionAccuracy,
+    selectionAccuracyPersona: all.selectionAccuracyPersona,
+    selectionAccuracyNone: all.selectionAccuracyNone,
+    pF1: all.pF1,
+    pCover: all.pCover,
     cScore: null,
     cScoreMax: null,
     count: records.length,
     notes,
     tokenization,
     rougeLBeta: ROUGE_L_BETA,
-    referenceAvgLength: averageLength(references),
-    selectionCount: selectionItems.length,
+    referenceAvgLength: records.length ? referenceLength / records.length : 0,
+    selectionCount: selection.count,
     personaCount,
     cScoreCount: 0,
   };
-  return { report, examples };
+  return { report, examples, stats, vocabularySize: vocabulary.size };
 }
 
 /** Every metric, C.score included when a classifier is given. */
 export async function evaluate(records: readonly PredictionRecord[], options: EvaluateOptions = {}): Promise<Evaluation> {
   const evaluation = evaluateText(records, options);
-  const { report, examples } = evaluation;
+  const { report, examples, stats } = evaluation;
   if (!options.classify) {
     report.notes.unshift(NO_NLI_NOTE);
-    return evaluation;
+    return withUncertainty(evaluation, records, options);
   }
   const consistency = await consistencyScores(
     records.map((r) => ({ response: r.prediction, personas: r.personas ?? [] })),
@@ -236,13 +326,31 @@ export async function evaluate(records: readonly PredictionRecord[], options: Ev
   );
   consistency.examples.forEach((c, i) => {
     if (!c) return;
-    examples[i]!.cScore = c.sum;
-    examples[i]!.cScoreMax = c.max;
+    examples[i]!.cScore = stats[i]!.cScore = c.sum;
+    examples[i]!.cScoreMax = stats[i]!.cScoreMax = c.max;
     examples[i]!.nli = c.labels;
   });
   report.cScore = consistency.cScore;
   report.cScoreMax = consistency.cScoreMax;
   report.cScoreCount = consistency.count;
   if (consistency.count === 0) report.notes.unshift('C.score not computed: no example has "personas"');
+  return withUncertainty(evaluation, records, options);
+}
+
+/** The report's intervals, labelled/unlabelled subsets and trivial selection rows (see MetricReport). */
+function withUncertainty(evaluation: Evaluation, records: readonly PredictionRecord[], options: EvaluateOptions): Evaluation {
+  if (options.bootstrap === false) return evaluation;
+  const bootstrap = options.bootstrap ?? {};
+  const { report } = evaluation;
+  report.intervals = bootstrapIntervals(evaluation, bootstrap);
+  const labelled: number[] = [];
+  const unlabelled: number[] = [];
+  records.forEach((r, i) => {
+    if (typeof r.gold_persona === 'number') (r.gold_persona >= 0 ? labelled : unlabelled).push(i);
+  });
+  if (labelled.length + unlabelled.length > 0) {
+    report.subsets = { labelled: subsetReport(evaluation, labelled, bootstrap), unlabelled: subsetReport(evaluation, unlabelled, bootstrap) };
+    report.trivialSelection = trivialSelection(records);
+  }
   return evaluation;
 }

@@ -1,5 +1,6 @@
 /** PAL's evaluation metrics (docs/metrics.md): pure TypeScript, shared by the engine, the CLI and the studio. */
 export * from './bleu';
+export * from './bootstrap';
 export * from './consistency';
 export * from './diversity';
 export * from './evaluate';

@@ -1,0 +1,100 @@
+// Bootstrap intervals, the paired test, the labelled/unlabelled subsets and the trivial selection
+// rows (src/core/metrics/bootstrap.ts, evaluate.ts): checked against cases whose answer is known
+// without a bootstrap (a proportion's normal interval, identical systems, a system better on
+// every example) and against the report's own numbers.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { aggregate, AGGREGATE_KEYS, bootstrapIntervals, evaluate, evaluateText, pairedBootstrap, trivialSelection, type PredictionRecord } from '../../src/core/metrics/index';
+import { mulberry32 } from '../../src/core/random';
+
+const WORDS = ['dog', 'cat', 'ski', 'bread', 'sea', 'jazz', 'truck', 'ohio', 'nurse', 'garden', 'rain', 'tea'];
+
+/** n records of random short sentences, each prediction sharing some words with its reference. */
+function randomRecords(n: number, seed: number): PredictionRecord[] {
+  const random = mulberry32(seed);
+  const sentence = (k: number) => Array.from({ length: k }, () => WORDS[Math.floor(random() * WORDS.length)]!).join(' ');
+  return Array.from({ length: n }, (_, i) => ({
+    id: `e${i}`,
+    prediction: sentence(3 + Math.floor(random() * 6)),
+    reference: sentence(3 + Math.floor(random() * 6)),
+    personas: [sentence(4), sentence(4)],
+    selected: Math.floor(random() * 3) - 1,
+    gold_persona: Math.floor(random() * 3) - 1,
+  }));
+}
+
+test('aggregate over every example is the report: one function for the point and for each draw', () => {
+  const records = randomRecords(200, 3);
+  const ev = evaluateText(records);
+  const all = aggregate(ev.stats, Int32Array.from(ev.stats.keys()), ev.vocabularySize);
+  for (const k of AGGREGATE_KEYS) assert.equal(all[k], ev.report[k], k);
+});
+
+test('a proportion\'s bootstrap interval is its normal interval: ROUGE-L 1 on half of 400 examples, 0 on the rest', () => {
+  const records = Array.from({ length: 400 }, (_, i) => (i % 2 ? { prediction: 'i like tea', reference: 'i like tea' } : { prediction: 'dogs bark', reference: 'i like tea' }));
+  const ev = evaluateText(records);
+  assert.equal(ev.report.rougeL, 0.5);
+  const { rougeL } = bootstrapIntervals(ev, { resamples: 2000 });
+  // 0.5 +- 1.96 * sqrt(0.25 / 400) = 0.451 .. 0.549
+  assert.ok(Math.abs(rougeL!.low - 0.451) < 0.012 && Math.abs(rougeL!.high - 0.549) < 0.012, `${rougeL!.low}..${rougeL!.high}`);
+});
+
+test('intervals hold the point, narrow with more examples, and repeat with the seed', () => {
+  const small = evaluateText(randomRecords(100, 5));
+  const large = evaluateText(randomRecords(1600, 5));
+  const a = bootstrapIntervals(small);
+  assert.deepEqual(bootstrapIntervals(small), a, 'the same seed gives the same intervals');
+  assert.notDeepEqual(bootstrapIntervals(small, { seed: 2 }), a);
+  for (const k of ['bleu1', 'bleu4', 'rougeL', 'distinct1', 'pF1', 'selectionAccuracy'] as const) {
+    assert.ok(a[k]!.low <= small.report[k]! && small.report[k]! <= a[k]!.high, `${k}: ${small.report[k]} in ${a[k]!.low}..${a[k]!.high}`);
+  }
+  const b = bootstrapIntervals(large);
+  for (const k of ['bleu1', 'rougeL', 'pF1'] as const) assert.ok(b[k]!.high - b[k]!.low < (a[k]!.high - a[k]!.low) / 2, `${k} narrows`);
+  // Every answer right: nothing to be unsure of.
+  const perfect = evaluateText(randomRecords(50, 9).map((r) => ({ ...r, prediction: r.reference })));
+  assert.deepEqual(bootstrapIntervals(perfect).bleu1, { low: 1, high: 1 });
+  assert.deepEqual(bootstrapIntervals(perfect).rougeL, { low: 1, high: 1 });
+});
+
+test('the paired test: identical systems differ by nothing; one better on every example differs with p < 0.001; a coin flip does not', () => {
+  const records = randomRecords(300, 11);
+  const a = evaluateText(records);
+  const same = pairedBootstrap(a, evaluateText(records));
+  assert.deepEqual(same.bleu1, { delta: 0, interval: { low: 0, high: 0 }, p: 1 });
+
+  const better = pairedBootstrap(a, evaluateText(records.map((r) => ({ ...r, prediction: r.reference, selected: r.gold_persona }))));
+  for (const k of ['bleu1', 'rougeL', 'selectionAccuracy'] as const) {
+    assert.ok(better[k]!.delta > 0 && better[k]!.interval.low > 0 && better[k]!.p < 0.001, `${k}: ${JSON.stringify(better[k])}`);
+  }
+  // b gets the reference on a shuffled half of the examples and nothing on the other half, a the
+  // other way round: the same on the whole, so the test must not call it.
+  const random = mulberry32(4);
+  const heads = records.map((_, i) => [i % 2 === 0, random()] as const).sort((p, q) => p[1] - q[1]).map(([h]) => h);
+  const x = evaluateText(records.map((r, i) => ({ ...r, prediction: heads[i] ? r.reference : 'zzz' })));
+  const y = evaluateText(records.map((r, i) => ({ ...r, prediction: heads[i] ? 'zzz' : r.reference })));
+  const coin = pairedBootstrap(x, y).rougeL!;
+  assert.ok(coin.interval.low < 0 && coin.interval.high > 0, JSON.stringify(coin));
+  assert.ok(coin.p > 0.05, JSON.stringify(coin));
+  assert.throws(() => pairedBootstrap(a, evaluateText(records.slice(1))), /same examples in both systems \(300 vs 299\)/);
+});
+
+test('evaluate reports the labelled and unlabelled examples apart, and the trivial selectors', async () => {
+  const personas = ['i have two dogs .', 'i like to ski .', 'i bake bread .'];
+  const records: PredictionRecord[] = [
+    { prediction: 'my dogs are loud', reference: 'i have two dogs', personas, history: ['do you have any dogs ?'], selected: 0, gold_persona: 0 },
+    { prediction: 'hello', reference: 'i ski every winter', personas, history: ['what do you do in winter , ski ?'], selected: -1, gold_persona: 1 },
+    { prediction: 'fine thanks', reference: 'fine , you ?', personas, history: ['how are you ?'], selected: -1, gold_persona: -1 },
+    { prediction: 'i bake', reference: 'good morning', personas, history: ['good morning !'], selected: 2, gold_persona: -1 },
+  ];
+  const { report } = await evaluate(records);
+  assert.equal(report.subsets!.labelled.count, 2);
+  assert.equal(report.subsets!.unlabelled.count, 2);
+  assert.equal(report.subsets!.labelled.metrics.selectionAccuracy, 0.5);
+  assert.equal(report.subsets!.unlabelled.metrics.selectionAccuracy, 0.5);
+  // Always "none": right on the two unlabelled examples. BM25 names dogs, ski, nothing, nothing.
+  assert.deepEqual(report.trivialSelection, { count: 4, alwaysNone: 0.5, bm25: 1 });
+  assert.ok(report.intervals!.bleu1);
+  // Without histories BM25 has no query: n/a, not a made-up number.
+  assert.equal(trivialSelection(records.map(({ history: _, ...r }) => r)).bm25, null);
+  assert.equal((await evaluate(records, { bootstrap: false })).report.intervals, undefined);
+});

@@ -11,7 +11,7 @@ import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
 import { loadModel, respond } from './inference';
 import { hasErrors } from '../core/formats/problems';
-import { predictExamples, runAlignment } from './pipeline';
+import { PREDICT_SELECTIONS, predictExamples, runAlignment, type PredictSelection } from './pipeline';
 import { resolveExample, type ResolvedExample } from '../core/mixture';
 import { encodeCorpora } from './pretrainData';
 import { responsePerplexity } from './perplexity';
@@ -485,11 +485,14 @@ const PREDICT_HELP = `Usage: pal predict --model <folder> <file.dialogues.jsonl>
   --repetition-penalty P tokens already in the reply are less likely (1 = off)
   --max-new-tokens N     reply length cap (default 40)
   --seed S               for sampling (default 42)
+  --selection S          which fact the reply is given: auto (the model's own select answer, or
+                         BM25 for a model not trained on select), model, retrieval, or the
+                         evaluation's reference rows: gold (the labelled sentence) or none
   --force                replace --out if it exists
 `;
 
 async function predictCommand(args: readonly string[], io: Io): Promise<number> {
-  const valued = ['--model', '--out', '--limit', '--beams', '--no-repeat-ngram', '--repetition-penalty', '--max-new-tokens', '--seed'];
+  const valued = ['--model', '--out', '--limit', '--beams', '--no-repeat-ngram', '--repetition-penalty', '--max-new-tokens', '--seed', '--selection'];
   const { positional, options } = parseArgs(args, valued, ['--force', '-h', '--help'], 'predict');
   if (options['-h'] || options['--help']) {
     io.out(PREDICT_HELP);
@@ -504,6 +507,8 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
   if (penalty !== undefined && penalty <= 0) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
   const maxNew = numberOption(options, '--max-new-tokens', true);
   const seed = numberOption(options, '--seed', true);
+  const selection = options['--selection'] ?? 'auto';
+  if (!(PREDICT_SELECTIONS as readonly unknown[]).includes(selection)) throw new UsageError(`--selection must be one of ${PREDICT_SELECTIONS.join(', ')}`);
   const examples: ResolvedExample[] = [];
   for (const file of positional) {
     const doc = parseDialogues(await readFile(file, 'utf8'), file);
@@ -526,6 +531,7 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
     (done) => {
       if (done % 25 === 0 || done === chosen.length) io.err(`${done} of ${chosen.length}\n`);
     },
+    selection as PredictSelection,
   );
   await writeFileSafely(out, r!.rows.map((row) => `${JSON.stringify(row)}\n`).join(''), options['--force'] === true);
   io.err(`${r!.rows.length} predictions of ${folder} in ${r!.seconds.toFixed(0)} s (${((r!.seconds * 1000) / Math.max(1, r!.rows.length)).toFixed(0)} ms each) written to ${out}.\n`);

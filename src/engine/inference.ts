@@ -17,7 +17,7 @@ import { mulberry32 } from '../core/random';
 import { transformers } from './transformers';
 import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, selectionText, selectPrompt, selectTarget, trimHistory, type PromptFormat, type PromptInput } from '../core/prompts';
 import { promptFormatFor, readPalInfo, trainedTasks } from './modelInfo';
-import type { SelectProbabilities } from './protocol';
+import type { SelectionMode, SelectionSource, SelectProbabilities } from './protocol';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's tensors and models are loosely typed */
 type Tf = any;
@@ -451,12 +451,18 @@ export async function chooseSelection(
   return { selected, probabilities: { none, facts } };
 }
 
+/**
+ * A selection mode, or the sentence to highlight given outright (-1: none): the evaluation's
+ * trivial rows, "the gold persona highlighted" and "none highlighted", which skip the select task.
+ */
+export type Selection = SelectionMode | { readonly highlight: number };
+
 export interface SelectThenGenerateResult {
   /** 0-based index of the selected persona sentence, or -1 for none. */
   readonly selected: number;
   readonly selectedText: string;
   /** `model`: the model's own select answer; `retrieval`: BM25, for models not trained on select; `none`: a plain baseline model, which does not select. */
-  readonly selectionSource: 'model' | 'retrieval' | 'none';
+  readonly selectionSource: SelectionSource;
   /** The model's raw select answer (absent for retrieval). */
   readonly selectAnswer?: string;
   /** What the model's select answer put on each choice (absent for retrieval and greedy select answers). */
@@ -469,10 +475,11 @@ export interface SelectThenGenerateResult {
 export async function selectThenGenerate(
   m: LoadedModel,
   input: PromptInput,
-  options: DecodingOptions & { readonly selection?: 'auto' | 'model' | 'retrieval' } = {},
+  options: DecodingOptions & { readonly selection?: Selection } = {},
 ): Promise<SelectThenGenerateResult> {
   const how = options.selection ?? 'auto';
-  const useModel = how === 'model' || (how === 'auto' && m.trainedForSelect);
+  const given = typeof how === 'object' ? how.highlight : undefined;
+  const useModel = given === undefined && (how === 'model' || (how === 'auto' && m.trainedForSelect));
   const fitsWith = (prompt: (x: PromptInput) => string, newTokens: number) => (x: PromptInput) => encode(m, prompt(x)).length + newTokens <= m.maxLength;
   const f = m.promptFormat;
   let selected: number;
@@ -501,6 +508,8 @@ export async function selectThenGenerate(
       selectAnswer = text;
       selected = parseSelection(text, input.personas);
     }
+  } else if (given !== undefined) {
+    selected = given >= 0 && given < input.personas.length ? given : -1;
   } else {
     selected = bm25Select(input.personas, input.history.at(-1) ?? '').index;
   }
@@ -509,7 +518,7 @@ export async function selectThenGenerate(
   return {
     selected,
     selectedText: selectionText(input.personas, selected),
-    selectionSource: useModel ? 'model' : 'retrieval',
+    selectionSource: useModel ? 'model' : given !== undefined ? 'given' : 'retrieval',
     ...(selectAnswer !== undefined ? { selectAnswer } : {}),
     ...(selectProbabilities ? { selectProbabilities } : {}),
     generatePrompt: prompt,
@@ -529,9 +538,9 @@ export function selectionSettled(text: string): boolean {
 export async function respond(
   m: LoadedModel,
   input: PromptInput,
-  options: DecodingOptions & { readonly selection?: 'auto' | 'model' | 'retrieval' } = {},
+  options: DecodingOptions & { readonly selection?: Selection } = {},
 ): Promise<SelectThenGenerateResult> {
-  if (!m.plainOnly || options.selection === 'model' || options.selection === 'retrieval') return selectThenGenerate(m, input, options);
+  if (!m.plainOnly || (options.selection !== undefined && options.selection !== 'auto')) return selectThenGenerate(m, input, options);
   const f = m.promptFormat;
   const prompt = plainPrompt(trimHistory(input, (x) => encode(m, plainPrompt(x, f)).length + (options.maxNewTokens ?? 40) <= m.maxLength), f);
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });

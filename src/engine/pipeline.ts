@@ -573,18 +573,24 @@ export interface PredictionRow {
  * A model's answers to examples (select then generate, or its plain prompt), as predictions for
  * `pal eval`: what a run's evaluation and `pal predict` write. Null when cancelled.
  */
+/** How `pal predict` picks the highlighted sentence: a selection mode, or the evaluation's trivial rows (the gold label, or none). */
+export const PREDICT_SELECTIONS = ['auto', 'model', 'retrieval', 'gold', 'none'] as const;
+export type PredictSelection = (typeof PREDICT_SELECTIONS)[number];
+
 export async function predictExamples(
   folder: string,
   examples: readonly ResolvedExample[],
   decoding: DecodingOptions,
   onExample?: (done: number) => void,
+  selection: PredictSelection = 'auto',
 ): Promise<{ rows: PredictionRow[]; seconds: number; device: string } | null> {
   const m = await loadModel(folder);
   const t0 = performance.now();
   const rows: PredictionRow[] = [];
   for (const ex of examples) {
     if (decoding.signal?.aborted) return null;
-    const r = await respond(m, ex, decoding);
+    const how = selection === 'gold' ? { highlight: ex.personaIndex } : selection === 'none' ? { highlight: -1 } : selection;
+    const r = await respond(m, ex, { ...decoding, selection: how });
     rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, history: ex.history, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}), ...(r.selectProbabilities ? { select_probabilities: r.selectProbabilities } : {}) });
     onExample?.(rows.length);
   }

@@ -272,10 +272,20 @@ export interface SelectThenGenerateParams {
   readonly repetitionPenalty?: number;
   readonly noRepeatNgramSize?: number;
   readonly seed?: number;
-  readonly selection?: 'auto' | 'model' | 'retrieval';
+  readonly selection?: SelectionMode;
   /** Echoed in generate/text notifications, so a client can tell streams apart. */
   readonly streamId?: string;
 }
+
+/**
+ * Which persona sentence the generate prompt highlights: the model's own select answer ('model'),
+ * BM25 over the partner's last turn ('retrieval'), or 'auto' (the model's when it was trained on
+ * select, else BM25).
+ */
+export type SelectionMode = 'auto' | 'model' | 'retrieval';
+
+/** Where the highlighted sentence came from; 'given' is an evaluation row's (the gold label, or none). */
+export type SelectionSource = 'model' | 'retrieval' | 'none' | 'given';
 
 /** The select task's answer as probabilities over its choices (they sum to 1). */
 export interface SelectProbabilities {
@@ -287,7 +297,7 @@ export interface SelectProbabilities {
 export interface SelectThenGenerateResult {
   readonly selected: number;
   readonly selectedText: string;
-  readonly selectionSource: 'model' | 'retrieval' | 'none';
+  readonly selectionSource: SelectionSource;
   readonly selectAnswer?: string;
   /** What the model's select answer put on "none" and on each fact (a PAL model's own selection only). */
   readonly selectProbabilities?: SelectProbabilities;

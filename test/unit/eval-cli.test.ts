@@ -228,4 +228,14 @@ test('pal predict answers every example as the run evaluation does, and pal eval
   // Its output is never overwritten unasked, and bad options are usage errors.
   assert.match(pal('predict', '--model', 'pal-default', set, '--out', out).stderr, /already exists/);
   assert.equal(pal('predict', '--model', 'pal-default', set, '--out', out, '--beams', 'abc').status, 2);
+  assert.match(pal('predict', '--model', 'pal-default', set, '--out', out, '--force', '--selection', 'oracle').stderr, /--selection must be one of auto, model, retrieval, gold, none/);
+  // The reference rows: the gold sentence highlighted (without a select answer), or none.
+  const gold = path.join(dir, 'gold.jsonl');
+  assert.equal(pal('predict', '--model', 'pal-default', set, '--out', gold, '--selection', 'gold', '--max-new-tokens', '8').status, 0);
+  const goldRows = readFileSync(gold, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(goldRows.map((x) => [x.selected, x.selection_source, x.select_probabilities]), [[0, 'given', undefined], [1, 'given', undefined], [-1, 'given', undefined]]);
+  assert.deepEqual(goldRows.map((x) => x.history), examples.map((e) => e.history));
+  const none = path.join(dir, 'none.jsonl');
+  assert.equal(pal('predict', '--model', 'pal-default', set, '--out', none, '--selection', 'none', '--max-new-tokens', '8').status, 0);
+  assert.deepEqual(readFileSync(none, 'utf8').trim().split('\n').map((l) => JSON.parse(l).selected), [-1, -1, -1]);
 });

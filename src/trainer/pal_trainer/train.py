@@ -295,7 +295,11 @@ def train(job, dist, events):
         # The reference is the stage-1 model: the very weights the policy starts from. With LoRA it
         # is the same module with the adapters switched off; without, a frozen copy.
         reference = None if lora else copy.deepcopy(model).eval().requires_grad_(False)
-    model.train()
+    # DPO trains with dropout off (TRL's disable_dropout): its loss compares the policy's
+    # log-probabilities with the reference's, and dropout in one pass and not (or differently) in
+    # the other is noise in exactly that difference; the first step would not even read log 2.
+    # Nothing else here looks at training mode (gradient checkpointing is never turned on).
+    model.train(stage != "dpo")
 
     global_batch = job["batch_size"] * job["grad_accum"] * dist.world
     if stage == "lm":

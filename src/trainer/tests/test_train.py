@@ -296,6 +296,23 @@ class RunTest(unittest.TestCase):
             final = final_weights(out)
             self.assertFalse(any("lora" in k for k in final), "LoRA is merged into the exported weights")
 
+    def test_dpo_trains_with_dropout_off(self):
+        # A stage-1 model with heavy attention dropout: with dropout on, the policy's pass would
+        # differ from the reference's and the first loss would not be log 2 (it was, by 0.01-0.1).
+        stage1 = tiny_model(os.path.join(self.tmp, "dropout-model"), seed=5)
+        with open(os.path.join(stage1, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        config["attention_dropout"] = 0.5
+        with open(os.path.join(stage1, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        for name, lora in (("dpo-dropout-full", None), ("dpo-dropout-lora", {"r": 4, "alpha": 8, "dropout": 0.5, "targets": ["q_proj", "v_proj"]})):
+            path, out = job(self.tmp, name, stage="dpo", data=os.path.join(self.tmp, "dpo.jsonl"), model=stage1, lr=5e-3, epochs=1, lora=lora, beta=0.1)
+            result = run(path)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            first = [e for e in events(result.stdout) if e["event"] == "step"][0]
+            self.assertAlmostEqual(first["loss"], math.log(2), places=6, msg=name)
+            self.assertAlmostEqual(first["rewards/margins"], 0.0, places=6, msg=name)
+
     def test_lora_in_bf16_keeps_a_bf16_base_and_merges_in_float32(self):
         # LoRA under bf16 autocast keeps the frozen base in bf16 (no cast per pass); the adapter is
         # saved on its own (PEFT's files) and merged into the float32 base, not into bf16 weights.

@@ -33,6 +33,14 @@ export interface TextPair {
   readonly chosen: string;
   readonly rejected: string;
   readonly origin: 'pal-stage2' | 'annotated';
+  /** The rejection was cut before the model ended it: it gets no end-of-sequence token. */
+  readonly rejectedCut?: boolean;
+}
+
+/** A persona-blind sample, as stage 2 reads it: its text, and whether the model ended it itself. */
+export interface Rejection {
+  readonly text: string;
+  readonly ended: boolean;
 }
 
 /** Looks persona ids up; an unknown id is an error that names the example. */
@@ -100,14 +108,27 @@ export function rejectionPrompts(examples: readonly ResolvedExample[], format: P
  * generate prompt with the gold persona highlighted. A sample that is empty or equals the gold
  * response teaches nothing and is dropped.
  */
-export function stage2Pairs(examples: readonly ResolvedExample[], rejected: ReadonlyMap<string, string>, format: PromptFormat = TEXT_FORMAT): TextPair[] {
+export function stage2Pairs(examples: readonly ResolvedExample[], rejected: ReadonlyMap<string, Rejection>, format: PromptFormat = TEXT_FORMAT): TextPair[] {
   const out: TextPair[] = [];
   for (const ex of examples) {
-    const r = rejected.get(ex.id)?.trim();
+    const sample = rejected.get(ex.id);
+    const r = sample?.text.trim();
     if (!r || normalise(r) === normalise(ex.response)) continue;
-    out.push({ id: ex.id, prompt: generatePrompt(ex, ex.personaIndex, format), chosen: responseTarget(ex.response, format), rejected: responseTarget(r, format), origin: 'pal-stage2' });
+    out.push({ id: ex.id, prompt: generatePrompt(ex, ex.personaIndex, format), chosen: responseTarget(ex.response, format), rejected: responseTarget(r, format), origin: 'pal-stage2', ...(sample!.ended ? {} : { rejectedCut: true }) });
   }
   return out;
+}
+
+/**
+ * Stage 2's examples: those whose response uses a persona sentence. The pair teaches the model to
+ * prefer the persona-grounded reply to its persona-blind one, and with no sentence highlighted
+ * (the examples answering "none") there is nothing persona-grounded to prefer: such pairs only
+ * pull the model toward the gold wording. All examples when none is labelled (a writer's project
+ * before its replies are tied to facts).
+ */
+export function stage2Candidates(examples: readonly ResolvedExample[]): readonly ResolvedExample[] {
+  const named = examples.filter((ex) => ex.personaIndex >= 0);
+  return named.length > 0 ? named : examples;
 }
 
 /**

@@ -31,7 +31,7 @@ import { parsePersona } from '../core/formats/persona';
 import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
-import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample, type TextPair } from '../core/mixture';
+import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type Rejection, type ResolvedExample, type TextPair } from '../core/mixture';
 import { trimHistory, type PromptFormat } from '../core/prompts';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
 import { writeFileSafely } from './data';
@@ -41,7 +41,7 @@ import { fetchModel, isFetched, knownModelNamed, resolveModelSpec } from './base
 import { cacheRoot, embeddedModelDir } from './paths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
-import { runTrainerJob, type TrainerEvent } from './trainer';
+import { runTrainerJob, type GeneratedRow, type TrainerEvent } from './trainer';
 
 export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -451,8 +451,9 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   }
   const stage1Model = path.join(stage1Dir, 'final');
 
-  // Stage 2's examples: all of them, or the run config's seeded subset (stage2.examples).
-  const stage2Examples = sampleExamples(prep.train, config.stage2.examples, config.seed);
+  // Stage 2's examples: those that name a persona sentence (stage2Candidates), all of them or the
+  // run config's seeded subset (stage2.examples).
+  const stage2Examples = sampleExamples(stage2Candidates(prep.train), config.stage2.examples, config.seed);
   const generateDir = path.join(runDir, 'generate');
   if (!finetune && !state.done.includes('generate')) {
     progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
@@ -477,10 +478,18 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
 
   const stage2Dir = path.join(runDir, 'stage2');
   if (!finetune && !state.done.includes('stage2')) {
-    const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; tokens: number[] });
-    // The end of a turn ends the response: a sample that runs on into the partner's line is cut.
-    const rejected = new Map(generated.map((g) => [String(g.id), tok.decode(g.tokens).split('\n')[0]!.trim()]));
-    const encodePair = (p: TextPair) => ({ text: p, tokens: { prompt: tok.encode(p.prompt), chosen: [...tok.encode(p.chosen), tok.eos], rejected: [...tok.encode(p.rejected), tok.eos] } });
+    const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as GeneratedRow);
+    // The end of a turn ends the response: a sample that runs on into the partner's line is cut
+    // there, which ends it as the model chose to. One that hit max_new_tokens first was cut.
+    const rejected = new Map<string, Rejection>(
+      generated.map((g) => {
+        const text = tok.decode([...g.tokens]);
+        const turn = text.indexOf('\n');
+        return [String(g.id), { text: (turn >= 0 ? text.slice(0, turn) : text).trim(), ended: turn >= 0 || g.ended !== false }];
+      }),
+    );
+    // A cut rejection gets no eos: the model never chose to end it there.
+    const encodePair = (p: TextPair) => ({ text: p, tokens: { prompt: tok.encode(p.prompt), chosen: [...tok.encode(p.chosen), tok.eos], rejected: [...tok.encode(p.rejected), ...(p.rejectedCut ? [] : [tok.eos])] } });
     const encoded = [
       ...stage2Examples.flatMap((ex) =>
         fitted(ex, (x) => stage2Pairs([x], rejected, format).map(encodePair), (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length),

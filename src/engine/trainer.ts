@@ -19,6 +19,15 @@ export interface TrainerJob {
   readonly [key: string]: unknown;
 }
 
+/** One line of a generate job's generated.jsonl (pal_trainer.train.run_generate writes it). */
+export interface GeneratedRow {
+  readonly id: string;
+  /** The new tokens, eos excluded. */
+  readonly tokens: readonly number[];
+  /** Whether the sample ended with eos (false: cut at max_new_tokens). Absent in files of older versions. */
+  readonly ended?: boolean;
+}
+
 export interface TrainerEvent {
   readonly event: 'start' | 'step' | 'checkpoint' | 'done' | 'cancelled' | 'error';
   readonly [key: string]: unknown;

@@ -262,6 +262,15 @@ test('stage2.examples draws that many training examples for rejection sampling, 
   assert.deepEqual(generated, prompts);
   const pairs = records(parsePairs(readFileSync(path.join(result.runDir, 'stage2.pairs.jsonl'), 'utf8'), 'x.pairs.jsonl')).map((r) => r.value);
   assert.ok(pairs.filter((p) => p.origin === 'pal-stage2').every((p) => prompts.includes(p.dialogue!.id!)));
+  // Only examples that name a persona sentence are drawn (t3 and t7 answer "none").
+  assert.ok(prompts.every((id: string) => !['t3', 't7'].includes(id)), prompts.join(' '));
+  // A rejection the model ended gets the end-of-sequence token; one cut at max_new_tokens does not.
+  const ended = new Map(readFileSync(path.join(result.runDir, 'generate', 'generated.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((g) => [g.id, g.ended]));
+  const tokens = readFileSync(path.join(result.runDir, 'stage2.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  pairs.forEach((p, i) => {
+    const eos = tokens[i].chosen.at(-1);
+    if (p.origin === 'pal-stage2') assert.equal(tokens[i].rejected.at(-1) === eos, ended.get(p.dialogue!.id!), `pair ${p.dialogue!.id}`);
+  });
 });
 
 test('fitted drops the oldest turns until every row fits, tokenizing each candidate once', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
-import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Pairs, type ResolvedExample } from '../../src/core/mixture';
+import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type ResolvedExample } from '../../src/core/mixture';
 import { dialogueTurns, generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, responseTarget, selectPrompt, selectTarget, trimHistory, type PromptFormat } from '../../src/core/prompts';
 import { selectionSettled } from '../../src/engine/inference';
 import type { Persona } from '../../src/core/formats/types';
@@ -52,8 +52,13 @@ test('persona ids are looked up; an unknown one names the example', () => {
 test('stage 2: history-only prompts, pairs under the generate prompt, useless samples dropped, writers’ pairs joined', () => {
   const ex = resolveExample({ id: 'e1', personas, history, response: 'yes , rex the dog .', persona_index: 0, split: 'train' }, 'x', new Map());
   assert.deepEqual(rejectionPrompts([ex]), [{ id: 'e1', prompt: historyOnlyPrompt(history) }]);
-  const pairs = stage2Pairs([ex, { ...ex, id: 'e2' }, { ...ex, id: 'e3' }], new Map([['e1', 'no pets here .'], ['e2', ' Yes , rex the dog . '], ['e3', '']]));
-  assert.deepEqual(pairs.map((p) => p.id), ['e1']);
+  const sample = (text: string, ended = true) => ({ text, ended });
+  const pairs = stage2Pairs([ex, { ...ex, id: 'e2' }, { ...ex, id: 'e3' }, { ...ex, id: 'e4' }], new Map([['e1', sample('no pets here .')], ['e2', sample(' Yes , rex the dog . ')], ['e3', sample('')], ['e4', sample('i have no pets and i', false)]]));
+  assert.deepEqual(pairs.map((p) => [p.id, p.rejectedCut]), [['e1', undefined], ['e4', true]]);
+  // Only examples that name a persona sentence give stage 2 pairs; all of them when none does.
+  const unnamed = { ...ex, id: 'e5', personaIndex: -1 };
+  assert.deepEqual(stage2Candidates([ex, unnamed]).map((x) => x.id), ['e1']);
+  assert.deepEqual(stage2Candidates([unnamed]).map((x) => x.id), ['e5']);
   assert.equal(pairs[0]!.prompt, generatePrompt(ex, 0));
   assert.deepEqual([pairs[0]!.chosen, pairs[0]!.rejected], [' yes , rex the dog .', ' no pets here .']);
   const mara: Persona = { id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .', 'my cat is named tern .'] };
@@ -176,7 +181,7 @@ test('chat format in the mixture: every item and pair is written in the model’
   assert.deepEqual(items.map((i) => [i.kind, i.target]), [['select', '1. i have a dog named rex .'], ['generate', 'yes , rex the dog .']]);
   assert.ok(items.every((i) => i.prompt.endsWith('<|im_start|>assistant\n')));
   assert.equal(rejectionPrompts([ex], chatml)[0]!.prompt, historyOnlyPrompt(history, chatml));
-  const [pair] = stage2Pairs([ex], new Map([['e1', 'no pets here .']]), chatml);
+  const [pair] = stage2Pairs([ex], new Map([['e1', { text: 'no pets here .', ended: true }]]), chatml);
   assert.deepEqual([pair!.prompt, pair!.chosen, pair!.rejected], [generatePrompt(ex, 0, chatml), 'yes , rex the dog .', 'no pets here .']);
   assert.equal(finetuneItems([ex], chatml)[0]!.prompt, plainPrompt(ex, chatml));
 });

@@ -32,11 +32,12 @@ def sample_next(logits, temperature=1.0, top_k=0, top_p=1.0, generator=None):
 
 
 def generate(model, prompts, max_new_tokens, *, temperature=1.0, top_k=0, top_p=1.0, eos_token_id=None,
-             pad_token_id=0, generator=None):
+             pad_token_id=0, generator=None, ended=None):
     """Continues each prompt (a list of token ids); returns only the new tokens, eos excluded.
 
     eos_token_id may be one id or several. The model runs in eval mode under no_grad and gets
-    its previous mode back afterwards.
+    its previous mode back afterwards. A list passed as `ended` receives, per prompt, whether its
+    continuation ended with eos (False: cut at max_new_tokens).
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("generate needs at least one prompt, and every prompt at least one token")
@@ -88,4 +89,6 @@ def generate(model, prompts, max_new_tokens, *, temperature=1.0, top_k=0, top_p=
                 logits, past = model(next_ids, attention_mask=attention_mask, past_key_values=past, use_cache=True)
     finally:
         model.train(was_training)
+    if ended is not None:
+        ended[:] = finished
     return outputs

@@ -479,12 +479,15 @@ def run_generate(job, dist, events):
         for i in range(0, len(todo), job["batch_size"]):
             batch = todo[i:i + job["batch_size"]]
             t0 = time.perf_counter()
+            ended = []
             with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
                 outs = generate(model, [r["prompt"][-(job["max_length"] - dec["max_new_tokens"]):] for r in batch], dec["max_new_tokens"],
                                 temperature=dec["temperature"], top_k=dec["top_k"], top_p=dec["top_p"],
-                                eos_token_id=job["eos_token_id"], pad_token_id=job["pad_token_id"], generator=g)
-            for r, tokens in zip(batch, outs):
-                f.write(json.dumps({"id": r.get("id"), "tokens": tokens}) + "\n")
+                                eos_token_id=job["eos_token_id"], pad_token_id=job["pad_token_id"], generator=g, ended=ended)
+            # "ended": the sample produced eos. A cut one must not be given an eos it never chose
+            # (as a rejection, that would teach the policy that ending a reply is what is rejected).
+            for r, tokens, end in zip(batch, outs, ended):
+                f.write(json.dumps({"id": r.get("id"), "tokens": tokens, "ended": end}) + "\n")
             f.flush()
             new_tokens = sum(len(t) for t in outs)
             events.emit("step", done=len(done) + i + len(batch), total=len(rows), tokens_per_s=new_tokens / (time.perf_counter() - t0))

@@ -344,6 +344,9 @@ class RunTest(unittest.TestCase):
             got = [json.loads(line) for line in f]
         self.assertEqual([g["id"] for g in got], list(range(6)))
         self.assertTrue(all(0 < len(g["tokens"]) <= 5 or g["tokens"] == [] for g in got))
+        # "ended": the sample chose eos; a cut one ran to max_new_tokens (here, with eos rare, most).
+        self.assertTrue(all(g["ended"] or len(g["tokens"]) == 5 for g in got))
+        self.assertIn(False, [g["ended"] for g in got])
         again = run(path)
         self.assertEqual(events(again.stdout)[0]["done"], 6)
         with open(os.path.join(out, "generated.jsonl"), encoding="utf-8") as f:

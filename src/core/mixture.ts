@@ -65,17 +65,26 @@ export function stage1Items(examples: readonly ResolvedExample[], format: Prompt
 }
 
 /**
- * The examples whose select item is left out so that at most `maxFraction` of the select items
- * answer "none": "none" examples drawn with `seed`, the rest kept. Their generate items stay.
+ * How many select items each example gives, so that at most `maxFraction` of them answer "none"
+ * while there are still exactly as many select items as generate items (PAL's 1:1 mixture): the
+ * "none" examples beyond the limit (drawn with `seed`) give none, and their places go to repeats
+ * of the examples that name a fact, spread evenly (the remainder drawn with the seed). Leaving
+ * the extra "none" items out, as version 1 did, made the mixture lean to generate.
+ * Every example gives one when `maxFraction` is absent or no example names a fact.
  */
-export function noneSelectsLeftOut(examples: readonly ResolvedExample[], maxFraction: number | undefined, seed: number): Set<string> {
-  const none = examples.filter((ex) => ex.personaIndex < 0 || ex.personaIndex >= ex.personas.length);
-  if (maxFraction === undefined || maxFraction >= 1) return new Set();
-  const named = examples.length - none.length;
-  // none_kept / (none_kept + named) <= maxFraction
-  const keep = Math.min(none.length, Math.floor((maxFraction * named) / (1 - maxFraction)));
-  const kept = new Set(sampleExamples(none, keep, seed).map((ex) => ex.id));
-  return new Set(none.filter((ex) => !kept.has(ex.id)).map((ex) => ex.id));
+export function selectCounts(examples: readonly ResolvedExample[], maxFraction: number | undefined, seed: number): Map<string, number> {
+  const counts = new Map(examples.map((ex) => [ex.id, 1]));
+  const isNone = (ex: ResolvedExample) => ex.personaIndex < 0 || ex.personaIndex >= ex.personas.length;
+  const none = examples.filter(isNone);
+  const named = examples.filter((ex) => !isNone(ex));
+  const keepNone = Math.min(none.length, Math.floor((maxFraction ?? 1) * examples.length));
+  if (maxFraction === undefined || maxFraction >= 1 || named.length === 0 || keepNone === none.length) return counts;
+  const kept = new Set(sampleExamples(none, keepNone, seed).map((ex) => ex.id));
+  for (const ex of none) counts.set(ex.id, kept.has(ex.id) ? 1 : 0);
+  const slots = examples.length - keepNone;
+  const extra = new Set(sampleExamples(named, slots % named.length, seed + 1).map((ex) => ex.id));
+  for (const ex of named) counts.set(ex.id, Math.floor(slots / named.length) + (extra.has(ex.id) ? 1 : 0));
+  return counts;
 }
 
 /** The plain fine-tuning baseline: one item per example, persona + history -> response. */

@@ -31,7 +31,7 @@ import { parsePersona } from '../core/formats/persona';
 import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
-import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type Rejection, type ResolvedExample, type TextPair } from '../core/mixture';
+import { annotatedPairs, finetuneItems, rejectionPrompts, selectCounts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type Rejection, type ResolvedExample, type TextPair } from '../core/mixture';
 import { trimHistory, type PromptFormat } from '../core/prompts';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
 import { writeFileSafely } from './data';
@@ -412,10 +412,11 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   const stage1Data = path.join(runDir, 'stage1.tokens.jsonl');
   const finetune = config.method === 'finetune';
   // Examples whose prompt would not fit max_length lose their oldest turns (never the personas).
-  const leftOut = finetune ? new Set<string>() : noneSelectsLeftOut(prep.train, config.stage1.select_none_max, config.seed);
+  // stage1.select_none_max: how many select items each example gives (selectCounts; 1 without it).
+  const selects = finetune ? new Map<string, number>() : selectCounts(prep.train, config.stage1.select_none_max, config.seed);
   if (!state.done.includes('prepare')) {
     const encodeItems = (ex: ResolvedExample) =>
-      (finetune ? finetuneItems([ex], format) : stage1Items([ex], format).filter((it) => it.kind !== 'select' || !leftOut.has(it.exampleId))).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
+      (finetune ? finetuneItems([ex], format) : stage1Items([ex], format).flatMap((it) => (it.kind === 'select' ? new Array<typeof it>(selects.get(ex.id) ?? 1).fill(it) : [it]))).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
     const fits = (r: { prompt: number[]; target: number[] }) => r.prompt.length + r.target.length <= config.stage1.max_length;
     const rows: ReturnType<typeof encodeItems> = [];
     // Even with only the partner's last turn left, the personas and the response must fit: else the
@@ -440,7 +441,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     stage: 'prepare',
     message: finetune
       ? `${prep.train.length} training examples (plain fine-tuning baseline), ${prep.heldOut.length} held out, ${prep.personas.size} personas`
-      : `${prep.train.length} training examples (${prep.train.length * 2 - leftOut.size} stage-1 items${leftOut.size ? `; ${leftOut.size} select items answering "none" left out by stage1.select_none_max` : ''}), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs`,
+      : `${prep.train.length} training examples (${prep.train.length * 2} stage-1 items${selectNote(prep.train, selects)}), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs`,
   });
 
   const stage1Dir = path.join(runDir, 'stage1');
@@ -561,6 +562,14 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     await markDone('evaluate');
   }
   return { outcome: 'done', runDir, model: modelDir, stages: state.done, ...(prep.heldOut.length ? { report: path.join(evalDir, 'report.json') } : {}) };
+}
+
+/** What stage1.select_none_max did to the select items, for the prepare message ('' when nothing). */
+function selectNote(examples: readonly ResolvedExample[], selects: ReadonlyMap<string, number>): string {
+  const dropped = examples.filter((ex) => selects.get(ex.id) === 0).length;
+  if (dropped === 0) return '';
+  const repeats = examples.reduce((n, ex) => n + Math.max(0, (selects.get(ex.id) ?? 1) - 1), 0);
+  return `; stage1.select_none_max: ${dropped} select items answering "none" replaced by ${repeats} repeats of ones naming a fact`;
 }
 
 /** One line of a predictions file, as `pal eval` reads it. */

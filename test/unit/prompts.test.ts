@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
-import { annotatedPairs, finetuneItems, noneSelectsLeftOut, rejectionPrompts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type ResolvedExample } from '../../src/core/mixture';
+import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, selectCounts, stage1Items, stage2Candidates, stage2Pairs, type ResolvedExample } from '../../src/core/mixture';
 import { dialogueTurns, generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, responseTarget, selectPrompt, selectTarget, trimHistory, type PromptFormat } from '../../src/core/prompts';
 import { selectionSettled } from '../../src/engine/inference';
 import type { Persona } from '../../src/core/formats/types';
@@ -124,20 +124,28 @@ test('trimHistory drops the oldest turns until the prompt fits, never the person
   assert.equal(trimHistory(one, () => false), one);
 });
 
-test('select_none_max leaves out just enough "none" select items, drawn with the seed', () => {
+test('select_none_max replaces extra "none" select items by repeats of named ones, keeping select and generate 1:1', () => {
   const ex = (id: string, personaIndex: number) => ({ id, personas: ['a .', 'b .'], history: ['hi'], response: 'r', personaIndex }) as unknown as ResolvedExample;
-  // 2 naming a fact, 8 answering none.
-  const examples = [ex('p1', 0), ex('p2', 1), ...Array.from({ length: 8 }, (_, i) => ex(`n${i}`, -1))];
-  assert.equal(noneSelectsLeftOut(examples, undefined, 1).size, 0, 'absent: every item, as PAL does');
-  const half = noneSelectsLeftOut(examples, 0.5, 1);
-  assert.equal(half.size, 6, 'none kept = 2 = named: half of the select items');
-  assert.ok([...half].every((id) => id.startsWith('n')), 'only "none" items are left out');
-  assert.deepEqual(noneSelectsLeftOut(examples, 0.5, 1), half, 'the same seed, the same items');
-  assert.notDeepEqual(noneSelectsLeftOut(examples, 0.5, 2), half, 'another seed, others');
-  assert.equal(noneSelectsLeftOut(examples, 0.9, 1).size, 0, 'already below the limit');
-  const items = stage1Items(examples).filter((it) => it.kind !== 'select' || !half.has(it.exampleId));
-  assert.equal(items.filter((it) => it.kind === 'generate').length, 10, 'every generate item stays');
-  assert.equal(items.filter((it) => it.kind === 'select' && it.target === ' none').length, 2);
+  // 3 naming a fact, 8 answering none.
+  const examples = [ex('p1', 0), ex('p2', 1), ex('p3', 0), ...Array.from({ length: 8 }, (_, i) => ex(`n${i}`, -1))];
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  assert.ok([...selectCounts(examples, undefined, 1).values()].every((n) => n === 1), 'absent: one each, as PAL does');
+  const half = selectCounts(examples, 0.5, 1);
+  assert.equal(sum(half), examples.length, 'as many select items as generate items');
+  const noneKept = examples.filter((e) => e.id.startsWith('n') && half.get(e.id) === 1).length;
+  assert.equal(noneKept, 5, 'floor(0.5 * 11) "none" items stay');
+  assert.ok(examples.filter((e) => e.id.startsWith('n')).every((e) => [0, 1].includes(half.get(e.id)!)));
+  // The other 6 places: two each for the 3 named examples.
+  assert.deepEqual(['p1', 'p2', 'p3'].map((id) => half.get(id)), [2, 2, 2]);
+  assert.deepEqual(selectCounts(examples, 0.5, 1), half, 'the same seed, the same items');
+  assert.notDeepEqual(selectCounts(examples, 0.5, 2), half, 'another seed, others');
+  assert.ok([...selectCounts(examples, 0.9, 1).values()].every((n) => n === 1), 'already below the limit');
+  // An uneven split: 7 places over 3 named examples = 3, 2, 2 in some seeded order.
+  const uneven = selectCounts(examples, 0.4, 1);
+  assert.equal(sum(uneven), examples.length);
+  assert.deepEqual(['p1', 'p2', 'p3'].map((id) => uneven.get(id)).sort(), [2, 2, 3]);
+  // No example names a fact: nothing to repeat, every item stays.
+  assert.ok([...selectCounts(examples.slice(3), 0.5, 1).values()].every((n) => n === 1));
 });
 
 // A ChatML renderer, as SmolLM2's template writes it (a default system message when none opens).

@@ -173,7 +173,7 @@ export const runConfigSchema: Schema = {
         lora: { ...lora, default: null },
         select_none_max: {
           type: 'number', exclusiveMinimum: 0, maximum: 1,
-          description: 'At most this fraction of select items answer "none": extra ones (drawn with the run’s seed) are left out, their generate items kept. For data whose labels are mostly "none" (heuristic labels), so that select learns to name facts. Absent: every item, as PAL does.',
+          description: 'At most this fraction of select items answer "none": extra ones (drawn with the run’s seed) give their place to repeats of select items that name a fact, so that select and generate items stay 1:1. For data whose labels are mostly "none" (heuristic labels), so that select learns to name facts. Absent: one select item per example, as PAL does.',
         },
       },
     },

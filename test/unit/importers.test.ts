@@ -37,8 +37,9 @@ const lineAt = (text: string, offset: number) => text.slice(0, offset).split('\n
 // ---------------------------------------------------------------------------------------------
 // Labeller
 
-test('contentWords lower-cases, drops stop words and short words, keeps numbers, strips a plural s', () => {
-  assert.deepEqual(contentWords("The DOGS ran 5 miles, I'm sure! Glass classes"), ['dog', 'ran', '5', 'mile', 'glass', 'classe']);
+test('contentWords lower-cases, drops stop words and short words, keeps numbers, stems', () => {
+  assert.deepEqual(contentWords("The DOGS ran 5 miles, I'm sure! Glass classes"), ['dog', 'ran', '5', 'mile', 'glass', 'class']);
+  assert.deepEqual(contentWords('hiking and hikes , enjoyed it'), ['hike'], 'one stem; "enjoyed" is a framing verb');
   assert.deepEqual(contentWords('i like to ski .'), ['ski']);
   assert.deepEqual(contentWords('it is what it is'), []);
   assert.ok(STOP_WORDS.has('the') && STOP_WORDS.has('like') && !STOP_WORDS.has('dog'));
@@ -54,6 +55,10 @@ test('labelPersona picks the sentence the response obviously relies on', () => {
   // One long shared word suffices; one short word does not, unless the options say so.
   assert.equal(labelPersona(['i only eat kosher .'], 'he only ate kosher food'), 0);
   assert.equal(labelPersona(['i have a dog .'], 'my dog is asleep'), -1);
+  // Stems meet: "hiking"/"hike" and "played"/"playing" (two shared, so enough).
+  assert.equal(labelPersona(['i like to read .', 'i love hiking in the mountains .'], 'we hiked the mountain trail'), 1);
+  // A single stem counts only when the word is long on both sides: "hikes" (5) vs "hike" (4) is not.
+  assert.equal(labelPersona(['i hike .'], 'my hikes are short'), -1);
   assert.equal(labelPersona(['i have a dog .'], 'my dog is asleep', { minSingleWordLength: 3 }), 0);
   assert.equal(labelPersona(['i have two dogs .'], 'my two dogs', { minShared: 3, minSingleWordLength: 99 }), -1);
   // A shared number is specific enough on its own.
@@ -143,7 +148,7 @@ test('label distribution on convai2_valid_dev.txt is plausible', { skip: noData 
   assert.ok(d.byIndex.filter((n) => n > 0).length >= 3, 'at least 3 indices are used');
   assert.equal(d.none + d.byIndex.reduce((a, b) => a + b, 0), d.total);
   // The figures docs/labeller.md reports: a change of the rule must update the document.
-  assert.deepEqual(d, { total: 5270, none: 3141, byIndex: [500, 483, 500, 448, 198] });
+  assert.deepEqual(d, { total: 5270, none: 3000, byIndex: [534, 509, 523, 492, 212] });
 });
 
 test('importParlai reports a damaged line where it is and still imports every other line', { skip: noData }, () => {

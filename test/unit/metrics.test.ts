@@ -33,6 +33,7 @@ import {
 } from '../../src/core/metrics/index';
 import { loadNliModel, nliLabelMap } from '../../src/engine/eval';
 import { personaChatDir, skipWithoutData } from './shared-data';
+import { porterStem } from '../../src/core/porter';
 import { buildTinyNli, expectedLabel, torchSkip } from './tiny-nli';
 
 const python = process.env.PAL_PYTHON || '/usr/bin/python3';
@@ -243,6 +244,23 @@ json.dump([rouge_l(c, r) for c, r in zip(data["hyps"], data["refs"])], sys.stdou
       assert.ok(theirs.some((t) => t > 0.3));
     },
   );
+});
+
+describe('the labeller\'s Porter stemmer', () => {
+  const missing = skipWithoutData(convai2) || nltkSkip();
+  test('stems every word of the ConvAI2 dev set as nltk\'s PorterStemmer(ORIGINAL_ALGORITHM) does', { skip: missing }, () => {
+    const words = [...new Set(readFileSync(convai2, 'utf8').toLowerCase().split(/[^a-z0-9]+/).filter((w) => w.length >= 3 && !/^\d+$/.test(w)))].sort();
+    const r = spawnSync(python, ['-c', 'import json, sys\nfrom nltk.stem.porter import PorterStemmer as P\np = P(mode=P.ORIGINAL_ALGORITHM)\nprint(json.dumps([p.stem(w) for w in json.load(sys.stdin)]))'], { input: JSON.stringify(words), encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const theirs = JSON.parse(r.stdout) as string[];
+    const differ = words.filter((w, i) => porterStem(w) !== theirs[i]).map((w) => `${w}: ${porterStem(w)} vs ${theirs[words.indexOf(w)]}`);
+    assert.deepEqual(differ, [], `${differ.length} of ${words.length} words`);
+    assert.ok(words.length > 5000);
+  });
+  test('the paper\'s own examples', () => {
+    const cases: [string, string][] = [['caresses', 'caress'], ['ponies', 'poni'], ['caress', 'caress'], ['cats', 'cat'], ['feed', 'feed'], ['agreed', 'agre'], ['plastered', 'plaster'], ['motoring', 'motor'], ['sing', 'sing'], ['conflated', 'conflat'], ['hopping', 'hop'], ['falling', 'fall'], ['filing', 'file'], ['happy', 'happi'], ['relational', 'relat'], ['generalization', 'gener'], ['hiking', 'hike'], ['hike', 'hike']];
+    for (const [word, stem] of cases) assert.equal(porterStem(word), stem, word);
+  });
 });
 
 describe('ROUGE-L (hand-verified)', () => {

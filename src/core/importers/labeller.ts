@@ -10,6 +10,7 @@
  * Pure and deterministic: the same input always gives the same label.
  */
 import type { DialogueExample } from '../formats/types';
+import { porterStem } from '../porter';
 
 /**
  * Words that carry no persona content: English function words, the pieces contractions split
@@ -54,11 +55,11 @@ export const LABELLER_RULE =
   'lower-cased and split on every character that is not a letter or a digit; words in a fixed ' +
   'English stop-word list (function words, contraction pieces, chat fillers and the framing verbs ' +
   '"like", "love", "enjoy", "want", "favorite") and words shorter than 3 characters are dropped ' +
-  '(numbers are kept whatever their length); a trailing "s" is stripped from words longer than 3 ' +
-  'letters that do not end in "ss" ("dogs" -> "dog"). A persona sentence scores the number of ' +
+  '(numbers are kept whatever their length); words are reduced to their Porter (1980) stems ' +
+  '("dogs" -> "dog", "hiking" -> "hike"). A persona sentence scores the number of ' +
   'distinct content words it shares with the response. The best sentence is the label if it shares ' +
   `at least ${DEFAULT_MIN_SHARED} words, or one word of at least ${DEFAULT_MIN_SINGLE_WORD_LENGTH} ` +
-  'characters or a number; otherwise the label is -1 (none). Ties go to the sentence whose content ' +
+  'characters on both sides or a number; otherwise the label is -1 (none). Ties go to the sentence whose content ' +
   'words are the larger share in common with the response, then to the earlier sentence.';
 
 export interface LabelOptions {
@@ -72,20 +73,30 @@ export interface LabelOptions {
   minSingleWordLength?: number;
 }
 
-/** The content words of a text, as the rule defines them (distinct, in first-seen order). */
-export function contentWords(text: string): string[] {
-  const words = new Set<string>();
+// A stop word's stem is a stop word too ("enjoyed" -> "enjoi", the stem of "enjoy").
+const STOP_STEMS: ReadonlySet<string> = new Set([...STOP_WORDS].map(porterStem));
+
+/**
+ * The content words of a text as the rule defines them, stemmed: each stem (distinct, in
+ * first-seen order) with the length of the shortest word of the text that gave it.
+ */
+export function contentWordForms(text: string): Map<string, number> {
+  const words = new Map<string, number>();
   for (const raw of text.toLowerCase().split(/[^\p{L}\p{N}]+/u)) {
     if (raw === '') continue;
     const isNumber = /^\p{N}+$/u.test(raw);
     if (!isNumber && raw.length < 3) continue;
     if (STOP_WORDS.has(raw)) continue;
-    const word = !isNumber && raw.length > 3 && raw.endsWith('s') && !raw.endsWith('ss') ? raw.slice(0, -1) : raw;
-    // The stem of a stop word ("likes" -> "like") is a stop word too.
-    if (STOP_WORDS.has(word)) continue;
-    words.add(word);
+    const stem = isNumber ? raw : porterStem(raw);
+    if (STOP_STEMS.has(stem)) continue;
+    words.set(stem, Math.min(words.get(stem) ?? Infinity, raw.length));
   }
-  return [...words];
+  return words;
+}
+
+/** The content words of a text, stemmed (distinct, in first-seen order). */
+export function contentWords(text: string): string[] {
+  return [...contentWordForms(text).keys()];
 }
 
 /**
@@ -95,17 +106,19 @@ export function contentWords(text: string): string[] {
 export function labelPersona(personas: readonly string[], response: string, options: LabelOptions = {}): number {
   const minShared = options.minShared ?? DEFAULT_MIN_SHARED;
   const minSingleWordLength = options.minSingleWordLength ?? DEFAULT_MIN_SINGLE_WORD_LENGTH;
-  const responseWords = new Set(contentWords(response));
+  const responseWords = contentWordForms(response);
 
   let best = -1;
   let bestShared = 0;
   let bestShare = 0;
   personas.forEach((sentence, index) => {
-    const sentenceWords = contentWords(sentence);
+    const sentenceForms = contentWordForms(sentence);
+    const sentenceWords = [...sentenceForms.keys()];
     const shared = sentenceWords.filter((w) => responseWords.has(w));
+    // A single word counts when it is long on both sides ("hiking" and "hike" are a 4-letter match).
     const enough =
       shared.length >= minShared ||
-      shared.some((w) => w.length >= minSingleWordLength || /^\p{N}+$/u.test(w));
+      shared.some((w) => Math.min(sentenceForms.get(w)!, responseWords.get(w)!) >= minSingleWordLength || /^\p{N}+$/u.test(w));
     if (!enough) return;
     const share = shared.length / sentenceWords.length;
     // Strictly better only: an equal score and share keeps the earlier sentence.

@@ -25,7 +25,7 @@ import { allProblems, records } from '../core/formats/jsonl';
 import { pythonFor, RunManager } from './runs';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
-import type { LogLevel } from './protocol';
+import { SELECTION_MODES, type LogLevel, type SelectionMode } from './protocol';
 import { PAL_STUDIO_VERSION } from './version';
 import { trainTokenizer } from './tokenizerTrain';
 
@@ -566,27 +566,36 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   } else if (typeof options['--facts'] === 'string') {
     personas = options['--facts'].split('|').map((f) => f.trim()).filter(Boolean);
   } else throw new UsageError('pal chat needs --persona <file> or --facts "fact one|fact two"');
-  const num = (name: string) => (typeof options[name] === 'string' ? Number(options[name]) : undefined);
+  if (personas.length === 0) throw new UsageError(`${typeof options['--persona'] === 'string' ? `${options['--persona']} has no facts` : '--facts holds no fact'}: the model needs at least one to stay in character`);
+  // Every number is checked before the model loads: a typo is a usage error, never a silent default.
+  const temperature = numberOption(options, '--temperature', false);
+  const topK = numberOption(options, '--top-k', true);
+  const topP = numberOption(options, '--top-p', false);
+  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be above 0 and at most 1, not "${String(options['--top-p'])}"`);
+  const beams = numberOption(options, '--beams', true);
+  if (beams === 0) throw new UsageError('--beams must be 1 or more');
+  const maxNew = numberOption(options, '--max-new-tokens', true);
+  if (maxNew === 0) throw new UsageError('--max-new-tokens must be 1 or more');
+  const seed = numberOption(options, '--seed', true);
   const selection = options['--selection'];
-  if (selection !== undefined && !['auto', 'model', 'retrieval'].includes(selection as string)) throw new UsageError('--selection must be auto, model or retrieval');
-  const penalty = num('--repetition-penalty');
+  if (selection !== undefined && !(SELECTION_MODES as readonly unknown[]).includes(selection)) throw new UsageError(`--selection must be ${SELECTION_MODES.join(', ')}`);
+  const penalty = numberOption(options, '--repetition-penalty', false);
   if (penalty !== undefined && !(penalty > 0)) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
-  const ngram = num('--no-repeat-ngram');
-  if (ngram !== undefined && !(Number.isInteger(ngram) && ngram >= 0)) throw new UsageError('--no-repeat-ngram must be a whole number from 0 (0 = off)');
+  const ngram = numberOption(options, '--no-repeat-ngram', true);
   const m = await loadModel(resolveModelSpec(process.cwd(), model));
   if (m.deviceNote) io.err(`${m.deviceNote}\n`);
   const json = options['--json'] === true;
-  const defined = <T>(k: string, v: T | undefined) => (v === undefined || Number.isNaN(v) ? {} : { [k]: v });
+  const defined = <T>(k: string, v: T | undefined) => (v === undefined ? {} : { [k]: v });
   const r = await respond(m, { personas, history: [...history, positional[0]!] }, {
-    ...defined('temperature', num('--temperature')),
-    ...defined('topK', num('--top-k')),
-    ...defined('topP', num('--top-p')),
-    ...defined('numBeams', num('--beams')),
-    ...defined('repetitionPenalty', num('--repetition-penalty')),
-    ...defined('noRepeatNgramSize', num('--no-repeat-ngram')),
-    ...defined('maxNewTokens', num('--max-new-tokens')),
-    ...defined('seed', num('--seed')),
-    ...(selection ? { selection: selection as 'auto' | 'model' | 'retrieval' } : {}),
+    ...defined('temperature', temperature),
+    ...defined('topK', topK),
+    ...defined('topP', topP),
+    ...defined('numBeams', beams),
+    ...defined('repetitionPenalty', penalty),
+    ...defined('noRepeatNgramSize', ngram),
+    ...defined('maxNewTokens', maxNew),
+    ...defined('seed', seed),
+    ...(selection ? { selection: selection as SelectionMode } : {}),
     ...(json ? {} : { onText: (piece: string) => io.out(piece) }),
   });
   if (json) io.out(`${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, selectProbabilities: r.selectProbabilities, response: r.response, device: m.device }, null, 2)}\n`);

@@ -41,6 +41,7 @@ import { fetchModel, isFetched, knownModelNamed, resolveModelSpec } from './base
 import { cacheRoot, embeddedModelDir } from './paths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
+import { SELECTION_MODES } from './protocol';
 import { runTrainerJob, type GeneratedRow, type TrainerEvent } from './trainer';
 
 export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate'] as const;
@@ -592,7 +593,7 @@ export interface PredictionRow {
  * `pal eval`: what a run's evaluation and `pal predict` write. Null when cancelled.
  */
 /** How `pal predict` picks the highlighted sentence: a selection mode, or the evaluation's trivial rows (the gold label, or none). */
-export const PREDICT_SELECTIONS = ['auto', 'model', 'retrieval', 'gold', 'none'] as const;
+export const PREDICT_SELECTIONS = [...SELECTION_MODES, 'gold', 'none'] as const;
 export type PredictSelection = (typeof PREDICT_SELECTIONS)[number];
 
 export async function predictExamples(

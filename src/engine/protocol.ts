@@ -282,7 +282,8 @@ export interface SelectThenGenerateParams {
  * BM25 over the partner's last turn ('retrieval'), or 'auto' (the model's when it was trained on
  * select, else BM25).
  */
-export type SelectionMode = 'auto' | 'model' | 'retrieval';
+export const SELECTION_MODES = ['auto', 'model', 'retrieval'] as const;
+export type SelectionMode = (typeof SELECTION_MODES)[number];
 
 /** Where the highlighted sentence came from; 'given' is an evaluation row's (the gold label, or none). */
 export type SelectionSource = 'model' | 'retrieval' | 'none' | 'given';

@@ -53,3 +53,33 @@ test('pal info prints a readable report of the whole search', () => {
   assert.match(r.stdout, /Devices:\n {2}cpu /);
   assert.match(r.stdout, /Python: {3}(\/\S+ \(Python [\d.]+|not usable)/);
 });
+
+test('pal chat answers with the embedded model, and refuses bad numbers and an empty persona before loading it', () => {
+  const facts = 'i keep a lighthouse .|my cat is called tern .';
+  const ok = pal('chat', '--model', 'pal-default', '--facts', facts, 'do you have pets ?', '--max-new-tokens', '6', '--json');
+  assert.equal(ok.status, 0, ok.stderr);
+  const reply = JSON.parse(ok.stdout);
+  assert.equal(typeof reply.response, 'string');
+  assert.equal(reply.selectionSource, 'model');
+  assert.equal(reply.selectProbabilities.facts.length, 2);
+  // Issue 18.5: every one of these was accepted silently.
+  const cases: [string[], RegExp][] = [
+    [['--temperature', 'abc'], /--temperature must be a number, not "abc"/],
+    [['--temperature', '-1'], /--temperature must be a number, not "-1"/],
+    [['--top-k', '-3'], /--top-k must be a whole number, not "-3"/],
+    [['--top-p', '1.5'], /--top-p must be above 0 and at most 1/],
+    [['--seed', 'xyz'], /--seed must be a whole number, not "xyz"/],
+    [['--beams', 'abc'], /--beams must be a whole number, not "abc"/],
+    [['--beams', '0'], /--beams must be 1 or more/],
+    [['--max-new-tokens', '0'], /--max-new-tokens must be 1 or more/],
+    [['--selection', 'gold'], /--selection must be auto, model, retrieval/],
+  ];
+  for (const [extra, message] of cases) {
+    const r = pal('chat', '--model', 'pal-default', '--facts', facts, 'hi', ...extra);
+    assert.equal(r.status, 2, `${extra.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+  const empty = pal('chat', '--model', 'pal-default', '--facts', ' | ', 'hi');
+  assert.equal(empty.status, 2);
+  assert.match(empty.stderr, /--facts holds no fact: the model needs at least one/);
+});

@@ -356,7 +356,7 @@ async function exportCommand(args: readonly string[], io: Io): Promise<number> {
   for (const p of result.problems) io.err(`${formatProblem(p)}\n`);
   for (const f of result.written) io.out(`${f}\n`);
   const left = result.leftOut;
-  const leftText = left && left.total ? `; left out ${left.total} (${[left.pending && `${left.pending} pending`, left.skipped && `${left.skipped} skipped`, left.tie && `${left.tie} tie`, left.unsupported.length && `${left.unsupported.length} the format cannot hold`].filter(Boolean).join(', ')})` : '';
+  const leftText = left && left.total ? `; left out ${left.total} (${[left.pending && `${left.pending} pending`, left.skipped && `${left.skipped} skipped`, left.tie && `${left.tie} tie`, left.unsupported.length && `${left.unsupported.length} the format cannot hold`, left.unreadable && `${left.unreadable} unreadable line${left.unreadable === 1 ? '' : 's'}`].filter(Boolean).join(', ')})` : '';
   io.err(`Exported ${result.exported} to ${to}${leftText}.\n${result.usage}\n`);
   return 0;
 }

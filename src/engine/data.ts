@@ -174,13 +174,15 @@ export async function exportFile(options: ExportOptions): Promise<ExportResult> 
   const doc = parsePairs(text, options.input);
   const pairs = records(doc).map((r) => r.value);
   const name = safeDatasetName(options.name ?? path.basename(options.input).replace(/\.pairs\.jsonl$/i, ''));
-  const result = options.to === 'trl' ? exportTrl(pairs, name) : options.to === 'llama-factory' ? exportLlamaFactory(pairs, name) : exportAxolotl(pairs, name);
+  const unreadable = allProblems(doc).filter((p) => p.severity === 'error');
+  // Each unreadable line counts once, however many problems it has.
+  const lines = new Set(unreadable.map((p) => p.line)).size;
+  const result = options.to === 'trl' ? exportTrl(pairs, name, lines) : options.to === 'llama-factory' ? exportLlamaFactory(pairs, name, lines) : exportAxolotl(pairs, name, lines);
   const written: string[] = [];
   for (const f of result.files) {
     const target = path.join(options.out, ...f.path.split('/'));
     await writeFileSafely(target, f.content, force);
     written.push(target);
   }
-  const unreadable = allProblems(doc).filter((p) => p.severity === 'error');
   return { to: options.to, written, exported: result.exported, leftOut: result.leftOut, usage: result.usage, problems: unreadable };
 }

@@ -9,6 +9,7 @@
  */
 import { NotificationType, NotificationType0, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { Problem } from '../core/formats/types';
+import type { LeftOut } from '../core/exporters/pairs';
 
 /** Bumped on any incompatible change; the client refuses an engine that speaks another version. */
 export const ENGINE_PROTOCOL_VERSION = 1;
@@ -204,7 +205,7 @@ export interface ExportResult {
   readonly to: ExportParams['to'];
   readonly written: readonly string[];
   readonly exported: number;
-  readonly leftOut?: { readonly total: number; readonly pending: number; readonly skipped: number; readonly tie: number; readonly unsupported: readonly { index: number; reason: string }[] };
+  readonly leftOut?: Readonly<LeftOut>;
   readonly usage: string;
   readonly problems: readonly Problem[];
 }

@@ -82,6 +82,16 @@ test('pal export: pairs for TRL, LLaMA-Factory and axolotl; pending pairs are le
   const again = pal('export', pairs, '--to', 'trl', '--out', path.join(dir, 'trl'));
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already exists/);
+  // Issue 18.3: a line that cannot be read is left out too, and said so ("No pair was left out." was printed).
+  const broken = path.join(dir, 'broken.pairs.jsonl');
+  const good = JSON.stringify({ prompt: 'any pets ?', chosen: 'a cat .', rejected: 'no .', status: 'chosen' });
+  writeFileSync(broken, `${good}\n{"prompt": "cut off\n${good}\n`);
+  const r = pal('export', broken, '--to', 'trl', '--out', path.join(dir, 'trl-broken'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /broken\.pairs\.jsonl:2:/);
+  assert.match(r.stderr, /Exported 2 to trl; left out 1 \(1 unreadable line\)/);
+  assert.match(r.stderr, /Left out 1 pair: 1 on line that could not be read\./);
+  assert.doesNotMatch(r.stderr, /No pair was left out/);
 });
 
 test('usage errors exit 2 and say what is wrong', () => {

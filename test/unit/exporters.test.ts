@@ -60,7 +60,7 @@ test('exportTrl writes prompt, chosen and rejected only, for chosen and status-l
     },
   ]);
   assert.equal(out.exported, 2);
-  assert.deepEqual(out.leftOut, { total: 4, pending: 2, skipped: 1, tie: 1, unsupported: [] });
+  assert.deepEqual(out.leftOut, { total: 4, pending: 2, skipped: 1, tie: 1, unreadable: 0, unsupported: [] });
   assert.match(out.usage, /standard preference format/);
   assert.match(out.usage, /Left out 4 pairs: 2 pending, 1 skipped, 1 tie\./);
 });
@@ -100,7 +100,7 @@ test('exportLlamaFactory: alpaca ranking format and its dataset_info entry', () 
     },
   });
   assert.equal(out.exported, 2);
-  assert.deepEqual(out.leftOut, { total: 4, pending: 2, skipped: 1, tie: 1, unsupported: [] });
+  assert.deepEqual(out.leftOut, { total: 4, pending: 2, skipped: 1, tie: 1, unreadable: 0, unsupported: [] });
   assert.match(out.usage, /dataset: pal_persona_dpo/);
 });
 
@@ -175,6 +175,7 @@ test("exportAxolotl: chat_template.default records and the config snippet to pas
     pending: 2,
     skipped: 1,
     tie: 2,
+    unreadable: 0,
     unsupported: [{ index: 2, reason: 'the prompt must end with a user message' }],
   });
 });

@@ -21,6 +21,8 @@ export interface LeftOut {
   pending: number;
   skipped: number;
   tie: number;
+  /** Lines of the input file that could not be read as pairs (the caller counts them). */
+  unreadable: number;
   /** Pairs the target format cannot hold: 0-based index in the input, and why. */
   unsupported: { index: number; reason: string }[];
 }
@@ -45,8 +47,8 @@ interface Selected {
 }
 
 /** The pairs to export and the count of those left out for their status. */
-function selectJudged(pairs: readonly PreferencePair[]): { selected: Selected[]; leftOut: LeftOut } {
-  const leftOut: LeftOut = { total: 0, pending: 0, skipped: 0, tie: 0, unsupported: [] };
+function selectJudged(pairs: readonly PreferencePair[], unreadable: number): { selected: Selected[]; leftOut: LeftOut } {
+  const leftOut: LeftOut = { total: 0, pending: 0, skipped: 0, tie: 0, unreadable, unsupported: [] };
   const selected: Selected[] = [];
   pairs.forEach((pair, index) => {
     const status = pair.status;
@@ -59,7 +61,7 @@ function selectJudged(pairs: readonly PreferencePair[]): { selected: Selected[];
 
 function finish(leftOut: LeftOut): LeftOut {
   leftOut.unsupported.sort((a, b) => a.index - b.index);
-  leftOut.total = leftOut.pending + leftOut.skipped + leftOut.tie + leftOut.unsupported.length;
+  leftOut.total = leftOut.pending + leftOut.skipped + leftOut.tie + leftOut.unreadable + leftOut.unsupported.length;
   return leftOut;
 }
 
@@ -70,6 +72,7 @@ function leftOutSentence(leftOut: LeftOut): string {
   if (leftOut.skipped) parts.push(`${leftOut.skipped} skipped`);
   if (leftOut.tie) parts.push(`${leftOut.tie} tie${leftOut.tie === 1 ? '' : 's'}`);
   if (leftOut.unsupported.length) parts.push(`${leftOut.unsupported.length} the format cannot hold`);
+  if (leftOut.unreadable) parts.push(`${leftOut.unreadable} on line${leftOut.unreadable === 1 ? '' : 's'} that could not be read`);
   return `Left out ${leftOut.total} pair${leftOut.total === 1 ? '' : 's'}: ${parts.join(', ')}.`;
 }
 
@@ -101,9 +104,9 @@ const jsonl = (records: readonly unknown[]) => records.map((r) => `${JSON.string
 // TRL (DPOTrainer and the other preference trainers): one JSON object a line with `prompt`,
 // `chosen` and `rejected`, either all text ("standard") or all message lists ("conversational").
 
-export function exportTrl(pairs: readonly PreferencePair[], datasetName = 'pal_pairs'): PairExport {
+export function exportTrl(pairs: readonly PreferencePair[], datasetName = 'pal_pairs', unreadable = 0): PairExport {
   const name = safeDatasetName(datasetName);
-  const { selected, leftOut } = selectJudged(pairs);
+  const { selected, leftOut } = selectJudged(pairs, unreadable);
   // One file must be all standard or all conversational (a datasets column has one type), so a
   // mix is made conversational: a text prompt becomes a user message, a text response an
   // assistant message. Otherwise the pairs are kept exactly as they are.
@@ -169,9 +172,9 @@ function toShareGpt(pair: PreferencePair): { record: Record<string, unknown>; ha
   return { record, hasSystem: system !== undefined };
 }
 
-export function exportLlamaFactory(pairs: readonly PreferencePair[], datasetName: string): PairExport {
+export function exportLlamaFactory(pairs: readonly PreferencePair[], datasetName: string, unreadable = 0): PairExport {
   const name = safeDatasetName(datasetName);
-  const { selected, leftOut } = selectJudged(pairs);
+  const { selected, leftOut } = selectJudged(pairs, unreadable);
   const alpaca = selected.every(({ pair }) => isStandard(pair));
   const records: Record<string, unknown>[] = [];
   let hasSystem = false;
@@ -224,9 +227,9 @@ export function exportLlamaFactory(pairs: readonly PreferencePair[], datasetName
 export const AXOLOTL_DATASET_TYPE = 'chat_template.default';
 const AXOLOTL_ROLES = ['system', 'user', 'assistant'];
 
-export function exportAxolotl(pairs: readonly PreferencePair[], datasetName: string): PairExport {
+export function exportAxolotl(pairs: readonly PreferencePair[], datasetName: string, unreadable = 0): PairExport {
   const name = safeDatasetName(datasetName);
-  const { selected, leftOut } = selectJudged(pairs);
+  const { selected, leftOut } = selectJudged(pairs, unreadable);
   const records: Record<string, unknown>[] = [];
   for (const { index, pair } of selected) {
     const messages = promptMessages(pair.prompt);

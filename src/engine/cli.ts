@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
-import { collectFiles, exportFile, importFile, validateFile, writeFileSafely, type ExportTarget } from './data';
+import { collectFiles, ensureFolder, exportFile, importFile, validateFile, writeFileSafely, type ExportTarget } from './data';
 import { compareRuns, formatComparison, formatEvalTable, jsonReport, pairReports, runEvaluation, writeReports } from './eval';
 import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
@@ -374,10 +374,12 @@ async function evalCommand(args: readonly string[], io: Io): Promise<number> {
   if (tokenize !== 'whitespace' && tokenize !== 'words') throw new UsageError(`--tokenize must be whitespace or words, not "${String(tokenize)}"`);
   const baseline = options['--baseline'] as string | undefined;
   const nli = options['--nli'] as string | undefined;
+  // The report folder first: a bad --out is said before minutes of NLI scoring, not after.
+  const out = options['--out'];
+  if (typeof out === 'string') await ensureFolder(out, '--out');
   const result = await runEvaluation({ predictions, tokenization: tokenize, ...(baseline ? { baseline } : {}), ...(nli ? { nli } : {}) });
   const report = jsonReport(result, nli);
   io.out(options['--json'] ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
-  const out = options['--out'];
   if (typeof out === 'string') for (const f of await writeReports(out, result, nli)) io.err(`Wrote ${f}\n`);
   return 0;
 }

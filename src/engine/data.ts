@@ -49,6 +49,30 @@ export async function collectFiles(paths: readonly string[]): Promise<string[]> 
  * Writes a file atomically (a temporary file renamed into place: a crash never leaves half a
  * file) and, unless `force`, refuses to replace one that exists.
  */
+/**
+ * Makes a folder (and its parents), or says in words why it cannot be made: a file in its place,
+ * a link to somewhere that is not there, a file where a parent folder should be. `what` names the
+ * folder for the user ("--out", "the run's output folder").
+ */
+export async function ensureFolder(dir: string, what = dir): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const link = await fs.readlink(dir).catch(() => undefined);
+    if (link !== undefined && !(await fs.stat(dir).catch(() => undefined))) throw new Error(`${what} (${dir}) is a link to ${link}, which is not there: make that folder, or point ${what} somewhere else.`);
+    const here = await fs.stat(dir).catch(() => undefined);
+    if (here && !here.isDirectory()) throw new Error(`${what} (${dir}) is a file, not a folder: choose a folder (it is made when it is not there).`);
+    for (let parent = path.dirname(dir); parent !== path.dirname(parent); parent = path.dirname(parent)) {
+      const st = await fs.stat(parent).catch(() => undefined);
+      if (st && !st.isDirectory()) throw new Error(`${what} (${dir}) cannot be made: ${parent} is a file, not a folder.`);
+      if (st) break;
+    }
+    throw new Error(`${what} (${dir}) cannot be made (${code ?? (err as Error).message}).`);
+  }
+}
+
 export async function writeFileSafely(file: string, content: string, force: boolean): Promise<void> {
   if (!force) {
     const exists = await fs.stat(file).then(
@@ -57,7 +81,7 @@ export async function writeFileSafely(file: string, content: string, force: bool
     );
     if (exists) throw new Error(`${file} already exists; choose another name or pass --force to replace it.`);
   }
-  await fs.mkdir(path.dirname(file), { recursive: true });
+  await ensureFolder(path.dirname(file), `the folder of ${file}`);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await fs.writeFile(tmp, content, { flag: 'wx' });

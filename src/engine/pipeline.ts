@@ -34,7 +34,7 @@ import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import { annotatedPairs, finetuneItems, rejectionPrompts, selectCounts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type Rejection, type ResolvedExample, type TextPair } from '../core/mixture';
 import { trimHistory, type PromptFormat } from '../core/prompts';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
-import { writeFileSafely } from './data';
+import { ensureFolder, writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond, type DecodingOptions, type SelectThenGenerateResult } from './inference';
 import { fetchModel, isFetched, knownModelNamed, resolveModelSpec } from './baseModels';
@@ -296,7 +296,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   const { config, baseDir } = prep;
   const runDir = path.resolve(baseDir, config.output, config.name);
   if (options.allowedRoots) await checkRunPaths(configFile, config, baseDir, options.allowedRoots);
-  await fs.mkdir(runDir, { recursive: true });
+  await ensureFolder(runDir, `the run folder (output: ${config.output}, name: ${config.name})`);
   // One process per run folder: a second VS Code window (its own engine) or a pal train on the
   // same run would race the first for the same checkpoints.
   const release = await acquireRunLock(runDir);

@@ -2,7 +2,7 @@
 // small predictions files whose metrics are worked out by hand below.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -238,4 +238,23 @@ test('pal predict answers every example as the run evaluation does, and pal eval
   const none = path.join(dir, 'none.jsonl');
   assert.equal(pal('predict', '--model', 'pal-default', set, '--out', none, '--selection', 'none', '--max-new-tokens', '8').status, 0);
   assert.deepEqual(readFileSync(none, 'utf8').trim().split('\n').map((l) => JSON.parse(l).selected), [-1, -1, -1]);
+});
+
+test('a bad --out is said in words before any scoring: a file in its place, a dangling link, a file as parent (issue 18.11)', () => {
+  const hand = path.join(dir, 'hand.jsonl');
+  const existing = file('a-file', ['x']);
+  const cases: [string, RegExp][] = [
+    [existing, /--out \(.*a-file\) is a file, not a folder/],
+    [path.join(existing, 'sub'), /--out \(.*a-file\/sub\) cannot be made: .*a-file is a file, not a folder/],
+  ];
+  const dangling = path.join(dir, 'dangling');
+  symlinkSync(path.join(dir, 'nowhere', 'deeper'), dangling);
+  cases.push([dangling, /--out \(.*dangling\) is a link to .*nowhere\/deeper, which is not there/]);
+  for (const [out, message] of cases) {
+    const r = pal('eval', '--predictions', hand, '--out', out);
+    assert.equal(r.status, 1, out);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /EEXIST|ENOENT|ENOTDIR/);
+    assert.equal(r.stdout, '', 'nothing was scored');
+  }
 });

@@ -33,6 +33,9 @@ import { PAL_STUDIO_VERSION } from './version';
 // ---------------------------------------------------------------------------------------------
 // Reading predictions
 
+/** The longest prediction or reference pal eval scores: a dialogue reply is a few hundred characters. */
+export const MAX_TEXT_CHARS = 20_000;
+
 /** Reads a predictions file; any malformed line is an error naming its line (nothing is skipped silently). */
 export async function readPredictions(file: string): Promise<PredictionRecord[]> {
   const text = (await fs.readFile(file, 'utf8')).replace(/^\uFEFF/, '');
@@ -65,6 +68,10 @@ function checkRecord(value: unknown): string | undefined {
   const r = value as Record<string, unknown>;
   if (typeof r.prediction !== 'string') return '"prediction" must be a string';
   if (typeof r.reference !== 'string') return '"reference" must be a string';
+  for (const key of ['prediction', 'reference'] as const) {
+    const length = (r[key] as string).length;
+    if (length > MAX_TEXT_CHARS) return `"${key}" is ${length.toLocaleString('en')} characters long; pal eval scores replies, and above ${MAX_TEXT_CHARS.toLocaleString('en')} characters ROUGE-L (every word against every word) would take minutes: cut it, or leave the line out`;
+  }
   if (r.personas !== undefined && !(Array.isArray(r.personas) && r.personas.every((p) => typeof p === 'string'))) return '"personas" must be an array of strings';
   if (r.history !== undefined && !(Array.isArray(r.history) && r.history.every((p) => typeof p === 'string'))) return '"history" must be an array of strings';
   for (const key of ['selected', 'gold_persona'] as const) {

@@ -258,3 +258,11 @@ test('a bad --out is said in words before any scoring: a file in its place, a da
     assert.equal(r.stdout, '', 'nothing was scored');
   }
 });
+
+test('a line too long to score is refused, naming the line, instead of running for minutes (issue 18.4)', () => {
+  const long = 'word '.repeat(5000);
+  const f = file('long.jsonl', [HAND_CASE[0], { prediction: long, reference: long }]);
+  const r = pal('eval', '--predictions', f);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /long\.jsonl:2:1: error: "prediction" is 25,000 characters long; .* above 20,000 characters ROUGE-L/);
+});

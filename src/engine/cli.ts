@@ -336,7 +336,10 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   for (const p of result.problems) io.err(`${formatProblem(p)}\n`);
   const what = result.format === 'card' ? 'persona' : `example${result.count === 1 ? '' : 's'}`;
   const unread = result.problems.filter((p) => p.severity === 'error').length;
-  io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}) into ${result.out}${unread ? `; ${unread} line${unread === 1 ? '' : 's'} could not be read (above)` : ''}.\n`);
+  const unreadText = unread ? `; ${unread} line${unread === 1 ? '' : 's'} could not be read (above)` : '';
+  const splitText = result.split ? `; split ${result.split.split}${result.split.from === 'file name' ? ', from the file name' : result.split.from === 'default' ? `, the ${result.format} default: --split to change` : ''}` : '';
+  if (result.count === 0) io.err(`Nothing imported from ${positional[0]} (${result.format})${unreadText}: ${result.out} was not written.\n`);
+  else io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}${splitText}) into ${result.out}${unreadText}.\n`);
   return result.count > 0 ? 0 : 1;
 }
 

@@ -114,12 +114,33 @@ export interface ImportOptions {
 export interface ImportResult {
   readonly format: ImportFormat;
   readonly out: string;
-  /** Examples written (dialogue imports) or 1 for a persona. */
+  /** Examples written (dialogue imports) or 1 for a persona; 0: nothing was imported and `out` was not written. */
   readonly count: number;
+  /** The split the examples were given, and why (dialogue imports). */
+  readonly split?: { readonly split: DialogueExample['split']; readonly from: 'option' | 'file name' | 'default' };
   readonly problems: Problem[];
 }
 
+/** The split a file's name says ("train_both_original.txt", "valid_self.txt", "convai2_dev.txt"), if any. */
+export function splitFromName(file: string): DialogueExample['split'] | undefined {
+  const name = path.basename(file).toLowerCase();
+  const says = (word: string) => new RegExp(`(^|[^a-z])${word}([^a-z]|$)`).test(name);
+  if (says('train')) return 'train';
+  if (says('valid') || says('dev') || says('val')) return 'valid';
+  if (says('test')) return 'test';
+  return undefined;
+}
+
+/** Whether two paths name one file (the same path, a link to it, or a hard link): an import must never write over its input. */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([fs.stat(a).catch(() => undefined), fs.stat(b).catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+}
+
 export async function importFile(options: ImportOptions): Promise<ImportResult> {
+  if (await sameFile(options.input, options.out)) {
+    throw new Error(`${options.out} is the file being imported (${options.input}): importing over it would lose it. Choose another --out.`);
+  }
   const raw = await fs.readFile(options.input);
   // Corpora travel gzip-compressed (*.jsonl.gz); the magic bytes decide, not the name.
   const text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
@@ -134,16 +155,22 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
     await writeFileSafely(options.out, serialisePersona(persona, options.out), options.force ?? false);
     return { format, out: options.out, count: 1, problems };
   }
-  const split = options.split ? { split: options.split } : {};
+  expectKind(options.out, 'dialogues', '.dialogues.jsonl');
+  // The split: as asked, else as the file's name says (ParlAI's train_*.txt gave "valid" before).
+  const named = splitFromName(options.input.replace(/\.gz$/i, ''));
+  const chosen = options.split ?? named;
+  const split = chosen ? { split: chosen } : {};
   const imported =
     format === 'persona-chat' ? importParlai(text, options.input, split) : format === 'corpus' ? importCorpus(text, options.input, split) : importSyntheticPersonaChat(text, options.input, split);
   const { problems } = imported;
   const pool = options.balance ? balanceLabels(imported.examples, options.seed ?? 42) : imported.examples;
   const drawn = options.sample !== undefined ? sampleExamples(pool, options.sample, options.seed ?? 42) : pool;
   const examples = options.limit !== undefined ? drawn.slice(0, options.limit) : drawn;
-  expectKind(options.out, 'dialogues', '.dialogues.jsonl');
+  const splitInfo = { split: examples[0]?.split ?? chosen ?? 'valid', from: options.split ? ('option' as const) : named ? ('file name' as const) : ('default' as const) };
+  // Nothing to import: no empty file is left to block the next try.
+  if (examples.length === 0) return { format, out: options.out, count: 0, split: splitInfo, problems };
   await writeFileSafely(options.out, examples.map((e) => `${JSON.stringify(e)}\n`).join(''), options.force ?? false);
-  return { format, out: options.out, count: examples.length, problems };
+  return { format, out: options.out, count: examples.length, split: splitInfo, problems };
 }
 
 /** Every labelled example and as many unlabelled ones, drawn with `seed`, in file order. */

@@ -10,6 +10,8 @@
 import { NotificationType, NotificationType0, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { Problem } from '../core/formats/types';
 import type { LeftOut } from '../core/exporters/pairs';
+// The engine's own result types, where the engine and its clients must agree on their shape.
+import type { ImportResult } from './data';
 
 /** Bumped on any incompatible change; the client refuses an engine that speaks another version. */
 export const ENGINE_PROTOCOL_VERSION = 1;
@@ -184,12 +186,7 @@ export interface ImportParams {
   readonly limit?: number;
 }
 
-export interface ImportResult {
-  readonly format: 'persona-chat' | 'spc' | 'corpus' | 'card';
-  readonly out: string;
-  readonly count: number;
-  readonly problems: readonly Problem[];
-}
+export type { ImportResult };
 
 export const ImportRequest = new RequestType<ImportParams, ImportResult, void>('data/import');
 

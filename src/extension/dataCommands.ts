@@ -45,7 +45,12 @@ export async function importData(host: EngineHost): Promise<void> {
   const result = await host.client.request(ImportRequest, { input: input.fsPath, from: kind.from, out: target.fsPath, force: true });
   const skipped = result.problems.length ? ` ${result.problems.length} part${result.problems.length === 1 ? '' : 's'} could not be read (see the PAL Studio output).` : '';
   for (const p of result.problems) host.log(`import ${p.file}:${p.line}:${p.column}: ${p.message}`);
-  const choice = await vscode.window.showInformationMessage(`Imported ${result.count} ${result.format === 'card' ? 'persona' : 'examples'} into ${path.basename(result.out)}.${skipped}`, 'Open');
+  if (result.count === 0) {
+    await vscode.window.showWarningMessage(`Nothing to import from ${path.basename(input.fsPath)}: ${path.basename(result.out)} was not written.${skipped}`);
+    return;
+  }
+  const split = result.split ? ` (split ${result.split.split}${result.split.from === 'file name' ? ', from the file name' : ''})` : '';
+  const choice = await vscode.window.showInformationMessage(`Imported ${result.count} ${result.format === 'card' ? 'persona' : 'examples'}${split} into ${path.basename(result.out)}.${skipped}`, 'Open');
   if (choice) await vscode.window.showTextDocument(vscode.Uri.file(result.out));
 }
 

@@ -1,7 +1,7 @@
 // pal validate / import / export, run as a user runs them, on real data from ../shared/data.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { linkSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
@@ -36,7 +36,7 @@ test('pal import: ConvAI2 text into a dialogue set that validates, without ever 
   const out = path.join(dir, 'convai2.dialogues.jsonl');
   const r = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /Imported 5270 examples .* \(persona-chat\)/);
+  assert.match(r.stderr, /Imported 5270 examples .* \(persona-chat; split valid, from the file name\)/);
   const lines = readFileSync(out, 'utf8').trim().split('\n');
   assert.equal(lines.length, 5270);
   assert.equal(pal('validate', out).status, 0);
@@ -52,7 +52,7 @@ test('pal import guesses Synthetic-Persona-Chat CSV and Character Cards from the
   const spc = path.join(dir, 'spc.dialogues.jsonl');
   const r = pal('import', path.join(data, 'synthetic_persona_chat_test.csv'), '--out', spc);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /\(spc\)/);
+  assert.match(r.stderr, /\(spc; split test, from the file name\)/);
   assert.equal(pal('validate', spc).status, 0);
   const card = path.join(dir, 'card.json');
   writeFileSync(card, JSON.stringify({ spec: 'chara_card_v2', spec_version: '2.0', data: { name: 'Captain Io', description: 'Io pilots a cargo ship. Io hates paperwork.', personality: 'gruff, loyal', scenario: '', first_mes: 'Aboard!', mes_example: '', creator_notes: '', system_prompt: '', post_history_instructions: '', alternate_greetings: [], tags: ['space'], creator: 'test', character_version: '1', extensions: {} } }));
@@ -99,4 +99,38 @@ test('usage errors exit 2 and say what is wrong', () => {
   assert.equal(pal('export', 'x.pairs.jsonl', '--to', 'onnx', '--out', 'o').status, 2);
   assert.match(pal('import', 'a', '--out', 'b', '--from', 'csv').stderr, /--from must be persona-chat, spc, corpus or card/);
   assert.equal(pal('validate').status, 2);
+});
+
+test('pal import never writes over its input, leaves no empty file behind, and takes the split from the file name (issue 18.8, 18.10)', () => {
+  const episode = '1 your persona: i have a dog named rex .\n2 your persona: i like to ski .\n3 hi , do you have pets ?\tyes , a dog named rex .\n';
+  const train = path.join(dir, 'train_both_original.txt');
+  writeFileSync(train, episode);
+  const out = path.join(dir, 'train.dialogues.jsonl');
+  const r = pal('import', train, '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /Imported 1 example from .*\(persona-chat; split train, from the file name\)/);
+  assert.equal(JSON.parse(readFileSync(out, 'utf8').trim()).split, 'train');
+  const plain = path.join(dir, 'episodes.txt');
+  writeFileSync(plain, episode);
+  assert.match(pal('import', plain, '--out', path.join(dir, 'plain.dialogues.jsonl')).stderr, /\(persona-chat; split valid, the persona-chat default: --split to change\)/);
+  // Its own input, by the same path, through a link, or as a hard link: refused, the file intact.
+  const before = readFileSync(out, 'utf8');
+  const link = path.join(dir, 'link.dialogues.jsonl');
+  symlinkSync(out, link);
+  const hard = path.join(dir, 'hard.dialogues.jsonl');
+  linkSync(out, hard);
+  for (const target of [out, link, hard]) {
+    const self = pal('import', out, '--out', target, '--force');
+    assert.equal(self.status, 1, target);
+    assert.match(self.stderr, /is the file being imported .*importing over it would lose it/);
+  }
+  assert.equal(readFileSync(out, 'utf8'), before);
+  // Nothing to import (persona lines only): no empty output file blocks the next try.
+  const empty = path.join(dir, 'valid_none.txt');
+  writeFileSync(empty, '1 your persona: i have a dog named rex .\n');
+  const none = path.join(dir, 'none.dialogues.jsonl');
+  const n = pal('import', empty, '--out', none);
+  assert.equal(n.status, 1);
+  assert.match(n.stderr, /Nothing imported from .*none\.dialogues\.jsonl was not written/);
+  assert.equal(existsSync(none), false);
 });

@@ -98,7 +98,7 @@ export interface Prepared {
   readonly pairs: readonly PreferencePair[];
 }
 
-async function listFiles(entries: readonly string[], baseDir: string, suffix: RegExp): Promise<string[]> {
+async function listFiles(entries: readonly string[], baseDir: string, suffix: RegExp, confine?: (file: string) => Promise<void>): Promise<string[]> {
   const out: string[] = [];
   for (const entry of entries) {
     const p = path.resolve(baseDir, entry);
@@ -108,6 +108,7 @@ async function listFiles(entries: readonly string[], baseDir: string, suffix: Re
       for (const f of (await fs.readdir(p)).sort()) if (suffix.test(f)) out.push(path.join(p, f));
     } else out.push(p);
   }
+  if (confine) for (const f of out) await confine(f);
   return out;
 }
 
@@ -119,19 +120,26 @@ async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; b
   return { config: doc.config, baseDir: path.dirname(path.resolve(configFile)) };
 }
 
-export async function prepareRun(configFile: string): Promise<Prepared> {
+/**
+ * Reads and checks everything a run trains on. With `allowedRoots`, every path is confined to them
+ * before anything is opened (a file outside, read and reported as parse errors, would leak it).
+ */
+export async function prepareRun(configFile: string, allowedRoots?: readonly string[]): Promise<Prepared> {
   const { config, baseDir } = await loadRunConfig(configFile);
+  if (allowedRoots) await checkRunPaths(configFile, config, baseDir, allowedRoots);
+  const confine = fileConfinement(configFile, allowedRoots);
+  const confined = (key: string) => (confine ? (f: string) => confine(f, key) : undefined);
   const problems: string[] = [];
 
   const personas = new Map<string, Persona>();
-  for (const f of await listFiles(config.data.personas, baseDir, /\.persona\.(ya?ml|json)$/i)) {
+  for (const f of await listFiles(config.data.personas, baseDir, /\.persona\.(ya?ml|json)$/i, confined('data.personas'))) {
     const p = parsePersona(await fs.readFile(f, 'utf8'), f);
     problems.push(...p.problems.filter((x) => x.severity === 'error').map(formatProblem));
     if (p.persona) personas.set(p.persona.id, p.persona);
   }
   const train: ResolvedExample[] = [];
   const heldOut: ResolvedExample[] = [];
-  for (const f of await listFiles(config.data.dialogues, baseDir, /\.dialogues\.jsonl$/i)) {
+  for (const f of await listFiles(config.data.dialogues, baseDir, /\.dialogues\.jsonl$/i, confined('data.dialogues'))) {
     const d = parseDialogues(await fs.readFile(f, 'utf8'), f);
     problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
     for (const { line, value } of records(d)) {
@@ -144,7 +152,7 @@ export async function prepareRun(configFile: string): Promise<Prepared> {
     }
   }
   const pairs: PreferencePair[] = [];
-  for (const f of await listFiles(config.data.pairs, baseDir, /\.pairs\.jsonl$/i)) {
+  for (const f of await listFiles(config.data.pairs, baseDir, /\.pairs\.jsonl$/i, confined('data.pairs'))) {
     const d = parsePairs(await fs.readFile(f, 'utf8'), f);
     problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
     pairs.push(...records(d).map((r) => r.value));
@@ -223,24 +231,32 @@ async function loadTokenizer(folder: string, modelFolder: string): Promise<{ enc
  * Every path a run config names, resolved (symbolic links followed, so a link cannot lead out)
  * and checked against the allowed roots; the embedded default model may always be read.
  */
+/** A path's real location: its longest existing ancestor's real path, plus the rest (an output folder may not exist yet). */
+async function realLocation(p: string): Promise<string> {
+  const rest: string[] = [];
+  let at = path.resolve(p);
+  for (;;) {
+    const r = await fs.realpath(at).catch(() => undefined);
+    if (r) return path.join(r, ...rest.reverse());
+    const parent = path.dirname(at);
+    if (parent === at) return path.resolve(p);
+    rest.push(path.basename(at));
+    at = parent;
+  }
+}
+
+const isInside = (p: string, root: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+
+function outsideError(configFile: string, key: string, where: string, allowed: readonly string[]): Error {
+  return new Error(
+    `${configFile}: ${key} points outside the workspace (${where}). A run reads and writes only inside the workspace (${allowed.join(', ')}) unless you allow it: the setting palStudio.runs.allowOutsideWorkspace, or pal train --allow-outside.`,
+  );
+}
+
 export async function checkRunPaths(configFile: string, config: RunConfig, baseDir: string, roots: readonly string[]): Promise<void> {
-  const real = async (p: string): Promise<string> => {
-    // The longest existing ancestor's real path, plus the rest (an output folder may not exist yet).
-    const rest: string[] = [];
-    let at = path.resolve(p);
-    for (;;) {
-      const r = await fs.realpath(at).catch(() => undefined);
-      if (r) return path.join(r, ...rest.reverse());
-      const parent = path.dirname(at);
-      if (parent === at) return path.resolve(p);
-      rest.push(path.basename(at));
-      at = parent;
-    }
-  };
-  const inside = (p: string, root: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
-  const allowed = await Promise.all(roots.map(real));
+  const allowed = await Promise.all(roots.map(realLocation));
   // PAL Studio's own models may always be read: the embedded one, and those fetched by name into the cache.
-  const ownModels = await Promise.all([embeddedModelDir(), path.join(cacheRoot(), 'models')].map(real));
+  const ownModels = await Promise.all([embeddedModelDir(), path.join(cacheRoot(), 'models')].map(realLocation));
   const named: [string, string, boolean][] = [
     ['model.base', resolveModelSpec(baseDir, config.model.base), true],
     ...(config.model.tokenizer ? [['model.tokenizer', resolveModelSpec(baseDir, config.model.tokenizer), true] as [string, string, boolean]] : []),
@@ -248,12 +264,24 @@ export async function checkRunPaths(configFile: string, config: RunConfig, baseD
     ['output', path.resolve(baseDir, config.output, config.name), false],
   ];
   for (const [key, p, model] of named) {
-    const r = await real(p);
-    if (allowed.some((root) => inside(r, root)) || (model && ownModels.some((m) => inside(r, m)))) continue;
-    throw new Error(
-      `${configFile}: ${key} points outside the workspace (${r}). A run reads and writes only inside the workspace (${allowed.join(', ')}) unless you allow it: the setting palStudio.runs.allowOutsideWorkspace, or pal train --allow-outside.`,
-    );
+    const r = await realLocation(p);
+    if (allowed.some((root) => isInside(r, root)) || (model && ownModels.some((m) => isInside(r, m)))) continue;
+    throw outsideError(configFile, key, r, allowed);
   }
+}
+
+/**
+ * A check for each data file a run is about to read (a file in a data folder may itself be a link
+ * out of the workspace): it throws before the file is opened. Undefined when runs are not confined.
+ */
+function fileConfinement(configFile: string, roots: readonly string[] | undefined): ((file: string, key: string) => Promise<void>) | undefined {
+  if (!roots) return undefined;
+  const allowed = Promise.all(roots.map(realLocation));
+  return async (file, key) => {
+    const r = await realLocation(file);
+    const inside = await allowed;
+    if (!inside.some((root) => isInside(r, root))) throw outsideError(configFile, `${key} (${file})`, r, inside);
+  };
 }
 
 /** A run folder's state.json, or null for a new run; an unreadable one is an error that says what to do. */
@@ -292,10 +320,10 @@ function stageJob(config: RunConfig, stage: 'stage1' | 'stage2') {
 export async function runAlignment(configFile: string, options: RunOptions): Promise<RunResult> {
   options.onProgress?.({ stage: 'prepare', message: `Reading ${configFile}` });
   await fetchNamedModels(configFile, options);
-  const prep = await prepareRun(configFile);
+  // Paths are confined before any data file is opened (prepareRun checks them first).
+  const prep = await prepareRun(configFile, options.allowedRoots);
   const { config, baseDir } = prep;
   const runDir = path.resolve(baseDir, config.output, config.name);
-  if (options.allowedRoots) await checkRunPaths(configFile, config, baseDir, options.allowedRoots);
   await ensureFolder(runDir, `the run folder (output: ${config.output}, name: ${config.name})`);
   // One process per run folder: a second VS Code window (its own engine) or a pal train on the
   // same run would race the first for the same checkpoints.

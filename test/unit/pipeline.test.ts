@@ -13,7 +13,7 @@ import { loadModel, respond, selectThenGenerate } from '../../src/engine/inferen
 import { knownModelNamed, resolveModelSpec } from '../../src/engine/baseModels';
 import { cacheRoot, embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
-import { acquireRunLock, checkRunPaths, fitted, listRuns, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import { acquireRunLock, checkRunPaths, fitted, listRuns, prepareRun, runAlignment, type RunProgress } from '../../src/engine/pipeline';
 import { parseRunConfig } from '../../src/core/formats/runConfig';
 import { pythonEnvironment } from '../../src/engine/python';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
@@ -337,6 +337,34 @@ test('a run config cannot point the trainer outside the workspace, not even thro
         return true;
       }, yaml);
     }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a confined run opens no data file outside the workspace: an absolute path, .., a link in a data folder (issue 18.1)', async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'pal-leak-'));
+  try {
+    const ws = path.join(root, 'workspace');
+    const outside = path.join(root, 'outside');
+    mkdirSync(path.join(ws, 'data'), { recursive: true });
+    mkdirSync(outside);
+    // Not a dialogue file: read as one, each line would be reported (and so printed) as a parse error.
+    const secret = path.join(outside, 'secret.dialogues.jsonl');
+    writeFileSync(secret, 'API_KEY=SECRET-TOKEN-1234\nsecond line SECRET-TOKEN-5678\n');
+    writeFileSync(path.join(ws, 'data', 'ok.dialogues.jsonl'), `${JSON.stringify({ id: 'a', personas: ['i ski .'], history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' })}\n`);
+    symlinkSync(secret, path.join(ws, 'data', 'leak.dialogues.jsonl'));
+    const configFile = path.join(ws, 'x.palrun.yaml');
+    for (const [dialogues, key] of [[secret, 'data.dialogues'], ['../outside/secret.dialogues.jsonl', 'data.dialogues'], ['data', 'data\\.dialogues \\(.*leak\\.dialogues\\.jsonl\\)']] as const) {
+      writeFileSync(configFile, `name: x\nmodel: {base: pal-default}\ndata: {dialogues: [${dialogues}]}\n`);
+      await assert.rejects(runAlignment(configFile, { python: 'python-never-started', allowedRoots: [ws] }), (err: Error) => {
+        assert.match(err.message, new RegExp(`x\\.palrun\\.yaml: ${key.replace(/^data\.dialogues$/, 'data\\.dialogues')} points outside the workspace \\(${outside}`));
+        assert.doesNotMatch(err.message, /SECRET-TOKEN/);
+        return true;
+      }, dialogues);
+    }
+    // Not confined (pal train --allow-outside): the same link is read, and its lines are named as bad data.
+    await assert.rejects(prepareRun(configFile), /leak\.dialogues\.jsonl:1:/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -92,6 +92,8 @@ interface RunState {
 export interface Prepared {
   readonly config: RunConfig;
   readonly baseDir: string;
+  /** The run config's warnings (unknown fields and the like), formatted with file and line. */
+  readonly warnings: readonly string[];
   readonly personas: ReadonlyMap<string, Persona>;
   readonly train: readonly ResolvedExample[];
   readonly heldOut: readonly ResolvedExample[];
@@ -113,11 +115,11 @@ async function listFiles(entries: readonly string[], baseDir: string, suffix: Re
 }
 
 /** A run config, read and checked: its problems are one error naming the file. */
-async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; baseDir: string }> {
+async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; baseDir: string; warnings: string[] }> {
   const text = await fs.readFile(configFile, 'utf8');
   const doc = parseRunConfig(text, configFile);
   if (!doc.config || hasErrors(doc.problems)) throw new Error(`${configFile} has problems:\n${doc.problems.map(formatProblem).join('\n')}`);
-  return { config: doc.config, baseDir: path.dirname(path.resolve(configFile)) };
+  return { config: doc.config, baseDir: path.dirname(path.resolve(configFile)), warnings: doc.problems.filter((p) => p.severity === 'warning').map(formatProblem) };
 }
 
 /**
@@ -125,7 +127,7 @@ async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; b
  * before anything is opened (a file outside, read and reported as parse errors, would leak it).
  */
 export async function prepareRun(configFile: string, allowedRoots?: readonly string[]): Promise<Prepared> {
-  const { config, baseDir } = await loadRunConfig(configFile);
+  const { config, baseDir, warnings } = await loadRunConfig(configFile);
   if (allowedRoots) await checkRunPaths(configFile, config, baseDir, allowedRoots);
   const confine = fileConfinement(configFile, allowedRoots);
   const confined = (key: string) => (confine ? (f: string) => confine(f, key) : undefined);
@@ -161,7 +163,7 @@ export async function prepareRun(configFile: string, allowedRoots?: readonly str
   if (problems.length) throw new Error(`The run's data has problems (fix them, or run "pal validate"):\n${problems.join('\n')}`);
   await checkModelFolder(resolveModelSpec(baseDir, config.model.base), configFile, config.model.tokenizer ? resolveModelSpec(baseDir, config.model.tokenizer) : undefined);
   if (train.length === 0) throw new Error(`${configFile}: no training examples (split "train") in ${config.data.dialogues.join(', ')}`);
-  return { config, baseDir, personas, train, heldOut, pairs };
+  return { config, baseDir, warnings, personas, train, heldOut, pairs };
 }
 
 /**
@@ -323,6 +325,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   // Paths are confined before any data file is opened (prepareRun checks them first).
   const prep = await prepareRun(configFile, options.allowedRoots);
   const { config, baseDir } = prep;
+  for (const warning of prep.warnings) options.onProgress?.({ stage: 'prepare', message: warning });
   const runDir = path.resolve(baseDir, config.output, config.name);
   await ensureFolder(runDir, `the run folder (output: ${config.output}, name: ${config.name})`);
   // One process per run folder: a second VS Code window (its own engine) or a pal train on the

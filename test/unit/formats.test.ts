@@ -202,6 +202,16 @@ describe('run configs', () => {
     assert.deepEqual(c.evaluation, { max_new_tokens: 40, num_beams: 1, repetition_penalty: 1, no_repeat_ngram_size: 0 }, 'greedy, no repetition controls');
   });
 
+  test('every unknown run-config field is a warning at its key, with our name for another tool\'s (issue 18.6)', () => {
+    const doc = parseRunConfig('model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nstage1:\n  learning_rate: 0.0001\n  lora: {lora_r: 8}\noptimizer: adamw\n', 'x.palrun.yaml');
+    assert.ok(doc.config, 'warnings do not stop the run');
+    assert.deepEqual(doc.problems.map((p) => `${at(p)} ${p.severity} ${p.message}`), [
+      "4:3 warning Unknown field 'stage1.learning_rate': did you mean 'lr'? It is kept, but PAL Studio does not use it.",
+      "5:10 warning Unknown field 'stage1.lora.lora_r': did you mean 'r'? It is kept, but PAL Studio does not use it.",
+      "6:1 warning Unknown field 'optimizer': a run config has no such setting, so it changes nothing. The top level takes: name, method, model, data, stage1, stage2, evaluation, device, precision, output, seed.",
+    ]);
+  });
+
   test('the evaluation decoding is checked where it is written', () => {
     const ok = parseRunConfig('model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation: {num_beams: 3, no_repeat_ngram_size: 3}\n', 'x.palrun.yaml');
     assert.deepEqual(ok.config!.evaluation, { max_new_tokens: 40, num_beams: 3, repetition_penalty: 1, no_repeat_ngram_size: 3 });

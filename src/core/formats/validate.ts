@@ -174,15 +174,45 @@ function unknownFieldWarnings(schema: Record<string, unknown>, value: unknown, p
       out.push(...unknownFieldWarnings(sub, v, [...path, key], file, locator, format));
       continue;
     }
-    const near = known.find((k) => !(k in (value as object)) && editDistance(k.toLowerCase(), key.toLowerCase()) <= (k.length > 4 ? 2 : 1));
+    const alias = FIELD_ALIASES[key.toLowerCase()];
+    const near =
+      (alias && known.includes(alias) ? alias : undefined) ??
+      known.find((k) => !(k in (value as object)) && editDistance(k.toLowerCase(), key.toLowerCase()) <= (k.length > 4 ? 2 : 1));
     if (near) {
       out.push(
         problem(file, locator.locate([...path, key], 'key'), 'warning', `${format}/unknown-field`, `Unknown field '${describePath([...path, key])}': did you mean '${near}'? It is kept, but PAL Studio does not use it.`),
+      );
+    } else if (format === 'palrun') {
+      // A run config holds settings only: a field it does not know changes nothing, and that is
+      // never what its writer meant (data files may carry extra fields of their own).
+      out.push(
+        problem(file, locator.locate([...path, key], 'key'), 'warning', `${format}/unknown-field`, `Unknown field '${describePath([...path, key])}': a run config has no such setting, so it changes nothing. ${path.length ? `'${describePath(path)}' takes` : 'The top level takes'}: ${known.join(', ')}.`),
       );
     }
   }
   return out;
 }
+
+/** Other tools' names for run-config fields (transformers, TRL, PEFT), to suggest ours. */
+const FIELD_ALIASES: Readonly<Record<string, string>> = {
+  learning_rate: 'lr',
+  num_train_epochs: 'epochs',
+  num_epochs: 'epochs',
+  per_device_train_batch_size: 'batch_size',
+  train_batch_size: 'batch_size',
+  gradient_accumulation_steps: 'grad_accum',
+  max_grad_norm: 'grad_clip',
+  lr_scheduler_type: 'schedule',
+  scheduler: 'schedule',
+  warmup: 'warmup_steps',
+  max_seq_length: 'max_length',
+  max_len: 'max_length',
+  lora_r: 'r',
+  lora_alpha: 'alpha',
+  lora_dropout: 'dropout',
+  target_modules: 'targets',
+  output_dir: 'output',
+};
 
 export function editDistance(a: string, b: string): number {
   const prev = Array.from({ length: b.length + 1 }, (_, i) => i);

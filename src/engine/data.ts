@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { promises as fs } from 'node:fs';
+import { promises as fs, lstatSync } from 'node:fs';
 import * as path from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
 import { exportAxolotl, exportLlamaFactory, exportTrl, safeDatasetName, type LeftOut } from '../core/exporters/pairs';
@@ -31,10 +31,23 @@ const SKIP_DIRS = new Set(['node_modules', '.git', 'dist', 'out']);
 /** The PAL files named, with folders searched recursively (node_modules, .git and build output skipped). */
 export async function collectFiles(paths: readonly string[]): Promise<string[]> {
   const out: string[] = [];
+  // Folders by real path: a link back up the tree (a cycle) is walked once, not until ELOOP.
+  const seen = new Set<string>();
   const walk = async (p: string, named: boolean): Promise<void> => {
-    const stat = await fs.stat(p);
+    const stat = await fs.stat(p).catch((err: NodeJS.ErrnoException) => {
+      // A link found while walking that leads nowhere (or to itself) holds no data file: skipped.
+      // One named on the command line is the user's mistake: said in words.
+      if (!named) return undefined;
+      if (err.code === 'ELOOP') throw new Error(`${p}: a chain of symbolic links that leads back to itself`);
+      if (err.code === 'ENOENT') throw new Error(`${p}: no such file or folder${lstatSync(p, { throwIfNoEntry: false }) ? ' (a symbolic link to something that is not there)' : ''}`);
+      throw err;
+    });
+    if (!stat) return;
     if (stat.isDirectory()) {
       if (!named && SKIP_DIRS.has(path.basename(p))) return;
+      const real = await fs.realpath(p);
+      if (seen.has(real)) return;
+      seen.add(real);
       const entries = await fs.readdir(p);
       for (const e of entries.sort()) await walk(path.join(p, e), false);
     } else if (named || fileKind(p)) {
@@ -45,10 +58,6 @@ export async function collectFiles(paths: readonly string[]): Promise<string[]> 
   return out;
 }
 
-/**
- * Writes a file atomically (a temporary file renamed into place: a crash never leaves half a
- * file) and, unless `force`, refuses to replace one that exists.
- */
 /**
  * Makes a folder (and its parents), or says in words why it cannot be made: a file in its place,
  * a link to somewhere that is not there, a file where a parent folder should be. `what` names the
@@ -73,6 +82,10 @@ export async function ensureFolder(dir: string, what = dir): Promise<void> {
   }
 }
 
+/**
+ * Writes a file atomically (a temporary file renamed into place: a crash never leaves half a
+ * file) and, unless `force`, refuses to replace one that exists.
+ */
 export async function writeFileSafely(file: string, content: string, force: boolean): Promise<void> {
   if (!force) {
     const exists = await fs.stat(file).then(

@@ -1,7 +1,7 @@
 // pal validate / import / export, run as a user runs them, on real data from ../shared/data.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { linkSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
@@ -133,4 +133,21 @@ test('pal import never writes over its input, leaves no empty file behind, and t
   assert.equal(n.status, 1);
   assert.match(n.stderr, /Nothing imported from .*none\.dialogues\.jsonl was not written/);
   assert.equal(existsSync(none), false);
+});
+
+test('pal validate walks a folder with a link cycle and dangling links, and names a bad link it was given (issue 18.9)', () => {
+  const loop = path.join(dir, 'loop');
+  mkdirSync(path.join(loop, 'a'), { recursive: true });
+  symlinkSync('..', path.join(loop, 'a', 'up'));
+  symlinkSync('itself', path.join(loop, 'itself'));
+  symlinkSync('nowhere', path.join(loop, 'dangling'));
+  writeFileSync(path.join(loop, 'a', 'm.persona.json'), JSON.stringify({ id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .'] }));
+  const r = pal('validate', loop);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /1 file checked: 0 errors/);
+  assert.doesNotMatch(r.stderr, /ELOOP/);
+  const self = pal('validate', path.join(loop, 'itself'));
+  assert.equal(self.status, 1);
+  assert.match(self.stderr, /itself: a chain of symbolic links that leads back to itself/);
+  assert.match(pal('validate', path.join(loop, 'dangling')).stderr, /dangling: no such file or folder \(a symbolic link to something that is not there\)/);
 });

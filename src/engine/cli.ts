@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
-import { collectFiles, ensureFolder, exportFile, importFile, validateFile, writeFileSafely, type ExportTarget } from './data';
+import { TextEncodingError } from '../core/textEncoding';
+import { collectFiles, ensureFolder, exportFile, importFile, readTextFile, validateFile, writeFileSafely, type ExportTarget } from './data';
 import { compareRuns, formatComparison, formatEvalTable, jsonReport, pairReports, runEvaluation, writeReports } from './eval';
 import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
@@ -293,7 +294,9 @@ async function validate(args: readonly string[], io: Io): Promise<number> {
     try {
       all.push(...(await validateFile(file)));
     } catch (err) {
-      all.push({ file, line: 1, column: 1, endLine: 1, endColumn: 1, severity: 'error' as const, code: 'file/unreadable', message: (err as Error).message });
+      // Where a file cannot be read as text, the problem is placed where it goes wrong.
+      const at = err instanceof TextEncodingError ? { line: err.line, column: err.column, code: 'file/encoding', message: err.detail } : { line: 1, column: 1, code: 'file/unreadable', message: (err as Error).message };
+      all.push({ file, endLine: at.line, endColumn: at.column, severity: 'error' as const, ...at });
     }
   }
   if (options['--json']) io.out(`${JSON.stringify(all, null, 2)}\n`);
@@ -516,7 +519,7 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
   if (!(PREDICT_SELECTIONS as readonly unknown[]).includes(selection)) throw new UsageError(`--selection must be one of ${PREDICT_SELECTIONS.join(', ')}`);
   const examples: ResolvedExample[] = [];
   for (const file of positional) {
-    const doc = parseDialogues(await readFile(file, 'utf8'), file);
+    const doc = parseDialogues(await readTextFile(file), file);
     const errors = allProblems(doc).filter((p) => p.severity === 'error');
     if (errors.length) throw new Error(`${file} has problems:\n${errors.map(formatProblem).join('\n')}`);
     for (const { line, value } of records(doc)) examples.push(resolveExample(value, `${nodePath.basename(file)}:${line}`, new Map()));
@@ -565,7 +568,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (positional.length !== 1) throw new UsageError('pal chat takes the message to answer');
   let personas: string[];
   if (typeof options['--persona'] === 'string') {
-    const doc = parsePersona(await readFile(options['--persona'], 'utf8'), options['--persona']);
+    const doc = parsePersona(await readTextFile(options['--persona']), options['--persona']);
     if (!doc.persona) throw new Error(`${options['--persona']} has errors:\n${doc.problems.map(formatProblem).join('\n')}`);
     personas = doc.persona.facts;
   } else if (typeof options['--facts'] === 'string') {
@@ -793,7 +796,7 @@ async function perplexityCommand(args: readonly string[], io: Io): Promise<numbe
   const limit = numberOption(options, '--limit', true);
   const examples: { history: string[]; response: string }[] = [];
   for (const file of positional) {
-    const doc = parseDialogues(await readFile(file, 'utf8'), file);
+    const doc = parseDialogues(await readTextFile(file), file);
     const problems = allProblems(doc);
     if (hasErrors(problems)) throw new Error(`${file} has problems:\n${problems.filter((p) => p.severity === 'error').map(formatProblem).join('\n')}`);
     for (const { value } of records(doc)) examples.push({ history: value.history, response: value.response });

@@ -9,6 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { promises as fs, lstatSync } from 'node:fs';
 import * as path from 'node:path';
 import { stringify as yamlStringify } from 'yaml';
+import { decodeUtf8 } from '../core/textEncoding';
 import { exportAxolotl, exportLlamaFactory, exportTrl, safeDatasetName, type LeftOut } from '../core/exporters/pairs';
 import { fileKind, formatProblem, validateText, type Problem } from '../core/formats/index';
 import { allProblems, records } from '../core/formats/jsonl';
@@ -23,12 +24,17 @@ import { importParlai } from '../core/importers/parlai';
 import { importSyntheticPersonaChat } from '../core/importers/spc';
 
 export async function validateFile(file: string, text?: string, lint: PersonaLintOptions = DEFAULT_PERSONA_LINT): Promise<Problem[]> {
-  return validateText(file, text ?? (await fs.readFile(file, 'utf8')), lint);
+  return validateText(file, text ?? (await readTextFile(file)), lint);
 }
 
 const SKIP_DIRS = new Set(['node_modules', '.git', 'dist', 'out']);
 
 /** The PAL files named, with folders searched recursively (node_modules, .git and build output skipped). */
+/** A writer's text file, UTF-8 (see decodeUtf8: another encoding is refused, naming where). */
+export async function readTextFile(file: string): Promise<string> {
+  return decodeUtf8(await fs.readFile(file), file);
+}
+
 export async function collectFiles(paths: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   // Folders by real path: a link back up the tree (a cycle) is walked once, not until ELOOP.
@@ -156,7 +162,7 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
   }
   const raw = await fs.readFile(options.input);
   // Corpora travel gzip-compressed (*.jsonl.gz); the magic bytes decide, not the name.
-  const text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
+  const text = decodeUtf8(raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw, options.input);
   const format = options.from ?? guessImportFormat(text, options.input.replace(/\.gz$/i, ''));
   if (!format) {
     throw new Error(`${options.input}: cannot tell what this file is; say it with --from persona-chat, spc, corpus or card.`);
@@ -225,7 +231,7 @@ export interface ExportResult {
 }
 
 export async function exportFile(options: ExportOptions): Promise<ExportResult> {
-  const text = await fs.readFile(options.input, 'utf8');
+  const text = await readTextFile(options.input);
   const force = options.force ?? false;
   if (options.to === 'card') {
     if (fileKind(options.input) !== 'persona') throw new Error(`${options.input}: only a persona file (*.persona.yaml or .json) exports to a Character Card.`);

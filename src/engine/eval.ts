@@ -26,7 +26,7 @@ import {
   type PredictionRecord,
   type Tokenization,
 } from '../core/metrics/index';
-import { writeFileSafely } from './data';
+import { readTextFile, writeFileSafely } from './data';
 import { transformers } from './transformers';
 import { PAL_STUDIO_VERSION } from './version';
 
@@ -38,7 +38,7 @@ export const MAX_TEXT_CHARS = 20_000;
 
 /** Reads a predictions file; any malformed line is an error naming its line (nothing is skipped silently). */
 export async function readPredictions(file: string): Promise<PredictionRecord[]> {
-  const text = (await fs.readFile(file, 'utf8')).replace(/^\uFEFF/, '');
+  const text = await readTextFile(file);
   const records: PredictionRecord[] = [];
   const errors: string[] = [];
   text.split(/\r?\n/).forEach((line, i) => {

@@ -34,7 +34,7 @@ import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import { annotatedPairs, finetuneItems, rejectionPrompts, selectCounts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type Rejection, type ResolvedExample, type TextPair } from '../core/mixture';
 import { trimHistory, type PromptFormat } from '../core/prompts';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
-import { ensureFolder, writeFileSafely } from './data';
+import { ensureFolder, readTextFile, writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond, type DecodingOptions, type SelectThenGenerateResult } from './inference';
 import { fetchModel, isFetched, knownModelNamed, resolveModelSpec } from './baseModels';
@@ -116,7 +116,7 @@ async function listFiles(entries: readonly string[], baseDir: string, suffix: Re
 
 /** A run config, read and checked: its problems are one error naming the file. */
 async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; baseDir: string; warnings: string[] }> {
-  const text = await fs.readFile(configFile, 'utf8');
+  const text = await readTextFile(configFile);
   const doc = parseRunConfig(text, configFile);
   if (!doc.config || hasErrors(doc.problems)) throw new Error(`${configFile} has problems:\n${doc.problems.map(formatProblem).join('\n')}`);
   return { config: doc.config, baseDir: path.dirname(path.resolve(configFile)), warnings: doc.problems.filter((p) => p.severity === 'warning').map(formatProblem) };
@@ -135,14 +135,14 @@ export async function prepareRun(configFile: string, allowedRoots?: readonly str
 
   const personas = new Map<string, Persona>();
   for (const f of await listFiles(config.data.personas, baseDir, /\.persona\.(ya?ml|json)$/i, confined('data.personas'))) {
-    const p = parsePersona(await fs.readFile(f, 'utf8'), f);
+    const p = parsePersona(await readTextFile(f), f);
     problems.push(...p.problems.filter((x) => x.severity === 'error').map(formatProblem));
     if (p.persona) personas.set(p.persona.id, p.persona);
   }
   const train: ResolvedExample[] = [];
   const heldOut: ResolvedExample[] = [];
   for (const f of await listFiles(config.data.dialogues, baseDir, /\.dialogues\.jsonl$/i, confined('data.dialogues'))) {
-    const d = parseDialogues(await fs.readFile(f, 'utf8'), f);
+    const d = parseDialogues(await readTextFile(f), f);
     problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
     for (const { line, value } of records(d)) {
       try {
@@ -155,7 +155,7 @@ export async function prepareRun(configFile: string, allowedRoots?: readonly str
   }
   const pairs: PreferencePair[] = [];
   for (const f of await listFiles(config.data.pairs, baseDir, /\.pairs\.jsonl$/i, confined('data.pairs'))) {
-    const d = parsePairs(await fs.readFile(f, 'utf8'), f);
+    const d = parsePairs(await readTextFile(f), f);
     problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
     pairs.push(...records(d).map((r) => r.value));
   }

@@ -151,3 +151,26 @@ test('pal validate walks a folder with a link cycle and dangling links, and name
   assert.match(self.stderr, /itself: a chain of symbolic links that leads back to itself/);
   assert.match(pal('validate', path.join(loop, 'dangling')).stderr, /dangling: no such file or folder \(a symbolic link to something that is not there\)/);
 });
+
+test('a file that is not UTF-8 is refused where it goes wrong, never read as replacement characters (issue 18.7)', () => {
+  const utf16 = path.join(dir, 'wide.persona.yaml');
+  writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('id: ines\nname: Inês\nfacts: [i fish .]\n', 'utf16le')]));
+  const a = pal('validate', utf16);
+  assert.equal(a.status, 1);
+  assert.match(a.stdout, /wide\.persona\.yaml:1:1: error: this file is UTF-16 \(little-endian\): PAL Studio reads UTF-8\. Save it as UTF-8/);
+  const latin1 = path.join(dir, 'old.dialogues.jsonl');
+  const bytes = Buffer.from(`${JSON.stringify({ personas: ['i fish .'], history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' })}\n{"personas": ["caf\u00e9"], "history": ["x"], "response": "y", "persona_index": -1, "split": "train"}\n`, 'latin1');
+  writeFileSync(latin1, bytes);
+  const b = pal('validate', latin1);
+  assert.equal(b.status, 1);
+  assert.match(b.stdout, /old\.dialogues\.jsonl:2:19: error: byte 0xE9 is not UTF-8; the file looks like Latin-1/);
+  assert.deepEqual(readFileSync(latin1), bytes, 'the file is untouched');
+  // Everything that reads a writer's file says the same: an import, a run's data, a prediction set.
+  const imported = pal('import', latin1, '--from', 'corpus', '--out', path.join(dir, 'latin1-out.dialogues.jsonl'));
+  assert.equal(imported.status, 1);
+  assert.match(imported.stderr, /old\.dialogues\.jsonl:2:19: error: byte 0xE9 is not UTF-8/);
+  // A UTF-8 byte-order mark is fine.
+  const bom = path.join(dir, 'bom.persona.yaml');
+  writeFileSync(bom, `\uFEFFid: ines\nname: Inês\nfacts: [i fish .]\n`);
+  assert.equal(pal('validate', bom).status, 0);
+});

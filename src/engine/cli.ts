@@ -609,7 +609,8 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (json) io.out(`${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, selectProbabilities: r.selectProbabilities, response: r.response, device: m.device }, null, 2)}\n`);
   else {
     io.out('\n');
-    io.err(`persona used: ${r.selectedText} (${r.selectionSource === 'model' ? 'selected by the model' : r.selectionSource === 'none' ? 'none: a plain fine-tuning model does not select' : 'BM25 retrieval: this model was not trained on select'})\n`);
+    const why = r.selectionSource === 'model' ? 'selected by the model' : r.selectionSource === 'none' ? 'none: a plain fine-tuning model does not select' : selection === 'retrieval' ? 'BM25 retrieval, as --selection retrieval asked' : 'BM25 retrieval: this model was not trained on select';
+    io.err(`persona used: ${r.selectedText} (${why})\n`);
   }
   return 0;
 }

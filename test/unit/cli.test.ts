@@ -79,6 +79,11 @@ test('pal chat answers with the embedded model, and refuses bad numbers and an e
     assert.equal(r.status, 2, `${extra.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
   }
+  // Issue 18.12: asked for retrieval, the message does not blame the model.
+  const retrieval = pal('chat', '--model', 'pal-default', '--facts', facts, 'do you have a cat ?', '--max-new-tokens', '4', '--selection', 'retrieval');
+  assert.equal(retrieval.status, 0, retrieval.stderr);
+  assert.match(retrieval.stderr, /persona used: .*\(BM25 retrieval, as --selection retrieval asked\)/);
+  assert.doesNotMatch(retrieval.stderr, /was not trained on select/);
   const empty = pal('chat', '--model', 'pal-default', '--facts', ' | ', 'hi');
   assert.equal(empty.status, 2);
   assert.match(empty.stderr, /--facts holds no fact: the model needs at least one/);

@@ -212,6 +212,13 @@ describe('run configs', () => {
     ]);
   });
 
+  test('NaN or an infinity is one error, not one per bound it breaks (issue 18.12)', () => {
+    for (const [v, word] of [['.nan', 'NaN'], ['.inf', 'Infinity'], ['-.inf', '-Infinity']]) {
+      const doc = parseRunConfig(`model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nstage1: {lr: ${v}}\n`, 'x.palrun.yaml');
+      assert.deepEqual(doc.problems.map((p) => `${at(p)} ${p.message}`), [`3:14 'stage1.lr' should be a finite number, not ${word}.`]);
+    }
+  });
+
   test('the evaluation decoding is checked where it is written', () => {
     const ok = parseRunConfig('model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation: {num_beams: 3, no_repeat_ngram_size: 3}\n', 'x.palrun.yaml');
     assert.deepEqual(ok.config!.evaluation, { max_new_tokens: 40, num_beams: 3, repetition_penalty: 1, no_repeat_ngram_size: 3 });

@@ -384,6 +384,12 @@ const v3Card = {
   },
 };
 
+test('card facts turn into the first person, a second verb of the same subject too (issue 18.12)', () => {
+  const card = { spec: 'chara_card_v2', spec_version: '2.0', data: { ...v2Card.data, personality: '', description: '{{char}} keeps the lamp lit and has not left the island in years. Maren Holt loves cats and dogs. She is old but is still strong.' } };
+  const { persona } = importCharacterCard(JSON.stringify(card), 'maren.json');
+  assert.deepEqual(persona!.facts, ['I keep the lamp lit and have not left the island in years.', 'I love cats and dogs.', 'I am old but am still strong.']);
+});
+
 test('a V2 card imports as a persona and exports deep-equal when unchanged', () => {
   const { persona, problems } = importCharacterCard(JSON.stringify(v2Card, null, 2), 'maren.json');
   assert.deepEqual(problems, []);

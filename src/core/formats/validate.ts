@@ -50,7 +50,7 @@ export function validateAgainstSchema(format: FormatName, value: unknown, file: 
   const validate = validator(format);
   const problems: Problem[] = [];
   if (!validate(value)) {
-    for (const err of dedupe(validate.errors ?? [])) {
+    for (const err of dedupe(validate.errors ?? [], value)) {
       const path = pointerToPath(err.instancePath);
       const where = err.keyword === 'required' ? locator.locate(path, 'key') : locator.locate(path);
       problems.push(problem(file, where, 'error', `${format}/schema-${err.keyword}`, describeError(err, path, value)));
@@ -61,10 +61,14 @@ export function validateAgainstSchema(format: FormatName, value: unknown, file: 
 }
 
 /** For a type error on a value Ajv may also report the members of a union; keep the first per path. */
-function dedupe(errors: ErrorObject[]): ErrorObject[] {
+const isNonFinite = (v: unknown): boolean => typeof v === 'number' && !Number.isFinite(v);
+
+function dedupe(errors: ErrorObject[], root: unknown): ErrorObject[] {
   const seen = new Set<string>();
   return errors.filter((e) => {
-    const key = `${e.instancePath}|${e.keyword}|${e.keyword === 'required' ? String(e.params.missingProperty) : ''}`;
+    // NaN or an infinity breaks every bound at once: one error says what it is.
+    const notFinite = isNonFinite(valueAt(root, pointerToPath(e.instancePath)));
+    const key = notFinite ? `${e.instancePath}|non-finite` : `${e.instancePath}|${e.keyword}|${e.keyword === 'required' ? String(e.params.missingProperty) : ''}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
@@ -120,6 +124,7 @@ function describeError(err: ErrorObject, path: JsonPath, root: unknown): string 
   const field = name ? `'${name}'` : 'The record';
   const value = valueAt(root, path);
   const p = err.params as Record<string, unknown>;
+  if (isNonFinite(value)) return `${field} should be a finite number, not ${String(value)}.`;
   switch (err.keyword) {
     case 'required': {
       const missing = String(p.missingProperty);

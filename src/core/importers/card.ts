@@ -308,7 +308,11 @@ function toFirstPerson(sentence: string, name: string): string {
   let s = sentence.replace(new RegExp(`^(?:\\{\\{char\\}\\}|<bot>|${escapeRegExp(name)})'s\\s+`, 'i'), 'My ');
   s = s.replace(/^(?:his|her)\s+/i, 'My ');
   const subjectVerb = new RegExp(`^${subject}\\s+(${ADVERB}\\s+)?([a-z]+s)\\b`, 'i');
+  const converted = subjectVerb.test(s);
   s = s.replace(subjectVerb, (_all, adverb: string | undefined, verb: string) => `I ${adverb ?? ''}${firstPersonVerb(verb)}`);
+  // A second verb of the same subject: "… and has not left" -> "… and have not left". Only the
+  // auxiliaries: after "and", a word ending in s is as often a plural noun ("cats and dogs").
+  if (converted) s = s.replace(new RegExp(`\\b(and|but|or)\\s+(${ADVERB}\\s+)?(is|has|does|was)\\b`, 'gi'), (_all, conj: string, adverb: string | undefined, verb: string) => `${conj} ${adverb ?? ''}${firstPersonVerb(verb)}`);
   return s
     .replace(/\{\{char\}\}|<bot>/gi, name)
     .replace(/\{\{user\}\}|<user>/gi, 'you');

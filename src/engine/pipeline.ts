@@ -256,7 +256,8 @@ function outsideError(configFile: string, key: string, where: string, allowed: r
 }
 
 export async function checkRunPaths(configFile: string, config: RunConfig, baseDir: string, roots: readonly string[]): Promise<void> {
-  const allowed = await Promise.all(roots.map(realLocation));
+  // Each root once (pal train allows the current folder and the config's, often the same one).
+  const allowed = [...new Set(await Promise.all(roots.map(realLocation)))];
   // PAL Studio's own models may always be read: the embedded one, and those fetched by name into the cache.
   const ownModels = await Promise.all([embeddedModelDir(), path.join(cacheRoot(), 'models')].map(realLocation));
   const named: [string, string, boolean][] = [
@@ -278,7 +279,7 @@ export async function checkRunPaths(configFile: string, config: RunConfig, baseD
  */
 function fileConfinement(configFile: string, roots: readonly string[] | undefined): ((file: string, key: string) => Promise<void>) | undefined {
   if (!roots) return undefined;
-  const allowed = Promise.all(roots.map(realLocation));
+  const allowed = Promise.all(roots.map(realLocation)).then((r) => [...new Set(r)]);
   return async (file, key) => {
     const r = await realLocation(file);
     const inside = await allowed;

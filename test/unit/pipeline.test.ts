@@ -318,7 +318,7 @@ test('a run config cannot point the trainer outside the workspace, not even thro
     const configFile = path.join(ws, 'x.palrun.yaml');
     const check = (yaml: string) => {
       const config = parseRunConfig(`name: x\n${yaml}`, configFile).config!;
-      return checkRunPaths(configFile, config, ws, [ws]);
+      return checkRunPaths(configFile, config, ws, [ws, ws]);
     };
     // Inside: data, a model folder, the output (not there yet); and the embedded model by name.
     await check('model: {base: pal-default}\ndata: {dialogues: [data]}\noutput: runs\n');
@@ -334,6 +334,7 @@ test('a run config cannot point the trainer outside the workspace, not even thro
       await assert.rejects(check(yaml), (err: Error) => {
         assert.match(err.message, new RegExp(`x\\.palrun\\.yaml: ${key.replace('.', '\\.')} points outside the workspace \\(${outside}`));
         assert.match(err.message, /palStudio\.runs\.allowOutsideWorkspace, or pal train --allow-outside/);
+        assert.match(err.message, new RegExp(`only inside the workspace \\(${ws}\\) unless`), 'each root named once (issue 18.12)');
         return true;
       }, yaml);
     }

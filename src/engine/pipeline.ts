@@ -42,7 +42,7 @@ import { cacheRoot, embeddedModelDir } from './paths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
 import { SELECTION_MODES } from './protocol';
-import { runTrainerJob, type GeneratedRow, type TrainerEvent } from './trainer';
+import { runTrainerJob, type DpoJob, type GenerateJob, type GeneratedRow, type SftJob, type TrainerEvent } from './trainer';
 
 export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -311,13 +311,38 @@ async function writeJsonl(file: string, rows: readonly unknown[]): Promise<void>
   await fs.rename(tmp, file);
 }
 
-function stageJob(config: RunConfig, stage: 'stage1' | 'stage2') {
+/** Where a job reads and writes, and the tokenizer's ids it needs. */
+export interface JobPlace {
+  readonly model: string;
+  readonly data: string;
+  readonly out: string;
+  readonly pad_token_id: number;
+  readonly eos_token_id: number;
+}
+
+/** A stage's optimisation settings, from the run config's stage block: each of its training keys, by the same name. */
+function optimisation(config: RunConfig, stage: 'stage1' | 'stage2') {
   const s = config[stage];
   return {
-    epochs: s.epochs, lr: s.lr, warmup_steps: s.warmup_steps, schedule: s.schedule, grad_clip: s.grad_clip,
+    epochs: s.epochs, lr: s.lr, warmup_steps: s.warmup_steps, schedule: s.schedule, grad_clip: s.grad_clip, weight_decay: s.weight_decay,
     batch_size: s.batch_size, grad_accum: s.grad_accum, max_length: s.max_length, lora: s.lora,
     seed: config.seed, device: config.device, precision: config.precision,
   };
+}
+
+/** Stage 1's job (and the plain fine-tuning baseline's). */
+export function sftJob(config: RunConfig, place: JobPlace): SftJob {
+  return { stage: 'sft', ...place, ...optimisation(config, 'stage1') };
+}
+
+/** Stage 2's job: DPO against the stage-1 model (`place.model`). */
+export function dpoJob(config: RunConfig, place: JobPlace): DpoJob {
+  return { stage: 'dpo', ...place, ...optimisation(config, 'stage2'), beta: config.stage2.beta, loss: config.stage2.loss, label_smoothing: config.stage2.label_smoothing };
+}
+
+/** The persona-blind samples stage 2 rejects: the stage-1 model on history-only prompts. */
+export function generateJob(config: RunConfig, place: JobPlace): GenerateJob {
+  return { stage: 'generate', ...place, batch_size: config.stage2.batch_size, max_length: config.stage2.max_length, seed: config.seed, device: config.device, precision: config.precision, decoding: config.stage2.rejected };
 }
 
 export async function runAlignment(configFile: string, options: RunOptions): Promise<RunResult> {
@@ -420,10 +445,10 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   const common = { pad_token_id: tok.pad, eos_token_id: tok.eos };
 
   const totals = new Map<string, number>();
-  const train = async (stage: 'stage1' | 'stage2', job: Record<string, unknown>): Promise<'done' | 'cancelled'> => {
+  const train = async (stage: 'stage1' | 'stage2', job: SftJob | DpoJob): Promise<'done' | 'cancelled'> => {
     const started = Date.now();
     let firstStep: number | undefined;
-    const run = await runTrainerJob(options.python, job as never, {
+    const run = await runTrainerJob(options.python, job, {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onLog ? { onLog: options.onLog } : {}),
       onEvent: (e: TrainerEvent) => {
@@ -480,7 +505,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   const stage1Dir = path.join(runDir, 'stage1');
   if (!state.done.includes('stage1')) {
     progress({ stage: 'stage1', message: finetune ? 'Plain fine-tuning (persona + history -> response)' : 'Persona-aware learning (select + generate)' });
-    if ((await train('stage1', { stage: 'sft', model: base, data: stage1Data, out: stage1Dir, ...stageJob(config, 'stage1'), ...common })) === 'cancelled') return cancelled(runDir, state);
+    if ((await train('stage1', sftJob(config, { model: base, data: stage1Data, out: stage1Dir, ...common }))) === 'cancelled') return cancelled(runDir, state);
     await markDone('stage1');
   }
   const stage1Model = path.join(stage1Dir, 'final');
@@ -496,8 +521,8 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     const prompts = stage2Examples.flatMap((ex) => fitted(ex, encodePrompts, (r) => r.prompt.length + d.max_new_tokens <= config.stage2.max_length));
     const data = path.join(runDir, 'generate.tokens.jsonl');
     await writeJsonl(data, prompts);
-    const job = { stage: 'generate', model: stage1Model, data, out: generateDir, batch_size: config.stage2.batch_size, max_length: config.stage2.max_length, seed: config.seed, device: config.device, decoding: d, ...common };
-    const run = await runTrainerJob(options.python, job as never, {
+    const job = generateJob(config, { model: stage1Model, data, out: generateDir, ...common });
+    const run = await runTrainerJob(options.python, job, {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onLog ? { onLog: options.onLog } : {}),
       onEvent: (e) => {
@@ -540,7 +565,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     const data = path.join(runDir, 'stage2.tokens.jsonl');
     await writeJsonl(data, encoded.map((e) => e.tokens));
     progress({ stage: 'stage2', message: `Persona alignment (DPO) on ${pairs.length} pairs` });
-    const job = { stage: 'dpo', model: stage1Model, data, out: stage2Dir, ...stageJob(config, 'stage2'), beta: config.stage2.beta, loss: config.stage2.loss, label_smoothing: config.stage2.label_smoothing, ...common };
+    const job = dpoJob(config, { model: stage1Model, data, out: stage2Dir, ...common });
     if ((await train('stage2', job)) === 'cancelled') return cancelled(runDir, state);
     await markDone('stage2');
   }

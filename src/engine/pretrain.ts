@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pythonEnvironment } from './python';
-import { runTrainerJob, type TrainerEvent } from './trainer';
+import { runTrainerJob, type TrainerEvent, type LmJob } from './trainer';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
 
@@ -66,7 +66,7 @@ export interface PretrainOptions {
 }
 
 /** The lm job the options describe (the same options resume the same run). */
-export function pretrainJob(o: PretrainOptions) {
+export function pretrainJob(o: PretrainOptions): LmJob {
   return {
     stage: 'lm' as const,
     model: path.resolve(o.model),

@@ -10,13 +10,89 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parsePythonJsonLine } from '../core/runHistory';
 import { pythonEnvironment } from './python';
+import JOB_CONTRACT from '../trainer/pal_trainer/job_contract.json';
 
-export interface TrainerJob {
-  readonly stage: 'lm' | 'sft' | 'generate' | 'dpo';
+/*
+ * The job contract: what each stage's job holds. The key lists live in one file that the trainer
+ * reads too (pal_trainer/job_contract.json); these types say the same in TypeScript, and
+ * checkJob holds every job to the list before it is sent, as load_job does on arrival.
+ */
+export type TrainerStage = keyof typeof JOB_CONTRACT.stages;
+
+interface JobBase {
   readonly model: string;
   readonly data: string;
   readonly out: string;
-  readonly [key: string]: unknown;
+  readonly seed: number;
+  readonly device: string;
+  readonly pad_token_id: number;
+  readonly eos_token_id: number | null;
+  readonly batch_size: number;
+  readonly max_length: number;
+}
+
+/** LoRA as the trainer takes it (the run config's stage lora block). */
+export interface LoraJob {
+  readonly r: number;
+  readonly alpha: number;
+  readonly dropout: number;
+  readonly targets: readonly string[];
+}
+
+interface Optimisation {
+  readonly lr: number;
+  readonly warmup_steps: number;
+  readonly schedule: 'constant' | 'cosine';
+  readonly grad_clip: number;
+  readonly grad_accum: number;
+  readonly weight_decay: number;
+  readonly precision: string;
+  readonly checkpoint_every?: number;
+  readonly keep_checkpoints?: number;
+}
+
+export interface SftJob extends JobBase, Optimisation {
+  readonly stage: 'sft';
+  readonly epochs: number;
+  readonly lora: LoraJob | null;
+  readonly max_steps?: number | null;
+}
+
+export interface DpoJob extends JobBase, Optimisation {
+  readonly stage: 'dpo';
+  readonly epochs: number;
+  readonly lora: LoraJob | null;
+  readonly max_steps?: number | null;
+  readonly beta: number;
+  readonly loss: 'sigmoid' | 'ipo';
+  readonly label_smoothing: number;
+}
+
+/** Pre-training on a token stream: steps, not epochs. */
+export interface LmJob extends JobBase, Optimisation {
+  readonly stage: 'lm';
+  readonly max_steps: number;
+  readonly epochs?: number;
+  readonly lora?: LoraJob | null;
+}
+
+export interface GenerateJob extends JobBase {
+  readonly stage: 'generate';
+  readonly precision?: string;
+  readonly decoding: { readonly temperature: number; readonly top_k: number; readonly top_p: number; readonly max_new_tokens: number };
+}
+
+export type TrainerJob = SftJob | DpoJob | LmJob | GenerateJob;
+
+/** Why a job breaks the contract (unknown or missing keys), or undefined when it keeps it. */
+export function checkJob(job: { readonly stage: string }): string | undefined {
+  const contract = (JOB_CONTRACT.stages as Record<string, { required: string[]; optional: string[] }>)[job.stage];
+  if (!contract) return `unknown stage "${job.stage}"`;
+  const keys = Object.keys(job);
+  const unknown = keys.filter((k) => !contract.required.includes(k) && !contract.optional.includes(k));
+  const missing = contract.required.filter((k) => !keys.includes(k));
+  if (!unknown.length && !missing.length) return undefined;
+  return `a ${job.stage} job with ${[unknown.length ? `unknown keys ${unknown.join(', ')}` : '', missing.length ? `missing keys ${missing.join(', ')}` : ''].filter(Boolean).join('; ')} (pal_trainer/job_contract.json)`;
 }
 
 /** One line of a generate job's generated.jsonl (pal_trainer.train.run_generate writes it). */
@@ -54,6 +130,8 @@ export async function runTrainerJob(
   job: TrainerJob,
   options: { onEvent?: (e: TrainerEvent) => void; onLog?: (line: string) => void; signal?: AbortSignal } = {},
 ): Promise<TrainerRun> {
+  const broken = checkJob(job);
+  if (broken) throw new Error(`The engine built ${broken}: a PAL Studio bug, not something in your files.`);
   await fs.mkdir(job.out, { recursive: true });
   const jobFile = path.join(job.out, 'job.request.json');
   await fs.writeFile(jobFile, `${JSON.stringify(job, null, 2)}\n`);

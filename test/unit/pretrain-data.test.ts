@@ -43,7 +43,7 @@ test('the corpora become a uint16 stream of dialogue blocks separated by <|endof
   // The trainer reads the same file: a tiny model with this vocabulary learns from it.
   const base = path.join(dir, 'base');
   execFileSync(python, [path.join(trainerDir(), 'tests', 'make_tiny_export.py'), '600', '0', base, '[]', '0'], { env: pythonEnvironment(), stdio: 'ignore' });
-  const run = await runTrainerJob(python, { stage: 'lm', model: path.join(base, 'hf'), data: out, out: path.join(dir, 'lm'), max_steps: 12, max_length: 64, batch_size: 4, lr: 3e-3, warmup_steps: 2, device: 'cpu', checkpoint_every: 100 });
+  const run = await runTrainerJob(python, { stage: 'lm', model: path.join(base, 'hf'), data: out, out: path.join(dir, 'lm'), max_steps: 12, max_length: 64, batch_size: 4, grad_accum: 1, lr: 3e-3, warmup_steps: 2, schedule: 'constant', grad_clip: 1, weight_decay: 0, precision: 'auto', seed: 42, device: 'cpu', checkpoint_every: 100, pad_token_id: 0, eos_token_id: null });
   assert.equal(run.outcome, 'done');
   const steps = run.events.filter((e) => e.event === 'step') as unknown as { loss: number }[];
   assert.equal(steps.length, 12);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
-import { runTrainerJob, TrainerError, type TrainerEvent } from '../../src/engine/trainer';
+import { runTrainerJob, TrainerError, type SftJob, type TrainerEvent } from '../../src/engine/trainer';
 import { hasTorch, python, skipWithoutTorch } from './python-torch';
 
 const skip = skipWithoutTorch('trainer tests');
@@ -25,16 +25,27 @@ before(() => {
   );
 });
 
-const job = (name: string, extra: Record<string, unknown> = {}) => ({
-  stage: 'sft' as const,
+const job = (name: string, extra: Partial<SftJob> = {}): SftJob => ({
+  stage: 'sft',
   model: path.join(dir, 'base'),
   data: path.join(dir, 'sft.jsonl'),
   out: path.join(dir, name),
   epochs: 10,
   batch_size: 4,
+  grad_accum: 1,
+  max_length: 512,
   lr: 1e-3,
+  warmup_steps: 100,
+  schedule: 'constant',
+  grad_clip: 10,
+  weight_decay: 0,
+  lora: null,
+  precision: 'auto',
+  seed: 42,
   checkpoint_every: 1000,
   device: 'cpu',
+  pad_token_id: 0,
+  eos_token_id: null,
   ...extra,
 });
 

@@ -130,6 +130,7 @@ const common = (lr: number, epochs: number): Record<string, Schema> => ({
   batch_size: { type: 'integer', minimum: 1, default: 8, description: 'Examples per step per process.' },
   grad_accum: { type: 'integer', minimum: 1, default: 1, description: 'Steps accumulated before each update.' },
   max_length: { type: 'integer', minimum: 16, default: 512, description: 'Tokens per example; the prompt’s start is cut, never the target.' },
+  weight_decay: { type: 'number', minimum: 0, default: 0, description: 'AdamW weight decay (PAL’s code and TRL: 0).' },
 });
 
 export const runConfigSchema: Schema = {
@@ -169,7 +170,6 @@ export const runConfigSchema: Schema = {
       description: 'Persona-aware learning: select + generate, 1:1.',
       properties: {
         ...common(2e-5, 3),
-        weight_decay: { type: 'number', minimum: 0, default: 0 },
         lora: { ...lora, default: null },
         select_none_max: {
           type: 'number', exclusiveMinimum: 0, maximum: 1,

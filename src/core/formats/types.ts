@@ -116,12 +116,12 @@ export interface StageTraining {
   batch_size: number;
   grad_accum: number;
   max_length: number;
+  weight_decay: number;
   lora: LoraConfig | null;
 }
 
 export interface Stage1Config extends StageTraining {
-  weight_decay: number;
-  /** At most this fraction of select items answer "none" (extra ones left out, seeded); absent: all. */
+  /** At most this fraction of select items answer "none" (the rest give their place to repeats of named ones, seeded); absent: one each. */
   select_none_max?: number;
 }
 

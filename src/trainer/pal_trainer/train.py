@@ -498,16 +498,29 @@ def run_generate(job, dist, events):
     return "done"
 
 
+# The keys of each stage's job, the list the engine checks too (src/engine/trainer.ts).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_contract.json"), encoding="utf-8") as _f:
+    JOB_CONTRACT = json.load(_f)["stages"]
+
+
 def load_job(path):
+    """The job, checked against job_contract.json: a key this trainer does not know, or one it
+    needs and was not given, is an error (an engine and a trainer of different versions would
+    otherwise disagree in silence); then the defaults of the optional keys."""
     with open(path, encoding="utf-8") as f:
         job = json.load(f)
+    stage = job.get("stage")
+    if stage not in JOB_CONTRACT:
+        raise ValueError(f"{path}: unknown stage {stage!r} ({', '.join(sorted(JOB_CONTRACT))})")
+    contract = JOB_CONTRACT[stage]
+    unknown = sorted(set(job) - set(contract["required"]) - set(contract["optional"]))
+    missing = [k for k in contract["required"] if k not in job]
+    if unknown or missing:
+        raise ValueError(f"{path}: this trainer does not take a {stage} job with "
+                         + "; ".join(part for part in (unknown and f"unknown keys {unknown}", missing and f"missing keys {missing}") if part)
+                         + " (the engine and the trainer come from different versions of PAL Studio?)")
     merged = {**DEFAULTS, **{k: v for k, v in job.items() if v is not None or k == "lora"}}
     merged["decoding"] = {**DEFAULTS["decoding"], **(job.get("decoding") or {})}
-    for key in ("stage", "model", "data", "out"):
-        if key not in merged:
-            raise ValueError(f"{path}: the job has no '{key}'")
-    if merged["stage"] not in ("lm", "sft", "dpo", "generate"):
-        raise ValueError(f"{path}: unknown stage {merged['stage']!r} (lm, sft, generate or dpo)")
     return merged
 
 

@@ -23,7 +23,7 @@ from pal_trainer import data as D
 from pal_trainer.lora import load_adapter, merge_lora
 from pal_trainer.model import CausalLM, ModelConfig
 from pal_trainer.safetensors import load_file
-from pal_trainer.train import dpo_losses, first_scored, main as train_main, token_logps
+from pal_trainer.train import DEFAULTS, JOB_CONTRACT, dpo_losses, load_job, first_scored, main as train_main, token_logps
 
 TRAINER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": TRAINER_DIR, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -63,10 +63,14 @@ def dpo_rows(n=16, seed=2):
 
 
 def job(tmp, name, **overrides):
+    """A job as the engine sends it: every key job_contract.json names for its stage, no other."""
     j = {"stage": "sft", "model": os.path.join(tmp, "base"), "data": os.path.join(tmp, "sft.jsonl"), "out": os.path.join(tmp, name),
          "epochs": 2, "lr": 1e-2, "warmup_steps": 2, "batch_size": 4, "grad_accum": 1, "max_length": 32, "seed": 5,
          "checkpoint_every": 2, "device": "cpu", "pad_token_id": 0, "eos_token_id": 2}
     j.update(overrides)
+    contract = JOB_CONTRACT[j["stage"]]
+    j = {**{k: v for k, v in DEFAULTS.items() if k in contract["required"]}, **j}
+    j = {k: v for k, v in j.items() if k in contract["required"] or k in contract["optional"]}
     path = os.path.join(tmp, f"{name}.job.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(j, f)
@@ -333,6 +337,18 @@ class RunTest(unittest.TestCase):
         self.assertGreater(float((final[name] - base[name]).abs().max()), 0.0, "the adapter learnt something")
         for k, v in model.state_dict().items():
             torch.testing.assert_close(final[k], v, rtol=0, atol=1e-7, msg=k)
+
+    def test_a_job_outside_the_contract_is_refused(self):
+        path, _ = job(self.tmp, "contract")
+        with open(path, encoding="utf-8") as f:
+            good = json.load(f)
+        for bad, message in (({**good, "optimizer": "adamw"}, "unknown keys ['optimizer']"),
+                             ({k: v for k, v in good.items() if k != "weight_decay"}, "missing keys ['weight_decay']")):
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(bad, f)
+            with self.assertRaises(ValueError) as caught:
+                load_job(path)
+            self.assertIn(message, str(caught.exception))
 
     def test_generate_answers_every_prompt_and_resumes(self):
         prompts = [{"id": i, "prompt": r["prompt"]} for i, r in enumerate(sft_rows(6))]

@@ -65,7 +65,8 @@ export const ALIGNED_MODELS: Readonly<Record<string, AdapterModel>> = {
     short: 'SmolLM2-135M aligned with PAL',
     base: 'smollm2-135m',
     folder: path.join('models', 'pal-smollm2-135m'),
-    // recipes/pal-smollm2/pal.palrun.yaml's LoRA, stage 2's learning rate; 320 tokens fit the chat
+    // LoRA r 16 on attention (the recipe's stage 2; its stage 1 adapts every linear layer at r 8
+    // over 1,600 examples, more than 25 need), stage 2's learning rate; 320 tokens fit the chat
     // template's longer prompts. Stage 1 at 3e-5, not the recipe's 2e-4: on the sample's 25
     // examples 2e-4 overfit (replies became lists of facts; Distinct-2 0.90 -> 0.26, with 3e-5 0.59).
     runSettings: {

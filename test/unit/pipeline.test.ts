@@ -87,7 +87,7 @@ test('a run goes through both stages, exports, and the result selects then gener
   assert.equal(s1.at(-1)!.total, 24, '8 examples x 2 tasks / 4 a step x 6 epochs');
   assert.ok(s1.every((p) => typeof p.etaSeconds === 'number'));
   const sampled = seen.filter((p) => p.stage === 'generate' && p.step !== undefined);
-  assert.deepEqual([sampled.at(-1)!.step, sampled.at(-1)!.total], [8, 8], 'rejection sampling reports its progress too');
+  assert.deepEqual([sampled.at(-1)!.step, sampled.at(-1)!.total], [6, 6], 'rejection sampling reports its progress too: the 6 examples that name a persona sentence');
   const s2 = seen.filter((p) => p.stage === 'stage2' && p.metrics);
   assert.ok(s2.length > 0 && 'rewards/margins' in s2[0]!.metrics!);
   // The generated pairs are a valid pairs file, annotated ones included.
@@ -201,14 +201,18 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   assert.match(train.stderr, /\[stage2\] step \d+ of \d+ loss [\d.]+ margin -?[\d.]+/);
   const model = train.stdout.trim();
   assert.ok(existsSync(path.join(model, 'onnx', 'model.onnx')));
+  // One held-out example: a tiny model after one epoch may end its reply at once on either side,
+  // so the limits below are held to be tested (not vacuous) over both sides together.
+  let words = 0;
   for (const side of ['before', 'after']) {
     const replies = readFileSync(path.join(project, 'runs', 'cli', 'eval', `predictions-${side}.jsonl`), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prediction: string }).prediction.split(/\s+/).filter(Boolean));
-    assert.ok(replies.some((words) => words.length > 1), `${side}: some reply has words`);
+    words = Math.max(words, ...replies.map((r) => r.length));
     for (const words of replies) {
       assert.ok(words.length <= 3, `${side}: "${words.join(' ')}" is longer than max_new_tokens`);
       assert.equal(new Set(words).size, words.length, `${side}: "${words.join(' ')}" repeats a word`);
     }
   }
+  assert.ok(words > 1, 'some reply has words');
   const runs = pal('runs', config, '--json');
   assert.deepEqual(JSON.parse(runs.stdout).map((r: { name: string; finished: boolean }) => [r.name, r.finished]), [['cancel', true], ['cli', true], ['sam', true]]);
   const chat = pal('chat', '--model', model, '--facts', facts.join('|'), '--max-new-tokens', '6', '--json', 'do you have pets ?');
@@ -218,7 +222,7 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   assert.equal(typeof answer.response, 'string');
   const curbed = pal('chat', '--model', model, '--facts', facts.join('|'), '--max-new-tokens', '6', '--repetition-penalty', '1.3', '--no-repeat-ngram', '2', '--json', 'do you have pets ?');
   assert.equal(curbed.status, 0, curbed.stderr);
-  for (const [flag, value, message] of [['--repetition-penalty', '0', /--repetition-penalty must be a number above 0/], ['--no-repeat-ngram', '1.5', /--no-repeat-ngram must be a whole number from 0/]] as const) {
+  for (const [flag, value, message] of [['--repetition-penalty', '0', /--repetition-penalty must be a number above 0/], ['--no-repeat-ngram', '1.5', /--no-repeat-ngram must be a whole number, not "1.5"/]] as const) {
     const bad = pal('chat', '--model', model, '--facts', facts.join('|'), flag, value, 'hi');
     assert.equal(bad.status, 2, `${flag} ${value}`);
     assert.match(bad.stderr, message);

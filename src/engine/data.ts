@@ -185,9 +185,10 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
   const pool = options.balance ? balanceLabels(imported.examples, options.seed ?? 42) : imported.examples;
   const drawn = options.sample !== undefined ? sampleExamples(pool, options.sample, options.seed ?? 42) : pool;
   const examples = options.limit !== undefined ? drawn.slice(0, options.limit) : drawn;
-  const splitInfo = { split: examples[0]?.split ?? chosen ?? 'valid', from: options.split ? ('option' as const) : named ? ('file name' as const) : ('default' as const) };
   // Nothing to import: no empty file is left to block the next try.
-  if (examples.length === 0) return { format, out: options.out, count: 0, split: splitInfo, problems };
+  if (examples.length === 0) return { format, out: options.out, count: 0, problems };
+  // The split the importer gave (its own default when neither the option nor the name said one).
+  const splitInfo = { split: examples[0]!.split, from: options.split ? ('option' as const) : named ? ('file name' as const) : ('default' as const) };
   await writeFileSafely(options.out, examples.map((e) => `${JSON.stringify(e)}\n`).join(''), options.force ?? false);
   return { format, out: options.out, count: examples.length, split: splitInfo, problems };
 }

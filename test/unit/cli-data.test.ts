@@ -5,6 +5,7 @@ import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, wr
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 import { packageRoot } from '../../src/engine/paths';
 import { personaChatDir, skipWithoutData } from './shared-data';
 
@@ -65,6 +66,30 @@ test('pal import guesses Synthetic-Persona-Chat CSV and Character Cards from the
   const back = path.join(dir, 'io.card.json');
   assert.equal(pal('export', persona, '--to', 'card', '--out', back).status, 0);
   assert.deepEqual(JSON.parse(readFileSync(back, 'utf8')), JSON.parse(readFileSync(card, 'utf8')));
+});
+
+test('pal export --to card then pal import gives the persona file back, every field (issue 18.2)', () => {
+  const written = path.join(dir, 'wren.persona.yaml');
+  const yaml = [
+    'id: wren-2',
+    'name: Wren',
+    'facts:',
+    '  - i fix bicycles for a living .',
+    '  - on sundays i ride out past the reservoir to the old mill where my aunt still bakes bread in a wood oven for the whole village .',
+    'description: A bike mechanic.',
+    'voice: husky',
+    'extensions:',
+    '  other_tool: {level: 3}',
+    '',
+  ].join('\n');
+  writeFileSync(written, yaml);
+  const card = path.join(dir, 'wren.card.json');
+  const e = pal('export', written, '--to', 'card', '--out', card);
+  assert.equal(e.status, 0, e.stderr);
+  const back = path.join(dir, 'wren-back.persona.yaml');
+  const i = pal('import', card, '--out', back);
+  assert.equal(i.status, 0, i.stderr);
+  assert.deepEqual(parseYaml(readFileSync(back, 'utf8')), parseYaml(yaml));
 });
 
 test('pal export: pairs for TRL, LLaMA-Factory and axolotl; pending pairs are left out and counted', () => {

@@ -420,10 +420,15 @@ test('edits to a persona show in the exported card, and nothing else changes', (
   const { persona } = importCharacterCard(JSON.stringify(v2Card), 'maren.json');
   const edited: Persona = { ...persona!, name: 'Maren Holt-Vik', style: 'gruff but kind', tags: ['maritime'] };
   const card = JSON.parse(exportCharacterCard(edited));
-  assert.deepEqual(card, {
+  // The id and the facts no longer follow from the card's name and personality: they travel in
+  // the card's extensions.pal_studio, and the card's own fields hold just the edits.
+  const { pal_studio: stored, ...extensions } = card.data.extensions;
+  assert.deepEqual({ ...card, data: { ...card.data, extensions } }, {
     ...v2Card,
     data: { ...v2Card.data, name: 'Maren Holt-Vik', personality: 'gruff but kind', tags: ['maritime'] },
   });
+  assert.deepEqual(stored.persona.facts, persona!.facts);
+  assert.equal(importCharacterCard(JSON.stringify(card), 'maren.json').persona!.id, 'maren-holt');
   const noDescription: Persona = { ...persona!, description: undefined, examples: [{ turns: [{ speaker: 'user', text: 'Hi' }, { speaker: 'persona', text: 'Hm.' }] }] };
   const card2 = JSON.parse(exportCharacterCard(noDescription));
   assert.equal(card2.data.description, '');
@@ -488,6 +493,90 @@ test('a persona written in PAL Studio exports as a new V2 card that imports back
   const back = importCharacterCard(JSON.stringify(card), 'ada.json').persona!;
   assert.equal(back.name, 'Ada');
   assert.deepEqual(back.tags, ['farm']);
+});
+
+// Issue 18.2: a card has no field for facts, the id or a persona's own fields; they were lost on
+// export, and re-importing a new card took a fact from its description and dropped a long one.
+const handWritten: Persona = {
+  id: 'ada-lovelace-2',
+  name: 'Ada',
+  facts: [
+    'i have two dogs .',
+    'i grew up on a farm at the edge of a forest where my grandfather kept bees and sold honey at the market every saturday .',
+  ],
+  description: 'A farmer who reads at night.',
+  style: 'warm, slow',
+  tags: ['farm'],
+  examples: [{ turns: [{ speaker: 'user', text: 'Hi' }, { speaker: 'persona', text: 'Come in.' }], note: 'kept' }],
+  voice: 'low',
+  extensions: { other_tool: { colour: 'green' } },
+};
+
+test('persona -> card -> persona keeps every field, and the card -> persona -> card round trip is exact', () => {
+  const cardText = exportCharacterCard(handWritten);
+  const card = JSON.parse(cardText);
+  // Front ends still see the facts after the description.
+  assert.equal(card.data.description, `A farmer who reads at night.\n\n${handWritten.facts.join(' ')}`);
+  assert.deepEqual(card.data.extensions.pal_studio.persona, handWritten);
+  const { persona: back, problems } = importCharacterCard(cardText, 'ada.json');
+  assert.deepEqual(problems, []);
+  assert.deepEqual(back, handWritten);
+  assert.equal(exportCharacterCard(back!), cardText);
+  // The same through YAML-like JSON text, as a saved persona file is read.
+  assert.deepEqual(importCharacterCard(exportCharacterCard(JSON.parse(JSON.stringify(back)) as Persona), 'ada.json').persona, handWritten);
+});
+
+test('facts edited after importing a card survive export and re-import; an unedited card gets nothing added', () => {
+  const { persona } = importCharacterCard(JSON.stringify(v2Card), 'maren.json');
+  assert.equal(JSON.parse(exportCharacterCard(persona!)).data.extensions.pal_studio, undefined);
+  const edited: Persona = { ...persona!, id: 'maren', facts: ['I keep the light on Skarv.', ...persona!.facts.slice(1)] };
+  const card = JSON.parse(exportCharacterCard(edited));
+  // Only the extension is new: every field of the card is as it was.
+  const { pal_studio: stored, ...otherExtensions } = card.data.extensions;
+  assert.deepEqual({ ...card, data: { ...card.data, extensions: otherExtensions } }, v2Card);
+  assert.deepEqual(stored.persona.facts, edited.facts);
+  const back = importCharacterCard(JSON.stringify(card), 'maren.json').persona!;
+  assert.equal(back.id, 'maren');
+  assert.deepEqual(back.facts, edited.facts);
+  assert.deepEqual(back.extensions?.character_card, v2Card, 'the copy of the card does not carry the extension');
+  assert.deepEqual(JSON.parse(exportCharacterCard(back)), card);
+});
+
+test('a field edited in another tool after export wins; the facts and the id stay', () => {
+  const card = JSON.parse(exportCharacterCard(handWritten));
+  card.data.name = 'Ada Byron';
+  card.data.description = `Reads at night, writes at dawn.\n\n${handWritten.facts.join(' ')}`;
+  card.data.tags = ['farm', 'poet'];
+  card.data.creator = 'someone';
+  const back = importCharacterCard(JSON.stringify(card), 'ada.json').persona!;
+  assert.equal(back.name, 'Ada Byron');
+  assert.equal(back.description, 'Reads at night, writes at dawn.');
+  assert.deepEqual(back.tags, ['farm', 'poet']);
+  assert.equal(back.id, handWritten.id);
+  assert.deepEqual(back.facts, handWritten.facts);
+  assert.equal(back.voice, 'low');
+  assert.equal(back.style, handWritten.style);
+  // The card now holds what PAL Studio did not write (the creator): it is kept with the persona.
+  assert.equal((back.extensions?.character_card as { data: { creator: string } }).data.creator, 'someone');
+  assert.equal(JSON.parse(exportCharacterCard(back)).data.creator, 'someone');
+});
+
+test('a V1 card with edited facts round-trips and comes back flat', () => {
+  const v1 = { name: 'Tobias', description: 'Tobias repairs clocks in a tiny shop. He never throws a gear away.', personality: '', scenario: '', first_mes: '', mes_example: '' };
+  const persona = importCharacterCard(JSON.stringify(v1), 'tobias.json').persona!;
+  const card = JSON.parse(exportCharacterCard({ ...persona, facts: ['I repair clocks.'] }));
+  assert.equal(card.spec, undefined);
+  const back = importCharacterCard(JSON.stringify(card), 'tobias.json').persona!;
+  assert.deepEqual(back.facts, ['I repair clocks.']);
+  assert.deepEqual(back.extensions?.character_card, v1);
+});
+
+test('an extensions.pal_studio that PAL Studio did not write is warned about and kept in the card', () => {
+  const card = { ...v2Card, data: { ...v2Card.data, extensions: { pal_studio: { version: 9 } } } };
+  const { persona, problems } = importCharacterCard(JSON.stringify(card), 'maren.json');
+  assert.deepEqual(problems.map((p) => p.code), ['card/pal-data']);
+  assert.equal(persona!.name, 'Maren Holt');
+  assert.deepEqual(persona!.extensions?.character_card, card);
 });
 
 // ---------------------------------------------------------------------------------------------

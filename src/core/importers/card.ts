@@ -15,6 +15,13 @@
  * out deep-equal to what went in, and nothing PAL Studio does not understand (lorebooks, assets,
  * other tools' extensions) is lost. Only JSON text is read: a card embedded in a PNG must be
  * extracted first.
+ *
+ * A card has no field for what PAL Studio adds (facts, the id, a persona's own fields): when the
+ * card's fields alone would not import back as the persona, export also writes the persona into
+ * the card's `extensions.pal_studio` (the spec's place for one tool's data), with the card fields
+ * as written; import takes the persona from there, and a field edited since in another tool from
+ * the card. So persona -> card -> persona keeps every field (issue 18.2: edited facts, `id` and
+ * unknown fields were lost, and re-importing a new card's description added a bogus fact).
  */
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { positionAt, problem } from '../formats/problems';
@@ -25,6 +32,20 @@ export const CARD_SPEC_V3 = 'chara_card_v3';
 
 /** Where in `persona.extensions` the original card is kept. */
 export const CARD_EXTENSION_KEY = 'character_card';
+
+/** Where in a card's `extensions` PAL Studio keeps the persona (see above). */
+export const PAL_CARD_EXTENSION = 'pal_studio';
+
+/** The card fields a persona shows, as export wrote them: one edited later in another tool wins on import. */
+const CARD_TEXT_FIELDS = ['name', 'description', 'personality', 'tags', 'mes_example'] as const;
+
+interface PalCardData {
+  version: 1;
+  /** The persona as it was exported, without its copy of the card. */
+  persona: Persona;
+  /** The card's fields as written with it. */
+  card: Partial<Record<(typeof CARD_TEXT_FIELDS)[number], unknown>>;
+}
 
 /** The most facts derived from a card: PAL selects among a handful, as in PERSONA-CHAT. */
 export const MAX_CARD_FACTS = 10;
@@ -152,6 +173,10 @@ export function importCharacterCard(text: string, file: string): CardImport {
     problems.push(problem(file, at, 'warning', 'card/field-type', `The card's "${key}" is not of the type the spec gives it; PAL Studio ignores it (it stays in the card).`)),
   );
   const { name, description, personality, tags, examples } = read;
+  const stored = takePalData(card, fields, () =>
+    problems.push(problem(file, at, 'warning', 'card/pal-data', `The card's extensions.${PAL_CARD_EXTENSION} is not what PAL Studio writes; the persona is read from the card's fields (the extension stays in the card).`)),
+  );
+  if (stored) return { persona: personaFromPalData(stored, card, fields, read), problems };
   if (name.trim() === '') {
     problems.push(problem(file, at, 'error', 'card/no-name', 'The card has no "name": a persona needs one.'));
     return { problems };
@@ -184,8 +209,24 @@ export function importCharacterCard(text: string, file: string): CardImport {
  * card carries them after its description.
  */
 export function exportCharacterCard(persona: Persona): string {
+  const card = cardFields(persona);
+  const fields = fieldsOf(card)!;
+  if (isObject(fields.extensions)) delete fields.extensions[PAL_CARD_EXTENSION]; // written afresh below
+  // What the card's fields cannot say goes with it, so that it imports back as this persona.
+  const own = withoutCardCopy(persona);
+  const plain = importCharacterCard(JSON.stringify(card), 'card').persona;
+  if (!plain || canonicalJson(withoutCardCopy(plain)) !== canonicalJson(own)) {
+    const written = Object.fromEntries(CARD_TEXT_FIELDS.filter((k) => fields[k] !== undefined).map((k) => [k, structuredClone(fields[k])]));
+    const data: PalCardData = { version: 1, persona: own, card: written };
+    fields.extensions = { ...(isObject(fields.extensions) ? fields.extensions : {}), [PAL_CARD_EXTENSION]: data };
+  }
+  return `${JSON.stringify(card, null, 2)}\n`;
+}
+
+/** The card with the persona's name, description, style, tags and examples in its fields. */
+function cardFields(persona: Persona): CardObject {
   const original = persona.extensions?.[CARD_EXTENSION_KEY];
-  if (!isObject(original)) return `${JSON.stringify(newV2Card(persona), null, 2)}\n`;
+  if (!isObject(original)) return newV2Card(persona);
   const card: CardObject = structuredClone(original);
   let fields = fieldsOf(card);
   if (!fields) {
@@ -201,7 +242,83 @@ export function exportCharacterCard(persona: Persona): string {
   if ((persona.style ?? '') !== read.personality) fields.personality = persona.style ?? '';
   if (!same(persona.tags ?? [], read.tags)) fields.tags = persona.tags ?? [];
   if (!same(persona.examples ?? [], read.examples)) fields.mes_example = renderMesExample(persona.examples ?? []);
-  return `${JSON.stringify(card, null, 2)}\n`;
+  return card;
+}
+
+/** The persona without its copy of the card (the card itself carries that). */
+function withoutCardCopy(persona: Persona): Persona {
+  const own: Persona = structuredClone(persona);
+  if (own.extensions && CARD_EXTENSION_KEY in own.extensions) {
+    const { [CARD_EXTENSION_KEY]: _card, ...rest } = own.extensions;
+    if (Object.keys(rest).length > 0) own.extensions = rest;
+    else delete own.extensions;
+  }
+  return own;
+}
+
+/**
+ * PAL Studio's data in a card, taken out of it (the card is left as the other tools see it).
+ * `undefined` when there is none, or when it is not what PAL Studio writes (then it stays in the
+ * card, and `onInvalid` hears of it).
+ */
+function takePalData(card: CardObject, fields: CardObject, onInvalid: () => void): PalCardData | undefined {
+  const extensions = fields.extensions;
+  if (!isObject(extensions) || !(PAL_CARD_EXTENSION in extensions)) return undefined;
+  const data = extensions[PAL_CARD_EXTENSION];
+  const persona = isObject(data) ? data.persona : undefined;
+  const valid =
+    isObject(data) && data.version === 1 && isObject(data.card) && isObject(persona) &&
+    typeof persona.id === 'string' && typeof persona.name === 'string' &&
+    Array.isArray(persona.facts) && persona.facts.every((f) => typeof f === 'string');
+  if (!valid) {
+    onInvalid();
+    return undefined;
+  }
+  delete extensions[PAL_CARD_EXTENSION];
+  // A V1 card has no `extensions` of its own: export made it, import takes it away again.
+  if (card.spec === undefined && Object.keys(extensions).length === 0) delete fields.extensions;
+  return data as unknown as PalCardData;
+}
+
+/** JSON text with every object's keys in order: equal values, equal text. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+  );
+}
+
+/**
+ * The persona a card exported by PAL Studio holds, with any field edited since in another tool
+ * taken from the card. The copy of the card is kept unless the card is exactly the new card
+ * PAL Studio made of that persona (so a persona written in PAL Studio comes back as it was).
+ */
+function personaFromPalData(data: PalCardData, card: CardObject, fields: CardObject, read: CardFields): Persona {
+  const persona: Persona = structuredClone(data.persona);
+  const edited = (key: (typeof CARD_TEXT_FIELDS)[number]) => canonicalJson(fields[key]) !== canonicalJson(data.card[key]);
+  if (edited('name') && read.name.trim() !== '') persona.name = read.name;
+  if (edited('description')) {
+    // A new card carries the facts after the description; they are the persona's facts already.
+    const factsParagraph = persona.facts.join(' ');
+    let description = read.description;
+    if (factsParagraph !== '' && description.endsWith(factsParagraph)) description = description.slice(0, -factsParagraph.length).trimEnd();
+    if (description !== '') persona.description = description;
+    else delete persona.description;
+  }
+  if (edited('personality')) {
+    if (read.personality !== '') persona.style = read.personality;
+    else delete persona.style;
+  }
+  if (edited('tags')) {
+    if (read.tags.length > 0) persona.tags = read.tags;
+    else delete persona.tags;
+  }
+  if (edited('mes_example')) {
+    if (read.examples.length > 0) persona.examples = read.examples;
+    else delete persona.examples;
+  }
+  if (canonicalJson(card) === canonicalJson(newV2Card(persona))) return persona;
+  persona.extensions = { ...(persona.extensions ?? {}), [CARD_EXTENSION_KEY]: structuredClone(card) };
+  return persona;
 }
 
 function newV2Card(persona: Persona): CardObject {

@@ -56,6 +56,21 @@ test('intervals hold the point, narrow with more examples, and repeat with the s
   assert.deepEqual(bootstrapIntervals(perfect).rougeL, { low: 1, high: 1 });
 });
 
+test('Distinct-n intervals hold the point though a draw repeats predictions (every reply here is different)', () => {
+  // Each prediction its own words: Distinct-2 is 1 on the set, and about 0.63 on a plain draw
+  // (a third of the examples come twice), an interval that would leave the point out.
+  const unique = Array.from({ length: 200 }, (_, i) => ({ prediction: `w${i}a w${i}b w${i}c w${i}d`, reference: 'i like tea' }));
+  const repeated = unique.map((r, i) => ({ ...r, prediction: i % 2 ? 'i like it' : 'i like tea' }));
+  const ev = evaluateText(unique);
+  assert.equal(ev.report.distinct2, 1);
+  const { distinct1, distinct2 } = bootstrapIntervals(ev);
+  for (const [k, i] of [['distinct1', distinct1], ['distinct2', distinct2]] as const) {
+    assert.ok(i!.low <= ev.report[k]! && ev.report[k]! <= i!.high && i!.high <= 1, `${k}: ${ev.report[k]} in ${i!.low}..${i!.high}`);
+  }
+  const paired = pairedBootstrap(evaluateText(repeated), ev).distinct2!;
+  assert.ok(paired.interval.low <= paired.delta && paired.delta <= paired.interval.high && paired.interval.low > 0, JSON.stringify(paired));
+});
+
 test('the paired test: identical systems differ by nothing; one better on every example differs with p < 0.001; a coin flip does not', () => {
   const records = randomRecords(300, 11);
   const a = evaluateText(records);

@@ -316,7 +316,7 @@ export function judgedLine(text: string, judgement: Judgement, time: string): st
  * its last message's `content` (the reply; earlier messages are kept).
  */
 export function editedResponseLine(text: string, side: ResponseSide, newText: string): string {
-  return editLine(text, (body, tree) => {
+  return editLine(text, (_body, tree) => {
     const value = propertyValue(tree, side);
     if (!value) throw new Error(`The line has no '${side}'.`);
     if (value.type === 'string') return [{ offset: value.offset, length: value.length, content: JSON.stringify(newText) }];

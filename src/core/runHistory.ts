@@ -26,7 +26,7 @@ export function parseRunState(text: string, file: string): RunState {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${file}:1: not JSON (${(err as Error).message})`);
+    throw new Error(`${file}:1: not JSON (${(err as Error).message})`, { cause: err });
   }
   const v = value as Record<string, unknown> | null;
   if (typeof v !== 'object' || v === null || !Array.isArray(v.done)) throw new Error(`${file}:1: not a run's state.json (no "done" list of stages)`);
@@ -141,7 +141,7 @@ export function evaluationRows(text: string, file: string): EvalRow[] {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${file}:1: not JSON (${(err as Error).message})`);
+    throw new Error(`${file}:1: not JSON (${(err as Error).message})`, { cause: err });
   }
   const report = value as Record<string, unknown> | null;
   if (typeof report !== 'object' || report === null || typeof report.bleu1 !== 'number') throw new Error(`${file}:1: not a PAL evaluation report (no "bleu1")`);

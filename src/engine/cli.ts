@@ -403,7 +403,7 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw new Error(`${f} is not a JSON report (${(err as Error).message}); make one with pal eval --out <dir>.`);
+      throw new Error(`${f} is not a JSON report (${(err as Error).message}); make one with pal eval --out <dir>.`, { cause: err });
     }
   };
   const [aReport, bReport] = [await read(a), await read(b)];

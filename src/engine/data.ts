@@ -76,15 +76,15 @@ export async function ensureFolder(dir: string, what = dir): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const link = await fs.readlink(dir).catch(() => undefined);
-    if (link !== undefined && !(await fs.stat(dir).catch(() => undefined))) throw new Error(`${what} (${dir}) is a link to ${link}, which is not there: make that folder, or point ${what} somewhere else.`);
+    if (link !== undefined && !(await fs.stat(dir).catch(() => undefined))) throw new Error(`${what} (${dir}) is a link to ${link}, which is not there: make that folder, or point ${what} somewhere else.`, { cause: err });
     const here = await fs.stat(dir).catch(() => undefined);
-    if (here && !here.isDirectory()) throw new Error(`${what} (${dir}) is a file, not a folder: choose a folder (it is made when it is not there).`);
+    if (here && !here.isDirectory()) throw new Error(`${what} (${dir}) is a file, not a folder: choose a folder (it is made when it is not there).`, { cause: err });
     for (let parent = path.dirname(dir); parent !== path.dirname(parent); parent = path.dirname(parent)) {
       const st = await fs.stat(parent).catch(() => undefined);
-      if (st && !st.isDirectory()) throw new Error(`${what} (${dir}) cannot be made: ${parent} is a file, not a folder.`);
+      if (st && !st.isDirectory()) throw new Error(`${what} (${dir}) cannot be made: ${parent} is a file, not a folder.`, { cause: err });
       if (st) break;
     }
-    throw new Error(`${what} (${dir}) cannot be made (${code ?? (err as Error).message}).`);
+    throw new Error(`${what} (${dir}) cannot be made (${code ?? (err as Error).message}).`, { cause: err });
   }
 }
 

@@ -136,7 +136,7 @@ export async function loadNliModel(folder: string): Promise<NliModel> {
   try {
     config = JSON.parse(await fs.readFile(path.join(absolute, 'config.json'), 'utf8'));
   } catch (err) {
-    throw new Error(`${absolute} is not a model folder: cannot read its config.json (${(err as Error).message}).`);
+    throw new Error(`${absolute} is not a model folder: cannot read its config.json (${(err as Error).message}).`, { cause: err });
   }
   const labels = nliLabelMap(config.id2label);
   // Local folders only: an evaluation never downloads anything.

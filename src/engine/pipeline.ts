@@ -187,7 +187,7 @@ async function checkModelFolder(base: string, configFile: string, tokenizer?: st
       const value: unknown = JSON.parse(text);
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
     } catch (err) {
-      throw new Error(`${file} ${where} is not valid JSON (${(err as Error).message}): the ${what} is damaged; copy or export the model folder again.`);
+      throw new Error(`${file} ${where} is not valid JSON (${(err as Error).message}): the ${what} is damaged; copy or export the model folder again.`, { cause: err });
     }
     throw new Error(`${file} ${where} is not a JSON object: the ${what} is damaged; copy or export the model folder again.`);
   };
@@ -295,7 +295,7 @@ async function readRunState(statePath: string): Promise<RunState | null> {
   try {
     state = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${statePath}: not valid JSON (${(err as Error).message}). It records which stages of the run are done; delete it to redo the run from the start (checkpoints are kept).`);
+    throw new Error(`${statePath}: not valid JSON (${(err as Error).message}). It records which stages of the run are done; delete it to redo the run from the start (checkpoints are kept).`, { cause: err });
   }
   const s = state as Partial<RunState> | null;
   if (typeof s !== 'object' || s === null || !Array.isArray(s.done) || !s.done.every((d) => (STAGES as readonly string[]).includes(d))) {

@@ -58,7 +58,7 @@ export async function* corpusTurns(files: readonly string[], limitDialogues = In
         try {
           d = JSON.parse(line) as typeof d;
         } catch (err) {
-          throw new Error(`${file}:${lineNo}: not JSON (${(err as Error).message})`);
+          throw new Error(`${file}:${lineNo}: not JSON (${(err as Error).message})`, { cause: err });
         }
         for (const t of d.turns ?? []) if (typeof t.text === 'string' && t.text !== '') yield { dialogue, text: t.text };
         dialogue++;

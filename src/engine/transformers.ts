@@ -13,6 +13,7 @@ let loaded: Transformers | undefined;
 
 export function transformers(options: { allowRemote?: boolean } = {}): Transformers {
   // A computed path: bundlers leave it to run time (dist/transformers.js from every bundle).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a synchronous load of a path known at run time only
   loaded ??= require(path.join(packageRoot(), 'dist', 'transformers.js')) as Transformers;
   loaded.env.allowRemoteModels = options.allowRemote === true;
   loaded.env.allowLocalModels = true;

@@ -188,7 +188,7 @@ export function buildTinyBaseModel(ws) {
     for (const f of readdirSync(path.join(ws, dir))) texts.push(readFileSync(path.join(ws, dir, f), 'utf8'));
   }
   const template = 'Facts: Persona: Dialogue: User: Using: none Which fact does Persona\'s next reply use? Answer: 1. 2. 3. 4. 5.';
-  const words = [...new Set([template, ...texts].join(' ').replace(/["{}\[\],]/g, ' ').split(/\s+/).filter(Boolean))];
+  const words = [...new Set([template, ...texts].join(' ').replace(/["{}[\],]/g, ' ').split(/\s+/).filter(Boolean))];
   const specials = ['[PAD]', '[UNK]', '[EOS]'];
   const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
   const hf = path.join(ws, 'tiny', 'hf');

@@ -93,7 +93,7 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
     assert.ok(!saved[6].endsWith('\n'), 'still no final newline');
     const before = original.map((l) => (l.trim() && !l.includes('cut off') ? JSON.parse(l) : undefined));
     const after = saved.map((l) => (l.trim() && !l.includes('cut off') ? JSON.parse(l) : undefined));
-    const rest = ({ status, time, ...fields }) => fields;
+    const rest = ({ status: _status, time: _time, ...fields }) => fields;
     assert.deepEqual([after[0].status, rest(after[0])], ['chosen', rest(before[0])]);
     assert.deepEqual([after[1].status, after[1].chosen, after[1].rejected], ['chosen', before[1].rejected, before[1].chosen], 'key 2 swapped the responses');
     assert.deepEqual([after[4].status, after[4]['x-batch'], after[4].chosen], ['skipped', 7, before[4].chosen]);

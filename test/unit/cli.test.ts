@@ -1,6 +1,7 @@
 // The `pal` command line, run as a user runs it: the built dist/cli.js in a child process.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { packageRoot } from '../../src/engine/paths';
@@ -31,7 +32,7 @@ test('pal with no command prints help to stderr and exits 2; an unknown command 
 test('pal --version prints the version the bundle was built as', () => {
   const r = pal('--version');
   assert.equal(r.status, 0);
-  const { version } = require(path.join(packageRoot(), 'package.json')) as { version: string };
+  const { version } = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   assert.equal(r.stdout.trim(), version);
 });
 

@@ -33,7 +33,10 @@ test('the corpora become a uint16 stream of dialogue blocks separated by <|endof
   const tok = BpeTokenizer.fromJson(JSON.parse(readFileSync(path.join(tokDir, 'tokenizer.json'), 'utf8')));
   // Split on <|endoftext|> (id 0) and compare each document with the dialogue block of its turns.
   const docs: number[][] = [[]];
-  for (const id of ids) (id === 0 ? docs.push([]) : docs.at(-1)!.push(id));
+  for (const id of ids) {
+    if (id === 0) docs.push([]);
+    else docs.at(-1)!.push(id);
+  }
   docs.pop();
   assert.equal(docs.length, 40);
   const dialogues: string[][] = [];

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets everything up, then runs every test suite: type check, unit tests (node --test), the
+# Sets everything up, then runs every test suite: type check, lint, unit tests (node --test), the
 # trainer's Python tests (unittest; again on torch 1.x where Debian's is there), and the
 # real-VS-Code tests (code-server + headless Chromium).
 # Every suite runs even when an earlier one failed; the last line sums them up.
@@ -33,12 +33,16 @@ suite() { # name, then the command
   "$@" 2>&1 | tee "$logs/$name.log"
   local rc=${PIPESTATUS[0]}
   echo "=== $name: exit $rc in $((SECONDS - t0)) s"
+  suite_rc=$rc
   ((rc == 0)) || status=1
   return 0
 }
 
 suite typecheck npx tsc -p tsconfig.json
-((status == 0)) || failed=$((failed + 1))
+((suite_rc == 0)) || failed=$((failed + 1))
+# eslint, prettier --check and ruff (package.json "lint"; `npm run format` fixes what they can).
+suite lint npm run --silent lint
+((suite_rc == 0)) || failed=$((failed + 1))
 
 # The Python tests run in the interpreter the engine itself would pick for training (set-up's
 # virtual environment, ~/.cache/pal-studio/python, unless PAL_PYTHON or the like says otherwise); the

@@ -26,7 +26,13 @@ const RUNS = arg('--runs', 5);
 
 const bundle = await esbuild.build({
   stdin: { contents: "export * from './src/core/annotator'; export { parsePairs } from './src/core/formats/pairs';", resolveDir: root, loader: 'ts' },
-  bundle: true, platform: 'node', format: 'cjs', target: 'node20', mainFields: ['module', 'main'], write: false, logLevel: 'warning',
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  mainFields: ['module', 'main'],
+  write: false,
+  logLevel: 'warning',
 });
 const mod = { exports: {} };
 new Function('module', 'exports', 'require', bundle.outputFiles[0].text)(mod, mod.exports, createRequire(import.meta.url));
@@ -36,15 +42,18 @@ const A = mod.exports;
 const lines = [];
 for (let i = 0; i < PAIRS; i++) {
   if (i % 50 === 49) lines.push(`{"prompt": "line ${i} was cut off`);
-  else lines.push(JSON.stringify({
-    prompt: `what do you do on the evening of day ${i} , when the storm comes in from the sea ?`,
-    chosen: `i climb the tower and light the lamp , then i sit with tern and listen to the rain . (${i})`,
-    rejected: `i go to the city to see a film with my friends . (${i})`,
-    persona_ids: [i % 3 ? 'mara-lighthouse' : 'dev-courier'],
-    dialogue: { file: 'data/mara.dialogues.jsonl', line: (i % 900) + 1 },
-    origin: i % 4 ? 'pal-stage2' : 'annotated',
-    status: 'pending',
-  }));
+  else
+    lines.push(
+      JSON.stringify({
+        prompt: `what do you do on the evening of day ${i} , when the storm comes in from the sea ?`,
+        chosen: `i climb the tower and light the lamp , then i sit with tern and listen to the rain . (${i})`,
+        rejected: `i go to the city to see a film with my friends . (${i})`,
+        persona_ids: [i % 3 ? 'mara-lighthouse' : 'dev-courier'],
+        dialogue: { file: 'data/mara.dialogues.jsonl', line: (i % 900) + 1 },
+        origin: i % 4 ? 'pal-stage2' : 'annotated',
+        status: 'pending',
+      }),
+    );
   if (i % 10_000 === 9_999) lines.push('');
 }
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'pal-annotator-bench-'));

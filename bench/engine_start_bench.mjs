@@ -15,8 +15,18 @@ const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 7;
 
 const bundle = await esbuild.build({
-  stdin: { contents: "export { EngineClient } from './src/engine/client'; export { EngineInfoRequest } from './src/engine/protocol';", resolveDir: root, loader: 'ts' },
-  bundle: true, platform: 'node', format: 'cjs', target: 'node20', write: false, logLevel: 'warning', mainFields: ['module', 'main'],
+  stdin: {
+    contents: "export { EngineClient } from './src/engine/client'; export { EngineInfoRequest } from './src/engine/protocol';",
+    resolveDir: root,
+    loader: 'ts',
+  },
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  write: false,
+  logLevel: 'warning',
+  mainFields: ['module', 'main'],
 });
 const mod = { exports: {} };
 new Function('module', 'exports', 'require', bundle.outputFiles[0].text)(mod, mod.exports, createRequire(import.meta.url));
@@ -45,4 +55,12 @@ for (let i = 0; i < RUNS; i++) {
   info.push(performance.now() - t0);
   await client.stop();
 }
-console.log(JSON.stringify({ runs: RUNS, ready_ms_median: median(ready), ready_ms_max: Math.max(...ready), bare_node_ms_median: median(bare), first_info_ms_median: median(info) }));
+console.log(
+  JSON.stringify({
+    runs: RUNS,
+    ready_ms_median: median(ready),
+    ready_ms_max: Math.max(...ready),
+    bare_node_ms_median: median(bare),
+    first_info_ms_median: median(info),
+  }),
+);

@@ -20,7 +20,10 @@ const PROMPTS = Number(arg('--prompts', '20'));
 const NEW_TOKENS = Number(arg('--new-tokens', '32'));
 const python = process.env.PAL_PYTHON || '/usr/bin/python3';
 const data = path.join(process.env.PAL_SHARED_DATA || path.join(root, '..', 'shared', 'data'), 'persona-chat', 'convai2_valid_dev.txt');
-for (const [what, p] of [['model', path.join(modelDir, 'onnx', 'model.onnx')], ['data', data]]) {
+for (const [what, p] of [
+  ['model', path.join(modelDir, 'onnx', 'model.onnx')],
+  ['data', data],
+]) {
   if (!existsSync(p)) {
     console.error(`generation bench: ${p} is missing (${what})`);
     process.exit(1);
@@ -32,12 +35,20 @@ const out = path.join(root, 'dist-bench', 'generation.js');
 mkdirSync(path.dirname(out), { recursive: true });
 await esbuild.build({
   stdin: {
-    contents: "export * from './src/engine/inference'; export { importParlai } from './src/core/importers/parlai'; export * from './src/core/prompts'; export { bm25Select } from './src/core/bm25';",
+    contents:
+      "export * from './src/engine/inference'; export { importParlai } from './src/core/importers/parlai'; export * from './src/core/prompts'; export { bm25Select } from './src/core/bm25';",
     resolveDir: root,
     loader: 'ts',
   },
-  bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: out, logLevel: 'warning', mainFields: ['module', 'main'],
-  external: ['onnxruntime-node', 'onnxruntime-common'], alias: { sharp: './src/engine/no-sharp.cjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  outfile: out,
+  logLevel: 'warning',
+  mainFields: ['module', 'main'],
+  external: ['onnxruntime-node', 'onnxruntime-common'],
+  alias: { sharp: './src/engine/no-sharp.cjs' },
 });
 const lib = createRequire(import.meta.url)(out);
 
@@ -123,8 +134,18 @@ with torch.no_grad():
     ms = (time.perf_counter() - t0) * 1000
 print(json.dumps({"tokens": tokens, "ms": ms, "threads": torch.get_num_threads()}))
 `;
-  const env = { ...process.env, PYTHONPATH: path.join(root, 'src', 'trainer'), OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2', OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '2' };
-  peer = JSON.parse(execFileSync(python, ['-c', script, modelDir, tmp, String(NEW_TOKENS)], { env, encoding: 'utf8' }).trim().split('\n').pop());
+  const env = {
+    ...process.env,
+    PYTHONPATH: path.join(root, 'src', 'trainer'),
+    OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2',
+    OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '2',
+  };
+  peer = JSON.parse(
+    execFileSync(python, ['-c', script, modelDir, tmp, String(NEW_TOKENS)], { env, encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop(),
+  );
 }
 
 const result = {

@@ -30,7 +30,12 @@ if (!existsSync(data)) {
 // for the schemas.
 const bundle = await esbuild.build({
   stdin: { contents: "export * from './src/core/metrics/index'; export { importParlai } from './src/core/importers/parlai';", resolveDir: root, loader: 'ts' },
-  bundle: true, platform: 'node', format: 'cjs', target: 'node20', write: false, logLevel: 'warning',
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  write: false,
+  logLevel: 'warning',
 });
 const mod = { exports: {} };
 new Function('module', 'exports', 'require', bundle.outputFiles[0].text)(mod, mod.exports, createRequire(import.meta.url));
@@ -40,7 +45,7 @@ const M = mod.exports;
 // itself with words dropped and neighbours swapped (deterministically), up to 10,000.
 const { examples } = M.importParlai(readFileSync(data, 'utf8'), data);
 let seed = 12345;
-const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 const records = [];
 for (let i = 0; records.length < PAIRS; i++) {
   const e = examples[i % examples.length];
@@ -133,7 +138,12 @@ const peer = JSON.parse(
 
 const a = ours.value;
 const b = peer.value;
-const agreement = Math.max(...a.bleu.map((x, i) => Math.abs(x - b.bleu[i])), Math.abs(a.rougeL - b.rougeL), Math.abs(a.distinct1 - b.distinct1), Math.abs(a.distinct2 - b.distinct2));
+const agreement = Math.max(
+  ...a.bleu.map((x, i) => Math.abs(x - b.bleu[i])),
+  Math.abs(a.rougeL - b.rougeL),
+  Math.abs(a.distinct1 - b.distinct1),
+  Math.abs(a.distinct2 - b.distinct2),
+);
 if (!(agreement <= 1e-9)) {
   console.error(`metrics bench: ours and the Python peers disagree by ${agreement}`);
   process.exit(1);

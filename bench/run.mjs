@@ -31,32 +31,63 @@ function bench(what, command, args) {
 const node = (script, ...args) => [process.execPath, [path.join(root, 'bench', script), ...args]];
 const py = (...args) => [python, [path.join(root, 'bench', 'trainer_bench.py'), ...args]];
 
-const trainer = bench(`trainer tokens/s, ours vs a plain PyTorch loop (${python}, ${threads} threads)`, ...py('--sizes', quick ? '7m' : '7m,30m', '--stages', 'sft,dpo', '--steps', quick ? '5' : '8', '--rounds', quick ? '1' : '2'));
-const metrics = bench('metrics: BLEU-1..4 + ROUGE-L + Distinct-1/2 over 10,000 ConvAI2 pairs, ours vs nltk + coco-caption ROUGE-L', ...node('metrics_bench.mjs'));
+const trainer = bench(
+  `trainer tokens/s, ours vs a plain PyTorch loop (${python}, ${threads} threads)`,
+  ...py('--sizes', quick ? '7m' : '7m,30m', '--stages', 'sft,dpo', '--steps', quick ? '5' : '8', '--rounds', quick ? '1' : '2'),
+);
+const metrics = bench(
+  'metrics: BLEU-1..4 + ROUGE-L + Distinct-1/2 over 10,000 ConvAI2 pairs, ours vs nltk + coco-caption ROUGE-L',
+  ...node('metrics_bench.mjs'),
+);
 const generation = existsSync(path.join(root, 'models', 'pal-default', 'onnx', 'model.onnx'))
-  ? bench('generation: the default model through the engine (transformers.js + onnxruntime-node) vs the same weights in PyTorch with a KV cache', ...node('generation_bench.mjs'))
+  ? bench(
+      'generation: the default model through the engine (transformers.js + onnxruntime-node) vs the same weights in PyTorch with a KV cache',
+      ...node('generation_bench.mjs'),
+    )
   : null;
 // The aligned pretrained model (SmolLM2-135M + PAL's adapter), when set-up fetched it: int8 ONNX
 // through the engine against its fp16->fp32 safetensors in PyTorch.
-const cacheModels = path.join(process.env.PAL_STUDIO_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'pal-studio'), 'models');
+const cacheModels = path.join(
+  process.env.PAL_STUDIO_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'pal-studio'),
+  'models',
+);
 const smolDir = path.join(cacheModels, 'pal-smollm2-135m');
 const generation135m = existsSync(path.join(smolDir, 'onnx', 'model.onnx'))
-  ? bench('generation: pal-smollm2-135m (int8 ONNX) through the engine vs PyTorch', ...node('generation_bench.mjs', '--model', smolDir, '--prompts', quick ? '4' : '10'))
+  ? bench(
+      'generation: pal-smollm2-135m (int8 ONNX) through the engine vs PyTorch',
+      ...node('generation_bench.mjs', '--model', smolDir, '--prompts', quick ? '4' : '10'),
+    )
   : null;
-const annotator = bench('the pair annotator on a generated 100,000-pair file (open; judgement and arrow keys)', ...node('annotator_bench.mjs', ...(quick ? ['--runs', '2', '--keys', '200'] : [])));
+const annotator = bench(
+  'the pair annotator on a generated 100,000-pair file (open; judgement and arrow keys)',
+  ...node('annotator_bench.mjs', ...(quick ? ['--runs', '2', '--keys', '200'] : [])),
+);
 const engine = bench('engine start to ready (spawn to engine/initialize answered)', ...node('engine_start_bench.mjs'));
 
 // The sweep: how the costs grow (ours only, except the trainer, which keeps its peer).
 const sweep = {
-  trainer_length: bench('sweep: trainer (7M, stage 1) at sequence lengths 64 and 256', ...py('--sizes', '7m', '--stages', 'sft', '--lengths', '64,256', '--steps', '5', '--rounds', '1')).trainer,
-  metrics_pairs: [1_000, 100_000].map((n) => bench(`sweep: metrics on ${n} pairs`, ...node('metrics_bench.mjs', '--pairs', String(n), '--no-peer', '--runs', '3'))),
-  annotator_pairs: [10_000].map((n) => bench(`sweep: annotator on ${n} pairs`, ...node('annotator_bench.mjs', '--pairs', String(n), '--runs', '2', '--keys', '200'))),
+  trainer_length: bench(
+    'sweep: trainer (7M, stage 1) at sequence lengths 64 and 256',
+    ...py('--sizes', '7m', '--stages', 'sft', '--lengths', '64,256', '--steps', '5', '--rounds', '1'),
+  ).trainer,
+  metrics_pairs: [1_000, 100_000].map((n) =>
+    bench(`sweep: metrics on ${n} pairs`, ...node('metrics_bench.mjs', '--pairs', String(n), '--no-peer', '--runs', '3')),
+  ),
+  annotator_pairs: [10_000].map((n) =>
+    bench(`sweep: annotator on ${n} pairs`, ...node('annotator_bench.mjs', '--pairs', String(n), '--runs', '2', '--keys', '200')),
+  ),
 };
 
 const results = {
   date: new Date().toISOString(),
   machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) },
-  trainer: trainer.trainer, metrics, generation, generation_135m: generation135m, annotator, engine, sweep,
+  trainer: trainer.trainer,
+  metrics,
+  generation,
+  generation_135m: generation135m,
+  annotator,
+  engine,
+  sweep,
 };
 writeFileSync(path.join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 
@@ -64,7 +95,9 @@ const m = results.machine;
 const f0 = (x) => x.toFixed(0);
 const f2 = (x) => x.toFixed(2);
 const ok = (met) => (met ? 'yes' : '**no**');
-console.log(`\nMachine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB; torch ${m.torch} (${m.torch_threads} threads, OpenBLAS ${m.openblas_threads}); fp32 matmul peak ${f0(m.matmul_peak_gflops)} GFLOP/s; Node ${m.node}\n`);
+console.log(
+  `\nMachine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB; torch ${m.torch} (${m.torch_threads} threads, OpenBLAS ${m.openblas_threads}); fp32 matmul peak ${f0(m.matmul_peak_gflops)} GFLOP/s; Node ${m.node}\n`,
+);
 console.log('| path | ours | peer (same run) | ratio | goal | met |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of results.trainer) {
@@ -74,25 +107,46 @@ for (const r of results.trainer) {
   );
 }
 if (generation) {
-  console.log(`| generation, default model, greedy, ${generation.new_tokens} new tokens | ${f0(generation.ours_tokens_per_s)} tokens/s, first token ${f0(generation.ours_first_token_ms_median)} ms | ${generation.peer_tokens_per_s ? f0(generation.peer_tokens_per_s) : 'n/a'} tokens/s (PyTorch, KV cache) | ${generation.ratio ? f2(generation.ratio) : 'n/a'} | > 1 | ${ok(generation.ratio > 1)} |`);
-  console.log(`| select then generate | ${f2(generation.select_then_generate_ms)} ms a prompt | ${f2(generation.plain_generate_ms)} ms (plain generation) | ${f2(generation.select_overhead)} | ≤ 1.3 | ${ok(generation.select_overhead <= 1.3)} |`);
+  console.log(
+    `| generation, default model, greedy, ${generation.new_tokens} new tokens | ${f0(generation.ours_tokens_per_s)} tokens/s, first token ${f0(generation.ours_first_token_ms_median)} ms | ${generation.peer_tokens_per_s ? f0(generation.peer_tokens_per_s) : 'n/a'} tokens/s (PyTorch, KV cache) | ${generation.ratio ? f2(generation.ratio) : 'n/a'} | > 1 | ${ok(generation.ratio > 1)} |`,
+  );
+  console.log(
+    `| select then generate | ${f2(generation.select_then_generate_ms)} ms a prompt | ${f2(generation.plain_generate_ms)} ms (plain generation) | ${f2(generation.select_overhead)} | ≤ 1.3 | ${ok(generation.select_overhead <= 1.3)} |`,
+  );
 }
 if (generation135m) {
   const g = generation135m;
-  console.log(`| generation, pal-smollm2-135m (int8 ONNX), greedy, ${g.new_tokens} new tokens | ${f0(g.ours_tokens_per_s)} tokens/s, first token ${f0(g.ours_first_token_ms_median)} ms (prompts of ${g.prompt_tokens_median} tokens) | ${g.peer_tokens_per_s ? f0(g.peer_tokens_per_s) : 'n/a'} tokens/s (PyTorch, KV cache) | ${g.ratio ? f2(g.ratio) : 'n/a'} | > 1 | ${ok(g.ratio > 1)} |`);
-  console.log(`| select then generate, pal-smollm2-135m | ${f2(g.select_then_generate_ms)} ms a prompt | ${f2(g.plain_generate_ms)} ms (plain generation) | ${f2(g.select_overhead)} | ≤ 1.3 | ${ok(g.select_overhead <= 1.3)} |`);
+  console.log(
+    `| generation, pal-smollm2-135m (int8 ONNX), greedy, ${g.new_tokens} new tokens | ${f0(g.ours_tokens_per_s)} tokens/s, first token ${f0(g.ours_first_token_ms_median)} ms (prompts of ${g.prompt_tokens_median} tokens) | ${g.peer_tokens_per_s ? f0(g.peer_tokens_per_s) : 'n/a'} tokens/s (PyTorch, KV cache) | ${g.ratio ? f2(g.ratio) : 'n/a'} | > 1 | ${ok(g.ratio > 1)} |`,
+  );
+  console.log(
+    `| select then generate, pal-smollm2-135m | ${f2(g.select_then_generate_ms)} ms a prompt | ${f2(g.plain_generate_ms)} ms (plain generation) | ${f2(g.select_overhead)} | ≤ 1.3 | ${ok(g.select_overhead <= 1.3)} |`,
+  );
 }
-console.log(`| BLEU + ROUGE-L + Distinct, ${metrics.pairs} pairs | ${f2(metrics.ours_ms)} ms | ${f2(metrics.peer_ms)} ms (nltk + coco-caption, Python ${metrics.python}) | ${f2(metrics.ratio)} × faster, values within ${metrics.max_abs_difference.toExponential(0)} | ≥ 10 × | ${ok(metrics.ratio >= 10)} |`);
-console.log(`| annotator: open a ${annotator.pairs}-pair file (${annotator.megabytes} MB) | ${f0(annotator.open_ms.median)} ms (p95 ${f0(annotator.open_ms.p95)}) | — | — | < 2,000 ms | ${ok(annotator.open_ms.p95 < 2000)} |`);
-console.log(`| annotator: key press (judgement; arrow) | ${f2(annotator.judgement_ms.p95)}; ${f2(annotator.arrow_ms.p95)} ms p95 | — | — | < 50 ms | ${ok(annotator.judgement_ms.p95 < 50 && annotator.arrow_ms.p95 < 50)} |`);
-console.log(`| engine start to ready | ${f0(engine.ready_ms_median)} ms (max ${f0(engine.ready_ms_max)}) | ${f0(engine.bare_node_ms_median)} ms (a bare node -e 0) | — | < 1,000 ms | ${ok(engine.ready_ms_max < 1000)} |`);
+console.log(
+  `| BLEU + ROUGE-L + Distinct, ${metrics.pairs} pairs | ${f2(metrics.ours_ms)} ms | ${f2(metrics.peer_ms)} ms (nltk + coco-caption, Python ${metrics.python}) | ${f2(metrics.ratio)} × faster, values within ${metrics.max_abs_difference.toExponential(0)} | ≥ 10 × | ${ok(metrics.ratio >= 10)} |`,
+);
+console.log(
+  `| annotator: open a ${annotator.pairs}-pair file (${annotator.megabytes} MB) | ${f0(annotator.open_ms.median)} ms (p95 ${f0(annotator.open_ms.p95)}) | — | — | < 2,000 ms | ${ok(annotator.open_ms.p95 < 2000)} |`,
+);
+console.log(
+  `| annotator: key press (judgement; arrow) | ${f2(annotator.judgement_ms.p95)}; ${f2(annotator.arrow_ms.p95)} ms p95 | — | — | < 50 ms | ${ok(annotator.judgement_ms.p95 < 50 && annotator.arrow_ms.p95 < 50)} |`,
+);
+console.log(
+  `| engine start to ready | ${f0(engine.ready_ms_median)} ms (max ${f0(engine.ready_ms_max)}) | ${f0(engine.bare_node_ms_median)} ms (a bare node -e 0) | — | < 1,000 ms | ${ok(engine.ready_ms_max < 1000)} |`,
+);
 
 console.log('\nSweep (how the costs grow):\n');
 console.log('| what | size | ours | peer | ratio |');
 console.log('| --- | --- | --- | --- | --- |');
-for (const r of [...results.trainer.filter((t) => t.stage === 'sft'), ...sweep.trainer_length].sort((a, b) => a.parameters - b.parameters || a.length - b.length)) {
-  console.log(`| trainer stage 1 | ${r.size}, length ${r.length} | ${f0(r.ours_tokens_per_s)} tokens/s | ${f0(r.peer_tokens_per_s)} tokens/s | ${f2(r.ratio_median)} |`);
+for (const r of [...results.trainer.filter((t) => t.stage === 'sft'), ...sweep.trainer_length].sort(
+  (a, b) => a.parameters - b.parameters || a.length - b.length,
+)) {
+  console.log(
+    `| trainer stage 1 | ${r.size}, length ${r.length} | ${f0(r.ours_tokens_per_s)} tokens/s | ${f0(r.peer_tokens_per_s)} tokens/s | ${f2(r.ratio_median)} |`,
+  );
 }
-for (const r of [...sweep.metrics_pairs.slice(0, 1), metrics, ...sweep.metrics_pairs.slice(1)]) console.log(`| metrics | ${r.pairs} pairs | ${f2(r.ours_ms)} ms (${f2((r.ours_ms / r.pairs) * 1000)} µs a pair) | | |`);
+for (const r of [...sweep.metrics_pairs.slice(0, 1), metrics, ...sweep.metrics_pairs.slice(1)])
+  console.log(`| metrics | ${r.pairs} pairs | ${f2(r.ours_ms)} ms (${f2((r.ours_ms / r.pairs) * 1000)} µs a pair) | | |`);
 for (const r of [...sweep.annotator_pairs, annotator]) console.log(`| annotator open | ${r.pairs} pairs | ${f0(r.open_ms.median)} ms | | |`);
 console.log('\nWritten to bench/results.json');

@@ -27,13 +27,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "trainer"))
 
-import contextlib  # noqa: E402
+import contextlib
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from pal_trainer import train as T  # noqa: E402
-from pal_trainer.model import CausalLM, ModelConfig, count_parameters  # noqa: E402
+import torch
+import torch.nn.functional as F
+from pal_trainer import train as T
+from pal_trainer.model import CausalLM, ModelConfig, count_parameters
 
 SIZES = {
     # ~7M and ~30M parameters, Llama-style with grouped-query attention and tied embeddings.
@@ -57,8 +56,19 @@ def autocast():
 
 
 def config(size):
-    return ModelConfig.from_hf({"model_type": "llama", "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-                                "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, **SIZES[size]})
+    return ModelConfig.from_hf(
+        {
+            "model_type": "llama",
+            "max_position_embeddings": 512,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 10000.0,
+            "tie_word_embeddings": True,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": 0,
+            **SIZES[size],
+        }
+    )
 
 
 def rows(vocab, n, length, stage, seed=0):
@@ -74,7 +84,7 @@ def rows(vocab, n, length, stage, seed=0):
 def sft_loss(model, batch):
     ids = torch.tensor([r["prompt"] + r["target"] for r in batch], device=DEVICE)
     labels = ids.clone()
-    labels[:, :len(batch[0]["prompt"])] = -100
+    labels[:, : len(batch[0]["prompt"])] = -100
     with autocast():
         logits, _ = model(ids)
     return F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100), ids.numel()
@@ -88,7 +98,7 @@ def dpo_loss(model, reference, batch, beta=0.1):
     def logps(m):
         with autocast():
             logits, _ = m(ids)
-        lp = torch.gather(F.log_softmax(logits[:, start - 1:-1].float(), dim=-1), 2, ids[:, start:].unsqueeze(-1)).squeeze(-1)
+        lp = torch.gather(F.log_softmax(logits[:, start - 1 : -1].float(), dim=-1), 2, ids[:, start:].unsqueeze(-1)).squeeze(-1)
         return lp.sum(-1)
 
     pi = logps(model)
@@ -108,7 +118,7 @@ def plain_loop(model_dir, data, steps, stage):
     times = []
     for s in range(steps):
         t0 = time.perf_counter()  # building the batch is part of any loop's step, as it is of ours
-        batch = data[s * BATCH:(s + 1) * BATCH]
+        batch = data[s * BATCH : (s + 1) * BATCH]
         loss, _ = sft_loss(model, batch) if stage == "sft" else dpo_loss(model, reference, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -120,9 +130,22 @@ def plain_loop(model_dir, data, steps, stage):
 
 
 def ours(model_dir, data_path, out, steps, stage, length):
-    job = {**T.DEFAULTS, "stage": stage, "model": model_dir, "data": data_path, "out": out, "batch_size": BATCH, "max_length": length,
-           "epochs": 1, "max_steps": steps, "checkpoint_every": 10**9, "device": str(DEVICE), "lr": 1e-4, "warmup_steps": 0,
-           "precision": "bf16" if AMP else "fp32"}
+    job = {
+        **T.DEFAULTS,
+        "stage": stage,
+        "model": model_dir,
+        "data": data_path,
+        "out": out,
+        "batch_size": BATCH,
+        "max_length": length,
+        "epochs": 1,
+        "max_steps": steps,
+        "checkpoint_every": 10**9,
+        "device": str(DEVICE),
+        "lr": 1e-4,
+        "warmup_steps": 0,
+        "precision": "bf16" if AMP else "fp32",
+    }
     times = []
 
     class Collect(T.Events):
@@ -146,8 +169,9 @@ def matmul_peak_gflops(n=2048, repeats=5):
     def mm():
         torch.mm(a, b)
         sync()
+
     best = min(timed(mm) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def timed(fn):
@@ -181,10 +205,27 @@ def main():
                 results.append(measure(size, stage, length, args.steps, args.rounds, peak))
                 print(f"trainer bench: {json.dumps(results[-1])}", file=sys.stderr)
     gpu = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None
-    print(json.dumps({"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "device": str(DEVICE), "gpu": gpu, "precision": args.precision, "batch": BATCH, "python": platform.python_version(), "torch": torch.__version__,
-                                  "torch_threads": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-                                  "matmul_peak_gflops": peak, "matmul_peak_dtype": str(AMP or torch.float32).replace("torch.", "")},
-                      "trainer": results}))
+    print(
+        json.dumps(
+            {
+                "machine": {
+                    "cpu": cpu_name(),
+                    "cores": os.cpu_count(),
+                    "device": str(DEVICE),
+                    "gpu": gpu,
+                    "precision": args.precision,
+                    "batch": BATCH,
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(),
+                    "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+                    "matmul_peak_gflops": peak,
+                    "matmul_peak_dtype": str(AMP or torch.float32).replace("torch.", ""),
+                },
+                "trainer": results,
+            }
+        )
+    )
 
 
 def measure(size, stage, length, steps, rounds, peak):
@@ -212,9 +253,20 @@ def measure(size, stage, length, steps, rounds, peak):
     # out: short sequences); DPO adds the reference's forward, 2 more.
     flops_per_token = (6 if stage == "sft" else 8) * params
     gflops = flops_per_token * tokens / o / 1e9
-    return {"size": size, "stage": stage, "length": length, "parameters": params, "tokens_per_step": tokens, "steps_timed": len(mine),
-            "ours_tokens_per_s": tokens / o, "peer_tokens_per_s": tokens / p, "ratio_median": p / o,
-            "ratio_fastest": min(peer) / min(mine), "ours_gflops": gflops, "utilisation": gflops / peak}
+    return {
+        "size": size,
+        "stage": stage,
+        "length": length,
+        "parameters": params,
+        "tokens_per_step": tokens,
+        "steps_timed": len(mine),
+        "ours_tokens_per_s": tokens / o,
+        "peer_tokens_per_s": tokens / p,
+        "ratio_median": p / o,
+        "ratio_fastest": min(peer) / min(mine),
+        "ours_gflops": gflops,
+        "utilisation": gflops / peak,
+    }
 
 
 def cpu_name():

@@ -31,7 +31,11 @@ export async function trainerModule(module, args) {
   const python = JSON.parse(await pal(['info', '--json'], { capture: true })).python?.selected?.path;
   if (!python) throw new Error('no usable Python/torch (pal info says why)');
   return new Promise((resolve, reject) => {
-    const child = spawn(python, ['-m', module, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PYTHONPATH: path.join(root, 'src', 'trainer') } });
+    const child = spawn(python, ['-m', module, ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PYTHONPATH: path.join(root, 'src', 'trainer') },
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${module} exited with ${code}`))));
@@ -55,7 +59,11 @@ export async function recipe(work) {
       } else {
         const t0 = Date.now();
         await run();
-        log.steps[name] = { seconds: Math.round((Date.now() - t0) / 1000), finished: new Date().toISOString(), machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}` };
+        log.steps[name] = {
+          seconds: Math.round((Date.now() - t0) / 1000),
+          finished: new Date().toISOString(),
+          machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
+        };
         await fs.writeFile(logFile, `${JSON.stringify(log, null, 2)}\n`);
       }
       if (until === name) {

@@ -63,7 +63,15 @@ const builds = [
 ];
 if (args.has('--tests')) {
   rmSync(path.join(root, 'dist-test'), { recursive: true, force: true });
-  builds.push({ ...nodeOptions, ...noSharp, sourcemap: 'inline', minify: false, entryPoints: testEntries(), outdir: 'dist-test', external: ['vscode', ...runtimeExternals] });
+  builds.push({
+    ...nodeOptions,
+    ...noSharp,
+    sourcemap: 'inline',
+    minify: false,
+    entryPoints: testEntries(),
+    outdir: 'dist-test',
+    external: ['vscode', ...runtimeExternals],
+  });
 }
 
 /** The formats' JSON Schemas, from src/core/formats/schemas.ts, for VS Code's validation and completion. */

@@ -65,11 +65,15 @@ export function createProfile(dir, settings = {}) {
 }
 
 export function installExtension(bin, profile, vsix) {
-  execFileSync(bin, ['--install-extension', vsix, '--force', '--extensions-dir', profile.extensionsDir, '--user-data-dir', profile.userDataDir, '--config', profile.configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
-    env: { ...process.env, XDG_CONFIG_HOME: path.join(profile.dir, 'xdg-config'), XDG_DATA_HOME: path.join(profile.dir, 'xdg-data') },
-  });
+  execFileSync(
+    bin,
+    ['--install-extension', vsix, '--force', '--extensions-dir', profile.extensionsDir, '--user-data-dir', profile.userDataDir, '--config', profile.configFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      encoding: 'utf8',
+      env: { ...process.env, XDG_CONFIG_HOME: path.join(profile.dir, 'xdg-config'), XDG_DATA_HOME: path.join(profile.dir, 'xdg-data') },
+    },
+  );
 }
 
 export function freePort() {
@@ -95,16 +99,21 @@ export async function startCodeServer(bin, profile, { port, env = {}, logFile, e
   const child = spawn(
     bin,
     [
-      '--bind-addr', `127.0.0.1:${port}`,
-      '--auth', 'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
       '--disable-telemetry',
       '--disable-update-check',
       ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override',
       '--ignore-last-opened',
-      '--config', profile.configFile,
-      '--user-data-dir', profile.userDataDir,
-      '--extensions-dir', profile.extensionsDir,
+      '--config',
+      profile.configFile,
+      '--user-data-dir',
+      profile.userDataDir,
+      '--extensions-dir',
+      profile.extensionsDir,
       ...extraArgs,
     ],
     {

@@ -36,9 +36,14 @@ for (const name of ['onnxruntime-common', 'onnxruntime-node']) {
 
 const vsce = path.join(path.dirname(require.resolve('@vscode/vsce/package.json')), 'vsce');
 // --no-dependencies: the bundles already contain every runtime dependency.
-execFileSync(process.execPath, [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--target', target, '--out', out], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+execFileSync(process.execPath, [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--target', target, '--out', out], {
+  cwd: root,
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
 const listing = execFileSync(process.execPath, [vsce, 'ls', '--no-dependencies'], { cwd: root, encoding: 'utf8' }).trim().split('\n');
 const size = statSync(out).size;
 console.log(`vsix: ${path.relative(root, out)} (${target}), ${(size / 1024 / 1024).toFixed(1)} MiB, ${listing.length} files`);
 for (const f of listing.filter((f) => !f.startsWith('dist/node_modules/'))) console.log(`  ${f}`);
-console.log(`  dist/node_modules/: ${listing.filter((f) => f.startsWith('dist/node_modules/')).length} files (onnxruntime-node for ${target}, onnxruntime-common)`);
+console.log(
+  `  dist/node_modules/: ${listing.filter((f) => f.startsWith('dist/node_modules/')).length} files (onnxruntime-node for ${target}, onnxruntime-common)`,
+);

@@ -24,7 +24,10 @@ try {
   const probe = await import('node:net').then(
     (net) =>
       new Promise((resolve) => {
-        const s = net.createServer().once('error', () => resolve(false)).listen(wanted, '127.0.0.1', () => s.close(() => resolve(true)));
+        const s = net
+          .createServer()
+          .once('error', () => resolve(false))
+          .listen(wanted, '127.0.0.1', () => s.close(() => resolve(true)));
       }),
   );
   if (!probe) port = await freePort();

@@ -24,12 +24,7 @@ export function parseFromEngineInfoView(message: unknown): FromEngineInfoView | 
   const m = message as Record<string, unknown>;
   const keys = Object.keys(m);
   if (m.type === 'ready' && keys.length === 1) return { type: 'ready' };
-  if (
-    m.type === 'action' &&
-    keys.length === 2 &&
-    typeof m.action === 'string' &&
-    (ENGINE_INFO_ACTIONS as readonly string[]).includes(m.action)
-  ) {
+  if (m.type === 'action' && keys.length === 2 && typeof m.action === 'string' && (ENGINE_INFO_ACTIONS as readonly string[]).includes(m.action)) {
     return { type: 'action', action: m.action as EngineInfoAction };
   }
   return undefined;
@@ -66,7 +61,14 @@ export type ToPersonaEditor =
   /** "Try it": the reply streaming in, then the persona fact the model selected. */
   | { readonly type: 'tryIt'; readonly state: 'started'; readonly model: string }
   | { readonly type: 'tryIt'; readonly state: 'text'; readonly piece: string }
-  | { readonly type: 'tryIt'; readonly state: 'done'; readonly selected: number; readonly selectedText: string; readonly selectionSource: string; readonly response: string }
+  | {
+      readonly type: 'tryIt';
+      readonly state: 'done';
+      readonly selected: number;
+      readonly selectedText: string;
+      readonly selectionSource: string;
+      readonly response: string;
+    }
   | { readonly type: 'tryIt'; readonly state: 'error'; readonly message: string };
 
 export const PERSONA_FIELDS = ['id', 'name', 'description', 'style', 'facts', 'tags', 'examples'] as const;
@@ -88,8 +90,13 @@ const isExamples = (v: unknown): boolean =>
   Array.isArray(v) &&
   v.every(
     (e) =>
-      typeof e === 'object' && e !== null && Array.isArray((e as { turns?: unknown }).turns) &&
-      (e as { turns: unknown[] }).turns.every((t) => typeof t === 'object' && t !== null && typeof (t as { speaker?: unknown }).speaker === 'string' && typeof (t as { text?: unknown }).text === 'string'),
+      typeof e === 'object' &&
+      e !== null &&
+      Array.isArray((e as { turns?: unknown }).turns) &&
+      (e as { turns: unknown[] }).turns.every(
+        (t) =>
+          typeof t === 'object' && t !== null && typeof (t as { speaker?: unknown }).speaker === 'string' && typeof (t as { text?: unknown }).text === 'string',
+      ),
   );
 
 export function parseFromPersonaEditor(message: unknown): FromPersonaEditor | undefined {
@@ -97,7 +104,8 @@ export function parseFromPersonaEditor(message: unknown): FromPersonaEditor | un
   const m = message as Record<string, unknown>;
   const keys = Object.keys(m);
   if ((m.type === 'ready' || m.type === 'openText') && keys.length === 1) return { type: m.type };
-  if (m.type === 'tryIt' && keys.length === 2 && typeof m.message === 'string' && m.message.trim() !== '' && m.message.length <= 2000) return { type: 'tryIt', message: m.message };
+  if (m.type === 'tryIt' && keys.length === 2 && typeof m.message === 'string' && m.message.trim() !== '' && m.message.length <= 2000)
+    return { type: 'tryIt', message: m.message };
   if (m.type !== 'edit' || keys.length !== 3 || !Array.isArray(m.path)) return undefined;
   const [field, index] = m.path as unknown[];
   if (typeof field !== 'string' || !(PERSONA_FIELDS as readonly string[]).includes(field)) return undefined;

@@ -36,58 +36,144 @@ const evalSet = path.join(work, 'data', 'convai2-dev.dialogues.jsonl');
 const runs = path.join(work, 'runs');
 const isDone = (run) => existsSync(path.join(runs, run, 'eval', 'report.json'));
 
-await step('tokenizer', () => existsSync(path.join(tokenizer, 'tokenizer.json')), () => pal(['tokenizer', 'train', '--corpora', corpora, '--out', tokenizer]));
-await step('encode', () => existsSync(stream), () => pal(['tokenizer', 'encode', '--tokenizer', tokenizer, '--corpora', corpora, '--out', stream]));
-await step('init', () => existsSync(path.join(init, 'model.safetensors')), () => pal(['model', 'init', '--config', path.join(here, 'model.config.json'), '--tokenizer', tokenizer, '--out', init, '--seed', '42']));
-await step('pretrain', () => existsSync(path.join(pretrained, 'model.safetensors')) && existsSync(path.join(pretrained, 'tokenizer.json')), () =>
-  pal(['pretrain', '--model', init, '--data', stream, '--out', path.join(work, 'pretrain'), '--steps', String(PRETRAIN.steps), '--batch-size', String(PRETRAIN.batchSize),
-    '--max-length', String(PRETRAIN.maxLength), '--lr', String(PRETRAIN.lr), '--warmup', String(PRETRAIN.warmup), '--weight-decay', String(PRETRAIN.weightDecay), '--seed', String(PRETRAIN.seed)]),
+await step(
+  'tokenizer',
+  () => existsSync(path.join(tokenizer, 'tokenizer.json')),
+  () => pal(['tokenizer', 'train', '--corpora', corpora, '--out', tokenizer]),
 );
-await step('data', () => existsSync(trainSet) && existsSync(evalSet), async () => {
-  // Synthetic-Persona-Chat's training dialogues (persona_a/persona_b) for the persona stages; the
-  // ConvAI2 dev file only for evaluation (the corpora's README: its personas were removed from them).
-  await pal(['import', path.join(corpora, 'synthetic_persona_chat_train_newspc.jsonl.gz'), '--from', 'corpus', '--split', 'train', '--limit', String(TRAIN_EXAMPLES), '--out', trainSet, '--force']);
-  await pal(['import', path.join(data, 'persona-chat', 'convai2_valid_dev.txt'), '--from', 'persona-chat', '--split', 'valid', '--sample', String(EVAL_EXAMPLES), '--seed', '42', '--out', evalSet, '--force']);
-});
-await step('pal', () => isDone('pal'), () => pal(['train', path.join(here, 'pal-default.palrun.yaml')]));
-await step('baseline', () => isDone('baseline'), () => pal(['train', path.join(here, 'baseline.palrun.yaml')]));
+await step(
+  'encode',
+  () => existsSync(stream),
+  () => pal(['tokenizer', 'encode', '--tokenizer', tokenizer, '--corpora', corpora, '--out', stream]),
+);
+await step(
+  'init',
+  () => existsSync(path.join(init, 'model.safetensors')),
+  () => pal(['model', 'init', '--config', path.join(here, 'model.config.json'), '--tokenizer', tokenizer, '--out', init, '--seed', '42']),
+);
+await step(
+  'pretrain',
+  () => existsSync(path.join(pretrained, 'model.safetensors')) && existsSync(path.join(pretrained, 'tokenizer.json')),
+  () =>
+    pal([
+      'pretrain',
+      '--model',
+      init,
+      '--data',
+      stream,
+      '--out',
+      path.join(work, 'pretrain'),
+      '--steps',
+      String(PRETRAIN.steps),
+      '--batch-size',
+      String(PRETRAIN.batchSize),
+      '--max-length',
+      String(PRETRAIN.maxLength),
+      '--lr',
+      String(PRETRAIN.lr),
+      '--warmup',
+      String(PRETRAIN.warmup),
+      '--weight-decay',
+      String(PRETRAIN.weightDecay),
+      '--seed',
+      String(PRETRAIN.seed),
+    ]),
+);
+await step(
+  'data',
+  () => existsSync(trainSet) && existsSync(evalSet),
+  async () => {
+    // Synthetic-Persona-Chat's training dialogues (persona_a/persona_b) for the persona stages; the
+    // ConvAI2 dev file only for evaluation (the corpora's README: its personas were removed from them).
+    await pal([
+      'import',
+      path.join(corpora, 'synthetic_persona_chat_train_newspc.jsonl.gz'),
+      '--from',
+      'corpus',
+      '--split',
+      'train',
+      '--limit',
+      String(TRAIN_EXAMPLES),
+      '--out',
+      trainSet,
+      '--force',
+    ]);
+    await pal([
+      'import',
+      path.join(data, 'persona-chat', 'convai2_valid_dev.txt'),
+      '--from',
+      'persona-chat',
+      '--split',
+      'valid',
+      '--sample',
+      String(EVAL_EXAMPLES),
+      '--seed',
+      '42',
+      '--out',
+      evalSet,
+      '--force',
+    ]);
+  },
+);
+await step(
+  'pal',
+  () => isDone('pal'),
+  () => pal(['train', path.join(here, 'pal-default.palrun.yaml')]),
+);
+await step(
+  'baseline',
+  () => isDone('baseline'),
+  () => pal(['train', path.join(here, 'baseline.palrun.yaml')]),
+);
 
 const results = path.join(work, 'results.json');
-await step('measure', () => existsSync(results), async () => {
-  const perplexity = async (model) => JSON.parse(await pal(['perplexity', '--model', model, evalSet, '--json'], { capture: true }));
-  const pl = await readJson(path.join(runs, 'pal', 'eval', 'report.json'));
-  const bl = await readJson(path.join(runs, 'baseline', 'eval', 'report.json'));
-  const out = {
-    perplexity: {
-      base: await perplexity(path.join(runs, 'pal', 'base-model')),
-      baseline: await perplexity(path.join(runs, 'baseline', 'model')),
-      pal: await perplexity(path.join(runs, 'pal', 'model')),
-    },
-    reports: { base: pl.baseline, baseline: bl, pal: pl },
-    timing: { pal: await readJson(path.join(runs, 'pal', 'eval', 'timing.json'), {}), baseline: await readJson(path.join(runs, 'baseline', 'eval', 'timing.json'), {}) },
-  };
-  for (const r of Object.values(out.reports)) delete r.examples;
-  await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
-  await pal(['compare', path.join(runs, 'baseline', 'eval', 'report.json'), path.join(runs, 'pal', 'eval', 'report.json')]);
-});
+await step(
+  'measure',
+  () => existsSync(results),
+  async () => {
+    const perplexity = async (model) => JSON.parse(await pal(['perplexity', '--model', model, evalSet, '--json'], { capture: true }));
+    const pl = await readJson(path.join(runs, 'pal', 'eval', 'report.json'));
+    const bl = await readJson(path.join(runs, 'baseline', 'eval', 'report.json'));
+    const out = {
+      perplexity: {
+        base: await perplexity(path.join(runs, 'pal', 'base-model')),
+        baseline: await perplexity(path.join(runs, 'baseline', 'model')),
+        pal: await perplexity(path.join(runs, 'pal', 'model')),
+      },
+      reports: { base: pl.baseline, baseline: bl, pal: pl },
+      timing: {
+        pal: await readJson(path.join(runs, 'pal', 'eval', 'timing.json'), {}),
+        baseline: await readJson(path.join(runs, 'baseline', 'eval', 'timing.json'), {}),
+      },
+    };
+    for (const r of Object.values(out.reports)) delete r.examples;
+    await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
+    await pal(['compare', path.join(runs, 'baseline', 'eval', 'report.json'), path.join(runs, 'pal', 'eval', 'report.json')]);
+  },
+);
 
-await step('ship', () => false, async () => {
-  // ONNX with int8 weights (per-row scales; the graph is fp32, onnxruntime restores fp32 weights
-  // at load) for inference, and fp16 safetensors so that a run can start from this folder too.
-  const tmp = `${ship}.tmp`;
-  await fs.rm(tmp, { recursive: true, force: true });
-  await trainerModule('pal_trainer.export_onnx', [path.join(runs, 'pal', 'stage2', 'final'), tmp, '--weights', 'int8', '--safetensors', 'fp16']);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'pal.json']) await fs.copyFile(path.join(runs, 'pal', 'model', f), path.join(tmp, f)).catch(() => undefined);
-  // The card is written by hand from results.json (numbers, and what they mean); keep it.
-  await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);
-  await fs.rm(ship, { recursive: true, force: true });
-  await fs.rename(tmp, ship);
-  const perplexity = JSON.parse(await pal(['perplexity', '--model', ship, evalSet, '--json'], { capture: true }));
-  const sizes = {};
-  for (const f of ['onnx/model.onnx', 'model.safetensors', 'tokenizer.json']) sizes[f] = (await fs.stat(path.join(ship, f))).size;
-  const r = await readJson(results, {});
-  r.shipped = { perplexity, sizes };
-  await fs.writeFile(results, `${JSON.stringify(r, null, 2)}\n`);
-  console.error(`Shipped ${path.relative(root, ship)}: ${JSON.stringify(sizes)}; perplexity ${perplexity.perplexity.toFixed(3)} (int8 weights)`);
-});
+await step(
+  'ship',
+  () => false,
+  async () => {
+    // ONNX with int8 weights (per-row scales; the graph is fp32, onnxruntime restores fp32 weights
+    // at load) for inference, and fp16 safetensors so that a run can start from this folder too.
+    const tmp = `${ship}.tmp`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    await trainerModule('pal_trainer.export_onnx', [path.join(runs, 'pal', 'stage2', 'final'), tmp, '--weights', 'int8', '--safetensors', 'fp16']);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'pal.json'])
+      await fs.copyFile(path.join(runs, 'pal', 'model', f), path.join(tmp, f)).catch(() => undefined);
+    // The card is written by hand from results.json (numbers, and what they mean); keep it.
+    await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);
+    await fs.rm(ship, { recursive: true, force: true });
+    await fs.rename(tmp, ship);
+    const perplexity = JSON.parse(await pal(['perplexity', '--model', ship, evalSet, '--json'], { capture: true }));
+    const sizes = {};
+    for (const f of ['onnx/model.onnx', 'model.safetensors', 'tokenizer.json']) sizes[f] = (await fs.stat(path.join(ship, f))).size;
+    const r = await readJson(results, {});
+    r.shipped = { perplexity, sizes };
+    await fs.writeFile(results, `${JSON.stringify(r, null, 2)}\n`);
+    console.error(`Shipped ${path.relative(root, ship)}: ${JSON.stringify(sizes)}; perplexity ${perplexity.perplexity.toFixed(3)} (int8 weights)`);
+  },
+);
 console.error(`\nDone. Results: ${path.relative(root, results)}; the model: ${path.relative(root, ship)}`);

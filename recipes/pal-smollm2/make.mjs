@@ -26,50 +26,85 @@ const run = path.join(work, 'runs', 'pal');
 // The model card's comparison: PAL's decoding (beam 3, no 3 tokens twice), as the run evaluates.
 const DECODING = ['--beams', '3', '--no-repeat-ngram', '3', '--max-new-tokens', '40'];
 
-await step('fetch', () => false, () => pal(['model', 'fetch', 'smollm2-135m']));
-await step('data', () => existsSync(evalSet), async () => {
-  const spc = path.join(data, 'corpora', 'synthetic_persona_chat_train_newspc.jsonl.gz');
-  const convai2 = path.join(data, 'persona-chat', 'convai2_valid_dev.txt');
-  await pal(['import', spc, '--from', 'corpus', '--split', 'train', '--balance', '--sample', '1600', '--seed', '42', '--out', trainSet, '--force']);
-  await pal(['import', convai2, '--from', 'persona-chat', '--split', 'valid', '--sample', '50', '--seed', '7', '--out', runHeldOut, '--force']);
-  await pal(['import', convai2, '--from', 'persona-chat', '--split', 'valid', '--sample', '500', '--seed', '42', '--out', evalSet, '--force']);
-});
-await step('train', () => existsSync(path.join(run, 'eval', 'report.json')), () => pal(['train', path.join(here, 'pal.palrun.yaml')]));
+await step(
+  'fetch',
+  () => false,
+  () => pal(['model', 'fetch', 'smollm2-135m']),
+);
+await step(
+  'data',
+  () => existsSync(evalSet),
+  async () => {
+    const spc = path.join(data, 'corpora', 'synthetic_persona_chat_train_newspc.jsonl.gz');
+    const convai2 = path.join(data, 'persona-chat', 'convai2_valid_dev.txt');
+    await pal(['import', spc, '--from', 'corpus', '--split', 'train', '--balance', '--sample', '1600', '--seed', '42', '--out', trainSet, '--force']);
+    await pal(['import', convai2, '--from', 'persona-chat', '--split', 'valid', '--sample', '50', '--seed', '7', '--out', runHeldOut, '--force']);
+    await pal(['import', convai2, '--from', 'persona-chat', '--split', 'valid', '--sample', '500', '--seed', '42', '--out', evalSet, '--force']);
+  },
+);
+await step(
+  'train',
+  () => existsSync(path.join(run, 'eval', 'report.json')),
+  () => pal(['train', path.join(here, 'pal.palrun.yaml')]),
+);
 
-await step('ship', () => false, async () => {
-  // Both stages' adapters as one (stacked factors: exact), float16, beside the card and pal.json.
-  const tmp = `${ship}.tmp`;
-  await fs.rm(tmp, { recursive: true, force: true });
-  await trainerModule('pal_trainer.combine_adapters', [path.join(run, 'stage1', 'final', 'adapter'), path.join(run, 'stage2', 'final', 'adapter'), '--out', tmp]);
-  await fs.copyFile(path.join(run, 'model', 'pal.json'), path.join(tmp, 'pal.json'));
-  // The card is written by hand from results.json (numbers, and what they mean); keep it.
-  await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);
-  await fs.rm(ship, { recursive: true, force: true });
-  await fs.rename(tmp, ship);
-  // The cache's merged model is rebuilt from the adapter just shipped.
-  await pal(['model', 'fetch', 'pal-smollm2-135m', '--force']);
-});
+await step(
+  'ship',
+  () => false,
+  async () => {
+    // Both stages' adapters as one (stacked factors: exact), float16, beside the card and pal.json.
+    const tmp = `${ship}.tmp`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    await trainerModule('pal_trainer.combine_adapters', [
+      path.join(run, 'stage1', 'final', 'adapter'),
+      path.join(run, 'stage2', 'final', 'adapter'),
+      '--out',
+      tmp,
+    ]);
+    await fs.copyFile(path.join(run, 'model', 'pal.json'), path.join(tmp, 'pal.json'));
+    // The card is written by hand from results.json (numbers, and what they mean); keep it.
+    await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);
+    await fs.rm(ship, { recursive: true, force: true });
+    await fs.rename(tmp, ship);
+    // The cache's merged model is rebuilt from the adapter just shipped.
+    await pal(['model', 'fetch', 'pal-smollm2-135m', '--force']);
+  },
+);
 
 const predictions = (name) => path.join(work, 'eval', `${name}.predictions.jsonl`);
-for (const [name, model] of [['pal-smollm2-135m', 'pal-smollm2-135m'], ['pal-default', 'pal-default']]) {
-  await step(`predict-${name}`, () => existsSync(predictions(name)), () => pal(['predict', '--model', model, evalSet, '--out', predictions(name), ...DECODING]));
+for (const [name, model] of [
+  ['pal-smollm2-135m', 'pal-smollm2-135m'],
+  ['pal-default', 'pal-default'],
+]) {
+  await step(
+    `predict-${name}`,
+    () => existsSync(predictions(name)),
+    () => pal(['predict', '--model', model, evalSet, '--out', predictions(name), ...DECODING]),
+  );
 }
 const results = path.join(work, 'results.json');
-await step('measure', () => false, async () => {
-  const report = async (name) => {
-    const out = path.join(work, 'eval', name);
-    // words: lower-case, punctuation split off, both sides alike (ConvAI2's references are
-    // tokenised, "i hike .", and both models write "I hike.").
-    await pal(['eval', '--predictions', predictions(name), '--out', out, '--tokenize', 'words']);
-    const r = await readJson(path.join(out, 'report.json'), {});
-    delete r.examples;
-    return r;
-  };
-  const out = { reports: { 'pal-smollm2-135m': await report('pal-smollm2-135m'), 'pal-default': await report('pal-default') }, run: await readJson(path.join(run, 'eval', 'report.json'), {}) };
-  delete out.run.examples;
-  const adapter = path.join(ship, 'adapter_model.safetensors');
-  out.shipped = { adapterBytes: existsSync(adapter) ? (await fs.stat(adapter)).size : null };
-  await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
-  await pal(['compare', path.join(work, 'eval', 'pal-default', 'report.json'), path.join(work, 'eval', 'pal-smollm2-135m', 'report.json')]);
-});
+await step(
+  'measure',
+  () => false,
+  async () => {
+    const report = async (name) => {
+      const out = path.join(work, 'eval', name);
+      // words: lower-case, punctuation split off, both sides alike (ConvAI2's references are
+      // tokenised, "i hike .", and both models write "I hike.").
+      await pal(['eval', '--predictions', predictions(name), '--out', out, '--tokenize', 'words']);
+      const r = await readJson(path.join(out, 'report.json'), {});
+      delete r.examples;
+      return r;
+    };
+    const out = {
+      reports: { 'pal-smollm2-135m': await report('pal-smollm2-135m'), 'pal-default': await report('pal-default') },
+      run: await readJson(path.join(run, 'eval', 'report.json'), {}),
+    };
+    delete out.run.examples;
+    const adapter = path.join(ship, 'adapter_model.safetensors');
+    out.shipped = { adapterBytes: existsSync(adapter) ? (await fs.stat(adapter)).size : null };
+    await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
+    await pal(['compare', path.join(work, 'eval', 'pal-default', 'report.json'), path.join(work, 'eval', 'pal-smollm2-135m', 'report.json')]);
+  },
+);
 console.error(`\nDone. Results: ${path.relative(root, results)}; the adapter: ${path.relative(root, ship)}`);

@@ -70,9 +70,11 @@ export function indexLine(text: string): IndexEntry | null {
     if (pair[field] === undefined) return { kind: 'invalid', problem: `no '${field}'` };
     if (!isTextOrMessages(pair[field])) return { kind: 'invalid', problem: `'${field}' is neither text nor a list of messages` };
   }
-  if (pair.status !== undefined && !isStatus(pair.status)) return { kind: 'invalid', problem: `'status' is ${JSON.stringify(pair.status)}, not one of ${PAIR_STATUSES.join(', ')}` };
+  if (pair.status !== undefined && !isStatus(pair.status))
+    return { kind: 'invalid', problem: `'status' is ${JSON.stringify(pair.status)}, not one of ${PAIR_STATUSES.join(', ')}` };
   const ids = pair.persona_ids;
-  if (ids !== undefined && !(Array.isArray(ids) && ids.every((id) => typeof id === 'string'))) return { kind: 'invalid', problem: "'persona_ids' is not a list of ids" };
+  if (ids !== undefined && !(Array.isArray(ids) && ids.every((id) => typeof id === 'string')))
+    return { kind: 'invalid', problem: "'persona_ids' is not a list of ids" };
   if (pair.origin !== undefined && typeof pair.origin !== 'string') return { kind: 'invalid', problem: "'origin' is not text" };
   return {
     kind: 'pair',
@@ -197,7 +199,11 @@ export class PairIndex {
   }
 
   counts(): IndexCounts {
-    const sorted = (m: Map<string, number>) => [...m].filter(([, n]) => n > 0).map(([id, count]) => ({ id, count })).sort((a, b) => a.id.localeCompare(b.id));
+    const sorted = (m: Map<string, number>) =>
+      [...m]
+        .filter(([, n]) => n > 0)
+        .map(([id, count]) => ({ id, count }))
+        .sort((a, b) => a.id.localeCompare(b.id));
     const pairs = Object.values(this.byStatus).reduce((a, b) => a + b, 0);
     return { pairs, byStatus: { ...this.byStatus }, invalid: this.invalid, personas: sorted(this.personaCounts), origins: sorted(this.originCounts) };
   }
@@ -268,7 +274,8 @@ function setProperty(body: string, tree: JsonNode, key: string, value: unknown):
   if (existing) return { offset: existing.offset, length: existing.length, content };
   const props = tree.children ?? [];
   const first = props[0];
-  const colon = first?.children?.[1] && /:\s/.test(body.slice(first.children[0]!.offset + first.children[0]!.length, first.children[1].offset)) ? ': ' : first ? ':' : ': ';
+  const colon =
+    first?.children?.[1] && /:\s/.test(body.slice(first.children[0]!.offset + first.children[0]!.length, first.children[1].offset)) ? ': ' : first ? ':' : ': ';
   const comma = props.length > 1 && /,\s/.test(body.slice(props[0]!.offset + props[0]!.length, props[1]!.offset)) ? ', ' : props.length > 1 ? ',' : ', ';
   const close = tree.offset + tree.length - 1; // the closing brace
   return { offset: close, length: 0, content: `${first ? comma : ''}${JSON.stringify(key)}${colon}${content}` };
@@ -377,7 +384,12 @@ const SHOWN_INVALID_CHARS = 2000;
  * One line, validated fully (the schema and the pair checks), as the annotator shows it; null for
  * a blank line. `line` is 0-based; what is shown is 1-based, as in the file.
  */
-export function lineView(text: string, line: number, file: string, persona: (id: string) => { name: string; facts: readonly string[] } | undefined): LineView | null {
+export function lineView(
+  text: string,
+  line: number,
+  file: string,
+  persona: (id: string) => { name: string; facts: readonly string[] } | undefined,
+): LineView | null {
   const parsed = parsePairs(text, file).lines[0];
   if (!parsed || text.trim() === '' || text === BOM) return null;
   const where = (p: { column: number; message: string }) => `column ${p.column}: ${p.message}`;

@@ -7,13 +7,7 @@
 import type { MetricRecord, TrainingStage } from './runHistory';
 
 export type HintId =
-  | 'loss-not-finite'
-  | 'grad-norm-exploding'
-  | 'loss-not-moving'
-  | 'rewards-both-falling'
-  | 'accuracy-stuck-at-1'
-  | 'accuracy-stuck-at-0'
-  | 'margins-blowing-up';
+  'loss-not-finite' | 'grad-norm-exploding' | 'loss-not-moving' | 'rewards-both-falling' | 'accuracy-stuck-at-1' | 'accuracy-stuck-at-0' | 'margins-blowing-up';
 
 export interface Hint {
   readonly id: HintId;
@@ -65,23 +59,39 @@ const fmt = (x: number) => (Math.abs(x) >= 100 || (Math.abs(x) < 0.01 && x !== 0
 export function stageHints(stage: TrainingStage, records: readonly MetricRecord[], options: HintOptions = {}): Hint[] {
   const window = options.window ?? 20;
   const hints: Hint[] = [];
-  const add = (id: HintId, severity: Hint['severity'], step: number, message: string, tryThis: string) => hints.push({ id, stage, severity, step, message, tryThis });
+  const add = (id: HintId, severity: Hint['severity'], step: number, message: string, tryThis: string) =>
+    hints.push({ id, stage, severity, step, message, tryThis });
   const where = STAGE_NAME[stage];
 
   // A NaN or infinite loss poisons every weight after it; the first one is what matters.
   const badLoss = records.find((r) => 'loss' in r && !Number.isFinite(r.loss!));
   if (badLoss) {
-    add('loss-not-finite', 'error', badLoss.step, `The loss of ${where} became ${String(badLoss.loss)} at step ${badLoss.step}: training diverged, and the weights after that step are not usable.`,
-      'Lower the learning rate, keep grad_clip on (1.0), train in fp32 or bf16 rather than fp16, then start the run again from a clean run folder (or one whose last checkpoint is before the divergence).');
+    add(
+      'loss-not-finite',
+      'error',
+      badLoss.step,
+      `The loss of ${where} became ${String(badLoss.loss)} at step ${badLoss.step}: training diverged, and the weights after that step are not usable.`,
+      'Lower the learning rate, keep grad_clip on (1.0), train in fp32 or bf16 rather than fp16, then start the run again from a clean run folder (or one whose last checkpoint is before the divergence).',
+    );
   }
 
   const grad = values(records, 'grad_norm');
   if (grad.length > window) {
-    const usual = median(grad.slice(0, -window).map((p) => p.value).filter(Number.isFinite));
+    const usual = median(
+      grad
+        .slice(0, -window)
+        .map((p) => p.value)
+        .filter(Number.isFinite),
+    );
     const worst = grad.slice(-window).reduce((a, p) => (!Number.isFinite(p.value) || p.value > a.value ? p : a));
     if (!Number.isFinite(worst.value) || (usual > 0 && worst.value > (options.gradNormFactor ?? 10) * usual)) {
-      add('grad-norm-exploding', 'warning', worst.step, `The gradient norm of ${where} jumped to ${fmt(worst.value)} at step ${worst.step}, against a usual ${fmt(usual)}: the updates are unstable.`,
-        'Lower the learning rate or lengthen warmup_steps; keep grad_clip at 1.0 so one bad batch cannot throw the weights off; look for unusually long or broken examples in the data.');
+      add(
+        'grad-norm-exploding',
+        'warning',
+        worst.step,
+        `The gradient norm of ${where} jumped to ${fmt(worst.value)} at step ${worst.step}, against a usual ${fmt(usual)}: the updates are unstable.`,
+        'Lower the learning rate or lengthen warmup_steps; keep grad_clip at 1.0 so one bad batch cannot throw the weights off; look for unusually long or broken examples in the data.',
+      );
     }
   }
 
@@ -90,8 +100,13 @@ export function stageHints(stage: TrainingStage, records: readonly MetricRecord[
     const first = mean(loss.slice(0, window).map((p) => p.value));
     const last = mean(loss.slice(-window).map((p) => p.value));
     if (Math.abs(last - first) <= 0.01 * Math.max(Math.abs(first), 1e-8)) {
-      add('loss-not-moving', 'warning', loss.at(-1)!.step, `The loss of ${where} has stayed at about ${fmt(last)} since the start: the model is not learning.`,
-        'Check the learning rate and its schedule (lr, warmup_steps, schedule), and, with LoRA, that its target modules exist in this model; check that the training data is not empty or cut down to nothing by max_length.');
+      add(
+        'loss-not-moving',
+        'warning',
+        loss.at(-1)!.step,
+        `The loss of ${where} has stayed at about ${fmt(last)} since the start: the model is not learning.`,
+        'Check the learning rate and its schedule (lr, warmup_steps, schedule), and, with LoRA, that its target modules exist in this model; check that the training data is not empty or cut down to nothing by max_length.',
+      );
     }
   }
 
@@ -105,14 +120,22 @@ function dpoHints(records: readonly MetricRecord[], window: number, marginLimit:
 
   const chosen = values(records, 'rewards/chosen').slice(-window);
   const rejected = values(records, 'rewards/rejected').slice(-window);
-  if (chosen.length === window && rejected.length === window && chosen.every((p) => Number.isFinite(p.value)) && rejected.every((p) => Number.isFinite(p.value))) {
+  if (
+    chosen.length === window &&
+    rejected.length === window &&
+    chosen.every((p) => Number.isFinite(p.value)) &&
+    rejected.every((p) => Number.isFinite(p.value))
+  ) {
     const span = chosen.at(-1)!.step - chosen[0]!.step;
     const fall = (ps: typeof chosen) => slope(ps) * span;
     // Both fell over the window, by more than noise: the gap grows only because rejected falls faster.
     if (fall(chosen) < -0.01 && fall(rejected) < -0.01 && chosen.at(-1)!.value < 0) {
-      add('rewards-both-falling', chosen.at(-1)!.step,
+      add(
+        'rewards-both-falling',
+        chosen.at(-1)!.step,
         `Over the last ${window} steps the rewards of both the chosen and the rejected responses have been falling (chosen ${fmt(chosen.at(-1)!.value)}, rejected ${fmt(rejected.at(-1)!.value)}). DPO widens the gap by making the chosen responses less likely too: the model is drifting away from the stage-1 model, and its replies can turn odd or short.`,
-        'Lower stage2.lr or the number of epochs, raise stage2.beta (for example 0.1 to 0.3) to keep the model closer to stage 1, or try loss: ipo; check that the chosen responses sound like what stage 1 learnt.');
+        'Lower stage2.lr or the number of epochs, raise stage2.beta (for example 0.1 to 0.3) to keep the model closer to stage 1, or try loss: ipo; check that the chosen responses sound like what stage 1 learnt.',
+      );
     }
   }
 
@@ -123,15 +146,23 @@ function dpoHints(records: readonly MetricRecord[], window: number, marginLimit:
     let streakOfOnes = 0;
     while (streakOfOnes + 1 < accuracy.length && accuracy[streakOfOnes + 1]!.value === 1) streakOfOnes++;
     if (streakOfOnes >= window) {
-      add('accuracy-stuck-at-1', accuracy[streakOfOnes]!.step,
+      add(
+        'accuracy-stuck-at-1',
+        accuracy[streakOfOnes]!.step,
         `The reward accuracy of stage 2 has been 1 since step ${accuracy[1]!.step}: every pair was ranked right almost at once. The pairs are too easy (the rejected responses are plainly worse), or the chosen responses were already in stage 1's training data; either way DPO learns little from them.`,
-        'Use harder rejected responses (near misses that break the persona subtly rather than nonsense), and make sure the annotated pairs are not copies of stage-1 training examples.');
+        'Use harder rejected responses (near misses that break the persona subtly rather than nonsense), and make sure the annotated pairs are not copies of stage-1 training examples.',
+      );
     } else if (last.every((p) => p.value === 0)) {
-      const margins = values(records, 'rewards/margins').slice(-window).map((p) => p.value);
+      const margins = values(records, 'rewards/margins')
+        .slice(-window)
+        .map((p) => p.value);
       if (margins.length && mean(margins) < 0) {
-        add('accuracy-stuck-at-0', last.at(-1)!.step,
+        add(
+          'accuracy-stuck-at-0',
+          last.at(-1)!.step,
           `The reward accuracy of stage 2 has been 0 for the last ${window} steps, with the margin below zero (${fmt(margins.at(-1)!)}): the model is learning to prefer the rejected responses. Something is inverted.`,
-          'Open the run\'s stage2.pairs.jsonl and a few annotated pairs: "chosen" must be the in-persona response and "rejected" the one to avoid; check the pairs\' status fields after annotation.');
+          'Open the run\'s stage2.pairs.jsonl and a few annotated pairs: "chosen" must be the in-persona response and "rejected" the one to avoid; check the pairs\' status fields after annotation.',
+        );
       }
     }
   }
@@ -139,9 +170,12 @@ function dpoHints(records: readonly MetricRecord[], window: number, marginLimit:
   const margins = values(records, 'rewards/margins');
   const latest = margins.at(-1);
   if (latest && (latest.value > marginLimit || latest.value === Number.POSITIVE_INFINITY)) {
-    add('margins-blowing-up', latest.step,
+    add(
+      'margins-blowing-up',
+      latest.step,
       `The reward margin of stage 2 has grown to ${fmt(latest.value)}: the model separates the training pairs far more than it needs to, which usually means it is over-fitting them and drifting from stage 1.`,
-      'Train fewer epochs or with a lower stage2.lr, raise stage2.beta, or use label_smoothing (0.1) or loss: ipo, which stop pushing once a pair is ranked right.');
+      'Train fewer epochs or with a lower stage2.lr, raise stage2.beta, or use label_smoothing (0.1) or loss: ipo, which stop pushing once a pair is ranked right.',
+    );
   }
   return hints;
 }

@@ -104,7 +104,10 @@ export function sampleExamples<T>(examples: readonly T[], count: number | undefi
     const j = Math.floor(random() * (i + 1));
     [index[i], index[j]] = [index[j]!, index[i]!];
   }
-  return index.slice(0, count).sort((a, b) => a - b).map((i) => examples[i]!);
+  return index
+    .slice(0, count)
+    .sort((a, b) => a - b)
+    .map((i) => examples[i]!);
 }
 
 /** Stage 2's rejection prompts: the history alone, so the stage-1 model answers persona-blind. */
@@ -123,7 +126,14 @@ export function stage2Pairs(examples: readonly ResolvedExample[], rejected: Read
     const sample = rejected.get(ex.id);
     const r = sample?.text.trim();
     if (!r || normalise(r) === normalise(ex.response)) continue;
-    out.push({ id: ex.id, prompt: generatePrompt(ex, ex.personaIndex, format), chosen: responseTarget(ex.response, format), rejected: responseTarget(r, format), origin: 'pal-stage2', ...(sample!.ended ? {} : { rejectedCut: true }) });
+    out.push({
+      id: ex.id,
+      prompt: generatePrompt(ex, ex.personaIndex, format),
+      chosen: responseTarget(ex.response, format),
+      rejected: responseTarget(r, format),
+      origin: 'pal-stage2',
+      ...(sample!.ended ? {} : { rejectedCut: true }),
+    });
   }
   return out;
 }
@@ -156,7 +166,13 @@ export function annotatedPairs(pairs: readonly PreferencePair[], personas: Reado
     const rejected = text(p.rejected);
     if (normalise(chosen) === normalise(rejected)) return;
     const input = { personas: facts, history };
-    out.push({ id: p.dialogue?.id ?? `pair-${i + 1}`, prompt: generatePrompt(input, labelPersona(facts, chosen), format), chosen: responseTarget(chosen, format), rejected: responseTarget(rejected, format), origin: 'annotated' });
+    out.push({
+      id: p.dialogue?.id ?? `pair-${i + 1}`,
+      prompt: generatePrompt(input, labelPersona(facts, chosen), format),
+      chosen: responseTarget(chosen, format),
+      rejected: responseTarget(rejected, format),
+      origin: 'annotated',
+    });
   });
   return out;
 }

@@ -108,7 +108,8 @@ export function selectionText(personas: readonly string[], index: number): strin
 // their last message, and select then generate computes that shared start once.
 const CHAT_FACTS = 'You are the person these facts describe. Stay in character and reply in one or two short sentences.';
 const CHAT_SELECT = 'Which fact does your next reply use? Answer with its number and text, or none.';
-const chatUse = (fact: string | undefined) => (fact === undefined ? 'Your next reply uses none of the facts.' : `Your next reply uses this fact, in your own words: ${fact}`);
+const chatUse = (fact: string | undefined) =>
+  fact === undefined ? 'Your next reply uses none of the facts.' : `Your next reply uses this fact, in your own words: ${fact}`;
 
 /** The dialogue as chat turns: the partner's last turn is the user's, and the turns alternate back from it. */
 export function dialogueTurns(history: readonly string[]): ChatTurn[] {
@@ -131,7 +132,8 @@ export function selectTarget(personas: readonly string[], index: number, format:
 }
 
 export function generatePrompt(input: PromptInput, selected: number, format: PromptFormat = TEXT_FORMAT): string {
-  if (format.kind === 'chat') return chatPrompt(format, input, chatUse(selected >= 0 && selected < input.personas.length ? clean(input.personas[selected]!) : undefined));
+  if (format.kind === 'chat')
+    return chatPrompt(format, input, chatUse(selected >= 0 && selected < input.personas.length ? clean(input.personas[selected]!) : undefined));
   return `${FACTS_HEADER}\n${personaBlock(input.personas)}\n\nDialogue:\n${dialogueBlock(input.history)}\n\nUsing: ${selectionText(input.personas, selected)}\n${PERSONA_TAG}:`;
 }
 

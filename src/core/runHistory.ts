@@ -114,7 +114,10 @@ export type StageStatus = 'done' | 'running' | 'stopped' | 'failed' | 'skipped' 
  * left undone behind a later stage that is done was skipped (method: finetune skips generate
  * and stage 2; no held-out examples skip evaluate).
  */
-export function stageStatuses(done: readonly RunStage[], current: { stage: RunStage; outcome: 'running' | 'stopped' | 'failed' } | null): Record<RunStage, StageStatus> {
+export function stageStatuses(
+  done: readonly RunStage[],
+  current: { stage: RunStage; outcome: 'running' | 'stopped' | 'failed' } | null,
+): Record<RunStage, StageStatus> {
   const finished = done.includes('export');
   const lastDone = Math.max(-1, ...done.map((s) => RUN_STAGES.indexOf(s)));
   const stoppedAt = current ? RUN_STAGES.indexOf(current.stage) : finished ? -1 : RUN_STAGES.findIndex((s) => !done.includes(s));

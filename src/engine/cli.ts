@@ -250,7 +250,10 @@ async function info(args: readonly string[], io: Io): Promise<number> {
     } else if (a.startsWith('--python=')) python = a.slice('--python='.length);
     else throw new UsageError(`unknown option "${a}" for "pal info"`);
   }
-  const log = createLogger((l, m) => io.err(`[${l}] ${m}\n`), () => level);
+  const log = createLogger(
+    (l, m) => io.err(`[${l}] ${m}\n`),
+    () => level,
+  );
   const engine = new Engine(log, { allowPython: true, logLevel: level, ...(python ? { pythonPath: python } : {}) });
   const report = await engine.info();
   io.out(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatEngineInfo(report)}\n`);
@@ -295,7 +298,10 @@ async function validate(args: readonly string[], io: Io): Promise<number> {
       all.push(...(await validateFile(file)));
     } catch (err) {
       // Where a file cannot be read as text, the problem is placed where it goes wrong.
-      const at = err instanceof TextEncodingError ? { line: err.line, column: err.column, code: 'file/encoding', message: err.detail } : { line: 1, column: 1, code: 'file/unreadable', message: (err as Error).message };
+      const at =
+        err instanceof TextEncodingError
+          ? { line: err.line, column: err.column, code: 'file/encoding', message: err.detail }
+          : { line: 1, column: 1, code: 'file/unreadable', message: (err as Error).message };
       all.push({ file, endLine: at.line, endColumn: at.column, severity: 'error' as const, ...at });
     }
   }
@@ -303,12 +309,19 @@ async function validate(args: readonly string[], io: Io): Promise<number> {
   else for (const p of all) io.out(`${formatProblem(p)}\n`);
   const errors = all.filter((p) => p.severity === 'error').length;
   const warnings = all.filter((p) => p.severity === 'warning').length;
-  io.err(`${files.length} file${files.length === 1 ? '' : 's'} checked: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}.\n`);
+  io.err(
+    `${files.length} file${files.length === 1 ? '' : 's'} checked: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}.\n`,
+  );
   return errors + warnings > 0 ? 1 : 0;
 }
 
 async function importCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--out', '--from', '--split', '--limit', '--sample', '--seed'], ['--force', '--balance', '-h', '--help'], 'import');
+  const { positional, options } = parseArgs(
+    args,
+    ['--out', '--from', '--split', '--limit', '--sample', '--seed'],
+    ['--force', '--balance', '-h', '--help'],
+    'import',
+  );
   if (options['-h'] || options['--help']) {
     io.out(IMPORT_HELP);
     return 0;
@@ -317,14 +330,16 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const out = options['--out'];
   if (typeof out !== 'string') throw new UsageError('pal import needs --out <file>');
   const from = options['--from'];
-  if (from !== undefined && !['persona-chat', 'spc', 'corpus', 'card'].includes(from as string)) throw new UsageError(`--from must be persona-chat, spc, corpus or card, not "${String(from)}"`);
+  if (from !== undefined && !['persona-chat', 'spc', 'corpus', 'card'].includes(from as string))
+    throw new UsageError(`--from must be persona-chat, spc, corpus or card, not "${String(from)}"`);
   const limitText = options['--limit'];
   const limit = limitText === undefined ? undefined : positiveInt(String(limitText), '--limit');
   const sample = numberOption(options, '--sample', true);
   const seed = numberOption(options, '--seed', true);
   if (sample === 0) throw new UsageError('--sample must be at least 1');
   const split = options['--split'];
-  if (split !== undefined && !['train', 'valid', 'test'].includes(split as string)) throw new UsageError(`--split must be train, valid or test, not "${String(split)}"`);
+  if (split !== undefined && !['train', 'valid', 'test'].includes(split as string))
+    throw new UsageError(`--split must be train, valid or test, not "${String(split)}"`);
   const result = await importFile({
     input: positional[0]!,
     out,
@@ -340,7 +355,9 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const what = result.format === 'card' ? 'persona' : `example${result.count === 1 ? '' : 's'}`;
   const unread = result.problems.filter((p) => p.severity === 'error').length;
   const unreadText = unread ? `; ${unread} line${unread === 1 ? '' : 's'} could not be read (above)` : '';
-  const splitText = result.split ? `; split ${result.split.split}${result.split.from === 'file name' ? ', from the file name' : result.split.from === 'default' ? `, the ${result.format} default: --split to change` : ''}` : '';
+  const splitText = result.split
+    ? `; split ${result.split.split}${result.split.from === 'file name' ? ', from the file name' : result.split.from === 'default' ? `, the ${result.format} default: --split to change` : ''}`
+    : '';
   if (result.count === 0) io.err(`Nothing imported from ${positional[0]} (${result.format})${unreadText}: ${result.out} was not written.\n`);
   else io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}${splitText}) into ${result.out}${unreadText}.\n`);
   return result.count > 0 ? 0 : 1;
@@ -354,15 +371,25 @@ async function exportCommand(args: readonly string[], io: Io): Promise<number> {
   }
   if (positional.length !== 1) throw new UsageError('pal export takes one input file');
   const to = options['--to'];
-  if (typeof to !== 'string' || !['trl', 'llama-factory', 'axolotl', 'card'].includes(to)) throw new UsageError('pal export needs --to trl, llama-factory, axolotl or card');
+  if (typeof to !== 'string' || !['trl', 'llama-factory', 'axolotl', 'card'].includes(to))
+    throw new UsageError('pal export needs --to trl, llama-factory, axolotl or card');
   const out = options['--out'];
   if (typeof out !== 'string') throw new UsageError('pal export needs --out <path>');
   const name = options['--name'];
-  const result = await exportFile({ input: positional[0]!, to: to as ExportTarget, out, force: options['--force'] === true, ...(typeof name === 'string' ? { name } : {}) });
+  const result = await exportFile({
+    input: positional[0]!,
+    to: to as ExportTarget,
+    out,
+    force: options['--force'] === true,
+    ...(typeof name === 'string' ? { name } : {}),
+  });
   for (const p of result.problems) io.err(`${formatProblem(p)}\n`);
   for (const f of result.written) io.out(`${f}\n`);
   const left = result.leftOut;
-  const leftText = left && left.total ? `; left out ${left.total} (${[left.pending && `${left.pending} pending`, left.skipped && `${left.skipped} skipped`, left.tie && `${left.tie} tie`, left.unsupported.length && `${left.unsupported.length} the format cannot hold`, left.unreadable && `${left.unreadable} unreadable line${left.unreadable === 1 ? '' : 's'}`].filter(Boolean).join(', ')})` : '';
+  const leftText =
+    left && left.total
+      ? `; left out ${left.total} (${[left.pending && `${left.pending} pending`, left.skipped && `${left.skipped} skipped`, left.tie && `${left.tie} tie`, left.unsupported.length && `${left.unsupported.length} the format cannot hold`, left.unreadable && `${left.unreadable} unreadable line${left.unreadable === 1 ? '' : 's'}`].filter(Boolean).join(', ')})`
+      : '';
   io.err(`Exported ${result.exported} to ${to}${leftText}.\n${result.usage}\n`);
   return 0;
 }
@@ -471,7 +498,12 @@ async function runsCommand(args: readonly string[], io: Io): Promise<number> {
     return 0;
   }
   if (positional.length !== 1) throw new UsageError('pal runs takes one run config (*.palrun.yaml)');
-  const manager = new RunManager(async () => '', () => undefined, () => undefined, () => undefined);
+  const manager = new RunManager(
+    async () => '',
+    () => undefined,
+    () => undefined,
+    () => undefined,
+  );
   const runs = await manager.list(positional[0]!);
   if (options['--json']) io.out(`${JSON.stringify(runs, null, 2)}\n`);
   else if (runs.length === 0) io.out('No runs yet.\n');
@@ -507,7 +539,8 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
     return 0;
   }
   const [model, out] = [options['--model'], options['--out']];
-  if (typeof model !== 'string' || typeof out !== 'string' || positional.length === 0) throw new UsageError('pal predict needs --model <folder>, --out <file> and at least one dialogues file');
+  if (typeof model !== 'string' || typeof out !== 'string' || positional.length === 0)
+    throw new UsageError('pal predict needs --model <folder>, --out <file> and at least one dialogues file');
   const limit = typeof options['--limit'] === 'string' ? positiveInt(options['--limit'], '--limit') : undefined;
   const beams = numberOption(options, '--beams', true);
   const ngram = numberOption(options, '--no-repeat-ngram', true);
@@ -542,13 +575,29 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
     selection as PredictSelection,
   );
   await writeFileSafely(out, r!.rows.map((row) => `${JSON.stringify(row)}\n`).join(''), options['--force'] === true);
-  io.err(`${r!.rows.length} predictions of ${folder} in ${r!.seconds.toFixed(0)} s (${((r!.seconds * 1000) / Math.max(1, r!.rows.length)).toFixed(0)} ms each) written to ${out}.\n`);
+  io.err(
+    `${r!.rows.length} predictions of ${folder} in ${r!.seconds.toFixed(0)} s (${((r!.seconds * 1000) / Math.max(1, r!.rows.length)).toFixed(0)} ms each) written to ${out}.\n`,
+  );
   io.out(`${out}\n`);
   return 0;
 }
 
 async function chatCommand(args: readonly string[], io: Io): Promise<number> {
-  const valued = ['--model', '--persona', '--facts', '--history', '--temperature', '--top-k', '--top-p', '--beams', '--repetition-penalty', '--no-repeat-ngram', '--max-new-tokens', '--seed', '--selection'];
+  const valued = [
+    '--model',
+    '--persona',
+    '--facts',
+    '--history',
+    '--temperature',
+    '--top-k',
+    '--top-p',
+    '--beams',
+    '--repetition-penalty',
+    '--no-repeat-ngram',
+    '--max-new-tokens',
+    '--seed',
+    '--selection',
+  ];
   const history: string[] = [];
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -558,7 +607,12 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
       history.push(turn);
     } else rest.push(args[i]!);
   }
-  const { positional, options } = parseArgs(rest, valued.filter((v) => v !== '--history'), ['--json', '-h', '--help'], 'chat');
+  const { positional, options } = parseArgs(
+    rest,
+    valued.filter((v) => v !== '--history'),
+    ['--json', '-h', '--help'],
+    'chat',
+  );
   if (options['-h'] || options['--help']) {
     io.out(CHAT_HELP);
     return 0;
@@ -572,9 +626,15 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
     if (!doc.persona) throw new Error(`${options['--persona']} has errors:\n${doc.problems.map(formatProblem).join('\n')}`);
     personas = doc.persona.facts;
   } else if (typeof options['--facts'] === 'string') {
-    personas = options['--facts'].split('|').map((f) => f.trim()).filter(Boolean);
+    personas = options['--facts']
+      .split('|')
+      .map((f) => f.trim())
+      .filter(Boolean);
   } else throw new UsageError('pal chat needs --persona <file> or --facts "fact one|fact two"');
-  if (personas.length === 0) throw new UsageError(`${typeof options['--persona'] === 'string' ? `${options['--persona']} has no facts` : '--facts holds no fact'}: the model needs at least one to stay in character`);
+  if (personas.length === 0)
+    throw new UsageError(
+      `${typeof options['--persona'] === 'string' ? `${options['--persona']} has no facts` : '--facts holds no fact'}: the model needs at least one to stay in character`,
+    );
   // Every number is checked before the model loads: a typo is a usage error, never a silent default.
   const temperature = numberOption(options, '--temperature', false);
   const topK = numberOption(options, '--top-k', true);
@@ -586,7 +646,8 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (maxNew === 0) throw new UsageError('--max-new-tokens must be 1 or more');
   const seed = numberOption(options, '--seed', true);
   const selection = options['--selection'];
-  if (selection !== undefined && !(SELECTION_MODES as readonly unknown[]).includes(selection)) throw new UsageError(`--selection must be ${SELECTION_MODES.join(', ')}`);
+  if (selection !== undefined && !(SELECTION_MODES as readonly unknown[]).includes(selection))
+    throw new UsageError(`--selection must be ${SELECTION_MODES.join(', ')}`);
   const penalty = numberOption(options, '--repetition-penalty', false);
   if (penalty !== undefined && !(penalty > 0)) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
   const ngram = numberOption(options, '--no-repeat-ngram', true);
@@ -594,36 +655,56 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (m.deviceNote) io.err(`${m.deviceNote}\n`);
   const json = options['--json'] === true;
   const defined = <T>(k: string, v: T | undefined) => (v === undefined ? {} : { [k]: v });
-  const r = await respond(m, { personas, history: [...history, positional[0]!] }, {
-    ...defined('temperature', temperature),
-    ...defined('topK', topK),
-    ...defined('topP', topP),
-    ...defined('numBeams', beams),
-    ...defined('repetitionPenalty', penalty),
-    ...defined('noRepeatNgramSize', ngram),
-    ...defined('maxNewTokens', maxNew),
-    ...defined('seed', seed),
-    ...(selection ? { selection: selection as SelectionMode } : {}),
-    ...(json ? {} : { onText: (piece: string) => io.out(piece) }),
-  });
-  if (json) io.out(`${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, selectProbabilities: r.selectProbabilities, response: r.response, device: m.device }, null, 2)}\n`);
+  const r = await respond(
+    m,
+    { personas, history: [...history, positional[0]!] },
+    {
+      ...defined('temperature', temperature),
+      ...defined('topK', topK),
+      ...defined('topP', topP),
+      ...defined('numBeams', beams),
+      ...defined('repetitionPenalty', penalty),
+      ...defined('noRepeatNgramSize', ngram),
+      ...defined('maxNewTokens', maxNew),
+      ...defined('seed', seed),
+      ...(selection ? { selection: selection as SelectionMode } : {}),
+      ...(json ? {} : { onText: (piece: string) => io.out(piece) }),
+    },
+  );
+  if (json)
+    io.out(
+      `${JSON.stringify({ selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, selectAnswer: r.selectAnswer, selectProbabilities: r.selectProbabilities, response: r.response, device: m.device }, null, 2)}\n`,
+    );
   else {
     io.out('\n');
-    const why = r.selectionSource === 'model' ? 'selected by the model' : r.selectionSource === 'none' ? 'none: a plain fine-tuning model does not select' : selection === 'retrieval' ? 'BM25 retrieval, as --selection retrieval asked' : 'BM25 retrieval: this model was not trained on select';
+    const why =
+      r.selectionSource === 'model'
+        ? 'selected by the model'
+        : r.selectionSource === 'none'
+          ? 'none: a plain fine-tuning model does not select'
+          : selection === 'retrieval'
+            ? 'BM25 retrieval, as --selection retrieval asked'
+            : 'BM25 retrieval: this model was not trained on select';
     io.err(`persona used: ${r.selectedText} (${why})\n`);
   }
   return 0;
 }
 
 async function tokenizerCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--corpora', '--out', '--vocab-size', '--min-frequency', '--limit-dialogues', '--tokenizer'], ['-h', '--help'], 'tokenizer');
+  const { positional, options } = parseArgs(
+    args,
+    ['--corpora', '--out', '--vocab-size', '--min-frequency', '--limit-dialogues', '--tokenizer'],
+    ['-h', '--help'],
+    'tokenizer',
+  );
   if (options['-h'] || options['--help']) {
     io.out(TOKENIZER_HELP);
     return 0;
   }
   if (positional[0] === 'encode' && positional.length === 1) {
     const [tokenizer, corpora, out] = [options['--tokenizer'], options['--corpora'], options['--out']];
-    if (typeof tokenizer !== 'string' || typeof corpora !== 'string' || typeof out !== 'string') throw new UsageError('pal tokenizer encode needs --tokenizer, --corpora and --out');
+    if (typeof tokenizer !== 'string' || typeof corpora !== 'string' || typeof out !== 'string')
+      throw new UsageError('pal tokenizer encode needs --tokenizer, --corpora and --out');
     const limit = options['--limit-dialogues'];
     const n = typeof limit === 'string' ? Number(limit) : undefined;
     if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError('--limit-dialogues must be an integer of at least 1');
@@ -632,7 +713,10 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
     io.out(`${r.out}\n`);
     return 0;
   }
-  if (positional[0] !== 'train' || positional.length !== 1) throw new UsageError('usage: pal tokenizer train --corpora <folder> --out <folder>, or pal tokenizer encode --tokenizer <folder> --corpora <folder> --out <file.bin>');
+  if (positional[0] !== 'train' || positional.length !== 1)
+    throw new UsageError(
+      'usage: pal tokenizer train --corpora <folder> --out <folder>, or pal tokenizer encode --tokenizer <folder> --corpora <folder> --out <file.bin>',
+    );
   const corpora = options['--corpora'];
   const out = options['--out'];
   if (typeof corpora !== 'string' || typeof out !== 'string') throw new UsageError('pal tokenizer train needs --corpora and --out');
@@ -657,7 +741,6 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
   io.out(`${r.files.join('\n')}\n`);
   return 0;
 }
-
 
 const MODEL_HELP = `Usage: pal model fetch <name> [--force] [--python PATH]
        pal model init --config <config.json> --tokenizer <folder> --out <folder> [--seed N] [--python PATH]
@@ -704,12 +787,19 @@ function numberOption(options: Record<string, string | boolean | undefined>, nam
   const v = options[name];
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) throw new UsageError(`${name} must be a ${integer ? 'whole ' : ''}number, not "${String(v)}"`);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0)
+    throw new UsageError(`${name} must be a ${integer ? 'whole ' : ''}number, not "${String(v)}"`);
   return n;
 }
 
 async function trainerPython(options: Record<string, string | boolean | undefined>): Promise<string> {
-  const engine = new Engine(createLogger(() => undefined, () => 'error'), { allowPython: true, logLevel: 'error', ...(typeof options['--python'] === 'string' ? { pythonPath: options['--python'] } : {}) });
+  const engine = new Engine(
+    createLogger(
+      () => undefined,
+      () => 'error',
+    ),
+    { allowPython: true, logLevel: 'error', ...(typeof options['--python'] === 'string' ? { pythonPath: options['--python'] } : {}) },
+  );
   return pythonFor(await engine.pythonReport());
 }
 
@@ -729,9 +819,11 @@ async function modelCommand(args: readonly string[], io: Io): Promise<number> {
     io.out(`${dir}\n`);
     return 0;
   }
-  if (positional[0] !== 'init' || positional.length !== 1) throw new UsageError('usage: pal model fetch <name>, or pal model init --config <config.json> --tokenizer <folder> --out <folder>');
+  if (positional[0] !== 'init' || positional.length !== 1)
+    throw new UsageError('usage: pal model fetch <name>, or pal model init --config <config.json> --tokenizer <folder> --out <folder>');
   const [config, tokenizer, out] = [options['--config'], options['--tokenizer'], options['--out']];
-  if (typeof config !== 'string' || typeof tokenizer !== 'string' || typeof out !== 'string') throw new UsageError('pal model init needs --config, --tokenizer and --out');
+  if (typeof config !== 'string' || typeof tokenizer !== 'string' || typeof out !== 'string')
+    throw new UsageError('pal model init needs --config, --tokenizer and --out');
   const seed = numberOption(options, '--seed', true);
   const r = await initModel({ python: await trainerPython(options), config, tokenizer, out, ...(seed !== undefined ? { seed } : {}) });
   io.err(`Initialised ${out}: ${r.parameters.toLocaleString('en')} parameters.\n`);
@@ -740,7 +832,21 @@ async function modelCommand(args: readonly string[], io: Io): Promise<number> {
 }
 
 async function pretrainCommand(args: readonly string[], io: Io): Promise<number> {
-  const names = ['--model', '--data', '--out', '--steps', '--batch-size', '--grad-accum', '--max-length', '--lr', '--warmup', '--weight-decay', '--seed', '--device', '--python'];
+  const names = [
+    '--model',
+    '--data',
+    '--out',
+    '--steps',
+    '--batch-size',
+    '--grad-accum',
+    '--max-length',
+    '--lr',
+    '--warmup',
+    '--weight-decay',
+    '--seed',
+    '--device',
+    '--python',
+  ];
   const { positional, options } = parseArgs(args, names, ['-h', '--help'], 'pretrain');
   if (options['-h'] || options['--help']) {
     io.out(PRETRAIN_HELP);
@@ -749,10 +855,21 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
   if (positional.length) throw new UsageError(`pal pretrain takes no positional arguments (got "${positional[0]}")`);
   const [model, data, out] = [options['--model'], options['--data'], options['--out']];
   const steps = numberOption(options, '--steps', true);
-  if (typeof model !== 'string' || typeof data !== 'string' || typeof out !== 'string' || !steps) throw new UsageError('pal pretrain needs --model, --data, --out and --steps');
+  if (typeof model !== 'string' || typeof data !== 'string' || typeof out !== 'string' || !steps)
+    throw new UsageError('pal pretrain needs --model, --data, --out and --steps');
   const opt = (name: string, integer: boolean) => numberOption(options, name, integer);
   const extra = Object.fromEntries(
-    ([['batchSize', opt('--batch-size', true)], ['gradAccum', opt('--grad-accum', true)], ['maxLength', opt('--max-length', true)], ['lr', opt('--lr', false)], ['warmupSteps', opt('--warmup', true)], ['weightDecay', opt('--weight-decay', false)], ['seed', opt('--seed', true)]] as const).filter(([, v]) => v !== undefined),
+    (
+      [
+        ['batchSize', opt('--batch-size', true)],
+        ['gradAccum', opt('--grad-accum', true)],
+        ['maxLength', opt('--max-length', true)],
+        ['lr', opt('--lr', false)],
+        ['warmupSteps', opt('--warmup', true)],
+        ['weightDecay', opt('--weight-decay', false)],
+        ['seed', opt('--seed', true)],
+      ] as const
+    ).filter(([, v]) => v !== undefined),
   );
   const t0 = Date.now();
   let last = 0;
@@ -767,7 +884,10 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
       ...(typeof options['--device'] === 'string' ? { device: options['--device'] } : {}),
       signal,
       onEvent: (e) => {
-        if (e.event === 'start') io.err(`pre-training ${String(e.parameters)} parameters on ${String(e.device)}${e.resumed_from ? `, resuming at step ${String(e.resumed_from)}` : ''}\n`);
+        if (e.event === 'start')
+          io.err(
+            `pre-training ${String(e.parameters)} parameters on ${String(e.device)}${e.resumed_from ? `, resuming at step ${String(e.resumed_from)}` : ''}\n`,
+          );
         // One line every 10 s: a log, not a flood.
         if (e.event === 'step' && (Date.now() - last > 10_000 || e.step === steps)) {
           last = Date.now();
@@ -799,7 +919,13 @@ async function perplexityCommand(args: readonly string[], io: Io): Promise<numbe
   for (const file of positional) {
     const doc = parseDialogues(await readTextFile(file), file);
     const problems = allProblems(doc);
-    if (hasErrors(problems)) throw new Error(`${file} has problems:\n${problems.filter((p) => p.severity === 'error').map(formatProblem).join('\n')}`);
+    if (hasErrors(problems))
+      throw new Error(
+        `${file} has problems:\n${problems
+          .filter((p) => p.severity === 'error')
+          .map(formatProblem)
+          .join('\n')}`,
+      );
     for (const { value } of records(doc)) examples.push({ history: value.history, response: value.response });
   }
   const m = await loadModel(resolveModelSpec(process.cwd(), model));

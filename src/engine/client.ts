@@ -5,15 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import {
-  CancellationToken,
-  Emitter,
-  type Event,
-  type MessageConnection,
-  type NotificationType,
-  type RequestType,
-  type RequestType0,
-} from 'vscode-jsonrpc';
+import { CancellationToken, Emitter, type Event, type MessageConnection, type NotificationType, type RequestType, type RequestType0 } from 'vscode-jsonrpc';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import {
   DidChangeSettingsNotification,
@@ -157,7 +149,12 @@ export class EngineClient {
     } catch {
       // Unresponsive: it is killed below.
     }
-    if (!(await withTimeout(exited, 3000).then(() => true, () => false))) {
+    if (
+      !(await withTimeout(exited, 3000).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       running.child.kill('SIGKILL');
       await exited;
     }
@@ -175,7 +172,9 @@ export class EngineClient {
   private whenReady(): Promise<Running> {
     if (this.state === 'ready' && this.running && !this.running.exited) return Promise.resolve(this.running);
     if (this.state === 'stopped' || this.state === 'failed') {
-      return Promise.reject(new Error(`The PAL Studio engine is ${this.state === 'failed' ? 'not running: it kept crashing' : 'not running'}; run "PAL: Restart Engine".`));
+      return Promise.reject(
+        new Error(`The PAL Studio engine is ${this.state === 'failed' ? 'not running: it kept crashing' : 'not running'}; run "PAL: Restart Engine".`),
+      );
     }
     return new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject })).then(() => this.whenReady());
   }

@@ -45,7 +45,8 @@ export async function collectFiles(paths: readonly string[]): Promise<string[]> 
       // One named on the command line is the user's mistake: said in words.
       if (!named) return undefined;
       if (err.code === 'ELOOP') throw new Error(`${p}: a chain of symbolic links that leads back to itself`);
-      if (err.code === 'ENOENT') throw new Error(`${p}: no such file or folder${lstatSync(p, { throwIfNoEntry: false }) ? ' (a symbolic link to something that is not there)' : ''}`);
+      if (err.code === 'ENOENT')
+        throw new Error(`${p}: no such file or folder${lstatSync(p, { throwIfNoEntry: false }) ? ' (a symbolic link to something that is not there)' : ''}`);
       throw err;
     });
     if (!stat) return;
@@ -76,9 +77,11 @@ export async function ensureFolder(dir: string, what = dir): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const link = await fs.readlink(dir).catch(() => undefined);
-    if (link !== undefined && !(await fs.stat(dir).catch(() => undefined))) throw new Error(`${what} (${dir}) is a link to ${link}, which is not there: make that folder, or point ${what} somewhere else.`, { cause: err });
+    if (link !== undefined && !(await fs.stat(dir).catch(() => undefined)))
+      throw new Error(`${what} (${dir}) is a link to ${link}, which is not there: make that folder, or point ${what} somewhere else.`, { cause: err });
     const here = await fs.stat(dir).catch(() => undefined);
-    if (here && !here.isDirectory()) throw new Error(`${what} (${dir}) is a file, not a folder: choose a folder (it is made when it is not there).`, { cause: err });
+    if (here && !here.isDirectory())
+      throw new Error(`${what} (${dir}) is a file, not a folder: choose a folder (it is made when it is not there).`, { cause: err });
     for (let parent = path.dirname(dir); parent !== path.dirname(parent); parent = path.dirname(parent)) {
       const st = await fs.stat(parent).catch(() => undefined);
       if (st && !st.isDirectory()) throw new Error(`${what} (${dir}) cannot be made: ${parent} is a file, not a folder.`, { cause: err });
@@ -180,7 +183,11 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
   const chosen = options.split ?? named;
   const split = chosen ? { split: chosen } : {};
   const imported =
-    format === 'persona-chat' ? importParlai(text, options.input, split) : format === 'corpus' ? importCorpus(text, options.input, split) : importSyntheticPersonaChat(text, options.input, split);
+    format === 'persona-chat'
+      ? importParlai(text, options.input, split)
+      : format === 'corpus'
+        ? importCorpus(text, options.input, split)
+        : importSyntheticPersonaChat(text, options.input, split);
   const { problems } = imported;
   const pool = options.balance ? balanceLabels(imported.examples, options.seed ?? 42) : imported.examples;
   const drawn = options.sample !== undefined ? sampleExamples(pool, options.sample, options.seed ?? 42) : pool;
@@ -197,7 +204,13 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
 export function balanceLabels(examples: readonly DialogueExample[], seed: number): DialogueExample[] {
   const labelled = (e: DialogueExample) => e.persona_index >= 0;
   const named = examples.filter(labelled).length;
-  const none = new Set(sampleExamples(examples.filter((e) => !labelled(e)), named, seed));
+  const none = new Set(
+    sampleExamples(
+      examples.filter((e) => !labelled(e)),
+      named,
+      seed,
+    ),
+  );
   return examples.filter((e) => labelled(e) || none.has(e));
 }
 
@@ -239,7 +252,13 @@ export async function exportFile(options: ExportOptions): Promise<ExportResult> 
     const doc = parsePersona(text, options.input);
     if (!doc.persona) throw new Error(`${options.input} has errors; fix them first:\n${doc.problems.map(formatProblem).join('\n')}`);
     await writeFileSafely(options.out, exportCharacterCard(doc.persona), force);
-    return { to: 'card', written: [options.out], exported: 1, usage: 'A Character Card V2/V3 JSON file, for character chat front-ends.', problems: doc.problems };
+    return {
+      to: 'card',
+      written: [options.out],
+      exported: 1,
+      usage: 'A Character Card V2/V3 JSON file, for character chat front-ends.',
+      problems: doc.problems,
+    };
   }
   if (fileKind(options.input) !== 'pairs') throw new Error(`${options.input}: only a preference-pairs file (*.pairs.jsonl) exports to ${options.to}.`);
   const doc = parsePairs(text, options.input);
@@ -248,7 +267,12 @@ export async function exportFile(options: ExportOptions): Promise<ExportResult> 
   const unreadable = allProblems(doc).filter((p) => p.severity === 'error');
   // Each unreadable line counts once, however many problems it has.
   const lines = new Set(unreadable.map((p) => p.line)).size;
-  const result = options.to === 'trl' ? exportTrl(pairs, name, lines) : options.to === 'llama-factory' ? exportLlamaFactory(pairs, name, lines) : exportAxolotl(pairs, name, lines);
+  const result =
+    options.to === 'trl'
+      ? exportTrl(pairs, name, lines)
+      : options.to === 'llama-factory'
+        ? exportLlamaFactory(pairs, name, lines)
+        : exportAxolotl(pairs, name, lines);
   const written: string[] = [];
   for (const f of result.files) {
     const target = path.join(options.out, ...f.path.split('/'));

@@ -54,7 +54,9 @@ export interface DemoResult {
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = Date.now();
   if (!(await fs.stat(path.join(o.model, 'config.json')).catch(() => undefined))) {
-    throw new Error(`${o.model}: no model there (no config.json). The default model ships in models/pal-default; "npm run make-model" makes it again, or pass --model <folder>.`);
+    throw new Error(
+      `${o.model}: no model there (no config.json). The default model ships in models/pal-default; "npm run make-model" makes it again, or pass --model <folder>.`,
+    );
   }
   const project = path.join(path.resolve(o.out), 'project');
   await fs.rm(project, { recursive: true, force: true });
@@ -87,7 +89,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     (await fs.readFile(path.join(run.runDir, 'eval', name), 'utf8'))
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { id: string; prediction: string; reference: string; personas: string[]; selected?: number; gold_persona?: number; history?: string[] });
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            id: string;
+            prediction: string;
+            reference: string;
+            personas: string[];
+            selected?: number;
+            gold_persona?: number;
+            history?: string[];
+          },
+      );
   const before = await rows('predictions-before.jsonl');
   const after = await rows('predictions-after.jsonl');
   const histories = new Map<string, string[]>();

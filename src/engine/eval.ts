@@ -70,15 +70,18 @@ function checkRecord(value: unknown): string | undefined {
   if (typeof r.reference !== 'string') return '"reference" must be a string';
   for (const key of ['prediction', 'reference'] as const) {
     const length = (r[key] as string).length;
-    if (length > MAX_TEXT_CHARS) return `"${key}" is ${length.toLocaleString('en')} characters long; pal eval scores replies, and above ${MAX_TEXT_CHARS.toLocaleString('en')} characters ROUGE-L (every word against every word) would take minutes: cut it, or leave the line out`;
+    if (length > MAX_TEXT_CHARS)
+      return `"${key}" is ${length.toLocaleString('en')} characters long; pal eval scores replies, and above ${MAX_TEXT_CHARS.toLocaleString('en')} characters ROUGE-L (every word against every word) would take minutes: cut it, or leave the line out`;
   }
-  if (r.personas !== undefined && !(Array.isArray(r.personas) && r.personas.every((p) => typeof p === 'string'))) return '"personas" must be an array of strings';
+  if (r.personas !== undefined && !(Array.isArray(r.personas) && r.personas.every((p) => typeof p === 'string')))
+    return '"personas" must be an array of strings';
   if (r.history !== undefined && !(Array.isArray(r.history) && r.history.every((p) => typeof p === 'string'))) return '"history" must be an array of strings';
   for (const key of ['selected', 'gold_persona'] as const) {
     const v = r[key];
     if (v === undefined || v === null) continue;
     if (!Number.isInteger(v) || (v as number) < -1) return `"${key}" must be a persona index (0, 1, ...) or -1 for none`;
-    if (Array.isArray(r.personas) && (v as number) >= r.personas.length) return `"${key}" is ${String(v)} but there are only ${r.personas.length} persona sentences`;
+    if (Array.isArray(r.personas) && (v as number) >= r.personas.length)
+      return `"${key}" is ${String(v)} but there are only ${r.personas.length} persona sentences`;
   }
   if (r.selected === null) delete r.selected;
   if (r.gold_persona === null) delete r.gold_persona;
@@ -102,7 +105,8 @@ export interface NliModel {
  * label must map to exactly one class and every class must appear: a guess would bias C.score.
  */
 export function nliLabelMap(id2label: unknown): NliLabel[] {
-  if (typeof id2label !== 'object' || id2label === null) throw new Error('config.json has no "id2label"; an NLI model needs one naming entailment, neutral and contradiction.');
+  if (typeof id2label !== 'object' || id2label === null)
+    throw new Error('config.json has no "id2label"; an NLI model needs one naming entailment, neutral and contradiction.');
   const entries = Object.entries(id2label as Record<string, unknown>);
   const out: NliLabel[] = [];
   for (const [id, raw] of entries) {
@@ -114,7 +118,8 @@ export function nliLabelMap(id2label: unknown): NliLabel[] {
     out[index] = NLI_LABELS[['entail', 'neutral', 'contradict'].indexOf(matches[0]!)]!;
   }
   for (const label of NLI_LABELS) {
-    if (out.filter((l) => l === label).length !== 1) throw new Error(`config.json id2label must name "${label}" exactly once (it has: ${entries.map(([, v]) => String(v)).join(', ')}).`);
+    if (out.filter((l) => l === label).length !== 1)
+      throw new Error(`config.json id2label must name "${label}" exactly once (it has: ${entries.map(([, v]) => String(v)).join(', ')}).`);
   }
   if (out.length !== entries.length) throw new Error('config.json id2label must number its classes 0, 1, 2.');
   return out;
@@ -300,7 +305,11 @@ function formatDelta(a: Numeric, b: Numeric, key?: string): string {
 
 function textTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -318,7 +327,8 @@ function formatBreakdown(report: MetricReport): string {
   if (report.subsets) {
     const { labelled, unlabelled } = report.subsets;
     const keys = ['bleu1', 'rougeL', 'distinct2', 'pF1', 'selectionAccuracy'] as const;
-    const cell = (s: SubsetReport, k: (typeof keys)[number]) => (s.metrics[k] === null ? 'n/a' : `${formatValue(s.metrics[k])} (${formatInterval(s.intervals[k])})`);
+    const cell = (s: SubsetReport, k: (typeof keys)[number]) =>
+      s.metrics[k] === null ? 'n/a' : `${formatValue(s.metrics[k])} (${formatInterval(s.intervals[k])})`;
     out.push(
       `\nBy whether the written reply uses a persona sentence (95% intervals):\n${textTable(
         ['Metric', `uses one (${labelled.count})`, `uses none (${unlabelled.count})`],
@@ -328,7 +338,9 @@ function formatBreakdown(report: MetricReport): string {
   }
   const t = report.trivialSelection;
   if (t && t.count > 0) {
-    out.push(`\nSelection accuracy without a model, on the same ${t.count} examples: always "none" ${formatValue(t.alwaysNone)}; BM25 over the partner's last turn ${t.bm25 === null ? 'n/a (the predictions carry no history)' : formatValue(t.bm25)}.`);
+    out.push(
+      `\nSelection accuracy without a model, on the same ${t.count} examples: always "none" ${formatValue(t.alwaysNone)}; BM25 over the partner's last turn ${t.bm25 === null ? 'n/a (the predictions carry no history)' : formatValue(t.bm25)}.`,
+    );
   }
   return out.length ? `${out.join('\n')}\n` : '';
 }
@@ -339,7 +351,15 @@ export function formatEvalTable(report: JsonReport): string {
   const rows = METRIC_FIELDS.map(({ key, label }) => {
     const after = report[key] as Numeric;
     const interval = formatInterval(report.intervals?.[key as AggregateKey]);
-    return b ? [label, formatValue(b[key] as Numeric, key), formatValue(after, key), formatDelta(b[key] as Numeric, after, key), formatPaired(report.change?.[key as AggregateKey])] : [label, formatValue(after, key), interval];
+    return b
+      ? [
+          label,
+          formatValue(b[key] as Numeric, key),
+          formatValue(after, key),
+          formatDelta(b[key] as Numeric, after, key),
+          formatPaired(report.change?.[key as AggregateKey]),
+        ]
+      : [label, formatValue(after, key), interval];
   });
   const header = b ? ['Metric', 'Before', 'After', 'Change', 'Change: 95% interval, paired p'] : ['Metric', 'Value', '95% interval'];
   const notes = [...report.notes, ...(b ? b.notes.filter((n) => !report.notes.includes(n)).map((n) => `baseline: ${n}`) : [])];
@@ -373,7 +393,12 @@ function asReport(value: unknown, name: string): Partial<JsonReport> {
 }
 
 /** Two reports side by side: every metric of a, of b, and the change from a to b. */
-export function compareRuns(aReport: unknown, bReport: unknown, names: { a: string; b: string } = { a: 'a', b: 'b' }, paired?: Partial<Record<AggregateKey, PairedDifference>>): Comparison {
+export function compareRuns(
+  aReport: unknown,
+  bReport: unknown,
+  names: { a: string; b: string } = { a: 'a', b: 'b' },
+  paired?: Partial<Record<AggregateKey, PairedDifference>>,
+): Comparison {
   const a = asReport(aReport, names.a);
   const b = asReport(bReport, names.b);
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
@@ -384,9 +409,13 @@ export function compareRuns(aReport: unknown, bReport: unknown, names: { a: stri
     return { key, label, a: av, b: bv, delta: av !== null && bv !== null ? bv - av : null, ...(difference ? { paired: difference } : {}) };
   });
   const warnings: string[] = [];
-  if (a.tokenization !== b.tokenization) warnings.push(`the runs use different tokenisations (${String(a.tokenization)} vs ${String(b.tokenization)}): BLEU, ROUGE-L and Distinct are not comparable`);
+  if (a.tokenization !== b.tokenization)
+    warnings.push(
+      `the runs use different tokenisations (${String(a.tokenization)} vs ${String(b.tokenization)}): BLEU, ROUGE-L and Distinct are not comparable`,
+    );
   if (a.count !== b.count) warnings.push(`the runs have different numbers of examples (${String(a.count)} vs ${String(b.count)})`);
-  if ((a.nliModel ?? null) !== (b.nliModel ?? null)) warnings.push(`C.score comes from different NLI models (${a.nliModel ?? 'none'} vs ${b.nliModel ?? 'none'})`);
+  if ((a.nliModel ?? null) !== (b.nliModel ?? null))
+    warnings.push(`C.score comes from different NLI models (${a.nliModel ?? 'none'} vs ${b.nliModel ?? 'none'})`);
   return { a: names.a, b: names.b, rows, warnings };
 }
 
@@ -395,13 +424,29 @@ export function compareRuns(aReport: unknown, bReport: unknown, names: { a: stri
  * a relative name is tried from the current folder, then from the report's), or why there is none.
  * C.score comes from the reports' per-example scores, where both have them.
  */
-export async function pairReports(a: { file: string; report: unknown }, b: { file: string; report: unknown }): Promise<{ paired?: Partial<Record<AggregateKey, PairedDifference>>; why?: string }> {
-  type Side = { records: PredictionRecord[]; examples: { cScore?: number | null; cScoreMax?: number | null }[] | undefined; tokenization: Tokenization | undefined };
+export async function pairReports(
+  a: { file: string; report: unknown },
+  b: { file: string; report: unknown },
+): Promise<{ paired?: Partial<Record<AggregateKey, PairedDifference>>; why?: string }> {
+  type Side = {
+    records: PredictionRecord[];
+    examples: { cScore?: number | null; cScoreMax?: number | null }[] | undefined;
+    tokenization: Tokenization | undefined;
+  };
   const load = async ({ file, report }: { file: string; report: unknown }): Promise<Side | { why: string }> => {
     const r = report as Partial<JsonReport> & { examples?: { cScore?: number | null; cScoreMax?: number | null }[] };
     if (typeof r.predictions !== 'string') return { why: `${file} names no predictions file` };
     const candidates = [path.resolve(r.predictions), path.resolve(path.dirname(file), r.predictions)];
-    const found = (await Promise.all(candidates.map((c) => fs.stat(c).then((st) => (st.isFile() ? c : undefined), () => undefined)))).find(Boolean);
+    const found = (
+      await Promise.all(
+        candidates.map((c) =>
+          fs.stat(c).then(
+            (st) => (st.isFile() ? c : undefined),
+            () => undefined,
+          ),
+        ),
+      )
+    ).find(Boolean);
     if (!found) return { why: `${r.predictions} (the predictions ${file} was made from) is not there` };
     return { records: await readPredictions(found), examples: r.examples, tokenization: r.tokenization };
   };
@@ -498,7 +543,10 @@ function personaList(record: PredictionRecord): string {
       return `<li${selected ? ' class="selected"' : ''}>${selected ? `<mark>${escapeHtml(p)}</mark>` : escapeHtml(p)}${marks}</li>`;
     })
     .join('');
-  const none = record.selected === -1 ? '<div><mark>no persona</mark> <span class="tag">selected</span>' + (record.gold_persona === -1 ? ' <span class="tag gold">gold</span>' : '') + '</div>' : '';
+  const none =
+    record.selected === -1
+      ? '<div><mark>no persona</mark> <span class="tag">selected</span>' + (record.gold_persona === -1 ? ' <span class="tag gold">gold</span>' : '') + '</div>'
+      : '';
   return `<ol start="0">${items}</ol>${none}`;
 }
 
@@ -508,13 +556,15 @@ function exampleRow(index: number, record: PredictionRecord, scores: ExampleScor
   return `<tr><td>${index + 1}</td><td>${personaList(record)}</td><td>${escapeHtml(record.reference)}</td><td>${before ? `<div class="before-text">${escapeHtml(before.prediction)}</div>` : ''}<div>${escapeHtml(record.prediction)}</div></td><td>${num(scores.bleu[0]!)}</td><td>${num(scores.rougeL)}</td><td>${num(scores.pF1)}</td><td>${num(scores.cScore)}${nli}</td></tr>`;
 }
 
-const EXAMPLE_HEADER = '<tr><th>#</th><th>Personas (selected highlighted)</th><th>Reference</th><th>Response</th><th>BLEU-1</th><th>ROUGE-L</th><th>P-F1</th><th>C.score</th></tr>';
+const EXAMPLE_HEADER =
+  '<tr><th>#</th><th>Personas (selected highlighted)</th><th>Reference</th><th>Response</th><th>BLEU-1</th><th>ROUGE-L</th><th>P-F1</th><th>C.score</th></tr>';
 
 /** The worst examples: by C.score when it was computed, else by P-F1, else by ROUGE-L. */
 function worstExamples(run: EvalRun): { by: string; indexes: number[] } {
   const ex = run.evaluation.examples;
   const all = ex.map((_, i) => i);
-  const pick = (key: 'cScore' | 'pF1' | 'rougeL') => all.filter((i) => ex[i]![key] !== null).sort((x, y) => (ex[x]![key] as number) - (ex[y]![key] as number) || x - y);
+  const pick = (key: 'cScore' | 'pF1' | 'rougeL') =>
+    all.filter((i) => ex[i]![key] !== null).sort((x, y) => (ex[x]![key] as number) - (ex[y]![key] as number) || x - y);
   if (run.evaluation.report.cScore !== null) return { by: 'C.score', indexes: pick('cScore').slice(0, WORST_ROWS) };
   if (run.evaluation.report.pF1 !== null) return { by: 'P-F1', indexes: pick('pF1').slice(0, WORST_ROWS) };
   return { by: 'ROUGE-L', indexes: pick('rougeL').slice(0, WORST_ROWS) };
@@ -525,14 +575,19 @@ export function htmlReport(result: EvalResult): string {
   const report = run.evaluation.report;
   const before = baseline?.evaluation.report;
   // Rows line up with the baseline's only when both files hold the same examples in the same order.
-  const alignedBaseline = baseline && baseline.records.length === run.records.length && baseline.records.every((r, i) => r.reference === run.records[i]!.reference) ? baseline : undefined;
+  const alignedBaseline =
+    baseline && baseline.records.length === run.records.length && baseline.records.every((r, i) => r.reference === run.records[i]!.reference)
+      ? baseline
+      : undefined;
   const metricRows = METRIC_FIELDS.map(({ key, label }) => {
     const after = report[key] as Numeric;
     return before
       ? `<tr><td>${escapeHtml(label)}</td><td>${formatValue(before[key] as Numeric, key)}</td><td>${formatValue(after, key)}</td><td>${formatDelta(before[key] as Numeric, after, key)}</td></tr>`
       : `<tr><td>${escapeHtml(label)}</td><td>${formatValue(after, key)}</td></tr>`;
   }).join('');
-  const metricHeader = before ? '<tr><th>Metric</th><th>Before alignment</th><th>After alignment</th><th>Change</th></tr>' : '<tr><th>Metric</th><th>Value</th></tr>';
+  const metricHeader = before
+    ? '<tr><th>Metric</th><th>Before alignment</th><th>After alignment</th><th>Change</th></tr>'
+    : '<tr><th>Metric</th><th>Value</th></tr>';
   const notes = [...report.notes, ...(before ? before.notes.map((n) => `baseline: ${n}`) : [])];
   const worst = worstExamples(run);
   const shown = Math.min(run.records.length, MAX_EXAMPLE_ROWS);
@@ -567,7 +622,10 @@ ${notes.length ? `<ul class="notes">${notes.map((n) => `<li>${escapeHtml(n)}</li
 <h2>Charts</h2>
 ${metricBars(report, before)}
 <p>Per-example ROUGE-L (number of examples per bin):</p>
-${histogram(run.evaluation.examples.map((e) => e.rougeL), 'Histogram of per-example ROUGE-L')}
+${histogram(
+  run.evaluation.examples.map((e) => e.rougeL),
+  'Histogram of per-example ROUGE-L',
+)}
 <h2>Worst examples by ${escapeHtml(worst.by)}</h2>
 <table class="examples">${EXAMPLE_HEADER}${rows(worst.indexes)}</table>
 <h2>Examples${shown < run.records.length ? ` (the first ${shown} of ${run.records.length})` : ''}</h2>

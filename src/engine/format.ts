@@ -40,7 +40,9 @@ export function formatEngineInfo(info: EngineInfo): string {
     const t = python.torch;
     lines.push(`Python:   ${python.selected.path} (Python ${python.selected.version}, from ${python.selected.source})`);
     lines.push(`torch:    ${t.version} at ${t.location}`);
-    lines.push(`          ${t.cudaBuild ? `CUDA build ${t.cudaBuild}, ${t.cuda.usable ? 'GPU usable' : `GPU not usable${t.cuda.error ? `: ${t.cuda.error}` : ''}`}` : 'CPU-only build'}; ${t.threads} CPU thread${t.threads === 1 ? '' : 's'}`);
+    lines.push(
+      `          ${t.cudaBuild ? `CUDA build ${t.cudaBuild}, ${t.cuda.usable ? 'GPU usable' : `GPU not usable${t.cuda.error ? `: ${t.cuda.error}` : ''}`}` : 'CPU-only build'}; ${t.threads} CPU thread${t.threads === 1 ? '' : 's'}`,
+    );
     if (t.blasLibraries.length) lines.push(`          BLAS: ${t.blasLibraries.join(', ')}`);
   } else {
     lines.push(`Python:   not usable. ${python.reason ?? ''}`);

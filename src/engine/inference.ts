@@ -15,7 +15,18 @@ import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
 import { mulberry32 } from '../core/random';
 import { transformers } from './transformers';
-import { generatePrompt, NO_PERSONA, parseSelection, plainPrompt, selectionText, selectPrompt, selectTarget, trimHistory, type PromptFormat, type PromptInput } from '../core/prompts';
+import {
+  generatePrompt,
+  NO_PERSONA,
+  parseSelection,
+  plainPrompt,
+  selectionText,
+  selectPrompt,
+  selectTarget,
+  trimHistory,
+  type PromptFormat,
+  type PromptInput,
+} from '../core/prompts';
 import { promptFormatFor, readPalInfo, trainedTasks } from './modelInfo';
 import type { SelectionMode, SelectionSource, SelectProbabilities } from './protocol';
 
@@ -116,7 +127,9 @@ export async function loadModel(folder: string, options: LoadOptions = {}): Prom
     await checkModelFiles(folder);
   }
   const damaged = (file: string) => (err: unknown) => {
-    throw new Error(`${path.join(folder, file)} could not be read (${String((err as Error)?.message ?? err).split('\n')[0]}): the model folder is damaged. Export it again (a run exports to <run>/model) or choose another model.`);
+    throw new Error(
+      `${path.join(folder, file)} could not be read (${String((err as Error)?.message ?? err).split('\n')[0]}): the model folder is damaged. Export it again (a run exports to <run>/model) or choose another model.`,
+    );
   };
   const tokenizer = await tf.AutoTokenizer.from_pretrained(folder, local).catch(damaged('tokenizer.json'));
   let device: 'cpu' | 'cuda' = options.device === 'cuda' ? 'cuda' : 'cpu';
@@ -150,11 +163,16 @@ export async function loadModel(folder: string, options: LoadOptions = {}): Prom
 
 /** A local model folder has what inference reads, or the error says which files are missing and why it matters. */
 async function checkModelFiles(folder: string): Promise<void> {
-  if (!existsSync(folder)) throw new Error(`${folder}: no such model folder. A model for inference is a folder with onnx/model.onnx, config.json and tokenizer.json, as a run exports to <run>/model.`);
+  if (!existsSync(folder))
+    throw new Error(
+      `${folder}: no such model folder. A model for inference is a folder with onnx/model.onnx, config.json and tokenizer.json, as a run exports to <run>/model.`,
+    );
   const missing = ['config.json', 'tokenizer.json', path.join('onnx', 'model.onnx')].filter((f) => !existsSync(path.join(folder, f)));
   if (missing.length) {
     const trainingOnly = existsSync(path.join(folder, 'model.safetensors'));
-    throw new Error(`${folder} lacks ${missing.join(', ')}.${trainingOnly && missing.includes(path.join('onnx', 'model.onnx')) ? ' It holds PyTorch weights (a training checkpoint), not an ONNX export: use the run\'s exported model folder (<run>/model).' : ' Export the model again (a run exports to <run>/model).'}`);
+    throw new Error(
+      `${folder} lacks ${missing.join(', ')}.${trainingOnly && missing.includes(path.join('onnx', 'model.onnx')) ? " It holds PyTorch weights (a training checkpoint), not an ONNX export: use the run's exported model folder (<run>/model)." : ' Export the model again (a run exports to <run>/model).'}`,
+    );
   }
 }
 
@@ -233,7 +251,13 @@ function sample(logp: Float64Array, topK: number, topP: number, random: () => nu
  * response's tokens so far. Small models decoding greedily loop ("I have a dog , but I have a dog");
  * these are the usual remedies, off unless asked for.
  */
-export function discourageRepeats(logits: Float32Array, offset: number, size: number, response: readonly number[], options: Pick<DecodingOptions, 'repetitionPenalty' | 'noRepeatNgramSize'>): void {
+export function discourageRepeats(
+  logits: Float32Array,
+  offset: number,
+  size: number,
+  response: readonly number[],
+  options: Pick<DecodingOptions, 'repetitionPenalty' | 'noRepeatNgramSize'>,
+): void {
   const penalty = options.repetitionPenalty ?? 1;
   if (penalty !== 1) {
     for (const id of new Set(response)) {
@@ -274,7 +298,12 @@ function int64(tf: Tf, rows: readonly (readonly number[])[]): Tf {
 }
 
 /** One forward pass: logits of the last position per row, and the new cache. */
-async function step(m: LoadedModel, ids: readonly (readonly number[])[], totalLength: number, past: Tf): Promise<{ logits: Float32Array; vocab: number; past: Tf }> {
+async function step(
+  m: LoadedModel,
+  ids: readonly (readonly number[])[],
+  totalLength: number,
+  past: Tf,
+): Promise<{ logits: Float32Array; vocab: number; past: Tf }> {
   const rows = ids.length;
   const mask = Array.from({ length: rows }, () => new Array<number>(totalLength).fill(1));
   const out = await m.model.forward({ input_ids: int64(m.tf, ids), attention_mask: int64(m.tf, mask), past_key_values: past });
@@ -315,7 +344,12 @@ export interface PromptCaching {
 }
 
 /** Continues `prompt` and returns the generated text (without the prompt). */
-export async function generateText(m: LoadedModel, prompt: string, options: DecodingOptions = {}, caching: PromptCaching = {}): Promise<{ text: string; tokens: number[] }> {
+export async function generateText(
+  m: LoadedModel,
+  prompt: string,
+  options: DecodingOptions = {},
+  caching: PromptCaching = {},
+): Promise<{ text: string; tokens: number[] }> {
   const { prefix, onPromptPast } = caching;
   const promptIds = encode(m, prompt);
   if (promptIds.length === 0) throw new Error('The prompt is empty after tokenization.');
@@ -328,7 +362,9 @@ export async function generateText(m: LoadedModel, prompt: string, options: Deco
   const out: number[] = [];
   let text = '';
   const cached = prefix !== undefined && prefix.ids.length < promptIds.length && prefix.ids.every((id, i) => promptIds[i] === id);
-  let res = cached ? await step(m, [promptIds.slice(prefix.ids.length)], promptIds.length, prefix.past) : await step(m, [promptIds], promptIds.length, undefined);
+  let res = cached
+    ? await step(m, [promptIds.slice(prefix.ids.length)], promptIds.length, prefix.past)
+    : await step(m, [promptIds], promptIds.length, undefined);
   onPromptPast?.(res.past as Record<string, OrtTensor>);
   for (let i = 0; i < maxNew; i++) {
     if (cancelled()) throw new GenerationCancelled();
@@ -379,7 +415,12 @@ async function beamSearch(m: LoadedModel, promptIds: number[], maxNew: number, o
     const past: Record<string, OrtTensor> = {};
     for (const [name, t] of Object.entries(res.past as Record<string, OrtTensor>)) past[name] = selectRows(m.tf, t, parents);
     beams = next.map((c) => ({ tokens: [...beams[c.parent]!.tokens, c.token], score: c.score }));
-    res = await step(m, beams.map((b) => [b.tokens.at(-1)!]), promptIds.length + beams[0]!.tokens.length, past);
+    res = await step(
+      m,
+      beams.map((b) => [b.tokens.at(-1)!]),
+      promptIds.length + beams[0]!.tokens.length,
+      past,
+    );
   }
   for (const b of beams) finished.push({ tokens: b.tokens, score: b.score / Math.max(1, b.tokens.length) });
   finished.sort((x, y) => y.score - x.score);
@@ -432,7 +473,12 @@ export async function chooseSelection(
   if (width > 1) {
     const rows = suffixes.map((s) => [...s, ...new Array<number>(width - s.length).fill(s.at(-1)!)].slice(0, width - 1));
     const past: Record<string, OrtTensor> = {};
-    for (const [name, t] of Object.entries(first.past as Record<string, OrtTensor>)) past[name] = selectRows(m.tf, t, rows.map(() => 0));
+    for (const [name, t] of Object.entries(first.past as Record<string, OrtTensor>))
+      past[name] = selectRows(
+        m.tf,
+        t,
+        rows.map(() => 0),
+      );
     const total = promptIds.length + width - 1;
     const mask = rows.map(() => new Array<number>(total).fill(1));
     const out = await m.model.forward({ input_ids: int64(m.tf, rows), attention_mask: int64(m.tf, mask), past_key_values: past });
@@ -487,7 +533,10 @@ export async function selectThenGenerate(
   let prefix: PrefixCache | undefined;
   let selectProbabilities: SelectProbabilities | undefined;
   if (useModel) {
-    const fitted = trimHistory(input, fitsWith((x) => selectPrompt(x, f), 8));
+    const fitted = trimHistory(
+      input,
+      fitsWith((x) => selectPrompt(x, f), 8),
+    );
     // The persona and dialogue blocks open both prompts: their keys and values are computed once.
     const select = selectPrompt(fitted, f);
     const shared = sharedLength(encode(m, select), encode(m, generatePrompt(fitted, -1, f)));
@@ -504,7 +553,12 @@ export async function selectThenGenerate(
     } else {
       // Answers that do not tokenize apart (see chooseSelection): decoded greedily, stopping once
       // "k." or "none" is out, since the number decides (parseSelection).
-      const { text } = await generateText(m, select, { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) }, { onPromptPast });
+      const { text } = await generateText(
+        m,
+        select,
+        { maxNewTokens: 48, stopAtNewline: true, stopWhen: selectionSettled, ...(options.signal ? { signal: options.signal } : {}) },
+        { onPromptPast },
+      );
       selectAnswer = text;
       selected = parseSelection(text, input.personas);
     }
@@ -513,7 +567,14 @@ export async function selectThenGenerate(
   } else {
     selected = bm25Select(input.personas, input.history.at(-1) ?? '').index;
   }
-  const prompt = generatePrompt(trimHistory(input, fitsWith((x) => generatePrompt(x, selected, f), options.maxNewTokens ?? 40)), selected, f);
+  const prompt = generatePrompt(
+    trimHistory(
+      input,
+      fitsWith((x) => generatePrompt(x, selected, f), options.maxNewTokens ?? 40),
+    ),
+    selected,
+    f,
+  );
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, prefix ? { prefix } : {});
   return {
     selected,
@@ -542,7 +603,10 @@ export async function respond(
 ): Promise<SelectThenGenerateResult> {
   if (!m.plainOnly || (options.selection !== undefined && options.selection !== 'auto')) return selectThenGenerate(m, input, options);
   const f = m.promptFormat;
-  const prompt = plainPrompt(trimHistory(input, (x) => encode(m, plainPrompt(x, f)).length + (options.maxNewTokens ?? 40) <= m.maxLength), f);
+  const prompt = plainPrompt(
+    trimHistory(input, (x) => encode(m, plainPrompt(x, f)).length + (options.maxNewTokens ?? 40) <= m.maxLength),
+    f,
+  );
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
   return { selected: -1, selectedText: NO_PERSONA, selectionSource: 'none', generatePrompt: prompt, response: text };
 }

@@ -54,6 +54,7 @@ export function promptFormatFor(info: PalModelInfo, tokenizer: unknown): PromptF
   const tok = tokenizer as ChatTokenizer;
   const chat = info.prompt_format ? info.prompt_format === 'chat' : typeof tok.chat_template === 'string' && tok.chat_template.length > 0;
   if (!chat) return TEXT_FORMAT;
-  if (typeof tok.chat_template !== 'string') throw new Error('The model was trained with chat prompts, but its tokenizer has no chat template (tokenizer_config.json: chat_template).');
+  if (typeof tok.chat_template !== 'string')
+    throw new Error('The model was trained with chat prompts, but its tokenizer has no chat template (tokenizer_config.json: chat_template).');
   return { kind: 'chat', render: (messages) => String(tok.apply_chat_template([...messages], { tokenize: false, add_generation_prompt: true })) };
 }

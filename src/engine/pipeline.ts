@@ -31,7 +31,20 @@ import { parsePersona } from '../core/formats/persona';
 import { formatProblem, hasErrors } from '../core/formats/problems';
 import { parseRunConfig } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
-import { annotatedPairs, finetuneItems, rejectionPrompts, selectCounts, resolveExample, sampleExamples, stage1Items, stage2Candidates, stage2Pairs, type Rejection, type ResolvedExample, type TextPair } from '../core/mixture';
+import {
+  annotatedPairs,
+  finetuneItems,
+  rejectionPrompts,
+  selectCounts,
+  resolveExample,
+  sampleExamples,
+  stage1Items,
+  stage2Candidates,
+  stage2Pairs,
+  type Rejection,
+  type ResolvedExample,
+  type TextPair,
+} from '../core/mixture';
 import { trimHistory, type PromptFormat } from '../core/prompts';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
 import { ensureFolder, readTextFile, writeFileSafely } from './data';
@@ -119,7 +132,11 @@ async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; b
   const text = await readTextFile(configFile);
   const doc = parseRunConfig(text, configFile);
   if (!doc.config || hasErrors(doc.problems)) throw new Error(`${configFile} has problems:\n${doc.problems.map(formatProblem).join('\n')}`);
-  return { config: doc.config, baseDir: path.dirname(path.resolve(configFile)), warnings: doc.problems.filter((p) => p.severity === 'warning').map(formatProblem) };
+  return {
+    config: doc.config,
+    baseDir: path.dirname(path.resolve(configFile)),
+    warnings: doc.problems.filter((p) => p.severity === 'warning').map(formatProblem),
+  };
 }
 
 /**
@@ -143,7 +160,11 @@ export async function prepareRun(configFile: string, allowedRoots?: readonly str
   const heldOut: ResolvedExample[] = [];
   for (const f of await listFiles(config.data.dialogues, baseDir, /\.dialogues\.jsonl$/i, confined('data.dialogues'))) {
     const d = parseDialogues(await readTextFile(f), f);
-    problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
+    problems.push(
+      ...allProblems(d)
+        .filter((x) => x.severity === 'error')
+        .map(formatProblem),
+    );
     for (const { line, value } of records(d)) {
       try {
         const ex = resolveExample(value, `${path.basename(f)}:${line}`, personas);
@@ -156,12 +177,20 @@ export async function prepareRun(configFile: string, allowedRoots?: readonly str
   const pairs: PreferencePair[] = [];
   for (const f of await listFiles(config.data.pairs, baseDir, /\.pairs\.jsonl$/i, confined('data.pairs'))) {
     const d = parsePairs(await readTextFile(f), f);
-    problems.push(...allProblems(d).filter((x) => x.severity === 'error').map(formatProblem));
+    problems.push(
+      ...allProblems(d)
+        .filter((x) => x.severity === 'error')
+        .map(formatProblem),
+    );
     pairs.push(...records(d).map((r) => r.value));
   }
   // A run trains on what the writer sees: a line the tools cannot read is an error, not a skip.
   if (problems.length) throw new Error(`The run's data has problems (fix them, or run "pal validate"):\n${problems.join('\n')}`);
-  await checkModelFolder(resolveModelSpec(baseDir, config.model.base), configFile, config.model.tokenizer ? resolveModelSpec(baseDir, config.model.tokenizer) : undefined);
+  await checkModelFolder(
+    resolveModelSpec(baseDir, config.model.base),
+    configFile,
+    config.model.tokenizer ? resolveModelSpec(baseDir, config.model.tokenizer) : undefined,
+  );
   if (train.length === 0) throw new Error(`${configFile}: no training examples (split "train") in ${config.data.dialogues.join(', ')}`);
   return { config, baseDir, warnings, personas, train, heldOut, pairs };
 }
@@ -171,23 +200,33 @@ export async function prepareRun(configFile: string, allowedRoots?: readonly str
  * with a tokenizer: said up front, in the run config's terms, before anything is written.
  */
 async function checkModelFolder(base: string, configFile: string, tokenizer?: string): Promise<void> {
-  const has = (f: string) => fs.stat(f).then(() => true, () => false);
+  const has = (f: string) =>
+    fs.stat(f).then(
+      () => true,
+      () => false,
+    );
   const where = `(model.base in ${path.basename(configFile)})`;
   if (!(await has(base))) {
-    throw new Error(`The base model ${base} does not exist ${where}. Point model.base at a model folder (config.json, model.safetensors, tokenizer.json), or write pal-default for PAL Studio's embedded default model.`);
+    throw new Error(
+      `The base model ${base} does not exist ${where}. Point model.base at a model folder (config.json, model.safetensors, tokenizer.json), or write pal-default for PAL Studio's embedded default model.`,
+    );
   }
   const missing = [];
   if (!(await has(path.join(base, 'config.json')))) missing.push('config.json');
   if (!(await has(path.join(base, 'model.safetensors'))) && !(await has(path.join(base, 'model.safetensors.index.json')))) missing.push('model.safetensors');
-  if (!(await has(path.join(tokenizer ?? base, 'tokenizer.json')))) missing.push(tokenizer ? `${tokenizer}/tokenizer.json (model.tokenizer)` : 'tokenizer.json');
-  if (missing.length) throw new Error(`The base model folder ${base} ${where} lacks ${missing.join(', ')}: the trainer needs Hugging Face weights and the engine the tokenizer.`);
+  if (!(await has(path.join(tokenizer ?? base, 'tokenizer.json'))))
+    missing.push(tokenizer ? `${tokenizer}/tokenizer.json (model.tokenizer)` : 'tokenizer.json');
+  if (missing.length)
+    throw new Error(`The base model folder ${base} ${where} lacks ${missing.join(', ')}: the trainer needs Hugging Face weights and the engine the tokenizer.`);
   const readJson = async (file: string, what: string): Promise<Record<string, unknown>> => {
     const text = await fs.readFile(file, 'utf8');
     try {
       const value: unknown = JSON.parse(text);
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
     } catch (err) {
-      throw new Error(`${file} ${where} is not valid JSON (${(err as Error).message}): the ${what} is damaged; copy or export the model folder again.`, { cause: err });
+      throw new Error(`${file} ${where} is not valid JSON (${(err as Error).message}): the ${what} is damaged; copy or export the model folder again.`, {
+        cause: err,
+      });
     }
     throw new Error(`${file} ${where} is not a JSON object: the ${what} is damaged; copy or export the model folder again.`);
   };
@@ -197,7 +236,9 @@ async function checkModelFolder(base: string, configFile: string, tokenizer?: st
   // A tokenizer with more ids than the model has embeddings makes the trainer fail deep in torch
   // (an index error) on the first rare token: say it here, in the run config's terms.
   if (typeof config.vocab_size === 'number' && size > config.vocab_size) {
-    throw new Error(`${tokenizerFile} has ${size} token ids but the model in ${base} embeds only ${config.vocab_size} (vocab_size in config.json) ${where}: they do not belong together. Use the tokenizer the model was trained with${tokenizer ? ' (model.tokenizer)' : ''}.`);
+    throw new Error(
+      `${tokenizerFile} has ${size} token ids but the model in ${base} embeds only ${config.vocab_size} (vocab_size in config.json) ${where}: they do not belong together. Use the tokenizer the model was trained with${tokenizer ? ' (model.tokenizer)' : ''}.`,
+    );
   }
 }
 
@@ -205,14 +246,18 @@ async function checkModelFolder(base: string, configFile: string, tokenizer?: st
 export function tokenizerSize(tokenizer: Record<string, unknown>): number {
   let max = -1;
   const vocab = (tokenizer.model as { vocab?: unknown } | undefined)?.vocab;
-  if (Array.isArray(vocab)) max = vocab.length - 1; // Unigram: [piece, score] pairs, ids by position
+  if (Array.isArray(vocab))
+    max = vocab.length - 1; // Unigram: [piece, score] pairs, ids by position
   else if (typeof vocab === 'object' && vocab !== null) for (const id of Object.values(vocab)) if (typeof id === 'number' && id > max) max = id;
   for (const t of (tokenizer.added_tokens as { id?: unknown }[] | undefined) ?? []) if (typeof t.id === 'number' && t.id > max) max = t.id;
   return max + 1;
 }
 
 /** The tokenizer of the base model (or the one the config names), through transformers.js. */
-async function loadTokenizer(folder: string, modelFolder: string): Promise<{ encode(text: string): number[]; decode(ids: number[]): string; eos: number; pad: number; format: PromptFormat }> {
+async function loadTokenizer(
+  folder: string,
+  modelFolder: string,
+): Promise<{ encode(text: string): number[]; decode(ids: number[]): string; eos: number; pad: number; format: PromptFormat }> {
   const tf = transformers();
   const tok = await tf.AutoTokenizer.from_pretrained(folder, { local_files_only: true });
   const cfg = JSON.parse(await fs.readFile(path.join(folder, 'config.json'), 'utf8').catch(() => '{}')) as { eos_token_id?: number; pad_token_id?: number };
@@ -263,7 +308,9 @@ export async function checkRunPaths(configFile: string, config: RunConfig, baseD
   const named: [string, string, boolean][] = [
     ['model.base', resolveModelSpec(baseDir, config.model.base), true],
     ...(config.model.tokenizer ? [['model.tokenizer', resolveModelSpec(baseDir, config.model.tokenizer), true] as [string, string, boolean]] : []),
-    ...(['dialogues', 'pairs', 'personas'] as const).flatMap((k) => config.data[k].map((e): [string, string, boolean] => [`data.${k}`, path.resolve(baseDir, e), false])),
+    ...(['dialogues', 'pairs', 'personas'] as const).flatMap((k) =>
+      config.data[k].map((e): [string, string, boolean] => [`data.${k}`, path.resolve(baseDir, e), false]),
+    ),
     ['output', path.resolve(baseDir, config.output, config.name), false],
   ];
   for (const [key, p, model] of named) {
@@ -295,11 +342,16 @@ async function readRunState(statePath: string): Promise<RunState | null> {
   try {
     state = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${statePath}: not valid JSON (${(err as Error).message}). It records which stages of the run are done; delete it to redo the run from the start (checkpoints are kept).`, { cause: err });
+    throw new Error(
+      `${statePath}: not valid JSON (${(err as Error).message}). It records which stages of the run are done; delete it to redo the run from the start (checkpoints are kept).`,
+      { cause: err },
+    );
   }
   const s = state as Partial<RunState> | null;
   if (typeof s !== 'object' || s === null || !Array.isArray(s.done) || !s.done.every((d) => (STAGES as readonly string[]).includes(d))) {
-    throw new Error(`${statePath}: 'done' must be a list of stages (${STAGES.join(', ')}). Delete the file to redo the run from the start (checkpoints are kept).`);
+    throw new Error(
+      `${statePath}: 'done' must be a list of stages (${STAGES.join(', ')}). Delete the file to redo the run from the start (checkpoints are kept).`,
+    );
   }
   return s as RunState;
 }
@@ -324,9 +376,19 @@ export interface JobPlace {
 function optimisation(config: RunConfig, stage: 'stage1' | 'stage2') {
   const s = config[stage];
   return {
-    epochs: s.epochs, lr: s.lr, warmup_steps: s.warmup_steps, schedule: s.schedule, grad_clip: s.grad_clip, weight_decay: s.weight_decay,
-    batch_size: s.batch_size, grad_accum: s.grad_accum, max_length: s.max_length, lora: s.lora,
-    seed: config.seed, device: config.device, precision: config.precision,
+    epochs: s.epochs,
+    lr: s.lr,
+    warmup_steps: s.warmup_steps,
+    schedule: s.schedule,
+    grad_clip: s.grad_clip,
+    weight_decay: s.weight_decay,
+    batch_size: s.batch_size,
+    grad_accum: s.grad_accum,
+    max_length: s.max_length,
+    lora: s.lora,
+    seed: config.seed,
+    device: config.device,
+    precision: config.precision,
   };
 }
 
@@ -337,12 +399,28 @@ export function sftJob(config: RunConfig, place: JobPlace): SftJob {
 
 /** Stage 2's job: DPO against the stage-1 model (`place.model`). */
 export function dpoJob(config: RunConfig, place: JobPlace): DpoJob {
-  return { stage: 'dpo', ...place, ...optimisation(config, 'stage2'), beta: config.stage2.beta, loss: config.stage2.loss, label_smoothing: config.stage2.label_smoothing };
+  return {
+    stage: 'dpo',
+    ...place,
+    ...optimisation(config, 'stage2'),
+    beta: config.stage2.beta,
+    loss: config.stage2.loss,
+    label_smoothing: config.stage2.label_smoothing,
+  };
 }
 
 /** The persona-blind samples stage 2 rejects: the stage-1 model on history-only prompts. */
 export function generateJob(config: RunConfig, place: JobPlace): GenerateJob {
-  return { stage: 'generate', ...place, batch_size: config.stage2.batch_size, max_length: config.stage2.max_length, seed: config.seed, device: config.device, precision: config.precision, decoding: config.stage2.rejected };
+  return {
+    stage: 'generate',
+    ...place,
+    batch_size: config.stage2.batch_size,
+    max_length: config.stage2.max_length,
+    seed: config.seed,
+    device: config.device,
+    precision: config.precision,
+    decoding: config.stage2.rejected,
+  };
 }
 
 export async function runAlignment(configFile: string, options: RunOptions): Promise<RunResult> {
@@ -399,10 +477,14 @@ export async function acquireRunLock(runDir: string): Promise<() => Promise<void
     const text = await fs.readFile(file, 'utf8').catch(() => '');
     const held = parseLock(text);
     if (held && typeof held.pid === 'number' && held.host !== mine.host) {
-      throw new Error(`${runDir} is being run on ${String(held.host)} (pid ${held.pid}, since ${String(held.startedAt)}). If that run is over, delete ${file}.`);
+      throw new Error(
+        `${runDir} is being run on ${String(held.host)} (pid ${held.pid}, since ${String(held.startedAt)}). If that run is over, delete ${file}.`,
+      );
     }
     if (held && typeof held.pid === 'number' && processAlive(held.pid)) {
-      throw new Error(`${runDir} is already being run by another PAL Studio process (pid ${held.pid}, since ${String(held.startedAt)}): another VS Code window or a pal train. Stop it there or wait for it to finish.`);
+      throw new Error(
+        `${runDir} is already being run by another PAL Studio process (pid ${held.pid}, since ${String(held.startedAt)}): another VS Code window or a pal train. Stop it there or wait for it to finish.`,
+      );
     }
     await fs.rm(file, { force: true }); // stale: its process is gone
   }
@@ -460,7 +542,14 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
         firstStep ??= e.step - 1;
         const done = e.step - firstStep;
         const eta = total ? ((Date.now() - started) / 1000 / done) * (total - e.step) : undefined;
-        progress({ stage, message: `step ${e.step}${total ? ` of ${total}` : ''}`, step: e.step, ...(total ? { total } : {}), ...(eta !== undefined ? { etaSeconds: eta } : {}), metrics });
+        progress({
+          stage,
+          message: `step ${e.step}${total ? ` of ${total}` : ''}`,
+          step: e.step,
+          ...(total ? { total } : {}),
+          ...(eta !== undefined ? { etaSeconds: eta } : {}),
+          metrics,
+        });
       },
     });
     return run.outcome;
@@ -474,7 +563,10 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   const selects = finetune ? new Map<string, number>() : selectCounts(prep.train, config.stage1.select_none_max, config.seed);
   if (!state.done.includes('prepare')) {
     const encodeItems = (ex: ResolvedExample) =>
-      (finetune ? finetuneItems([ex], format) : stage1Items([ex], format).flatMap((it) => (it.kind === 'select' ? new Array<typeof it>(selects.get(ex.id) ?? 1).fill(it) : [it]))).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
+      (finetune
+        ? finetuneItems([ex], format)
+        : stage1Items([ex], format).flatMap((it) => (it.kind === 'select' ? new Array<typeof it>(selects.get(ex.id) ?? 1).fill(it) : [it]))
+      ).map((it) => ({ kind: it.kind, id: it.exampleId, prompt: tok.encode(it.prompt), target: [...tok.encode(it.target), tok.eos] }));
     const fits = (r: { prompt: number[]; target: number[] }) => r.prompt.length + r.target.length <= config.stage1.max_length;
     const rows: ReturnType<typeof encodeItems> = [];
     // Even with only the partner's last turn left, the personas and the response must fit: else the
@@ -488,7 +580,10 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     if (tooLong.length) {
       throw new Error(
         `${tooLong.length} training example${tooLong.length === 1 ? ' does' : 's do'} not fit stage1.max_length (${config.stage1.max_length} tokens) even with only the last turn of the dialogue: the persona facts and the response are too long. Shorten the facts (or the response), or raise stage1.max_length in ${path.basename(configFile)}:\n` +
-          tooLong.slice(0, 10).map((ex) => `${ex.source ?? ex.id}: ${ex.personas.length} facts, ${ex.personas.join(' ').split(/\s+/).length} words`).join('\n') +
+          tooLong
+            .slice(0, 10)
+            .map((ex) => `${ex.source ?? ex.id}: ${ex.personas.length} facts, ${ex.personas.join(' ').split(/\s+/).length} words`)
+            .join('\n') +
           (tooLong.length > 10 ? `\n… and ${tooLong.length - 10} more` : ''),
       );
     }
@@ -537,7 +632,11 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
 
   const stage2Dir = path.join(runDir, 'stage2');
   if (!finetune && !state.done.includes('stage2')) {
-    const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as GeneratedRow);
+    const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as GeneratedRow);
     // The end of a turn ends the response: a sample that runs on into the partner's line is cut
     // there, which ends it as the model chose to. One that hit max_new_tokens first was cut.
     const rejected = new Map<string, Rejection>(
@@ -548,22 +647,44 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
       }),
     );
     // A cut rejection gets no eos: the model never chose to end it there.
-    const encodePair = (p: TextPair) => ({ text: p, tokens: { prompt: tok.encode(p.prompt), chosen: [...tok.encode(p.chosen), tok.eos], rejected: [...tok.encode(p.rejected), ...(p.rejectedCut ? [] : [tok.eos])] } });
+    const encodePair = (p: TextPair) => ({
+      text: p,
+      tokens: {
+        prompt: tok.encode(p.prompt),
+        chosen: [...tok.encode(p.chosen), tok.eos],
+        rejected: [...tok.encode(p.rejected), ...(p.rejectedCut ? [] : [tok.eos])],
+      },
+    });
     const encoded = [
       ...stage2Examples.flatMap((ex) =>
-        fitted(ex, (x) => stage2Pairs([x], rejected, format).map(encodePair), (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length),
+        fitted(
+          ex,
+          (x) => stage2Pairs([x], rejected, format).map(encodePair),
+          (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length,
+        ),
       ),
       ...annotatedPairs(prep.pairs, prep.personas, format).map(encodePair),
     ];
     const pairs: TextPair[] = encoded.map((e) => e.text);
-    if (pairs.length === 0) throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
+    if (pairs.length === 0)
+      throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
     // The generated pairs, in PAL Studio's pairs format: a writer can read and annotate them.
     await writeJsonl(
       path.join(runDir, 'stage2.pairs.jsonl'),
-      pairs.map((p) => ({ prompt: p.prompt, chosen: p.chosen.trim(), rejected: p.rejected.trim(), origin: p.origin, dialogue: { id: p.id }, status: 'chosen' })),
+      pairs.map((p) => ({
+        prompt: p.prompt,
+        chosen: p.chosen.trim(),
+        rejected: p.rejected.trim(),
+        origin: p.origin,
+        dialogue: { id: p.id },
+        status: 'chosen',
+      })),
     );
     const data = path.join(runDir, 'stage2.tokens.jsonl');
-    await writeJsonl(data, encoded.map((e) => e.tokens));
+    await writeJsonl(
+      data,
+      encoded.map((e) => e.tokens),
+    );
     progress({ stage: 'stage2', message: `Persona alignment (DPO) on ${pairs.length} pairs` });
     const job = dpoJob(config, { model: stage1Model, data, out: stage2Dir, ...common });
     if ((await train('stage2', job)) === 'cancelled') return cancelled(runDir, state);
@@ -574,7 +695,15 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
   if (!state.done.includes('export')) {
     progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
     const trained = path.join(finetune ? stage1Dir : stage2Dir, 'final');
-    await exportForInference(options.python, trained, modelDir, tokenizerDir, format.kind, finetune ? ['plain'] : ['select', 'generate'], Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
+    await exportForInference(
+      options.python,
+      trained,
+      modelDir,
+      tokenizerDir,
+      format.kind,
+      finetune ? ['plain'] : ['select', 'generate'],
+      Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length),
+    );
     await markDone('export');
   }
 
@@ -588,15 +717,37 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     // The same context as the aligned model, so both see the same (trimmed) dialogues. A base that
     // PAL Studio trained on select (its pal.json says so, e.g. the default model) selects by itself.
     const baseTasks = trainedTasks(await readPalInfo(base));
-    await exportForInference(options.python, base, baseOnnx, tokenizerDir, format.kind, baseTasks, Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length));
+    await exportForInference(
+      options.python,
+      base,
+      baseOnnx,
+      tokenizerDir,
+      format.kind,
+      baseTasks,
+      Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length),
+    );
     const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
     const e = config.evaluation;
-    const evaluationDecoding = { maxNewTokens: e.max_new_tokens, numBeams: e.num_beams, repetitionPenalty: e.repetition_penalty, noRepeatNgramSize: e.no_repeat_ngram_size };
+    const evaluationDecoding = {
+      maxNewTokens: e.max_new_tokens,
+      numBeams: e.num_beams,
+      repetitionPenalty: e.repetition_penalty,
+      noRepeatNgramSize: e.no_repeat_ngram_size,
+    };
     const predict = async (folder: string, file: string) => {
-      const r = await predictExamples(folder, prep.heldOut, { ...evaluationDecoding, seed: config.seed, ...(options.signal ? { signal: options.signal } : {}) });
+      const r = await predictExamples(folder, prep.heldOut, {
+        ...evaluationDecoding,
+        seed: config.seed,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
       if (!r) return false;
       await writeJsonl(file, r.rows);
-      timing[path.basename(file, '.jsonl')] = { examples: r.rows.length, seconds: r.seconds, msPerExample: (r.seconds * 1000) / Math.max(1, r.rows.length), device: r.device };
+      timing[path.basename(file, '.jsonl')] = {
+        examples: r.rows.length,
+        seconds: r.seconds,
+        msPerExample: (r.seconds * 1000) / Math.max(1, r.rows.length),
+        device: r.device,
+      };
       return true;
     };
     const before = path.join(evalDir, 'predictions-before.jsonl');
@@ -667,7 +818,17 @@ export async function predictExamples(
     if (decoding.signal?.aborted) return null;
     const how = selection === 'gold' ? { highlight: ex.personaIndex } : selection === 'none' ? { highlight: -1 } : selection;
     const r = await respond(m, ex, { ...decoding, selection: how });
-    rows.push({ id: ex.id, prediction: r.response, reference: ex.response, personas: ex.personas, history: ex.history, gold_persona: ex.personaIndex, selection_source: r.selectionSource, ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}), ...(r.selectProbabilities ? { select_probabilities: r.selectProbabilities } : {}) });
+    rows.push({
+      id: ex.id,
+      prediction: r.response,
+      reference: ex.response,
+      personas: ex.personas,
+      history: ex.history,
+      gold_persona: ex.personaIndex,
+      selection_source: r.selectionSource,
+      ...(r.selectionSource !== 'none' ? { selected: r.selected } : {}),
+      ...(r.selectProbabilities ? { select_probabilities: r.selectProbabilities } : {}),
+    });
     onExample?.(rows.length);
   }
   return { rows, seconds: (performance.now() - t0) / 1000, device: m.device };
@@ -696,7 +857,15 @@ function cancelled(runDir: string, state: RunState): RunResult {
 }
 
 /** ONNX export of a trained folder, with the tokenizer and pal.json that inference reads. */
-export async function exportForInference(python: string, trained: string, out: string, tokenizerFrom: string, format: PromptFormat['kind'], tasks: readonly string[] = ['select', 'generate'], maxLength?: number): Promise<void> {
+export async function exportForInference(
+  python: string,
+  trained: string,
+  out: string,
+  tokenizerFrom: string,
+  format: PromptFormat['kind'],
+  tasks: readonly string[] = ['select', 'generate'],
+  maxLength?: number,
+): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     execFile(python, ['-m', 'pal_trainer.export_onnx', trained, out], { env: pythonEnvironment(), maxBuffer: 1 << 24 }, (err, _o, stderr) =>
       err ? reject(new Error(`ONNX export of ${trained} failed: ${String(stderr).trim().split('\n').slice(-5).join('\n')}`)) : resolve(),

@@ -16,14 +16,20 @@ export async function copyTokenizer(from: string, to: string): Promise<void> {
   await fs.mkdir(to, { recursive: true });
   let copied = 0;
   for (const f of TOKENIZER_FILES) {
-    await fs.copyFile(path.join(from, f), path.join(to, f)).then(() => copied++, () => undefined);
+    await fs.copyFile(path.join(from, f), path.join(to, f)).then(
+      () => copied++,
+      () => undefined,
+    );
   }
   if (copied === 0 || !(await fs.stat(path.join(to, 'tokenizer.json')).catch(() => undefined))) throw new Error(`${from}: no tokenizer.json to copy`);
 }
 
 /** A randomly initialised model folder (config.json, model.safetensors, tokenizer). */
 export async function initModel(options: { python: string; config: string; tokenizer: string; out: string; seed?: number }): Promise<{ parameters: number }> {
-  const tokenizer = JSON.parse(await fs.readFile(path.join(options.tokenizer, 'tokenizer.json'), 'utf8')) as { model?: { vocab?: Record<string, number> }; added_tokens?: { id: number }[] };
+  const tokenizer = JSON.parse(await fs.readFile(path.join(options.tokenizer, 'tokenizer.json'), 'utf8')) as {
+    model?: { vocab?: Record<string, number> };
+    added_tokens?: { id: number }[];
+  };
   const config = JSON.parse(await fs.readFile(options.config, 'utf8')) as { vocab_size?: number };
   const ids = [...Object.values(tokenizer.model?.vocab ?? {}), ...(tokenizer.added_tokens ?? []).map((t) => t.id)];
   const needed = Math.max(...ids) + 1;
@@ -31,8 +37,12 @@ export async function initModel(options: { python: string; config: string; token
     throw new Error(`${options.config}: vocab_size ${config.vocab_size} is smaller than the tokenizer's ${needed} ids (${options.tokenizer}/tokenizer.json)`);
   }
   const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(options.python, ['-m', 'pal_trainer.init_model', options.config, options.out, '--seed', String(options.seed ?? 42)], { env: pythonEnvironment() }, (err, out, stderr) =>
-      err ? reject(new Error(`Initialising ${options.out} failed: ${String(stderr).trim().split('\n').slice(-3).join('\n')}`)) : resolve(out),
+    execFile(
+      options.python,
+      ['-m', 'pal_trainer.init_model', options.config, options.out, '--seed', String(options.seed ?? 42)],
+      { env: pythonEnvironment() },
+      (err, out, stderr) =>
+        err ? reject(new Error(`Initialising ${options.out} failed: ${String(stderr).trim().split('\n').slice(-3).join('\n')}`)) : resolve(out),
     ),
   );
   await copyTokenizer(options.tokenizer, options.out);
@@ -94,10 +104,15 @@ export function pretrainJob(o: PretrainOptions): LmJob {
 /** Pre-trains; the finished model is <out>/final, with the tokenizer beside its weights. */
 export async function pretrain(o: PretrainOptions): Promise<{ outcome: 'done' | 'cancelled'; model: string }> {
   const final = path.join(path.resolve(o.out), 'final');
-  const config = JSON.parse(await fs.readFile(path.join(o.model, 'config.json'), 'utf8').catch(() => {
-    throw new Error(`${o.model}: no config.json (make the folder with "pal model init")`);
-  })) as { eos_token_id?: number; pad_token_id?: number };
-  const ids = { ...(typeof config.eos_token_id === 'number' ? { eosTokenId: config.eos_token_id } : {}), ...(typeof config.pad_token_id === 'number' ? { padTokenId: config.pad_token_id } : {}) };
+  const config = JSON.parse(
+    await fs.readFile(path.join(o.model, 'config.json'), 'utf8').catch(() => {
+      throw new Error(`${o.model}: no config.json (make the folder with "pal model init")`);
+    }),
+  ) as { eos_token_id?: number; pad_token_id?: number };
+  const ids = {
+    ...(typeof config.eos_token_id === 'number' ? { eosTokenId: config.eos_token_id } : {}),
+    ...(typeof config.pad_token_id === 'number' ? { padTokenId: config.pad_token_id } : {}),
+  };
   const run = await runTrainerJob(o.python, pretrainJob({ ...o, ...ids }), {
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
     ...(o.onLog ? { onLog: o.onLog } : {}),

@@ -18,7 +18,13 @@ export interface EncodeResult {
   readonly seconds: number;
 }
 
-export async function encodeCorpora(options: { tokenizer: string; corpora: string; out: string; limitDialogues?: number; log?: (line: string) => void }): Promise<EncodeResult> {
+export async function encodeCorpora(options: {
+  tokenizer: string;
+  corpora: string;
+  out: string;
+  limitDialogues?: number;
+  log?: (line: string) => void;
+}): Promise<EncodeResult> {
   const t0 = Date.now();
   const tok = BpeTokenizer.fromJson(JSON.parse(await fs.readFile(path.join(options.tokenizer, 'tokenizer.json'), 'utf8')));
   const eos = tok.model.vocab.get(END_OF_TEXT);

@@ -312,7 +312,13 @@ export const GenerateTextNotification = new NotificationType<{ readonly streamId
 export interface ComparisonResult {
   readonly a: string;
   readonly b: string;
-  readonly rows: readonly { readonly key: string; readonly label: string; readonly a: number | null; readonly b: number | null; readonly delta: number | null }[];
+  readonly rows: readonly {
+    readonly key: string;
+    readonly label: string;
+    readonly a: number | null;
+    readonly b: number | null;
+    readonly delta: number | null;
+  }[];
   readonly warnings: readonly string[];
 }
 

@@ -16,7 +16,11 @@ export class NoPythonError extends Error {}
 /** The interpreter for training, or an error that says what to install. */
 export function pythonFor(report: PythonReport): string {
   if (report.found && report.selected) return report.selected.path;
-  throw new NoPythonError(`Training needs Python with PyTorch, and none is usable: ${report.reason ?? ''} ${report.hint ?? ''} Inference and authoring keep working.`.replace(/\s+/g, ' ').trim());
+  throw new NoPythonError(
+    `Training needs Python with PyTorch, and none is usable: ${report.reason ?? ''} ${report.hint ?? ''} Inference and authoring keep working.`
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
 }
 
 export class RunManager {
@@ -46,10 +50,12 @@ export class RunManager {
       ...(allowedRoots ? { allowedRoots } : {}),
       onProgress: (p) => this.onProgress({ runId, ...p }),
       onLog: (line) => this.log(`[run ${runId.slice(0, 8)}] ${line}`),
-    }).then(
-      (r) => this.onFinished({ runId, outcome: r.outcome, runDir: r.runDir, ...(r.model ? { model: r.model } : {}) }),
-      (err: Error) => this.onFinished({ runId, outcome: 'failed', error: err.message }),
-    ).finally(() => this.active.delete(runId));
+    })
+      .then(
+        (r) => this.onFinished({ runId, outcome: r.outcome, runDir: r.runDir, ...(r.model ? { model: r.model } : {}) }),
+        (err: Error) => this.onFinished({ runId, outcome: 'failed', error: err.message }),
+      )
+      .finally(() => this.active.delete(runId));
     return { runId, ...(runDir ? { runDir } : {}) };
   }
 

@@ -80,7 +80,11 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
     (line) => log.debug(line),
   );
   connection.onRequest(StartRunRequest, async (params) => {
-    if (!settings.allowPython) throw new ResponseError(ErrorCodes.InvalidRequest, 'Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
+    if (!settings.allowPython)
+      throw new ResponseError(
+        ErrorCodes.InvalidRequest,
+        'Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.',
+      );
     return runs.start(params.config, params.allowedRoots);
   });
   connection.onRequest(CancelRunRequest, (params) => ({ cancelled: runs.cancel(params.runId) }));

@@ -2,5 +2,4 @@
 // built as without carrying package.json along.
 declare const __PAL_STUDIO_VERSION__: string | undefined;
 
-export const PAL_STUDIO_VERSION: string =
-  typeof __PAL_STUDIO_VERSION__ === 'string' ? __PAL_STUDIO_VERSION__ : '0.0.0-dev';
+export const PAL_STUDIO_VERSION: string = typeof __PAL_STUDIO_VERSION__ === 'string' ? __PAL_STUDIO_VERSION__ : '0.0.0-dev';

@@ -11,10 +11,12 @@ export async function compareReports(extensionUri: vscode.Uri, host: EngineHost)
   // choice, not an accident of file order or modification times.
   const pick = async (title: string, exclude?: vscode.Uri): Promise<vscode.Uri | undefined> => {
     const items = found.filter((u) => u.toString() !== exclude?.toString()).map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u }));
-    if (items.length === 0) return (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Evaluation reports': ['json'] }, openLabel: 'Compare', title }))?.[0];
+    if (items.length === 0)
+      return (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Evaluation reports': ['json'] }, openLabel: 'Compare', title }))?.[0];
     // Kept open when focus moves: a webview taking its focus back between the two questions
     // closed the second one before the writer saw it.
-    return (await vscode.window.showQuickPick(items, { title, placeHolder: 'A report.json written by pal eval --out (or by a run)', ignoreFocusOut: true }))?.uri;
+    return (await vscode.window.showQuickPick(items, { title, placeHolder: 'A report.json written by pal eval --out (or by a run)', ignoreFocusOut: true }))
+      ?.uri;
   };
   const a = await pick('PAL Studio: compare reports (1/2): the baseline (before)');
   if (!a) return;

@@ -36,7 +36,11 @@ function item(key: string, s: Schema, required: boolean, insert: string): vscode
   const it = new vscode.CompletionItem(key, vscode.CompletionItemKind.Property);
   it.insertText = insert;
   it.detail = `${Array.isArray(s.type) ? s.type.join(' | ') : (s.type ?? (s.enum ? 'one of' : ''))}${required ? ' (required)' : ''}`;
-  const doc = [s.description ?? '', s.enum ? `One of: ${s.enum.map((e) => `\`${String(e)}\``).join(', ')}` : '', s.default !== undefined ? `Default: \`${JSON.stringify(s.default)}\`` : '']
+  const doc = [
+    s.description ?? '',
+    s.enum ? `One of: ${s.enum.map((e) => `\`${String(e)}\``).join(', ')}` : '',
+    s.default !== undefined ? `Default: \`${JSON.stringify(s.default)}\`` : '',
+  ]
     .filter(Boolean)
     .join('\n\n');
   it.documentation = new vscode.MarkdownString(doc);

@@ -24,7 +24,11 @@ export async function validateWorkspace(diagnostics: PalDiagnostics): Promise<vo
   }
 }
 
-const IMPORT_KINDS: readonly (vscode.QuickPickItem & { from: 'persona-chat' | 'spc' | 'corpus' | 'card'; suffix: string; filters: Record<string, string[]> })[] = [
+const IMPORT_KINDS: readonly (vscode.QuickPickItem & {
+  from: 'persona-chat' | 'spc' | 'corpus' | 'card';
+  suffix: string;
+  filters: Record<string, string[]>;
+})[] = [
   { label: 'PERSONA-CHAT / ConvAI2 (ParlAI text)', from: 'persona-chat', suffix: '.dialogues.jsonl', filters: { 'ParlAI text': ['txt'] } },
   { label: 'Synthetic-Persona-Chat (CSV)', from: 'spc', suffix: '.dialogues.jsonl', filters: { CSV: ['csv'] } },
   { label: 'Dialogue corpus with personas (JSON lines, .gz too)', from: 'corpus', suffix: '.dialogues.jsonl', filters: { 'JSON lines': ['jsonl', 'gz'] } },
@@ -43,14 +47,19 @@ export async function importData(host: EngineHost): Promise<void> {
   if (!target) return;
   // The save dialog already asked about replacing an existing file.
   const result = await host.client.request(ImportRequest, { input: input.fsPath, from: kind.from, out: target.fsPath, force: true });
-  const skipped = result.problems.length ? ` ${result.problems.length} part${result.problems.length === 1 ? '' : 's'} could not be read (see the PAL Studio output).` : '';
+  const skipped = result.problems.length
+    ? ` ${result.problems.length} part${result.problems.length === 1 ? '' : 's'} could not be read (see the PAL Studio output).`
+    : '';
   for (const p of result.problems) host.log(`import ${p.file}:${p.line}:${p.column}: ${p.message}`);
   if (result.count === 0) {
     await vscode.window.showWarningMessage(`Nothing to import from ${path.basename(input.fsPath)}: ${path.basename(result.out)} was not written.${skipped}`);
     return;
   }
   const split = result.split ? ` (split ${result.split.split}${result.split.from === 'file name' ? ', from the file name' : ''})` : '';
-  const choice = await vscode.window.showInformationMessage(`Imported ${result.count} ${result.format === 'card' ? 'persona' : 'examples'}${split} into ${path.basename(result.out)}.${skipped}`, 'Open');
+  const choice = await vscode.window.showInformationMessage(
+    `Imported ${result.count} ${result.format === 'card' ? 'persona' : 'examples'}${split} into ${path.basename(result.out)}.${skipped}`,
+    'Open',
+  );
   if (choice) await vscode.window.showTextDocument(vscode.Uri.file(result.out));
 }
 
@@ -73,12 +82,21 @@ export async function exportData(host: EngineHost, resource?: vscode.Uri): Promi
     input = pick.uri;
   }
   const isPersona = fileKind(input.fsPath) === 'persona';
-  const target = isPersona ? { to: 'card' as const } : await vscode.window.showQuickPick(EXPORT_TARGETS, { title: `Export ${path.basename(input.fsPath)} for…` });
+  const target = isPersona
+    ? { to: 'card' as const }
+    : await vscode.window.showQuickPick(EXPORT_TARGETS, { title: `Export ${path.basename(input.fsPath)} for…` });
   if (!target) return;
   const base = path.basename(input.fsPath).replace(/\.(pairs\.jsonl|persona\.(ya?ml|json))$/i, '');
   const out = isPersona
     ? await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(path.dirname(input.fsPath), `${base}.card.json`)), saveLabel: 'Export card' })
-    : (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: vscode.Uri.file(path.dirname(input.fsPath)), openLabel: 'Export into this folder' }))?.[0];
+    : (
+        await vscode.window.showOpenDialog({
+          canSelectFolders: true,
+          canSelectFiles: false,
+          defaultUri: vscode.Uri.file(path.dirname(input.fsPath)),
+          openLabel: 'Export into this folder',
+        })
+      )?.[0];
   if (!out) return;
   let result;
   try {

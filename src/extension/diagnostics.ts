@@ -27,7 +27,9 @@ export class PalDiagnostics implements vscode.Disposable {
       vscode.workspace.onDidOpenTextDocument((d) => this.schedule(d, 0)),
       // A large file (the annotator's 100,000 pairs) waits for a pause: each check copies its whole
       // text out of the extension host, which would hold up every key press in between.
-      vscode.workspace.onDidChangeTextDocument((e) => this.schedule(e.document, e.document.lineCount > LARGE_FILE_LINES ? LARGE_FILE_DEBOUNCE_MS : DEBOUNCE_MS)),
+      vscode.workspace.onDidChangeTextDocument((e) =>
+        this.schedule(e.document, e.document.lineCount > LARGE_FILE_LINES ? LARGE_FILE_DEBOUNCE_MS : DEBOUNCE_MS),
+      ),
       vscode.workspace.onDidCloseTextDocument((d) => {
         // A closed file's problems stay only if it still exists (Validate All keeps showing them).
         this.cancel(d.uri);

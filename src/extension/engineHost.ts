@@ -74,7 +74,7 @@ export class EngineHost implements vscode.Disposable {
   }
 
   async restart(): Promise<void> {
-    this.output.info('Restarting the engine at the user\'s request.');
+    this.output.info("Restarting the engine at the user's request.");
     await this.client.restart();
   }
 

@@ -65,7 +65,8 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.openFirst', (kind) => openFirst(kind));
   command('palStudio.openGenerationPanel', (persona) => GenerationPanel.show(context, host, output, persona instanceof vscode.Uri ? persona : undefined));
   command('palStudio.startRun', (resource) => {
-    if (!vscode.workspace.isTrusted) throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
+    if (!vscode.workspace.isTrusted)
+      throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
     // The dashboard follows the run (and stops it).
     return runs.start(resource instanceof vscode.Uri ? resource : undefined).then((run) => run?.runDir && dashboards.show(run.runDir));
   });

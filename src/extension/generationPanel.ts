@@ -13,7 +13,13 @@ import { GenerateTextNotification, SelectThenGenerateRequest, type SelectThenGen
 import type { EngineHost } from './engineHost';
 import { defaultModel, modelLabel, modelName } from './models';
 import { webviewHtml, webviewOptions } from './webviewHtml';
-import { parseFromGenerationPanel, type Decoding, type FromGenerationPanel, type PanelPersona, type ToGenerationPanel } from '../../webview/generation-panel/protocol';
+import {
+  parseFromGenerationPanel,
+  type Decoding,
+  type FromGenerationPanel,
+  type PanelPersona,
+  type ToGenerationPanel,
+} from '../../webview/generation-panel/protocol';
 
 const PERSONA_GLOB = '**/*.persona.{yaml,yml,json}';
 const LAST_PAIRS_FILE = 'palStudio.generationPanel.lastPairsFile';
@@ -147,7 +153,19 @@ export class GenerationPanel {
     try {
       await Promise.all(
         seeds.map(async (seed, index) => {
-          const params = { model, personas: facts, history, temperature, topK, topP, maxNewTokens, repetitionPenalty, noRepeatNgramSize, seed, streamId: streams[index]! };
+          const params = {
+            model,
+            personas: facts,
+            history,
+            temperature,
+            topK,
+            topP,
+            maxNewTokens,
+            repetitionPenalty,
+            noRepeatNgramSize,
+            seed,
+            streamId: streams[index]!,
+          };
           try {
             const r = await this.host.client.request(SelectThenGenerateRequest, params, cancel.token);
             generation.results[index] = r;
@@ -155,7 +173,9 @@ export class GenerationPanel {
             this.post({ type: 'sample', generation: generation.id, index, state: 'done', response, selected, selectedText, selectionSource });
           } catch (err) {
             const stopped = cancel.token.isCancellationRequested;
-            const message = stopped ? 'Stopped.' : `${(err as Error).message} (model: ${modelLabel(model)}; the palStudio.models.default setting chooses another)`;
+            const message = stopped
+              ? 'Stopped.'
+              : `${(err as Error).message} (model: ${modelLabel(model)}; the palStudio.models.default setting chooses another)`;
             this.post({ type: 'sample', generation: generation.id, index, state: 'error', message });
           }
         }),
@@ -210,13 +230,19 @@ export class GenerationPanel {
   /** The workspace's pairs files, the last one used first, or a new file. */
   private async pickPairsFile(personaId: string): Promise<vscode.Uri | undefined> {
     const last = this.context.workspaceState.get<string>(LAST_PAIRS_FILE);
-    const files = (await vscode.workspace.findFiles('**/*.pairs.jsonl', '**/node_modules/**')).map((uri) => ({ uri, label: vscode.workspace.asRelativePath(uri) }));
+    const files = (await vscode.workspace.findFiles('**/*.pairs.jsonl', '**/node_modules/**')).map((uri) => ({
+      uri,
+      label: vscode.workspace.asRelativePath(uri),
+    }));
     files.sort((a, b) => Number(b.uri.toString() === last) - Number(a.uri.toString() === last) || a.label.localeCompare(b.label));
     const items = [
       ...files.map((f) => ({ ...f, description: f.uri.toString() === last ? 'last used' : undefined })),
       { uri: undefined, label: '$(new-file) New pairs file…' },
     ];
-    const picked = await vscode.window.showQuickPick(items, { title: 'Save the preference pair to', placeHolder: 'A *.pairs.jsonl file: the pair is added as its last line' });
+    const picked = await vscode.window.showQuickPick(items, {
+      title: 'Save the preference pair to',
+      placeHolder: 'A *.pairs.jsonl file: the pair is added as its last line',
+    });
     if (!picked) return undefined;
     if (picked.uri) return picked.uri;
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
@@ -255,7 +281,10 @@ async function readPersona(uri: vscode.Uri): Promise<PanelPersona> {
  * unless it already held unsaved changes: those are the writer's to save or drop.
  */
 async function appendLine(uri: vscode.Uri, record: unknown): Promise<{ line: number; saved: boolean }> {
-  const exists = await vscode.workspace.fs.stat(uri).then(() => true, () => false);
+  const exists = await vscode.workspace.fs.stat(uri).then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
     const create = new vscode.WorkspaceEdit();
     create.createFile(uri, { ignoreIfExists: true });

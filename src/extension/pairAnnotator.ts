@@ -7,7 +7,17 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { DEFAULT_FILTER, editedResponseLine, judgedLine, lineView, mapLine, PairIndex, type Judgement, type LineChange, type PairFilter } from '../core/annotator';
+import {
+  DEFAULT_FILTER,
+  editedResponseLine,
+  judgedLine,
+  lineView,
+  mapLine,
+  PairIndex,
+  type Judgement,
+  type LineChange,
+  type PairFilter,
+} from '../core/annotator';
 import { parsePersona } from '../core/formats/persona';
 import { parseFromPairAnnotator, type FromPairAnnotator, type Move, type ToPairAnnotator } from '../../webview/pair-annotator/protocol';
 import type { TestReport } from './testReport';
@@ -28,7 +38,9 @@ export class PairAnnotatorProvider implements vscode.CustomTextEditorProvider {
         if (!session) throw new Error('No pair annotator is open in front: open a *.pairs.jsonl file first.');
         session.enqueue(message(session));
       });
-    const judge = (judgement: Judgement) => (s: AnnotatorSession): FromPairAnnotator => ({ type: 'judge', line: s.line, judgement });
+    const judge =
+      (judgement: Judgement) =>
+      (s: AnnotatorSession): FromPairAnnotator => ({ type: 'judge', line: s.line, judgement });
     return vscode.Disposable.from(
       vscode.window.registerCustomEditorProvider(PairAnnotatorProvider.viewType, new PairAnnotatorProvider(extensionUri, output, report), {
         webviewOptions: { retainContextWhenHidden: false },
@@ -77,7 +89,10 @@ export class PairAnnotatorProvider implements vscode.CustomTextEditorProvider {
       if (PairAnnotatorProvider.active === session) PairAnnotatorProvider.active = undefined;
       subscriptions.forEach((d) => d.dispose());
     });
-    void loadPersonas().then((personas) => session.setPersonas(personas), (err) => this.output.warn(`Pair annotator: could not read the personas: ${(err as Error).message}`));
+    void loadPersonas().then(
+      (personas) => session.setPersonas(personas),
+      (err) => this.output.warn(`Pair annotator: could not read the personas: ${(err as Error).message}`),
+    );
   }
 }
 
@@ -146,11 +161,13 @@ class AnnotatorSession {
   enqueue(message: FromPairAnnotator): void {
     const start = performance.now();
     if (message.type === 'rendered') return this.rendered(message.seq, message.keyMs); // never waits: a judgement may be waiting for it
-    this.queue = this.queue.then(() => this.handle(message, start)).catch((err: unknown) => {
-      const text = err instanceof Error ? err.message : String(err);
-      this.output.error(`Pair annotator: ${text}`);
-      this.post(`Nothing was changed: ${text}`);
-    });
+    this.queue = this.queue
+      .then(() => this.handle(message, start))
+      .catch((err: unknown) => {
+        const text = err instanceof Error ? err.message : String(err);
+        this.output.error(`Pair annotator: ${text}`);
+        this.post(`Nothing was changed: ${text}`);
+      });
   }
 
   private async handle(message: FromPairAnnotator, start: number): Promise<void> {
@@ -159,7 +176,9 @@ class AnnotatorSession {
         this.ready = true;
         this.post('', 'open', this.openStart);
         const pairs = this.index.counts().pairs;
-        this.output.info(`Pair annotator: ${vscode.workspace.asRelativePath(this.document.uri)}: ${this.document.lineCount} lines, ${pairs} pairs indexed in ${this.indexMs.toFixed(0)} ms.`);
+        this.output.info(
+          `Pair annotator: ${vscode.workspace.asRelativePath(this.document.uri)}: ${this.document.lineCount} lines, ${pairs} pairs indexed in ${this.indexMs.toFixed(0)} ms.`,
+        );
         return;
       }
       case 'judge':
@@ -268,7 +287,13 @@ class AnnotatorSession {
   private move(to: Move): boolean {
     const f = this.filter;
     const target =
-      to === 'next' ? this.index.step(this.current, f, 1) : to === 'previous' ? this.index.step(this.current, f, -1) : to === 'first' ? this.index.first(f) : this.index.last(f);
+      to === 'next'
+        ? this.index.step(this.current, f, 1)
+        : to === 'previous'
+          ? this.index.step(this.current, f, -1)
+          : to === 'first'
+            ? this.index.first(f)
+            : this.index.last(f);
     if (target === undefined) return false;
     this.current = target;
     return true;
@@ -299,7 +324,9 @@ class AnnotatorSession {
     const position = this.index.position(line, this.filter);
     // Off the filter (the pair just judged out of "pending"), the line stays on screen while others match.
     const shown = position.index >= 0 || (position.count > 0 && this.index.entry(line) !== null);
-    const item = shown ? lineView(this.document.lineAt(line).text, line, vscode.workspace.asRelativePath(this.document.uri), (id) => this.personas.get(id)) : null;
+    const item = shown
+      ? lineView(this.document.lineAt(line).text, line, vscode.workspace.asRelativePath(this.document.uri), (id) => this.personas.get(id))
+      : null;
     if (item?.kind === 'invalid' && this.index.entry(line)?.kind === 'pair') this.index.markInvalid(line, item.problems[0] ?? 'invalid');
     const message: ToPairAnnotator = {
       type: 'view',
@@ -328,7 +355,15 @@ class AnnotatorSession {
     this.timings.delete(seq);
     const renderedMs = performance.now() - timing.start;
     if (timing.action === 'open') {
-      this.report.write({ event: 'pair-annotator-open', file: this.document.uri.fsPath, lines: this.document.lineCount, pairs: this.index.counts().pairs, indexMs: this.indexMs, firstViewMs: timing.handledMs, renderedMs });
+      this.report.write({
+        event: 'pair-annotator-open',
+        file: this.document.uri.fsPath,
+        lines: this.document.lineCount,
+        pairs: this.index.counts().pairs,
+        indexMs: this.indexMs,
+        firstViewMs: timing.handledMs,
+        renderedMs,
+      });
     } else {
       this.report.write({ event: 'pair-annotator-key', action: timing.action, lines: this.document.lineCount, handledMs: timing.handledMs, renderedMs, keyMs });
     }

@@ -78,7 +78,11 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
       post({ type: 'tryIt', state: 'done', selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, response: r.response });
     } catch (err) {
       this.output.warn(`Try it failed: ${(err as Error).message}`);
-      post({ type: 'tryIt', state: 'error', message: `${(err as Error).message} (model: ${modelLabel(model)}; the palStudio.models.default setting chooses another)` });
+      post({
+        type: 'tryIt',
+        state: 'error',
+        message: `${(err as Error).message} (model: ${modelLabel(model)}; the palStudio.models.default setting chooses another)`,
+      });
     } finally {
       stream.dispose();
     }

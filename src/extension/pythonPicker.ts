@@ -25,7 +25,12 @@ export async function selectPython(host: EngineHost): Promise<void> {
   quickPick.placeholder = 'Looking for interpreters and checking which have torch…';
   quickPick.busy = true;
   const fixed: Item[] = [
-    { label: '$(search) Search automatically', description: current ? '' : 'current', detail: 'Use the first interpreter found with torch >= 1.13 (clears the setting).', pick: { kind: 'auto' } },
+    {
+      label: '$(search) Search automatically',
+      description: current ? '' : 'current',
+      detail: 'Use the first interpreter found with torch >= 1.13 (clears the setting).',
+      pick: { kind: 'auto' },
+    },
     { label: '$(edit) Enter interpreter path…', pick: { kind: 'enter' } },
     { label: '$(folder-opened) Browse…', pick: { kind: 'browse' } },
   ];

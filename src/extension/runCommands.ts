@@ -7,7 +7,14 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { fileKind } from '../core/formats/index';
 import { formatEta } from '../core/runHistory';
-import { CancelRunRequest, RunFinishedNotification, RunProgressNotification, StartRunRequest, type RunFinishedParams, type RunProgressParams } from '../engine/protocol';
+import {
+  CancelRunRequest,
+  RunFinishedNotification,
+  RunProgressNotification,
+  StartRunRequest,
+  type RunFinishedParams,
+  type RunProgressParams,
+} from '../engine/protocol';
 import type { EngineHost } from './engineHost';
 
 export const STAGE_NAMES: Record<RunProgressParams['stage'], string> = {
@@ -66,7 +73,8 @@ export class RunFollower implements vscode.Disposable {
       host.client.onNotification(RunFinishedNotification, (p) => this.finish(p)),
       host.onDidBecomeReady(() => {
         // A new engine knows nothing of the old one's runs: each was stopped at a checkpoint.
-        for (const id of [...this.live.keys()]) this.finish({ runId: id, outcome: 'failed', error: 'the engine restarted; start the run again to resume it from its last checkpoint' });
+        for (const id of [...this.live.keys()])
+          this.finish({ runId: id, outcome: 'failed', error: 'the engine restarted; start the run again to resume it from its last checkpoint' });
       }),
     );
   }
@@ -81,7 +89,10 @@ export class RunFollower implements vscode.Disposable {
     let config = resource ?? vscode.window.activeTextEditor?.document.uri;
     if (!config || fileKind(config.fsPath) !== 'palrun') {
       const found = await vscode.workspace.findFiles('**/*.{palrun.yaml,palrun.yml}', '**/node_modules/**');
-      const pick = await vscode.window.showQuickPick(found.map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u })), { title: 'PAL Studio: start an alignment run', placeHolder: 'Which run config?' });
+      const pick = await vscode.window.showQuickPick(
+        found.map((u) => ({ label: vscode.workspace.asRelativePath(u), uri: u })),
+        { title: 'PAL Studio: start an alignment run', placeHolder: 'Which run config?' },
+      );
       if (!pick) return undefined;
       config = pick.uri;
     }
@@ -112,7 +123,8 @@ export class RunFollower implements vscode.Disposable {
     this.showStatus();
     this.finishedEmitter.fire({ run, finished: p });
     if (p.outcome === 'done') void vscode.window.showInformationMessage(`PAL run ${run.name} finished. The aligned model is in ${p.model}.`);
-    else if (p.outcome === 'cancelled') void vscode.window.showInformationMessage(`PAL run ${run.name} was stopped at a checkpoint. Resume it from its training dashboard, or start it again.`);
+    else if (p.outcome === 'cancelled')
+      void vscode.window.showInformationMessage(`PAL run ${run.name} was stopped at a checkpoint. Resume it from its training dashboard, or start it again.`);
     else void vscode.window.showErrorMessage(`PAL run ${run.name} failed: ${p.error}`);
   }
 

@@ -9,8 +9,26 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { runHints } from '../core/dpoHints';
-import { appendRecord, evaluationRows, parseMetrics, parseRunState, stageStatuses, toMetricRecord, type EvalRow, type MetricRecord, type RunStage, type RunState, type TrainingStage } from '../core/runHistory';
-import { parseFromRunDashboard, parseRunDashboardSavedState, type RunDashboardAction, type RunDashboardState, type ToRunDashboard } from '../../webview/run-dashboard/protocol';
+import {
+  appendRecord,
+  evaluationRows,
+  parseMetrics,
+  parseRunState,
+  stageStatuses,
+  toMetricRecord,
+  type EvalRow,
+  type MetricRecord,
+  type RunStage,
+  type RunState,
+  type TrainingStage,
+} from '../core/runHistory';
+import {
+  parseFromRunDashboard,
+  parseRunDashboardSavedState,
+  type RunDashboardAction,
+  type RunDashboardState,
+  type ToRunDashboard,
+} from '../../webview/run-dashboard/protocol';
 import type { LiveRun, RunFollower } from './runCommands';
 import type { TestReport } from './testReport';
 import { webviewHtml, webviewOptions } from './webviewHtml';
@@ -35,7 +53,9 @@ export class RunDashboards implements vscode.Disposable {
         deserializeWebviewPanel: async (panel, saved: unknown) => {
           const runDir = await checkRunDir(parseRunDashboardSavedState(saved)?.runDir);
           if (!runDir || this.panels.has(runDir)) {
-            this.output.warn(`Not restoring a training dashboard: ${JSON.stringify(saved)?.slice(0, 300)} is not a run folder (with a state.json) inside this workspace.`);
+            this.output.warn(
+              `Not restoring a training dashboard: ${JSON.stringify(saved)?.slice(0, 300)} is not a run folder (with a state.json) inside this workspace.`,
+            );
             panel.dispose();
             return;
           }
@@ -74,11 +94,22 @@ export class RunDashboards implements vscode.Disposable {
       }
       const live = this.runs.liveRun(runDir);
       const status = live ? 'running now' : state.done.includes('export') ? 'finished' : `stopped (done: ${state.done.join(', ') || 'nothing yet'})`;
-      items.push({ label: path.basename(runDir), description: vscode.workspace.asRelativePath(runDir), detail: status, runDir, started: state.startedAt ?? '' });
+      items.push({
+        label: path.basename(runDir),
+        description: vscode.workspace.asRelativePath(runDir),
+        detail: status,
+        runDir,
+        started: state.startedAt ?? '',
+      });
     }
-    if (!items.length) throw new Error('There are no alignment runs in this workspace yet (a run folder holds a state.json). Start one with "PAL: Start Alignment Run".');
+    if (!items.length)
+      throw new Error('There are no alignment runs in this workspace yet (a run folder holds a state.json). Start one with "PAL: Start Alignment Run".');
     items.sort((a, b) => b.started.localeCompare(a.started));
-    const pick = await vscode.window.showQuickPick(items, { title: 'PAL Studio: open a training dashboard', placeHolder: 'Which run?', matchOnDescription: true });
+    const pick = await vscode.window.showQuickPick(items, {
+      title: 'PAL Studio: open a training dashboard',
+      placeHolder: 'Which run?',
+      matchOnDescription: true,
+    });
     if (pick) this.show(pick.runDir);
   }
 
@@ -235,7 +266,8 @@ class RunDashboardPanel {
   onFinished(run: LiveRun, outcome: 'done' | 'cancelled' | 'failed', error: string | undefined): void {
     this.stopping = false;
     this.lastStage = undefined;
-    this.ended = outcome === 'done' ? null : { stage: run.progress?.stage ?? 'prepare', outcome: outcome === 'cancelled' ? 'stopped' : 'failed', error: error ?? null };
+    this.ended =
+      outcome === 'done' ? null : { stage: run.progress?.stage ?? 'prepare', outcome: outcome === 'cancelled' ? 'stopped' : 'failed', error: error ?? null };
     void this.load();
   }
 
@@ -306,11 +338,13 @@ class RunDashboardPanel {
         if (live) return;
         const config = this.state.config;
         if (!config) throw new Error(`${vscode.workspace.asRelativePath(path.join(this.runDir, 'state.json'))} does not name the run config to resume.`);
-        if (!vscode.workspace.isTrusted) throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
+        if (!vscode.workspace.isTrusted)
+          throw new Error('Training runs need Python, which PAL Studio does not start in Restricted Mode; trust the workspace first.');
         const run = await this.runs.startConfig(config);
         this.report.write({ event: 'run-resumed', runDir: this.runDir, config });
         this.ended = null;
-        if (run.runDir && run.runDir !== this.runDir) throw new Error(`${path.basename(config)} now writes to ${run.runDir}, not ${this.runDir}: it started there.`);
+        if (run.runDir && run.runDir !== this.runDir)
+          throw new Error(`${path.basename(config)} now writes to ${run.runDir}, not ${this.runDir}: it started there.`);
         return this.load();
       }
       case 'useModel': {
@@ -319,7 +353,9 @@ class RunDashboardPanel {
         // A machine-scoped setting: the user's (Global) settings of this machine.
         await vscode.workspace.getConfiguration('palStudio').update(MODEL_SETTING, model, vscode.ConfigurationTarget.Global);
         this.report.write({ event: 'use-model', model });
-        void vscode.window.showInformationMessage(`PAL Studio now answers with the model of run ${path.basename(this.runDir)} (palStudio.models.default = ${model}).`);
+        void vscode.window.showInformationMessage(
+          `PAL Studio now answers with the model of run ${path.basename(this.runDir)} (palStudio.models.default = ${model}).`,
+        );
         return;
       }
       case 'openReport': {

@@ -48,4 +48,3 @@ export async function openFirst(kind: unknown): Promise<void> {
   if (!first) throw new Error(`This workspace has no ${what}. "PAL: Open the Sample Project" creates one with everything the walkthrough uses.`);
   await vscode.commands.executeCommand('vscode.open', first);
 }
-

@@ -17,11 +17,21 @@ function writeEvalReports(ws) {
     { prediction, reference: 'i have a dog named rex .', personas: ['i have a dog named rex .', 'i like jazz .'], selected: 0, gold_persona: 0 },
     { prediction: 'jazz , mostly .', reference: 'i like jazz a lot .', personas: ['i have a dog named rex .', 'i like jazz .'], selected: -1, gold_persona: 1 },
   ];
-  for (const [name, first] of [['before', 'no pets .'], ['after', 'i have a dog , rex .']]) {
+  for (const [name, first] of [
+    ['before', 'no pets .'],
+    ['after', 'i have a dog , rex .'],
+  ]) {
     const file = path.join(ws, 'eval', `${name}.jsonl`);
     mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, rows(first).map((r) => JSON.stringify(r)).join('\n') + '\n');
-    execFileSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'eval', '--predictions', file, '--out', path.join(ws, 'eval', name)], { stdio: 'ignore' });
+    writeFileSync(
+      file,
+      rows(first)
+        .map((r) => JSON.stringify(r))
+        .join('\n') + '\n',
+    );
+    execFileSync(process.execPath, [path.join(repoRoot, 'dist', 'cli.js'), 'eval', '--predictions', file, '--out', path.join(ws, 'eval', name)], {
+      stdio: 'ignore',
+    });
   }
 }
 
@@ -59,7 +69,7 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.equal(info.info.engine.pid, ready[0].pid, 'the answer came from the engine that started');
     // The engine is a child of this very extension host, talking over its stdio.
     assert.equal(info.extensionHostPid, activated.extensionHostPid);
-    assert.equal(info.info.engine.ppid, activated.extensionHostPid, 'the engine process is the extension host\'s child');
+    assert.equal(info.info.engine.ppid, activated.extensionHostPid, "the engine process is the extension host's child");
     assert.notEqual(info.info.engine.pid, activated.extensionHostPid);
     assert.equal(activated.vscodeVersion, '1.139.1');
     assert.equal(info.info.engine.version, activated.extensionVersion);
@@ -148,7 +158,10 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
   scenario('a run config that points outside the workspace is refused, and nothing is written there', async () => {
     const outside = mkdtempSync(path.join(os.tmpdir(), 'pal-outside-'));
     const config = path.join(workspace, 'escape.palrun.yaml');
-    writeFileSync(config, readFileSync(path.join(workspace, 'tiny.palrun.yaml'), 'utf8').replace('name: tiny-sample', 'name: escape').replace('output: runs', `output: ${outside}`));
+    writeFileSync(
+      config,
+      readFileSync(path.join(workspace, 'tiny.palrun.yaml'), 'utf8').replace('name: tiny-sample', 'name: escape').replace('output: runs', `output: ${outside}`),
+    );
     try {
       await startRun('escape.palrun.yaml');
       const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run escape.palrun.yaml failed' });
@@ -171,7 +184,10 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     for (const name of ['before', 'after']) {
       await page.locator('.quick-input-widget', { hasText: name === 'before' ? 'the baseline' : 'the run to compare' }).waitFor({ timeout: 15_000 });
       await input.fill(`eval/${name}/report.json`);
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: `eval/${name}/report.json` }).first().waitFor({ timeout: 15_000 });
+      await page
+        .locator('.quick-input-list .monaco-list-row', { hasText: `eval/${name}/report.json` })
+        .first()
+        .waitFor({ timeout: 15_000 });
       await page.keyboard.press('Enter');
     }
     const view = page.frameLocator('iframe.webview.ready >> nth=-1').frameLocator('iframe#active-frame');
@@ -188,10 +204,14 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
   });
 
   scenario('engine logs reach the "PAL Studio" output channel', async () => {
-    const log = await waitFor('the output channel log', () => {
-      const text = outputChannelLog();
-      return /Engine \d+\.\d+\.\d+ \(pid \d+/.test(text) && /stopped unexpectedly/.test(text) ? text : undefined;
-    }, 30_000);
+    const log = await waitFor(
+      'the output channel log',
+      () => {
+        const text = outputChannelLog();
+        return /Engine \d+\.\d+\.\d+ \(pid \d+/.test(text) && /stopped unexpectedly/.test(text) ? text : undefined;
+      },
+      30_000,
+    );
     assert.match(log, /Python: \/\S+ \(torch [\d.]+/);
     assert.match(log, /\[error\] .*killed by SIGKILL/);
   });
@@ -212,7 +232,10 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await fact.press('Enter');
     await page.locator('.tab.dirty', { hasText: 'mara-the-lighthouse-keeper.persona.yaml' }).waitFor({ timeout: 15_000 });
     await page.keyboard.press('Control+S');
-    const expected = original.replace('  - i bake bread every morning before the lamp goes out .', '  - i bake rye bread every morning before the lamp goes out .');
+    const expected = original.replace(
+      '  - i bake bread every morning before the lamp goes out .',
+      '  - i bake rye bread every morning before the lamp goes out .',
+    );
     assert.notEqual(expected, original);
     await waitFor('the saved file', () => readFileSync(file, 'utf8') === expected, 15_000);
 

@@ -39,7 +39,7 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
 
     // Mara's persona: her five facts, numbered as the model sees them.
     await view.locator('vscode-checkbox', { hasText: 'Mara Quell (mara-lighthouse)' }).click();
-    await waitFor('Mara\'s facts', async () => (await view.locator('[data-testid="facts"] li').count()) === 5, 15_000);
+    await waitFor("Mara's facts", async () => (await view.locator('[data-testid="facts"] li').count()) === 5, 15_000);
     assert.equal(await view.locator('[data-testid="facts"] li').nth(2).textContent(), 'my only company most weeks is a one-eyed cat named tern .');
     const turn = view.locator('[data-turn="0"] textarea');
     await turn.fill('do you have a cat ?');
@@ -74,10 +74,14 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await page.keyboard.press('Enter');
 
     // Exactly one line appended; every earlier byte as it was.
-    const saved = await waitFor('the appended pair on disk', () => {
-      const now = readFileSync(pairsFile, 'utf8');
-      return now !== original ? now : undefined;
-    }, 30_000);
+    const saved = await waitFor(
+      'the appended pair on disk',
+      () => {
+        const now = readFileSync(pairsFile, 'utf8');
+        return now !== original ? now : undefined;
+      },
+      30_000,
+    );
     assert.ok(saved.startsWith(original), 'the earlier bytes are untouched');
     const added = saved.slice(original.length);
     assert.equal(added.split('\n').length, 2, 'one line, ending with a newline');
@@ -92,7 +96,11 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     assert.ok(Math.abs(Date.parse(pair.time) - Date.now()) < 10 * 60_000, 'judged just now');
     assert.deepEqual(pair.sampling, { model: 'pal-default', temperature: 0.8, top_k: 50, top_p: 0.95, max_new_tokens: 40, seeds: [2, 1] });
     await view.locator('[data-testid="saved"]', { hasText: 'Saved to pairs/mara.pairs.jsonl, line 4.' }).waitFor({ timeout: 10_000 });
-    assert.equal(await view.locator('vscode-button', { hasText: 'Save as preference pair' }).getAttribute('disabled'), '', 'the same pair is not saved twice by accident');
+    assert.equal(
+      await view.locator('vscode-button', { hasText: 'Save as preference pair' }).getAttribute('disabled'),
+      '',
+      'the same pair is not saved twice by accident',
+    );
 
     // The message names the file and line; "Open" shows that line in a text editor, where Ctrl+Z undoes the append.
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Added the preference pair to pairs/mara.pairs.jsonl, line 4.' });
@@ -104,7 +112,11 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await editor.click();
     await page.keyboard.press('Control+Z');
     await page.locator('.tab.dirty', { hasText: 'mara.pairs.jsonl' }).waitFor({ timeout: 15_000 });
-    await waitFor('the appended line to be undone', async () => (await editor.locator('.view-line', { hasText: '"origin":"annotated"' }).count()) === 0, 15_000);
+    await waitFor(
+      'the appended line to be undone',
+      async () => (await editor.locator('.view-line', { hasText: '"origin":"annotated"' }).count()) === 0,
+      15_000,
+    );
     await page.keyboard.press('Control+S');
     await waitFor('the undone file on disk', () => readFileSync(pairsFile, 'utf8') === original, 15_000);
 
@@ -125,18 +137,25 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await first.waitFor({ timeout: 15_000 });
     assert.match(await first.textContent(), /pairs\/mara\.pairs\.jsonl.*last used/, 'the last file used comes first');
     await page.keyboard.press('Enter');
-    await page.locator('.notifications-toasts .notification-toast', { hasText: 'line 4. The file had unsaved changes, so it is left unsaved.' }).first().waitFor({ timeout: 15_000 });
+    await page
+      .locator('.notifications-toasts .notification-toast', { hasText: 'line 4. The file had unsaved changes, so it is left unsaved.' })
+      .first()
+      .waitFor({ timeout: 15_000 });
     await page.locator('.tab', { hasText: 'mara.pairs.jsonl' }).click();
     await editor.locator('.view-line', { hasText: '"origin":"annotated"' }).waitFor({ timeout: 15_000 });
-    assert.equal(readFileSync(pairsFile, 'utf8'), original, 'nothing written behind the writer\'s back');
+    assert.equal(readFileSync(pairsFile, 'utf8'), original, "nothing written behind the writer's back");
     await page.locator('.tab.dirty', { hasText: 'mara.pairs.jsonl' }).waitFor({ timeout: 5_000 });
     await editor.click();
     await page.keyboard.press('Control+S');
-    const both = await waitFor('the saved file', () => {
-      const now = readFileSync(pairsFile, 'utf8');
-      return now !== original ? now : undefined;
-    }, 15_000);
-    assert.ok(both.startsWith(`x${original}`), 'the writer\'s edit is kept');
+    const both = await waitFor(
+      'the saved file',
+      () => {
+        const now = readFileSync(pairsFile, 'utf8');
+        return now !== original ? now : undefined;
+      },
+      15_000,
+    );
+    assert.ok(both.startsWith(`x${original}`), "the writer's edit is kept");
     const second = JSON.parse(both.slice(original.length + 1));
     assert.equal(second.chosen, replies[0]);
     assert.equal(second.rejected, replies[1]);
@@ -154,19 +173,32 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await saveArtifacts('generation panel (dark theme)', false);
   });
 
-  scenario('a persona file\'s editor title opens the panel with that persona picked', async () => {
+  scenario("a persona file's editor title opens the panel with that persona picked", async () => {
     await s.quickOpen('dev-the-night-courier.persona.yaml');
-    const action = page.locator('.editor-actions .action-label[aria-label^="PAL: Open Generation Panel"], .editor-actions .action-label[aria-label^="Open Generation Panel"]');
+    const action = page.locator(
+      '.editor-actions .action-label[aria-label^="PAL: Open Generation Panel"], .editor-actions .action-label[aria-label^="Open Generation Panel"]',
+    );
     await action.first().click({ timeout: 30_000 });
     // The persona editor is a webview too: find the panel's among them.
-    const view = await waitFor('the generation panel', async () => {
-      for (let i = 0; i < (await page.locator('iframe.webview.ready').count()); i++) {
-        if ((await s.webview(i).locator('h1', { hasText: 'Generation' }).count()) === 1) return s.webview(i);
-      }
-      return undefined;
-    }, 30_000);
+    const view = await waitFor(
+      'the generation panel',
+      async () => {
+        for (let i = 0; i < (await page.locator('iframe.webview.ready').count()); i++) {
+          if ((await s.webview(i).locator('h1', { hasText: 'Generation' }).count()) === 1) return s.webview(i);
+        }
+        return undefined;
+      },
+      30_000,
+    );
     const dev = view.locator('vscode-checkbox', { hasText: 'Dev Anand Okafor (dev-courier)' });
-    await waitFor('Dev to be picked instead of Mara', async () => (await dev.evaluate((el) => el.checked)) && !(await view.locator('vscode-checkbox', { hasText: 'Mara Quell' }).evaluate((el) => el.checked)), 15_000);
-    assert.equal(await view.locator('[data-testid="facts"] li').first().textContent(), readFileSync(path.join(workspace, 'personas', 'dev-the-night-courier.persona.yaml'), 'utf8').match(/facts:\n\s+- (.+)/)[1]);
+    await waitFor(
+      'Dev to be picked instead of Mara',
+      async () => (await dev.evaluate((el) => el.checked)) && !(await view.locator('vscode-checkbox', { hasText: 'Mara Quell' }).evaluate((el) => el.checked)),
+      15_000,
+    );
+    assert.equal(
+      await view.locator('[data-testid="facts"] li').first().textContent(),
+      readFileSync(path.join(workspace, 'personas', 'dev-the-night-courier.persona.yaml'), 'utf8').match(/facts:\n\s+- (.+)/)[1],
+    );
   });
 });

@@ -49,7 +49,13 @@ export function findFiles(dir, match, found = []) {
  */
 export function studio({ prepare, machineSettings, settings, workspaceTrust = false } = {}) {
   const s = {
-    tmp: undefined, profile: undefined, server: undefined, browser: undefined, page: undefined, reportFile: undefined, workspace: undefined,
+    tmp: undefined,
+    profile: undefined,
+    server: undefined,
+    browser: undefined,
+    page: undefined,
+    reportFile: undefined,
+    workspace: undefined,
     consoleLines: [],
 
     async open() {
@@ -74,7 +80,15 @@ export function studio({ prepare, machineSettings, settings, workspaceTrust = fa
       s.browser = await chromium.launch({
         executablePath: chromiumPath,
         headless: true,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       });
       s.page = await s.browser.newPage({ viewport: { width: 1400, height: 900 } });
       s.page.on('console', (m) => s.consoleLines.push(`[${m.type()}] ${m.text()}`));
@@ -107,7 +121,13 @@ export function studio({ prepare, machineSettings, settings, workspaceTrust = fa
     },
 
     async saveArtifacts(name, failed) {
-      const dir = path.join(resultsDir, name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase());
+      const dir = path.join(
+        resultsDir,
+        name
+          .replace(/[^a-z0-9]+/gi, '-')
+          .replace(/^-|-$/g, '')
+          .toLowerCase(),
+      );
       mkdirSync(dir, { recursive: true });
       await s.page?.screenshot({ path: path.join(dir, 'screenshot.png') }).catch(() => undefined);
       if (!failed) return;
@@ -187,23 +207,46 @@ export function buildTinyBaseModel(ws) {
   for (const dir of ['data', 'personas', 'pairs']) {
     for (const f of readdirSync(path.join(ws, dir))) texts.push(readFileSync(path.join(ws, dir, f), 'utf8'));
   }
-  const template = 'Facts: Persona: Dialogue: User: Using: none Which fact does Persona\'s next reply use? Answer: 1. 2. 3. 4. 5.';
-  const words = [...new Set([template, ...texts].join(' ').replace(/["{}[\],]/g, ' ').split(/\s+/).filter(Boolean))];
+  const template = "Facts: Persona: Dialogue: User: Using: none Which fact does Persona's next reply use? Answer: 1. 2. 3. 4. 5.";
+  const words = [
+    ...new Set(
+      [template, ...texts]
+        .join(' ')
+        .replace(/["{}[\],]/g, ' ')
+        .split(/\s+/)
+        .filter(Boolean),
+    ),
+  ];
   const specials = ['[PAD]', '[UNK]', '[EOS]'];
   const vocab = Object.fromEntries([...specials, ...words].map((w, i) => [w, i]));
   const hf = path.join(ws, 'tiny', 'hf');
   mkdirSync(hf, { recursive: true });
-  writeFileSync(path.join(hf, 'tokenizer.json'), JSON.stringify({
-    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    pre_tokenizer: { type: 'WhitespaceSplit' }, decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-  }));
-  writeFileSync(path.join(hf, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]' }));
-  execFileSync(python, [path.join(repoRoot, 'src', 'trainer', 'tests', 'make_tiny_export.py'), String(Object.keys(vocab).length), '2', path.join(ws, 'tiny'), '[]', '0'], {
-    env: { ...process.env, PYTHONPATH: path.join(repoRoot, 'src', 'trainer'), OPENBLAS_NUM_THREADS: '1' },
-    stdio: 'ignore',
-  });
+  writeFileSync(
+    path.join(hf, 'tokenizer.json'),
+    JSON.stringify({
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      normalizer: null,
+      post_processor: null,
+      added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      pre_tokenizer: { type: 'WhitespaceSplit' },
+      decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+      model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    }),
+  );
+  writeFileSync(
+    path.join(hf, 'tokenizer_config.json'),
+    JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]' }),
+  );
+  execFileSync(
+    python,
+    [path.join(repoRoot, 'src', 'trainer', 'tests', 'make_tiny_export.py'), String(Object.keys(vocab).length), '2', path.join(ws, 'tiny'), '[]', '0'],
+    {
+      env: { ...process.env, PYTHONPATH: path.join(repoRoot, 'src', 'trainer'), OPENBLAS_NUM_THREADS: '1' },
+      stdio: 'ignore',
+    },
+  );
   writeFileSync(
     path.join(ws, 'tiny.palrun.yaml'),
     'name: tiny-sample\nmodel: {base: tiny/hf}\ndata:\n  dialogues: [data/mara.dialogues.jsonl]\n  pairs: [pairs/mara.pairs.jsonl]\n  personas: [personas]\nstage1: {epochs: 1, batch_size: 4, warmup_steps: 0}\nstage2: {epochs: 1, batch_size: 2, warmup_steps: 0, rejected: {max_new_tokens: 6}}\ndevice: cpu\noutput: runs\n',

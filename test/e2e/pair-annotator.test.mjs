@@ -30,7 +30,13 @@ const s = studio({
     writeFileSync(path.join(ws, 'pairs', 'review.pairs.jsonl'), REVIEW.join(''));
     const lines = [];
     for (let i = 0; i < LARGE_PAIRS; i++) {
-      lines.push(pair(`what happened on day ${i} ?`, `i lit the lamp and fed tern . (${i})`, `i went to the city . (${i})`, { persona_ids: [i % 3 ? 'mara-lighthouse' : 'dev-courier'], origin: 'pal-stage2', status: 'pending' }));
+      lines.push(
+        pair(`what happened on day ${i} ?`, `i lit the lamp and fed tern . (${i})`, `i went to the city . (${i})`, {
+          persona_ids: [i % 3 ? 'mara-lighthouse' : 'dev-courier'],
+          origin: 'pal-stage2',
+          status: 'pending',
+        }),
+      );
     }
     writeFileSync(path.join(ws, 'pairs', 'large.pairs.jsonl'), `${lines.join('\n')}\n`);
   },
@@ -109,10 +115,14 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
     await waitFor('Ctrl+Z to undo the skip', async () => (await status.textContent()) === 'Undone: line 5.', 15_000);
     assert.match(await position.textContent(), /line 5$/);
     await page.keyboard.press('Control+S');
-    await waitFor('the undone lines saved', () => {
-      saved = linesOf(readFileSync(file, 'utf8'));
-      return saved[4] === original[4] && saved[5] === original[5];
-    }, 15_000);
+    await waitFor(
+      'the undone lines saved',
+      () => {
+        saved = linesOf(readFileSync(file, 'utf8'));
+        return saved[4] === original[4] && saved[5] === original[5];
+      },
+      15_000,
+    );
 
     // e edits the focused response: the right one here, as one more line edit.
     await view.locator('[data-side="rejected"]').focus();
@@ -122,9 +132,17 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
     assert.equal(await field.inputValue(), 'storms i can handle .');
     await field.fill('storms ? i sleep through them .');
     await field.press('Enter');
-    await waitFor('the edited response', async () => (await view.locator('[data-testid="response-rejected"]').textContent()) === 'storms ? i sleep through them .', 15_000);
+    await waitFor(
+      'the edited response',
+      async () => (await view.locator('[data-testid="response-rejected"]').textContent()) === 'storms ? i sleep through them .',
+      15_000,
+    );
     await page.keyboard.press('Control+S');
-    await waitFor('the edit saved', () => linesOf(readFileSync(file, 'utf8'))[4] === original[4].replace('"storms i can handle ."', '"storms ? i sleep through them ."'), 15_000);
+    await waitFor(
+      'the edit saved',
+      () => linesOf(readFileSync(file, 'utf8'))[4] === original[4].replace('"storms i can handle ."', '"storms ? i sleep through them ."'),
+      15_000,
+    );
 
     // Filters: the invalid line is shown as such, with its line number and problem; then one persona.
     await view.locator('#filter-status').click();
@@ -167,7 +185,11 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
     await quickOpen('large.pairs.jsonl');
     const view = s.webview();
     const position = view.locator('[data-testid="position"]');
-    await waitFor('the large file in the annotator', async () => (await position.textContent().catch(() => '')) === `1 of ${LARGE_PAIRS} in this filter · line 1`, 120_000);
+    await waitFor(
+      'the large file in the annotator',
+      async () => (await position.textContent().catch(() => '')) === `1 of ${LARGE_PAIRS} in this filter · line 1`,
+      120_000,
+    );
     const open = await waitFor('the open event', () => events('pair-annotator-open').find((e) => e.lines >= LARGE_PAIRS));
     assert.equal(open.pairs, LARGE_PAIRS);
     await position.click();
@@ -175,10 +197,15 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
       await page.keyboard.press(i % 2 ? 'ArrowRight' : '1');
       await waitFor(`key ${i + 1} answered`, () => events('pair-annotator-key').filter((e) => e.lines >= LARGE_PAIRS).length === i + 1, 30_000);
     }
-    assert.equal(await view.locator('[data-testid="progress"]').textContent(), `5 of ${LARGE_PAIRS} judged · ${LARGE_PAIRS - 5} pending · 5 chosen · 0 tie · 0 skipped`);
+    assert.equal(
+      await view.locator('[data-testid="progress"]').textContent(),
+      `5 of ${LARGE_PAIRS} judged · ${LARGE_PAIRS - 5} pending · 5 chosen · 0 tie · 0 skipped`,
+    );
     const keys = events('pair-annotator-key').filter((e) => e.lines >= LARGE_PAIRS);
     const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    console.log(`pair annotator, ${open.lines} lines in real VS Code: index ${open.indexMs.toFixed(0)} ms, first view posted ${open.firstViewMs.toFixed(0)} ms, shown ${open.renderedMs.toFixed(0)} ms after the editor opened`);
+    console.log(
+      `pair annotator, ${open.lines} lines in real VS Code: index ${open.indexMs.toFixed(0)} ms, first view posted ${open.firstViewMs.toFixed(0)} ms, shown ${open.renderedMs.toFixed(0)} ms after the editor opened`,
+    );
     for (const action of new Set(keys.map((k) => k.action))) {
       const of = keys.filter((k) => k.action === action);
       console.log(

@@ -55,7 +55,11 @@ describe('PAL Studio in Restricted Mode (an untrusted workspace)', { timeout: 30
     await page.keyboard.press('Control+Z');
     await waitFor('the form to show the undone fact', async () => (await fact.inputValue()) === first, 15_000);
     await page.keyboard.press('Control+S');
-    await waitFor('the tab to be clean', async () => (await page.locator('.tab.dirty', { hasText: 'dev-the-night-courier.persona.yaml' }).count()) === 0, 15_000);
+    await waitFor(
+      'the tab to be clean',
+      async () => (await page.locator('.tab.dirty', { hasText: 'dev-the-night-courier.persona.yaml' }).count()) === 0,
+      15_000,
+    );
     assert.equal(readFileSync(file, 'utf8'), original, 'edit + undo + save leaves the file exactly as it was');
 
     // Redo brings the edit back, and saving writes it.
@@ -88,16 +92,27 @@ describe('PAL Studio in Restricted Mode (an untrusted workspace)', { timeout: 30
     // The engine hears the new settings and searches for Python again; ask for its report. Trust
     // also restarts the extension host, and in clean-clone CI runs the workbench stayed inert for
     // a while after it (the palette opened but took no typing): try the palette again until it does.
-    await waitFor('the command palette to take "PAL: Show Engine Info" after trust', async () => {
-      try {
-        await runCommand('PAL: Show Engine Info');
-        return true;
-      } catch {
-        await page.keyboard.press('Escape');
-        return false;
-      }
-    }, 90_000);
-    const info = await waitFor('Python found after trust', () => events('engine-info').slice(before).find((e) => e.info.python.found)?.info, 60_000);
+    await waitFor(
+      'the command palette to take "PAL: Show Engine Info" after trust',
+      async () => {
+        try {
+          await runCommand('PAL: Show Engine Info');
+          return true;
+        } catch {
+          await page.keyboard.press('Escape');
+          return false;
+        }
+      },
+      90_000,
+    );
+    const info = await waitFor(
+      'Python found after trust',
+      () =>
+        events('engine-info')
+          .slice(before)
+          .find((e) => e.info.python.found)?.info,
+      60_000,
+    );
     assert.ok(info.python.tried.some((t) => t.outcome === 'usable'));
   });
 });

@@ -17,7 +17,10 @@ const s = studio({
     const tiny = path.join(ws, 'tiny.palrun.yaml');
     writeFileSync(tiny, readFileSync(tiny, 'utf8').replace('stage1: {epochs: 1,', 'stage1: {epochs: 6,').replace('stage2: {epochs: 1,', 'stage2: {epochs: 4,'));
     // The same run for longer: long enough to stop in the middle of stage 1.
-    writeFileSync(path.join(ws, 'long.palrun.yaml'), readFileSync(tiny, 'utf8').replace('name: tiny-sample', 'name: long-sample').replace('stage1: {epochs: 6,', 'stage1: {epochs: 40,'));
+    writeFileSync(
+      path.join(ws, 'long.palrun.yaml'),
+      readFileSync(tiny, 'utf8').replace('name: tiny-sample', 'name: long-sample').replace('stage1: {epochs: 6,', 'stage1: {epochs: 40,'),
+    );
   },
 });
 const { events, runCommand, scenario, saveArtifacts } = s;
@@ -32,7 +35,6 @@ const points = async (view, chart) => {
   return counts[0] ?? 0;
 };
 const metricLines = (file) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
-
 
 describe('the training dashboard in a real VS Code (code-server)', { timeout: 600_000 }, () => {
   before(async () => {
@@ -58,25 +60,38 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     let sawSteps = false;
     let sawStatusPercent = false;
     const evaluation = view.locator('[data-testid="evaluation"]');
-    await waitFor('the evaluation table', async () => {
-      for (const stage of ['stage1', 'stage2']) seen[stage].add(await points(view, `${stage}-loss`));
-      const progress = view.locator('[data-testid="progress"]');
-      if ((await textsNow(progress)).some((text) => /step \d+ of \d+/.test(text))) sawSteps = true;
-      if ((await textsNow(statusItem)).some((text) => /PAL run tiny-sample · stage [12] · \d+%/.test(text))) sawStatusPercent = true;
-      return (await evaluation.count()) > 0;
-    }, 240_000);
+    await waitFor(
+      'the evaluation table',
+      async () => {
+        for (const stage of ['stage1', 'stage2']) seen[stage].add(await points(view, `${stage}-loss`));
+        const progress = view.locator('[data-testid="progress"]');
+        if ((await textsNow(progress)).some((text) => /step \d+ of \d+/.test(text))) sawSteps = true;
+        if ((await textsNow(statusItem)).some((text) => /PAL run tiny-sample · stage [12] · \d+%/.test(text))) sawStatusPercent = true;
+        return (await evaluation.count()) > 0;
+      },
+      240_000,
+    );
     assert.ok(sawSteps, 'the progress line showed "step x of y"');
     assert.ok(sawStatusPercent, 'the status-bar item showed the stage and its percentage');
     // Live: each chart was seen with some of its points before it had all of them.
     const stage1Lines = metricLines(path.join(runDir(), 'stage1', 'metrics.jsonl'));
     const stage2Lines = metricLines(path.join(runDir(), 'stage2', 'metrics.jsonl'));
-    const partial = [...seen.stage1].filter((n) => n > 0 && n < stage1Lines.length).length + [...seen.stage2].filter((n) => n > 0 && n < stage2Lines.length).length;
-    assert.ok(partial > 0, `the charts grew while the run went on (seen ${[...seen.stage1]} of ${stage1Lines.length}, ${[...seen.stage2]} of ${stage2Lines.length})`);
+    const partial =
+      [...seen.stage1].filter((n) => n > 0 && n < stage1Lines.length).length + [...seen.stage2].filter((n) => n > 0 && n < stage2Lines.length).length;
+    assert.ok(
+      partial > 0,
+      `the charts grew while the run went on (seen ${[...seen.stage1]} of ${stage1Lines.length}, ${[...seen.stage2]} of ${stage2Lines.length})`,
+    );
 
     // Done: every stage, every step charted, the status-bar item gone.
     await waitFor('the run to finish', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'finished', 30_000);
     assert.deepEqual(await view.locator('[data-testid="stages"] li').evaluateAll((lis) => lis.map((li) => `${li.dataset.stage}:${li.dataset.status}`)), [
-      'prepare:done', 'stage1:done', 'generate:done', 'stage2:done', 'export:done', 'evaluate:done',
+      'prepare:done',
+      'stage1:done',
+      'generate:done',
+      'stage2:done',
+      'export:done',
+      'evaluate:done',
     ]);
     assert.equal(await points(view, 'stage1-loss'), stage1Lines.length);
     assert.equal(await points(view, 'stage2-rewards'), 3 * stage2Lines.length, 'chosen, rejected and margins');
@@ -109,7 +124,10 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     });
     assert.equal(written.length, 1, 'one settings file names the model');
     assert.match(written[0], /[\\/]Machine[\\/]settings\.json$/);
-    await page.locator('.notifications-toasts .notification-toast', { hasText: 'now answers with the model of run tiny-sample' }).first().waitFor({ timeout: 15_000 });
+    await page
+      .locator('.notifications-toasts .notification-toast', { hasText: 'now answers with the model of run tiny-sample' })
+      .first()
+      .waitFor({ timeout: 15_000 });
   });
 
   scenario('Stop stops a run at a checkpoint, and Resume carries on from it', async () => {
@@ -132,14 +150,20 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await waitFor('the run to stop again', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
     // Resumed, not restarted: every step once, in order.
     const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
-    assert.deepEqual(steps, steps.map((_, i) => i + 1));
+    assert.deepEqual(
+      steps,
+      steps.map((_, i) => i + 1),
+    );
     assert.ok(steps.length > stoppedAt + 2);
   });
 
   scenario('the engine killed mid-run: the dashboard says so, the orphaned trainer stops at a checkpoint by itself, Resume carries on', async () => {
     const view = s.webview();
     const metrics = path.join(workspace, 'runs', 'long-sample', 'stage1', 'metrics.jsonl');
-    const trainers = () => execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('long-sample/stage1/job.request.json') && l.includes('pal_trainer.train'));
+    const trainers = () =>
+      execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes('long-sample/stage1/job.request.json') && l.includes('pal_trainer.train'));
     await view.locator('vscode-button[data-action="resume"]').click();
     const before = metricLines(metrics).length;
     await waitFor('the resumed run to take steps', async () => (await points(view, 'stage1-loss')) > before + 1, 120_000);
@@ -158,7 +182,11 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await view.locator('vscode-button[data-action="stop"]').click();
     await waitFor('the run to stop', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
     const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
-    assert.deepEqual(steps, steps.map((_, i) => i + 1), 'every step once, in order, across the kill');
+    assert.deepEqual(
+      steps,
+      steps.map((_, i) => i + 1),
+      'every step once, in order, across the kill',
+    );
   });
 
   scenario('a second VS Code window on the same workspace cannot start a run that is running, and is told who runs it', async () => {
@@ -177,7 +205,10 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
       await s.pick('long', 'long.palrun.yaml', second);
       const toast = second.locator('.notifications-toasts .notification-toast', { hasText: 'PAL run long.palrun.yaml failed' });
       await toast.first().waitFor({ timeout: 60_000 });
-      assert.match(await toast.first().textContent(), /is already being run by another PAL Studio process \(pid \d+, since .*another VS Code window or a pal train/);
+      assert.match(
+        await toast.first().textContent(),
+        /is already being run by another PAL Studio process \(pid \d+, since .*another VS Code window or a pal train/,
+      );
       await second.screenshot({ path: path.join(resultsDir, 'second-window-refused.png') }).catch(() => undefined);
     } finally {
       await second.close();
@@ -186,7 +217,10 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await view.locator('vscode-button[data-action="stop"]').click();
     await waitFor('the run to stop', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
     const steps = metricLines(metrics).map((l) => JSON.parse(l).step);
-    assert.deepEqual(steps, steps.map((_, i) => i + 1));
+    assert.deepEqual(
+      steps,
+      steps.map((_, i) => i + 1),
+    );
   });
 
   scenario('after a restart the dashboard comes back with its charts, and names a corrupt metrics line', async () => {
@@ -211,7 +245,10 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await view.locator('h1', { hasText: 'Training: tiny-sample' }).waitFor({ timeout: 60_000 });
     await waitFor('the charts', async () => (await points(view, 'stage1-loss')) === before, 30_000);
     assert.equal(await points(view, 'stage2-loss'), lines);
-    assert.equal(await view.locator('[data-testid="warnings"] li').textContent(), `runs/tiny-sample/stage2/metrics.jsonl:${lines + 1}: skipped, not a JSON line`);
+    assert.equal(
+      await view.locator('[data-testid="warnings"] li').textContent(),
+      `runs/tiny-sample/stage2/metrics.jsonl:${lines + 1}: skipped, not a JSON line`,
+    );
     assert.equal(await view.locator('[data-testid="evaluation"] tr[data-metric="bleu1"]').count(), 1);
 
     const background = () => view.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);

@@ -27,7 +27,13 @@ describe('the first-run walkthrough', { timeout: 300_000 }, () => {
     await row.click();
     const walkthrough = page.locator('.gettingStartedContainer');
     await walkthrough.locator('.getting-started-step', { hasText: 'Write a persona' }).waitFor({ timeout: 30_000 });
-    for (const step of ['Open the sample project', 'Judge preference pairs', 'Check Python for training', 'Start the alignment run', 'Talk to the aligned model']) {
+    for (const step of [
+      'Open the sample project',
+      'Judge preference pairs',
+      'Check Python for training',
+      'Start the alignment run',
+      'Talk to the aligned model',
+    ]) {
       assert.equal(await walkthrough.locator('.getting-started-step', { hasText: step }).count(), 1, `step "${step}"`);
     }
     await walkthrough.locator('.getting-started-step', { hasText: 'Write a persona' }).click();
@@ -36,7 +42,10 @@ describe('the first-run walkthrough', { timeout: 300_000 }, () => {
     assert.ok(events('command').some((e) => e.id === 'palStudio.openFirst'));
     // Back on the walkthrough, the step whose button was used is checked off.
     await page.locator('.tab', { hasText: 'Welcome' }).click();
-    await walkthrough.locator('.getting-started-step', { hasText: 'Write a persona' }).locator('.codicon-getting-started-step-checked').waitFor({ timeout: 30_000 });
+    await walkthrough
+      .locator('.getting-started-step', { hasText: 'Write a persona' })
+      .locator('.codicon-getting-started-step-checked')
+      .waitFor({ timeout: 30_000 });
   });
 
   scenario('"PAL: Open the Sample Project" copies the sample next to what is there, and never over it', async () => {
@@ -53,7 +62,10 @@ describe('the first-run walkthrough', { timeout: 300_000 }, () => {
     await waitFor('the copied sample', () => existsSync(path.join(copy, 'sample.palrun.yaml')), 30_000);
     const sample = path.join(repoRoot, 'samples', 'studio');
     for (const dir of ['personas', 'data', 'pairs']) assert.deepEqual(readdirSync(path.join(copy, dir)).sort(), readdirSync(path.join(sample, dir)).sort());
-    assert.equal(readFileSync(path.join(copy, 'personas', 'mara-the-lighthouse-keeper.persona.yaml'), 'utf8'), readFileSync(path.join(sample, 'personas', 'mara-the-lighthouse-keeper.persona.yaml'), 'utf8'));
+    assert.equal(
+      readFileSync(path.join(copy, 'personas', 'mara-the-lighthouse-keeper.persona.yaml'), 'utf8'),
+      readFileSync(path.join(sample, 'personas', 'mara-the-lighthouse-keeper.persona.yaml'), 'utf8'),
+    );
     assert.deepEqual(readdirSync(path.join(parent, 'pal-studio-sample')), ['mine.txt'], 'the folder that was there is untouched');
   });
 });

@@ -41,8 +41,17 @@ test('the index counts pairs by status, persona and origin, and knows blank and 
   assert.equal(c.pairs, 5);
   assert.deepEqual(c.byStatus, { pending: 3, chosen: 1, skipped: 0, tie: 1 });
   assert.equal(c.invalid, 1);
-  assert.deepEqual(c.personas, [{ id: '', count: 1 }, { id: 'dev', count: 2 }, { id: 'mara', count: 3 }]);
-  assert.deepEqual(c.origins, [{ id: '', count: 1 }, { id: 'annotated', count: 1 }, { id: 'imported', count: 1 }, { id: 'pal-stage2', count: 2 }]);
+  assert.deepEqual(c.personas, [
+    { id: '', count: 1 },
+    { id: 'dev', count: 2 },
+    { id: 'mara', count: 3 },
+  ]);
+  assert.deepEqual(c.origins, [
+    { id: '', count: 1 },
+    { id: 'annotated', count: 1 },
+    { id: 'imported', count: 1 },
+    { id: 'pal-stage2', count: 2 },
+  ]);
   assert.equal(index.entry(2), null);
   assert.equal(index.entry(3)?.kind, 'invalid');
   assert.deepEqual(index.entry(5), { kind: 'pair', status: 'chosen', personas: [], origin: 'imported' }, 'no status counts as chosen');
@@ -109,8 +118,14 @@ test('judgements: 1 keeps the order, 2 swaps chosen and rejected, t and s set th
   assert.match(judgedLine(line, 'tie', TIME), /"status": "tie", "x-note": \{"k": 1\.50\}, "time": /);
   assert.match(judgedLine(line, 'skip', TIME), /"status": "skipped"/);
   // Compact lines stay compact; an existing time is replaced, not duplicated; a BOM stays.
-  assert.equal(judgedLine('{"prompt":"p","chosen":"c","rejected":"r","time":"old"}', 'second', TIME), `{"prompt":"p","chosen":"r","rejected":"c","time":"${TIME}","status":"chosen"}`);
-  assert.equal(judgedLine('\uFEFF{"prompt": "p", "chosen": "c", "rejected": "r"}', 'tie', TIME), `\uFEFF{"prompt": "p", "chosen": "c", "rejected": "r", "status": "tie", "time": "${TIME}"}`);
+  assert.equal(
+    judgedLine('{"prompt":"p","chosen":"c","rejected":"r","time":"old"}', 'second', TIME),
+    `{"prompt":"p","chosen":"r","rejected":"c","time":"${TIME}","status":"chosen"}`,
+  );
+  assert.equal(
+    judgedLine('\uFEFF{"prompt": "p", "chosen": "c", "rejected": "r"}', 'tie', TIME),
+    `\uFEFF{"prompt": "p", "chosen": "c", "rejected": "r", "status": "tie", "time": "${TIME}"}`,
+  );
   // What it writes is a valid pair that says what was judged.
   const judged = parsePairs(judgedLine(LINES[1]!, 'second', TIME), 'x').lines[0]!.value!;
   assert.deepEqual([judged.chosen, judged.rejected, judged.status, judged.time, judged.origin], ['b .', 'a .', 'chosen', TIME, 'pal-stage2']);
@@ -133,14 +148,23 @@ test('a judgement in a document changes that one line: every other line (blank, 
 });
 
 test('editing a response replaces that text only; a conversational one gets its last message edited', () => {
-  assert.equal(editedResponseLine('{"prompt": "p", "chosen": "c", "rejected": "r"}', 'rejected', 'new "one"\nline'), '{"prompt": "p", "chosen": "c", "rejected": "new \\"one\\"\\nline"}');
+  assert.equal(
+    editedResponseLine('{"prompt": "p", "chosen": "c", "rejected": "r"}', 'rejected', 'new "one"\nline'),
+    '{"prompt": "p", "chosen": "c", "rejected": "new \\"one\\"\\nline"}',
+  );
   const conversational = JSON.stringify({
     prompt: [{ role: 'user', content: 'hi' }],
-    chosen: [{ role: 'assistant', content: 'one' }, { role: 'assistant', content: 'two' }],
+    chosen: [
+      { role: 'assistant', content: 'one' },
+      { role: 'assistant', content: 'two' },
+    ],
     rejected: [{ role: 'assistant', content: 'r' }],
   });
   const edited = JSON.parse(editedResponseLine(conversational, 'chosen', 'deux'));
-  assert.deepEqual(edited.chosen, [{ role: 'assistant', content: 'one' }, { role: 'assistant', content: 'deux' }]);
+  assert.deepEqual(edited.chosen, [
+    { role: 'assistant', content: 'one' },
+    { role: 'assistant', content: 'deux' },
+  ]);
   assert.throws(() => editedResponseLine('{"prompt": "p", "chosen": [], "rejected": "r"}', 'chosen', 'x'), /no message/);
 });
 
@@ -152,7 +176,11 @@ test('the incremental update after a change equals indexing the changed document
   const judged = judgedLine(baseLines[0]!, 'skip', TIME);
   cases.push({ text: base, change: { startLine: 0, endLine: 0, text: judged }, after: [judged, ...baseLines.slice(1)].join('\n') });
   cases.push({ text: base, change: { startLine: 1, endLine: 2, text: '' }, after: [baseLines[0], ...baseLines.slice(2)].join('\n') });
-  cases.push({ text: base, change: { startLine: 3, endLine: 3, text: `${LINES[0]}\n${LINES[1]}` }, after: [...baseLines.slice(0, 3), LINES[0], LINES[1], ...baseLines.slice(4)].join('\n') });
+  cases.push({
+    text: base,
+    change: { startLine: 3, endLine: 3, text: `${LINES[0]}\n${LINES[1]}` },
+    after: [...baseLines.slice(0, 3), LINES[0], LINES[1], ...baseLines.slice(4)].join('\n'),
+  });
   cases.push({ text: base, change: { startLine: 5, endLine: 6, text: LINES[4]! }, after: [...baseLines.slice(0, 5), LINES[4]].join('\n') });
   cases.push({ text: base, change: { startLine: 0, endLine: 6, text: `${LINES[3]}\r\n${LINES[2]}` }, after: `${LINES[3]}\r\n${LINES[2]}` });
   for (const { text, change, after } of cases) {
@@ -205,10 +233,16 @@ test('what the annotator shows of a pair: texts, personas by id, status, warning
   assert.equal(view?.kind, 'pair');
   const p = view as Extract<typeof view, { kind: 'pair' }>;
   assert.equal(p.line, 5);
-  assert.deepEqual(p.personas, [{ id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .'] }, { id: 'ghost', name: null, facts: [] }]);
+  assert.deepEqual(p.personas, [
+    { id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .'] },
+    { id: 'ghost', name: null, facts: [] },
+  ]);
   assert.deepEqual([p.status, p.statusGiven, p.origin, p.time], ['chosen', false, 'annotated', 'soon']);
   assert.equal(p.warnings.length, 2, 'chosen equals rejected, and an unreadable time');
-  assert.equal(lineView('', 0, 'p', () => undefined), null);
+  assert.equal(
+    lineView('', 0, 'p', () => undefined),
+    null,
+  );
   const invalid = lineView('{nope', 2, 'p.pairs.jsonl', () => undefined);
   assert.deepEqual([invalid?.kind, invalid?.line], ['invalid', 3]);
 });

@@ -4,7 +4,16 @@
 // every example) and against the report's own numbers.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { aggregate, AGGREGATE_KEYS, bootstrapIntervals, evaluate, evaluateText, pairedBootstrap, trivialSelection, type PredictionRecord } from '../../src/core/metrics/index';
+import {
+  aggregate,
+  AGGREGATE_KEYS,
+  bootstrapIntervals,
+  evaluate,
+  evaluateText,
+  pairedBootstrap,
+  trivialSelection,
+  type PredictionRecord,
+} from '../../src/core/metrics/index';
 import { mulberry32 } from '../../src/core/random';
 
 const WORDS = ['dog', 'cat', 'ski', 'bread', 'sea', 'jazz', 'truck', 'ohio', 'nurse', 'garden', 'rain', 'tea'];
@@ -30,8 +39,10 @@ test('aggregate over every example is the report: one function for the point and
   for (const k of AGGREGATE_KEYS) assert.equal(all[k], ev.report[k], k);
 });
 
-test('a proportion\'s bootstrap interval is its normal interval: ROUGE-L 1 on half of 400 examples, 0 on the rest', () => {
-  const records = Array.from({ length: 400 }, (_, i) => (i % 2 ? { prediction: 'i like tea', reference: 'i like tea' } : { prediction: 'dogs bark', reference: 'i like tea' }));
+test("a proportion's bootstrap interval is its normal interval: ROUGE-L 1 on half of 400 examples, 0 on the rest", () => {
+  const records = Array.from({ length: 400 }, (_, i) =>
+    i % 2 ? { prediction: 'i like tea', reference: 'i like tea' } : { prediction: 'dogs bark', reference: 'i like tea' },
+  );
   const ev = evaluateText(records);
   assert.equal(ev.report.rougeL, 0.5);
   const { rougeL } = bootstrapIntervals(ev, { resamples: 2000 });
@@ -64,7 +75,10 @@ test('Distinct-n intervals hold the point though a draw repeats predictions (eve
   const ev = evaluateText(unique);
   assert.equal(ev.report.distinct2, 1);
   const { distinct1, distinct2 } = bootstrapIntervals(ev);
-  for (const [k, i] of [['distinct1', distinct1], ['distinct2', distinct2]] as const) {
+  for (const [k, i] of [
+    ['distinct1', distinct1],
+    ['distinct2', distinct2],
+  ] as const) {
     assert.ok(i!.low <= ev.report[k]! && ev.report[k]! <= i!.high && i!.high <= 1, `${k}: ${ev.report[k]} in ${i!.low}..${i!.high}`);
   }
   const paired = pairedBootstrap(evaluateText(repeated), ev).distinct2!;
@@ -84,7 +98,10 @@ test('the paired test: identical systems differ by nothing; one better on every 
   // b gets the reference on a shuffled half of the examples and nothing on the other half, a the
   // other way round: the same on the whole, so the test must not call it.
   const random = mulberry32(4);
-  const heads = records.map((_, i) => [i % 2 === 0, random()] as const).sort((p, q) => p[1] - q[1]).map(([h]) => h);
+  const heads = records
+    .map((_, i) => [i % 2 === 0, random()] as const)
+    .sort((p, q) => p[1] - q[1])
+    .map(([h]) => h);
   const x = evaluateText(records.map((r, i) => ({ ...r, prediction: heads[i] ? r.reference : 'zzz' })));
   const y = evaluateText(records.map((r, i) => ({ ...r, prediction: heads[i] ? 'zzz' : r.reference })));
   const coin = pairedBootstrap(x, y).rougeL!;

@@ -56,7 +56,29 @@ test('pal import guesses Synthetic-Persona-Chat CSV and Character Cards from the
   assert.match(r.stderr, /\(spc; split test, from the file name\)/);
   assert.equal(pal('validate', spc).status, 0);
   const card = path.join(dir, 'card.json');
-  writeFileSync(card, JSON.stringify({ spec: 'chara_card_v2', spec_version: '2.0', data: { name: 'Captain Io', description: 'Io pilots a cargo ship. Io hates paperwork.', personality: 'gruff, loyal', scenario: '', first_mes: 'Aboard!', mes_example: '', creator_notes: '', system_prompt: '', post_history_instructions: '', alternate_greetings: [], tags: ['space'], creator: 'test', character_version: '1', extensions: {} } }));
+  writeFileSync(
+    card,
+    JSON.stringify({
+      spec: 'chara_card_v2',
+      spec_version: '2.0',
+      data: {
+        name: 'Captain Io',
+        description: 'Io pilots a cargo ship. Io hates paperwork.',
+        personality: 'gruff, loyal',
+        scenario: '',
+        first_mes: 'Aboard!',
+        mes_example: '',
+        creator_notes: '',
+        system_prompt: '',
+        post_history_instructions: '',
+        alternate_greetings: [],
+        tags: ['space'],
+        creator: 'test',
+        character_version: '1',
+        extensions: {},
+      },
+    }),
+  );
   const persona = path.join(dir, 'io.persona.yaml');
   const c = pal('import', card, '--out', persona);
   assert.equal(c.status, 0, c.stderr);
@@ -97,7 +119,10 @@ test('pal export: pairs for TRL, LLaMA-Factory and axolotl; pending pairs are le
   const trl = pal('export', pairs, '--to', 'trl', '--out', path.join(dir, 'trl'));
   assert.equal(trl.status, 0, trl.stderr);
   assert.match(trl.stderr, /Exported 2 to trl; left out 1 \(1 pending\)/);
-  const rows = readFileSync(path.join(dir, 'trl', 'mara.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = readFileSync(path.join(dir, 'trl', 'mara.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.deepEqual(Object.keys(rows[0]), ['prompt', 'chosen', 'rejected']);
   assert.equal(pal('export', pairs, '--to', 'llama-factory', '--out', path.join(dir, 'lf')).status, 0);
   const info = JSON.parse(readFileSync(path.join(dir, 'lf', 'dataset_info.json'), 'utf8'));
@@ -137,7 +162,10 @@ test('pal import never writes over its input, leaves no empty file behind, and t
   assert.equal(JSON.parse(readFileSync(out, 'utf8').trim()).split, 'train');
   const plain = path.join(dir, 'episodes.txt');
   writeFileSync(plain, episode);
-  assert.match(pal('import', plain, '--out', path.join(dir, 'plain.dialogues.jsonl')).stderr, /\(persona-chat; split valid, the persona-chat default: --split to change\)/);
+  assert.match(
+    pal('import', plain, '--out', path.join(dir, 'plain.dialogues.jsonl')).stderr,
+    /\(persona-chat; split valid, the persona-chat default: --split to change\)/,
+  );
   // Its own input, by the same path, through a link, or as a hard link: refused, the file intact.
   const before = readFileSync(out, 'utf8');
   const link = path.join(dir, 'link.dialogues.jsonl');
@@ -184,7 +212,10 @@ test('a file that is not UTF-8 is refused where it goes wrong, never read as rep
   assert.equal(a.status, 1);
   assert.match(a.stdout, /wide\.persona\.yaml:1:1: error: this file is UTF-16 \(little-endian\): PAL Studio reads UTF-8\. Save it as UTF-8/);
   const latin1 = path.join(dir, 'old.dialogues.jsonl');
-  const bytes = Buffer.from(`${JSON.stringify({ personas: ['i fish .'], history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' })}\n{"personas": ["caf\u00e9"], "history": ["x"], "response": "y", "persona_index": -1, "split": "train"}\n`, 'latin1');
+  const bytes = Buffer.from(
+    `${JSON.stringify({ personas: ['i fish .'], history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' })}\n{"personas": ["caf\u00e9"], "history": ["x"], "response": "y", "persona_index": -1, "split": "train"}\n`,
+    'latin1',
+  );
   writeFileSync(latin1, bytes);
   const b = pal('validate', latin1);
   assert.equal(b.status, 1);

@@ -48,7 +48,18 @@ test('the recipe in miniature: tokenizer, stream, init, pre-training that resume
   assert.equal(r.status, 0, r.stderr);
 
   const config = path.join(dir, 'config.json');
-  const arch = { model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, max_position_embeddings: 128, tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0, pad_token_id: 0 };
+  const arch = {
+    model_type: 'llama',
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    max_position_embeddings: 128,
+    tie_word_embeddings: true,
+    bos_token_id: 0,
+    eos_token_id: 0,
+    pad_token_id: 0,
+  };
   writeFileSync(config, JSON.stringify({ ...arch, vocab_size: 100 }));
   r = pal('model', 'init', '--config', config, '--tokenizer', tok, '--out', path.join(dir, 'bad'));
   assert.equal(r.status, 1);
@@ -61,7 +72,25 @@ test('the recipe in miniature: tokenizer, stream, init, pre-training that resume
   assert.match(r.stderr, /Initialised .*: [\d,]+ parameters/);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(path.join(init, f)), f);
 
-  const args = ['pretrain', '--model', init, '--data', path.join(dir, 'stream.bin'), '--out', path.join(dir, 'pre'), '--steps', '40', '--batch-size', '8', '--max-length', '32', '--lr', '0.005', '--warmup', '4'];
+  const args = [
+    'pretrain',
+    '--model',
+    init,
+    '--data',
+    path.join(dir, 'stream.bin'),
+    '--out',
+    path.join(dir, 'pre'),
+    '--steps',
+    '40',
+    '--batch-size',
+    '8',
+    '--max-length',
+    '32',
+    '--lr',
+    '0.005',
+    '--warmup',
+    '4',
+  ];
   r = pal(...args);
   assert.equal(r.status, 0, r.stderr);
   const final = r.stdout.trim();
@@ -106,7 +135,8 @@ test('pal demo: a short PAL run of a model on the sample project, a before/after
   const r = pal('demo', '--model', model, '--out', out, '--max-length', '512');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Before \(\S+ as shipped\) and after PAL on the sample personas, 12 held-out examples/);
-  for (const metric of ['BLEU-1', 'BLEU-4', 'ROUGE-L', 'Distinct-2', 'Selection accuracy', 'P-F1']) assert.match(r.stdout, new RegExp(`\\n${metric}[^\\n]*\\d`), metric);
+  for (const metric of ['BLEU-1', 'BLEU-4', 'ROUGE-L', 'Distinct-2', 'Selection accuracy', 'P-F1'])
+    assert.match(r.stdout, new RegExp(`\\n${metric}[^\\n]*\\d`), metric);
   assert.match(r.stdout, /\nC\.score \(sum[^\n]*n\/a/, 'no NLI model: C.score is shown as not computed');
   assert.match(r.stdout, /Note: C.score not computed: no NLI model configured/);
   assert.match(r.stdout, /\n {4}after {3}\[[^\]]+\] /, 'examples show the persona the aligned model selected');

@@ -100,7 +100,10 @@ test('an engine that keeps crashing is given up on after maxCrashes, and request
   await c.start().catch(() => undefined);
   await until('giving up', () => (c.currentState === 'failed' ? true : undefined));
   assert.equal(crashes.length, 3);
-  assert.deepEqual(crashes.map((x) => x.willRestart), [true, true, false]);
+  assert.deepEqual(
+    crashes.map((x) => x.willRestart),
+    [true, true, false],
+  );
   assert.equal(crashes[2]!.code, 3);
   assert.match(crashes[2]!.message, /stopped unexpectedly 3 times within 1 minutes \(last time it exited with code 3\), so it was not restarted again/);
   assert.deepEqual(

@@ -34,7 +34,11 @@ const restricted = { allowPython: false, logLevel: 'info' as const };
 
 test('initialize answers the engine version and pid, and logs who it serves', async () => {
   const { client, logs, close } = pair();
-  const r = await client.sendRequest(InitializeRequest, { protocolVersion: ENGINE_PROTOCOL_VERSION, client: { name: 'test', version: '1' }, settings: restricted });
+  const r = await client.sendRequest(InitializeRequest, {
+    protocolVersion: ENGINE_PROTOCOL_VERSION,
+    client: { name: 'test', version: '1' },
+    settings: restricted,
+  });
   assert.equal(r.protocolVersion, ENGINE_PROTOCOL_VERSION);
   assert.equal(r.pid, process.pid);
   assert.match(r.engineVersion, /^\d+\.\d+\.\d+/);
@@ -73,7 +77,10 @@ test('a changed Python setting is searched again; the report follows the setting
   assert.match((await client.sendRequest(EngineInfoRequest, {})).python.reason!, /Restricted Mode/);
   await client.sendNotification(DidChangeSettingsNotification, { settings: { allowPython: true, logLevel: 'info', pythonPath: '/definitely/not/python' } });
   const info = await client.sendRequest(EngineInfoRequest, {});
-  assert.deepEqual(info.python.tried.map((t) => [t.path, t.source, t.outcome]), [['/definitely/not/python', 'setting', 'missing']]);
+  assert.deepEqual(
+    info.python.tried.map((t) => [t.path, t.source, t.outcome]),
+    [['/definitely/not/python', 'setting', 'missing']],
+  );
   close();
 });
 

@@ -37,7 +37,25 @@ test('pal eval --json gives every metric under its stable key, with hand-checked
   const r = pal('eval', '--predictions', file('hand.jsonl', HAND_CASE), '--json');
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout);
-  for (const key of ['bleu1', 'bleu2', 'bleu3', 'bleu4', 'rougeL', 'distinct1', 'distinct2', 'avgLength', 'selectionAccuracy', 'selectionAccuracyPersona', 'selectionAccuracyNone', 'pF1', 'pCover', 'cScore', 'cScoreMax', 'count', 'notes']) {
+  for (const key of [
+    'bleu1',
+    'bleu2',
+    'bleu3',
+    'bleu4',
+    'rougeL',
+    'distinct1',
+    'distinct2',
+    'avgLength',
+    'selectionAccuracy',
+    'selectionAccuracyPersona',
+    'selectionAccuracyNone',
+    'pF1',
+    'pCover',
+    'cScore',
+    'cScoreMax',
+    'count',
+    'notes',
+  ]) {
     assert.ok(key in report, `missing key ${key}`);
   }
   // Corpus n-gram matches/totals: unigrams (5 + 2)/(5 + 3), bigrams (4 + 1)/(4 + 2), trigrams
@@ -85,7 +103,13 @@ test('--out writes report.json and a self-contained report.html that escapes eve
   const out = path.join(dir, 'out');
   const lines = [
     ...HAND_CASE,
-    { prediction: 'hi <script>alert("x")</script> & bye', reference: 'hello </td><img src=x onerror=alert(1)>', personas: ['i am a <b>nurse</b> .'], selected: 0, gold_persona: 0 },
+    {
+      prediction: 'hi <script>alert("x")</script> & bye',
+      reference: 'hello </td><img src=x onerror=alert(1)>',
+      personas: ['i am a <b>nurse</b> .'],
+      selected: 0,
+      gold_persona: 0,
+    },
   ];
   const r = pal('eval', '--predictions', file('xss.jsonl', lines), '--out', out);
   assert.equal(r.status, 0, r.stderr);
@@ -108,7 +132,10 @@ test('--out writes report.json and a self-contained report.html that escapes eve
 });
 
 test('--baseline shows before, after and the change; pal compare puts two reports side by side', () => {
-  const before = file('before.jsonl', HAND_CASE.map((l) => ({ ...l, prediction: 'hello there', selected: -1 })));
+  const before = file(
+    'before.jsonl',
+    HAND_CASE.map((l) => ({ ...l, prediction: 'hello there', selected: -1 })),
+  );
   const after = path.join(dir, 'hand.jsonl');
   const r = pal('eval', '--predictions', after, '--baseline', before);
   assert.equal(r.status, 0, r.stderr);
@@ -221,23 +248,54 @@ test('pal predict answers every example as the run evaluation does, and pal eval
   const out = path.join(dir, 'predicted.jsonl');
   const r = pal('predict', '--model', 'pal-default', set, '--out', out, '--limit', '2', '--beams', '2', '--no-repeat-ngram', '3', '--max-new-tokens', '8');
   assert.equal(r.status, 0, r.stderr);
-  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(rows.map((x) => [x.id, x.reference, x.gold_persona, x.selection_source]), [['a', 'yes , two dogs .', 0, 'model'], ['b', 'i ski .', 1, 'model']]);
+  const rows = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    rows.map((x) => [x.id, x.reference, x.gold_persona, x.selection_source]),
+    [
+      ['a', 'yes , two dogs .', 0, 'model'],
+      ['b', 'i ski .', 1, 'model'],
+    ],
+  );
   assert.ok(rows.every((x) => typeof x.prediction === 'string' && typeof x.selected === 'number'));
   assert.equal(pal('eval', '--predictions', out, '--json').status, 0);
   // Its output is never overwritten unasked, and bad options are usage errors.
   assert.match(pal('predict', '--model', 'pal-default', set, '--out', out).stderr, /already exists/);
   assert.equal(pal('predict', '--model', 'pal-default', set, '--out', out, '--beams', 'abc').status, 2);
-  assert.match(pal('predict', '--model', 'pal-default', set, '--out', out, '--force', '--selection', 'oracle').stderr, /--selection must be one of auto, model, retrieval, gold, none/);
+  assert.match(
+    pal('predict', '--model', 'pal-default', set, '--out', out, '--force', '--selection', 'oracle').stderr,
+    /--selection must be one of auto, model, retrieval, gold, none/,
+  );
   // The reference rows: the gold sentence highlighted (without a select answer), or none.
   const gold = path.join(dir, 'gold.jsonl');
   assert.equal(pal('predict', '--model', 'pal-default', set, '--out', gold, '--selection', 'gold', '--max-new-tokens', '8').status, 0);
-  const goldRows = readFileSync(gold, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(goldRows.map((x) => [x.selected, x.selection_source, x.select_probabilities]), [[0, 'given', undefined], [1, 'given', undefined], [-1, 'given', undefined]]);
-  assert.deepEqual(goldRows.map((x) => x.history), examples.map((e) => e.history));
+  const goldRows = readFileSync(gold, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    goldRows.map((x) => [x.selected, x.selection_source, x.select_probabilities]),
+    [
+      [0, 'given', undefined],
+      [1, 'given', undefined],
+      [-1, 'given', undefined],
+    ],
+  );
+  assert.deepEqual(
+    goldRows.map((x) => x.history),
+    examples.map((e) => e.history),
+  );
   const none = path.join(dir, 'none.jsonl');
   assert.equal(pal('predict', '--model', 'pal-default', set, '--out', none, '--selection', 'none', '--max-new-tokens', '8').status, 0);
-  assert.deepEqual(readFileSync(none, 'utf8').trim().split('\n').map((l) => JSON.parse(l).selected), [-1, -1, -1]);
+  assert.deepEqual(
+    readFileSync(none, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).selected),
+    [-1, -1, -1],
+  );
 });
 
 test('a bad --out is said in words before any scoring: a file in its place, a dangling link, a file as parent (issue 18.11)', () => {

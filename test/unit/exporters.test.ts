@@ -7,7 +7,14 @@ import type { PreferencePair } from '../../src/core/formats/types';
 import { exportAxolotl, exportLlamaFactory, exportTrl, safeDatasetName } from '../../src/core/exporters/pairs';
 
 const standard: PreferencePair[] = [
-  { prompt: 'persona: i have two dogs .\nuser: hi !', chosen: 'hi ! just back from walking my two dogs .', rejected: 'hello .', status: 'chosen', origin: 'annotated', annotator: 'ana' },
+  {
+    prompt: 'persona: i have two dogs .\nuser: hi !',
+    chosen: 'hi ! just back from walking my two dogs .',
+    rejected: 'hello .',
+    status: 'chosen',
+    origin: 'annotated',
+    annotator: 'ana',
+  },
   { prompt: 'persona: i ski .\nuser: plans ?', chosen: 'skiing , as every weekend .', rejected: 'nothing .' }, // no status: imported
   { prompt: 'p3', chosen: 'c3', rejected: 'r3', status: 'pending' },
   { prompt: 'p4', chosen: 'c4', rejected: 'r4', status: 'skipped' },
@@ -29,13 +36,36 @@ const conversational: PreferencePair[] = [
   },
   { prompt: 'plain text prompt', chosen: 'plain chosen', rejected: 'plain rejected', status: 'chosen' },
   { prompt: [{ role: 'assistant', content: 'I start.' }], chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }] },
-  { prompt: [{ role: 'user', content: 'x' }], chosen: [{ role: 'assistant', content: 'a' }, { role: 'assistant', content: 'a2' }], rejected: [{ role: 'assistant', content: 'b' }], status: 'tie' },
+  {
+    prompt: [{ role: 'user', content: 'x' }],
+    chosen: [
+      { role: 'assistant', content: 'a' },
+      { role: 'assistant', content: 'a2' },
+    ],
+    rejected: [{ role: 'assistant', content: 'b' }],
+    status: 'tie',
+  },
 ];
 
 test('pairs the formats cannot hold are left out with the reason', () => {
   const odd: PreferencePair[] = [
-    { prompt: [{ role: 'user', content: 'q' }, { role: 'tool', content: '42' }, { role: 'user', content: 'so?' }], chosen: 'a', rejected: 'b' },
-    { prompt: [{ role: 'user', content: 'q' }], chosen: [{ role: 'assistant', content: 'a' }, { role: 'assistant', content: 'a2' }], rejected: 'b' },
+    {
+      prompt: [
+        { role: 'user', content: 'q' },
+        { role: 'tool', content: '42' },
+        { role: 'user', content: 'so?' },
+      ],
+      chosen: 'a',
+      rejected: 'b',
+    },
+    {
+      prompt: [{ role: 'user', content: 'q' }],
+      chosen: [
+        { role: 'assistant', content: 'a' },
+        { role: 'assistant', content: 'a2' },
+      ],
+      rejected: 'b',
+    },
     { prompt: [{ role: 'user', content: 'q' }], chosen: [{ role: 'user', content: 'a' }], rejected: 'b' },
     { prompt: 'q', chosen: 'a', rejected: 'b', status: 'maybe' as never },
   ];
@@ -45,7 +75,10 @@ test('pairs the formats cannot hold are left out with the reason', () => {
     { index: 2, reason: 'chosen is a "user" message, not an assistant one' },
     { index: 3, reason: 'unknown status "maybe"' },
   ]);
-  assert.deepEqual(exportLlamaFactory(odd, 'x').leftOut.unsupported.map((u) => u.index), [0, 1, 2, 3]);
+  assert.deepEqual(
+    exportLlamaFactory(odd, 'x').leftOut.unsupported.map((u) => u.index),
+    [0, 1, 2, 3],
+  );
   assert.equal(exportAxolotl(odd, 'x').exported, 0);
 });
 
@@ -75,7 +108,9 @@ test('exportTrl keeps conversational pairs as they are and makes a mixed set con
   });
 
   const mixed = exportTrl(conversational.slice(0, 2));
-  const lines = mixed.files[0]!.content.trimEnd().split('\n').map((l) => JSON.parse(l));
+  const lines = mixed.files[0]!.content.trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.deepEqual(lines[1], {
     prompt: [{ role: 'user', content: 'plain text prompt' }],
     chosen: [{ role: 'assistant', content: 'plain chosen' }],
@@ -86,7 +121,10 @@ test('exportTrl keeps conversational pairs as they are and makes a mixed set con
 
 test('exportLlamaFactory: alpaca ranking format and its dataset_info entry', () => {
   const out = exportLlamaFactory(standard, 'pal persona/dpo');
-  assert.deepEqual(out.files.map((f) => f.path), ['pal_persona_dpo.json', 'dataset_info.json']);
+  assert.deepEqual(
+    out.files.map((f) => f.path),
+    ['pal_persona_dpo.json', 'dataset_info.json'],
+  );
   assert.deepEqual(JSON.parse(out.files[0]!.content), [
     { instruction: 'persona: i have two dogs .\nuser: hi !', input: '', chosen: 'hi ! just back from walking my two dogs .', rejected: 'hello .' },
     { instruction: 'persona: i ski .\nuser: plans ?', input: '', chosen: 'skiing , as every weekend .', rejected: 'nothing .' },
@@ -142,9 +180,12 @@ test('exportLlamaFactory: sharegpt ranking format for conversational pairs, leav
   assert.match(out.usage, /Left out 2 pairs: 1 tie, 1 the format cannot hold\./);
 });
 
-test("exportAxolotl: chat_template.default records and the config snippet to paste", () => {
+test('exportAxolotl: chat_template.default records and the config snippet to paste', () => {
   const out = exportAxolotl([...conversational, ...standard.slice(2)], 'maren');
-  assert.deepEqual(out.files.map((f) => f.path), ['maren.axolotl.jsonl', 'axolotl-dataset.yaml']);
+  assert.deepEqual(
+    out.files.map((f) => f.path),
+    ['maren.axolotl.jsonl', 'axolotl-dataset.yaml'],
+  );
   assert.equal(
     out.files[0]!.content,
     '{"messages":[{"role":"system","content":"You are Maren."},{"role":"user","content":"hi"},{"role":"assistant","content":"hm."},{"role":"user","content":"cats?"}],' +

@@ -103,7 +103,14 @@ extensions:
 });
 
 describe('dialogue sets', () => {
-  const good = { id: 'e1', personas: ['i have a dog .', 'i like jazz .'], history: ['hi , any pets ?'], response: 'yes , a dog named rex .', persona_index: 0, split: 'train' as const };
+  const good = {
+    id: 'e1',
+    personas: ['i have a dog .', 'i like jazz .'],
+    history: ['hi , any pets ?'],
+    response: 'yes , a dog named rex .',
+    persona_index: 0,
+    split: 'train' as const,
+  };
   const lines = [
     JSON.stringify(good),
     '{"personas": ["a ."], "history": ["hi"], "response": "x", "persona_index": "0", "split": "train"}',
@@ -118,7 +125,10 @@ describe('dialogue sets', () => {
 
   test('every line is checked on its own; problems name the line and column', () => {
     const doc = parseDialogues(text, 'd.dialogues.jsonl');
-    assert.deepEqual(records(doc).map((r) => r.line), [1, 8]);
+    assert.deepEqual(
+      records(doc).map((r) => r.line),
+      [1, 8],
+    );
     const problems = doc.lines.flatMap((l) => l.problems).map((p) => `${at(p)} ${p.code}`);
     assert.deepEqual(problems, [
       `2:76 dialogue/schema-type`,
@@ -163,10 +173,25 @@ describe('dialogue sets', () => {
 
 describe('preference pairs', () => {
   test('standard and conversational TRL pairs are accepted, with unknown fields', () => {
-    const std = { prompt: 'hi', chosen: 'hello there .', rejected: 'go away .', status: 'chosen', origin: 'annotated', time: '2026-11-26T09:30:00Z', trl_extra: 1 };
-    const conv = { prompt: [{ role: 'user', content: 'hi' }], chosen: [{ role: 'assistant', content: 'hello' }], rejected: [{ role: 'assistant', content: 'no' }] };
+    const std = {
+      prompt: 'hi',
+      chosen: 'hello there .',
+      rejected: 'go away .',
+      status: 'chosen',
+      origin: 'annotated',
+      time: '2026-11-26T09:30:00Z',
+      trl_extra: 1,
+    };
+    const conv = {
+      prompt: [{ role: 'user', content: 'hi' }],
+      chosen: [{ role: 'assistant', content: 'hello' }],
+      rejected: [{ role: 'assistant', content: 'no' }],
+    };
     const doc = parsePairs(`${JSON.stringify(std)}\n${JSON.stringify(conv)}\n`, 'p.pairs.jsonl');
-    assert.deepEqual(doc.lines.flatMap((l) => l.problems), []);
+    assert.deepEqual(
+      doc.lines.flatMap((l) => l.problems),
+      [],
+    );
     assert.equal(records(doc)[0]!.value.trl_extra, 1);
   });
 
@@ -193,36 +218,55 @@ describe('run configs', () => {
     assert.deepEqual(doc.problems, []);
     const c = doc.config!;
     assert.equal(c.name, 'mara');
+    assert.deepEqual([c.stage1.lr, c.stage1.warmup_steps, c.stage1.grad_clip, c.stage1.schedule, c.stage1.lora], [2e-5, 100, 10, 'constant', null]);
     assert.deepEqual(
-      [c.stage1.lr, c.stage1.warmup_steps, c.stage1.grad_clip, c.stage1.schedule, c.stage1.lora],
-      [2e-5, 100, 10, 'constant', null],
+      [c.stage2.beta, c.stage2.lr, c.stage2.loss, c.stage2.rejected.temperature, c.stage2.rejected.max_new_tokens],
+      [0.1, 1e-6, 'sigmoid', 1, 40],
     );
-    assert.deepEqual([c.stage2.beta, c.stage2.lr, c.stage2.loss, c.stage2.rejected.temperature, c.stage2.rejected.max_new_tokens], [0.1, 1e-6, 'sigmoid', 1, 40]);
     assert.deepEqual([c.device, c.precision, c.seed, c.data.pairs], ['auto', 'auto', 42, []]);
     assert.deepEqual(c.evaluation, { max_new_tokens: 40, num_beams: 1, repetition_penalty: 1, no_repeat_ngram_size: 0 }, 'greedy, no repetition controls');
   });
 
-  test('every unknown run-config field is a warning at its key, with our name for another tool\'s (issue 18.6)', () => {
-    const doc = parseRunConfig('model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nstage1:\n  learning_rate: 0.0001\n  lora: {lora_r: 8}\noptimizer: adamw\n', 'x.palrun.yaml');
+  test("every unknown run-config field is a warning at its key, with our name for another tool's (issue 18.6)", () => {
+    const doc = parseRunConfig(
+      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nstage1:\n  learning_rate: 0.0001\n  lora: {lora_r: 8}\noptimizer: adamw\n',
+      'x.palrun.yaml',
+    );
     assert.ok(doc.config, 'warnings do not stop the run');
-    assert.deepEqual(doc.problems.map((p) => `${at(p)} ${p.severity} ${p.message}`), [
-      "4:3 warning Unknown field 'stage1.learning_rate': did you mean 'lr'? It is kept, but PAL Studio does not use it.",
-      "5:10 warning Unknown field 'stage1.lora.lora_r': did you mean 'r'? It is kept, but PAL Studio does not use it.",
-      "6:1 warning Unknown field 'optimizer': a run config has no such setting, so it changes nothing. The top level takes: name, method, model, data, stage1, stage2, evaluation, device, precision, output, seed.",
-    ]);
+    assert.deepEqual(
+      doc.problems.map((p) => `${at(p)} ${p.severity} ${p.message}`),
+      [
+        "4:3 warning Unknown field 'stage1.learning_rate': did you mean 'lr'? It is kept, but PAL Studio does not use it.",
+        "5:10 warning Unknown field 'stage1.lora.lora_r': did you mean 'r'? It is kept, but PAL Studio does not use it.",
+        "6:1 warning Unknown field 'optimizer': a run config has no such setting, so it changes nothing. The top level takes: name, method, model, data, stage1, stage2, evaluation, device, precision, output, seed.",
+      ],
+    );
   });
 
   test('NaN or an infinity is one error, not one per bound it breaks (issue 18.12)', () => {
-    for (const [v, word] of [['.nan', 'NaN'], ['.inf', 'Infinity'], ['-.inf', '-Infinity']]) {
+    for (const [v, word] of [
+      ['.nan', 'NaN'],
+      ['.inf', 'Infinity'],
+      ['-.inf', '-Infinity'],
+    ]) {
       const doc = parseRunConfig(`model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nstage1: {lr: ${v}}\n`, 'x.palrun.yaml');
-      assert.deepEqual(doc.problems.map((p) => `${at(p)} ${p.message}`), [`3:14 'stage1.lr' should be a finite number, not ${word}.`]);
+      assert.deepEqual(
+        doc.problems.map((p) => `${at(p)} ${p.message}`),
+        [`3:14 'stage1.lr' should be a finite number, not ${word}.`],
+      );
     }
   });
 
   test('the evaluation decoding is checked where it is written', () => {
-    const ok = parseRunConfig('model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation: {num_beams: 3, no_repeat_ngram_size: 3}\n', 'x.palrun.yaml');
+    const ok = parseRunConfig(
+      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation: {num_beams: 3, no_repeat_ngram_size: 3}\n',
+      'x.palrun.yaml',
+    );
     assert.deepEqual(ok.config!.evaluation, { max_new_tokens: 40, num_beams: 3, repetition_penalty: 1, no_repeat_ngram_size: 3 });
-    const bad = parseRunConfig('model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation:\n  repetition_penalty: 0.5\n  no_repeat_ngram_size: 2.5\n', 'x.palrun.yaml');
+    const bad = parseRunConfig(
+      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation:\n  repetition_penalty: 0.5\n  no_repeat_ngram_size: 2.5\n',
+      'x.palrun.yaml',
+    );
     assert.equal(bad.config, undefined);
     assert.deepEqual(bad.problems.map((p) => `${at(p)} ${p.message}`).sort(), [
       "4:23 'evaluation.repetition_penalty' should be at least 1, not 0.5.",
@@ -241,10 +285,10 @@ describe('run configs', () => {
     assert.equal(doc.config, undefined);
     const shown = doc.problems.map((p) => `${at(p)} ${p.message}`);
     assert.deepEqual(shown.sort(), [
-      "4:7 'stage1.lr' should be a number, not text (\"fast\").",
+      '4:7 \'stage1.lr\' should be a number, not text ("fast").',
       "5:11 'stage1.epochs' should be at least 1, not 0.",
       "7:9 'stage2.beta' should be more than 0, not 0.",
-      "9:9 'device' is not in the expected form (auto, cpu, cuda, cuda:N or mps): \"gpu\".",
+      '9:9 \'device\' is not in the expected form (auto, cpu, cuda, cuda:N or mps): "gpu".',
     ]);
     const warned = parseRunConfig('model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nstage2:\n  lr: 0.01\n', 'x.palrun.yaml');
     assert.deepEqual(codes(warned.problems), ['palrun/dpo-lr']);

@@ -75,9 +75,17 @@ for (const [name, record, parse] of [
         const expected = lines.filter((l) => l.valid).map((l) => JSON.parse(l.line));
         const got = records(doc).map((r) => r.value);
         // Garbage lines may happen to be valid records too; every generated valid one must be there.
-        for (const e of expected) assert.ok(got.some((g) => JSON.stringify(g) === JSON.stringify(e)), JSON.stringify(e));
+        for (const e of expected)
+          assert.ok(
+            got.some((g) => JSON.stringify(g) === JSON.stringify(e)),
+            JSON.stringify(e),
+          );
         const validLineNumbers = lines.flatMap((l, i) => (l.valid ? [i + 1] : []));
-        for (const n of validLineNumbers) assert.ok(records(doc).some((r) => r.line === n), `line ${n} kept`);
+        for (const n of validLineNumbers)
+          assert.ok(
+            records(doc).some((r) => r.line === n),
+            `line ${n} kept`,
+          );
       }),
       params,
     );
@@ -116,7 +124,10 @@ test('persona files: random text never throws and saves unchanged; generated per
   fc.assert(
     fc.property(persona, (p) => {
       const yamlDoc = parsePersona(yamlStringify(p), 'p.persona.yaml');
-      assert.deepEqual(yamlDoc.problems.filter((x) => x.severity === 'error'), []);
+      assert.deepEqual(
+        yamlDoc.problems.filter((x) => x.severity === 'error'),
+        [],
+      );
       assert.deepEqual(JSON.parse(JSON.stringify(yamlDoc.persona)), JSON.parse(JSON.stringify(p)));
       const jsonDoc = parsePersona(JSON.stringify(p, null, 2), 'p.persona.json');
       assert.deepEqual(JSON.parse(JSON.stringify(jsonDoc.persona)), JSON.parse(JSON.stringify(p)));
@@ -127,22 +138,37 @@ test('persona files: random text never throws and saves unchanged; generated per
 
 test('run configs and validateText: random text and random YAML values never throw', () => {
   fc.assert(
-    fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.jsonValue().map((v) => yamlStringify(v))), (t) => {
-      parseRunConfig(t, 'r.palrun.yaml');
-      for (const f of ['a.persona.yaml', 'a.dialogues.jsonl', 'a.pairs.jsonl', 'a.palrun.yaml']) {
-        const ps = validateText(f, t);
-        for (const p of ps) assert.ok(p.line >= 1 && p.column >= 1 && p.message.length > 0);
-      }
-    }),
+    fc.property(
+      fc.oneof(
+        fc.string({ maxLength: 200 }),
+        fc.jsonValue().map((v) => yamlStringify(v)),
+      ),
+      (t) => {
+        parseRunConfig(t, 'r.palrun.yaml');
+        for (const f of ['a.persona.yaml', 'a.dialogues.jsonl', 'a.pairs.jsonl', 'a.palrun.yaml']) {
+          const ps = validateText(f, t);
+          for (const p of ps) assert.ok(p.line >= 1 && p.column >= 1 && p.message.length > 0);
+        }
+      },
+    ),
     params,
   );
 });
 
 test('importers: random and truncated input never throws; guessing never throws', () => {
-  const csvish = fc.array(fc.array(fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('User 1: hi', 'User 2: hey', '"', '""', ',')), { maxLength: 4 }), { maxLength: 5 }).map((rows) =>
-    ['user 1 personas,user 2 personas,Best Generated Conversation', ...rows.map((r) => r.join(','))].join('\n'),
-  );
-  const parlaiish = fc.array(fc.oneof(fc.string({ maxLength: 30 }), fc.nat(20).map((n) => `${n} your persona: i like tea .`), fc.nat(20).map((n) => `${n} hi there\thello !`)), { maxLength: 10 }).map((l) => l.join('\n'));
+  const csvish = fc
+    .array(fc.array(fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('User 1: hi', 'User 2: hey', '"', '""', ',')), { maxLength: 4 }), { maxLength: 5 })
+    .map((rows) => ['user 1 personas,user 2 personas,Best Generated Conversation', ...rows.map((r) => r.join(','))].join('\n'));
+  const parlaiish = fc
+    .array(
+      fc.oneof(
+        fc.string({ maxLength: 30 }),
+        fc.nat(20).map((n) => `${n} your persona: i like tea .`),
+        fc.nat(20).map((n) => `${n} hi there\thello !`),
+      ),
+      { maxLength: 10 },
+    )
+    .map((l) => l.join('\n'));
   const cardish = fc.oneof(
     fc.jsonValue().map((v) => JSON.stringify(v)),
     fc.jsonValue().map((v) => JSON.stringify({ spec: 'chara_card_v2', spec_version: '2.0', data: v })),
@@ -228,23 +254,51 @@ test('appending a pair never changes a byte of what was there, and the new last 
 test('run histories: any metrics text reads without throwing, and every whole step line is kept', () => {
   const step = fc.record({ step: fc.integer({ min: 1, max: 50 }), loss: fc.double({ noNaN: true, noDefaultInfinity: true }) });
   fc.assert(
-    fc.property(fc.array(fc.oneof(step.map((r) => JSON.stringify(r)), text), { maxLength: 20 }), (lines) => {
-      const { records } = parseMetrics(lines.join('\n'), 'metrics.jsonl');
-      const steps = new Set(lines.flatMap((l) => { try { const v = JSON.parse(l) as { step?: unknown }; return typeof v?.step === 'number' ? [v.step] : []; } catch { return []; } }));
-      for (const s of steps) assert.ok(records.some((r) => r.step === s), `step ${s} kept`);
-      // state.json: read, or refused with an error that names the file; never a crash of another kind.
-      try {
-        parseRunState(lines.join('\n'), 'state.json');
-      } catch (err) {
-        assert.match((err as Error).message, /state\.json/);
-      }
-    }),
+    fc.property(
+      fc.array(
+        fc.oneof(
+          step.map((r) => JSON.stringify(r)),
+          text,
+        ),
+        { maxLength: 20 },
+      ),
+      (lines) => {
+        const { records } = parseMetrics(lines.join('\n'), 'metrics.jsonl');
+        const steps = new Set(
+          lines.flatMap((l) => {
+            try {
+              const v = JSON.parse(l) as { step?: unknown };
+              return typeof v?.step === 'number' ? [v.step] : [];
+            } catch {
+              return [];
+            }
+          }),
+        );
+        for (const s of steps)
+          assert.ok(
+            records.some((r) => r.step === s),
+            `step ${s} kept`,
+          );
+        // state.json: read, or refused with an error that names the file; never a crash of another kind.
+        try {
+          parseRunState(lines.join('\n'), 'state.json');
+        } catch (err) {
+          assert.match((err as Error).message, /state\.json/);
+        }
+      },
+    ),
     params,
   );
 });
 
 test('the corpus importer: random and cut input never throws', () => {
-  const corpusLine = fc.record({ persona_a: fc.array(sentence, { maxLength: 3 }), persona_b: fc.array(sentence, { maxLength: 3 }), dialogue: fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }) }).map((r) => JSON.stringify(r));
+  const corpusLine = fc
+    .record({
+      persona_a: fc.array(sentence, { maxLength: 3 }),
+      persona_b: fc.array(sentence, { maxLength: 3 }),
+      dialogue: fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }),
+    })
+    .map((r) => JSON.stringify(r));
   fc.assert(
     fc.property(fc.array(fc.oneof(corpusLine, text), { maxLength: 8 }), fc.nat(), (lines, cut) => {
       const t = lines.join('\n');
@@ -256,14 +310,27 @@ test('the corpus importer: random and cut input never throws', () => {
 });
 
 test('every webview message checker: any JSON value is accepted or refused without throwing, and what it accepts survives a round trip', () => {
-  const parsers = [parseFromEngineInfoView, parseFromCompareView, parseFromPersonaEditor, parseFromPairAnnotator, parseFromGenerationPanel, parseFromRunDashboard] as ((m: unknown) => unknown)[];
+  const parsers = [
+    parseFromEngineInfoView,
+    parseFromCompareView,
+    parseFromPersonaEditor,
+    parseFromPairAnnotator,
+    parseFromGenerationPanel,
+    parseFromRunDashboard,
+  ] as ((m: unknown) => unknown)[];
   fc.assert(
-    fc.property(fc.oneof(fc.jsonValue(), fc.record({ type: fc.constantFrom('ready', 'edit', 'judge', 'generate', 'save', 'stop', 'resume', 'tryIt', 'action', 'move'), value: fc.jsonValue() })), (message) => {
-      for (const parse of parsers) {
-        const accepted = parse(message);
-        if (accepted !== undefined) assert.deepEqual(parse(JSON.parse(JSON.stringify(accepted))), accepted);
-      }
-    }),
+    fc.property(
+      fc.oneof(
+        fc.jsonValue(),
+        fc.record({ type: fc.constantFrom('ready', 'edit', 'judge', 'generate', 'save', 'stop', 'resume', 'tryIt', 'action', 'move'), value: fc.jsonValue() }),
+      ),
+      (message) => {
+        for (const parse of parsers) {
+          const accepted = parse(message);
+          if (accepted !== undefined) assert.deepEqual(parse(JSON.parse(JSON.stringify(accepted))), accepted);
+        }
+      },
+    ),
     params,
   );
 });

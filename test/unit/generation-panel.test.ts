@@ -14,7 +14,14 @@ const mara: Persona = { id: 'mara-lighthouse', name: 'Mara', facts: ['i have a c
 
 test('one turn of history makes a standard (text) pair, judged, annotated, with how it was sampled', () => {
   const sampling = { model: 'pal-default', temperature: 0.8, top_k: 50, top_p: 0.95, max_new_tokens: 40, seeds: [2, 1] as const };
-  const pair = sampledPair({ history: ['do you have a cat ?'], personaIds: ['mara-lighthouse'], chosen: 'tern keeps me company .', rejected: 'no pets .', time, sampling });
+  const pair = sampledPair({
+    history: ['do you have a cat ?'],
+    personaIds: ['mara-lighthouse'],
+    chosen: 'tern keeps me company .',
+    rejected: 'no pets .',
+    time,
+    sampling,
+  });
   assert.deepEqual(pair, {
     prompt: 'do you have a cat ?',
     chosen: 'tern keeps me company .',
@@ -30,7 +37,7 @@ test('one turn of history makes a standard (text) pair, judged, annotated, with 
   assert.deepEqual(doc.lines[0]!.problems, []);
 });
 
-test('a longer dialogue makes a conversational pair whose roles count back from the user\'s last turn, as stage 2 reads it', () => {
+test("a longer dialogue makes a conversational pair whose roles count back from the user's last turn, as stage 2 reads it", () => {
   const history = ['hello !', 'evening . the lamp is lit .', 'are you scared of the storm ?'];
   const pair = sampledPair({ history, personaIds: ['mara-lighthouse'], chosen: 'storms i can handle .', rejected: 'i hide in the basement .', time });
   assert.deepEqual(pair.prompt, [
@@ -98,7 +105,11 @@ test('generation panel messages that are well formed get through', () => {
   assert.deepEqual(parseFromGenerationPanel({ type: 'ready' }), { type: 'ready' });
   assert.deepEqual(parseFromGenerationPanel({ type: 'stop' }), { type: 'stop' });
   assert.deepEqual(parseFromGenerationPanel(generate), generate);
-  const longer = { ...generate, history: ['hi', 'hello .', 'cat ?'], decoding: { temperature: 0, topK: 0, topP: 1, maxNewTokens: 256, repetitionPenalty: 3, noRepeatNgramSize: 10, samples: 8, seed: 0 } };
+  const longer = {
+    ...generate,
+    history: ['hi', 'hello .', 'cat ?'],
+    decoding: { temperature: 0, topK: 0, topP: 1, maxNewTokens: 256, repetitionPenalty: 3, noRepeatNgramSize: 10, samples: 8, seed: 0 },
+  };
   assert.deepEqual(parseFromGenerationPanel(longer), longer);
   assert.deepEqual(parseFromGenerationPanel({ type: 'save', generation: 3, chosen: 1, rejected: 0 }), { type: 'save', generation: 3, chosen: 1, rejected: 0 });
 });

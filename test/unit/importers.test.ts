@@ -77,7 +77,9 @@ test('labelPersona breaks ties by the larger share of the sentence, then by the 
 });
 
 test('labelPersona is deterministic, returns -1 or an index, and ignores sentences that share nothing', () => {
-  const sentence = fc.array(fc.constantFrom('dog', 'ski', 'vintage', 'kosher', 'the', 'two', 'blue', 'farm', '19', 'i', 'love'), { maxLength: 6 }).map((w) => w.join(' '));
+  const sentence = fc
+    .array(fc.constantFrom('dog', 'ski', 'vintage', 'kosher', 'the', 'two', 'blue', 'farm', '19', 'i', 'love'), { maxLength: 6 })
+    .map((w) => w.join(' '));
   fc.assert(
     fc.property(fc.array(sentence, { maxLength: 5 }), sentence, (personas, response) => {
       const label = labelPersona(personas, response);
@@ -142,7 +144,9 @@ test('label distribution on convai2_valid_dev.txt is plausible', { skip: noData 
   const { examples } = importParlai(read(convai2File), 'convai2_valid_dev.txt');
   const d = labelDistribution(examples);
   const pct = (n: number) => `${((100 * n) / d.total).toFixed(1)}%`;
-  console.log(`convai2_valid_dev.txt labels: total ${d.total}, none ${d.none} (${pct(d.none)}), by index ${d.byIndex.map((n, i) => `${i}: ${n} (${pct(n)})`).join(', ')}`);
+  console.log(
+    `convai2_valid_dev.txt labels: total ${d.total}, none ${d.none} (${pct(d.none)}), by index ${d.byIndex.map((n, i) => `${i}: ${n} (${pct(n)})`).join(', ')}`,
+  );
   assert.equal(d.total, examples.length);
   assert.ok(d.none > 0 && d.none < d.total, 'none is neither 0% nor 100%');
   assert.ok(d.byIndex.filter((n) => n > 0).length >= 3, 'at least 3 indices are used');
@@ -158,14 +162,20 @@ test('importParlai reports a damaged line where it is and still imports every ot
   // A line without its number, pasted after line 7.
   const pasted = [...lines.slice(0, 7), 'i pasted this from somewhere else', ...lines.slice(7)];
   const a = importParlai(pasted.join('\n'), 'pasted.txt');
-  assert.deepEqual(a.problems.map((p) => [p.line, p.severity, p.code]), [[8, 'error', 'parlai/no-line-number']]);
+  assert.deepEqual(
+    a.problems.map((p) => [p.line, p.severity, p.code]),
+    [[8, 'error', 'parlai/no-line-number']],
+  );
   assert.equal(a.examples.length, responseLines);
 
   // Line 9 loses its tab: that line's example alone is lost.
   const noTab = [...lines];
   noTab[8] = noTab[8]!.replace('\t', ' ');
   const b = importParlai(noTab.join('\n'), 'no-tab.txt');
-  assert.deepEqual(b.problems.map((p) => [p.line, p.column, p.code]), [[9, 3, 'parlai/no-tab']]);
+  assert.deepEqual(
+    b.problems.map((p) => [p.line, p.column, p.code]),
+    [[9, 3, 'parlai/no-tab']],
+  );
   assert.match(b.problems[0]!.message, /tab/);
   assert.equal(b.examples.length, responseLines - 1);
   // The next example's history skips the lost line but keeps the rest of the episode.
@@ -176,13 +186,16 @@ test('importParlai reports a damaged line where it is and still imports every ot
   const cutAt = lines.slice(0, 99).join('\n').length + 1 + 6;
   const cut = read(convai2File).slice(0, cutAt);
   const c = importParlai(cut, 'cut.txt');
-  assert.deepEqual(c.problems.map((p) => [p.line, p.code]), [[100, 'parlai/no-tab']]);
+  assert.deepEqual(
+    c.problems.map((p) => [p.line, p.code]),
+    [[100, 'parlai/no-tab']],
+  );
   assert.equal(c.examples.length, lines.slice(0, 99).filter((l) => l.includes('\t')).length);
 });
 
 test('importParlai: the "both" format, extra columns, the split option and numbering problems', () => {
   const text = [
-    "1 your persona: i like to ski.",
+    '1 your persona: i like to ski.',
     "2 partner's persona: i have a cat.",
     '3 your persona: i am a nurse.',
     '4 hi there\thello ! i just got back from skiing .\t\tcand a|cand b',
@@ -196,13 +209,30 @@ test('importParlai: the "both" format, extra columns, the split option and numbe
     examples.map((e) => [e.id, e.personas, e.history, e.response, e.split, e.source]),
     [
       ['0-0', ['i like to ski.', 'i am a nurse.'], ['hi there'], 'hello ! i just got back from skiing .', 'train', 'mine'],
-      ['0-1', ['i like to ski.', 'i am a nurse.'], ['hi there', 'hello ! i just got back from skiing .', 'nice . what do you do ?'], 'i work as a nurse at night .', 'train', 'mine'],
-      ['0-2', ['i like to ski.', 'i am a nurse.'], ['hi there', 'hello ! i just got back from skiing .', 'nice . what do you do ?', 'i work as a nurse at night .', 'cool'], 'thanks', 'train', 'mine'],
+      [
+        '0-1',
+        ['i like to ski.', 'i am a nurse.'],
+        ['hi there', 'hello ! i just got back from skiing .', 'nice . what do you do ?'],
+        'i work as a nurse at night .',
+        'train',
+        'mine',
+      ],
+      [
+        '0-2',
+        ['i like to ski.', 'i am a nurse.'],
+        ['hi there', 'hello ! i just got back from skiing .', 'nice . what do you do ?', 'i work as a nurse at night .', 'cool'],
+        'thanks',
+        'train',
+        'mine',
+      ],
       ['1-0', ['i love tea.'], ['hello'], 'hi , want some tea ?', 'train', 'mine'],
     ],
   );
   assert.equal(examples[1]!.persona_index, 1, '"nurse" is long enough on its own');
-  assert.deepEqual(problems.map((p) => [p.line, p.severity, p.code]), [[6, 'warning', 'parlai/line-number']]);
+  assert.deepEqual(
+    problems.map((p) => [p.line, p.severity, p.code]),
+    [[6, 'warning', 'parlai/line-number']],
+  );
   assert.match(problems[0]!.message, /Line number 7 follows 5/);
 });
 
@@ -286,7 +316,10 @@ test('parseSpcConversation: markdown labels, narration, continuation lines and r
   ]);
   assert.deepEqual(problems, []);
   assert.equal(parseSpcConversation('Hello\nHi').problems[0]!.code, 'spc/no-speaker-labels');
-  assert.deepEqual(parseSpcConversation('Preamble\nUser 1: a\nUser 2: b').problems.map((p) => [p.lineInCell, p.code]), [[0, 'spc/text-before-first-turn']]);
+  assert.deepEqual(
+    parseSpcConversation('Preamble\nUser 1: a\nUser 2: b').problems.map((p) => [p.lineInCell, p.code]),
+    [[0, 'spc/text-before-first-turn']],
+  );
 });
 
 test('importSyntheticPersonaChat reports broken rows at their line and keeps going', () => {
@@ -322,19 +355,29 @@ test('importSyntheticPersonaChat reports broken rows at their line and keeps goi
   );
 
   const crlf = importSyntheticPersonaChat(csv.replace(/\n/g, '\r\n'), 'crlf.csv');
-  assert.deepEqual(crlf.problems.map((p) => p.line), [7, 8], 'Windows line ends give the same lines');
+  assert.deepEqual(
+    crlf.problems.map((p) => p.line),
+    [7, 8],
+    'Windows line ends give the same lines',
+  );
 
   const badHeader = importSyntheticPersonaChat('a,b\n1,2\n', 'other.csv');
-  assert.deepEqual(badHeader.problems.map((p) => [p.line, p.code]), [[1, 'spc/header']]);
+  assert.deepEqual(
+    badHeader.problems.map((p) => [p.line, p.code]),
+    [[1, 'spc/header']],
+  );
   assert.match(badHeader.problems[0]!.message, /"user 1 personas", "user 2 personas", "Best Generated Conversation"/);
 
   const unclosed = importSyntheticPersonaChat(`${csv}\n"I fly.","I sing.","User 1: oops\nUser 2: never closed\n`, 'unclosed.csv');
   assert.equal(unclosed.examples.length, 4, 'the rows before the broken one are kept');
-  assert.deepEqual(unclosed.problems.map((p) => [p.severity, p.code]), [
-    ['error', 'spc/missing-column'],
-    ['warning', 'spc/no-speaker-labels'],
-    ['error', 'spc/csv-syntax'],
-  ]);
+  assert.deepEqual(
+    unclosed.problems.map((p) => [p.severity, p.code]),
+    [
+      ['error', 'spc/missing-column'],
+      ['warning', 'spc/no-speaker-labels'],
+      ['error', 'spc/csv-syntax'],
+    ],
+  );
   assert.ok(unclosed.problems[2]!.line >= 12, 'at or after the row that opened the quote');
   assert.match(unclosed.problems[2]!.message, /never closed/);
 });
@@ -347,11 +390,12 @@ const v2Card = {
   spec_version: '2.0',
   data: {
     name: 'Maren Holt',
-    description: "{{char}} is a retired lighthouse keeper. She lives alone with three cats on a windy island. Her boat is called Gull.",
+    description: '{{char}} is a retired lighthouse keeper. She lives alone with three cats on a windy island. Her boat is called Gull.',
     personality: 'gruff, patient, curious',
     scenario: '{{user}} washes up on the island after a storm.',
     first_mes: '*Maren squints at you.* Another one the sea spat out.',
-    mes_example: '<START>\n{{user}}: Where am I?\n{{char}}: On my island. Sit by the fire.\n<START>\n{{user}}: Do you get lonely?\n{{char}}: The cats talk more than you think.\nAnd the gulls never stop.',
+    mes_example:
+      '<START>\n{{user}}: Where am I?\n{{char}}: On my island. Sit by the fire.\n<START>\n{{user}}: Do you get lonely?\n{{char}}: The cats talk more than you think.\nAnd the gulls never stop.',
     creator_notes: 'Written for the PAL Studio tests.',
     system_prompt: '',
     post_history_instructions: '',
@@ -385,7 +429,15 @@ const v3Card = {
 };
 
 test('card facts turn into the first person, a second verb of the same subject too (issue 18.12)', () => {
-  const card = { spec: 'chara_card_v2', spec_version: '2.0', data: { ...v2Card.data, personality: '', description: '{{char}} keeps the lamp lit and has not left the island in years. Maren Holt loves cats and dogs. She is old but is still strong.' } };
+  const card = {
+    spec: 'chara_card_v2',
+    spec_version: '2.0',
+    data: {
+      ...v2Card.data,
+      personality: '',
+      description: '{{char}} keeps the lamp lit and has not left the island in years. Maren Holt loves cats and dogs. She is old but is still strong.',
+    },
+  };
   const { persona } = importCharacterCard(JSON.stringify(card), 'maren.json');
   assert.deepEqual(persona!.facts, ['I keep the lamp lit and have not left the island in years.', 'I love cats and dogs.', 'I am old but am still strong.']);
 });
@@ -406,8 +458,18 @@ test('a V2 card imports as a persona and exports deep-equal when unchanged', () 
     'My boat is called Gull.',
   ]);
   assert.deepEqual(persona.examples, [
-    { turns: [{ speaker: 'user', text: 'Where am I?' }, { speaker: 'persona', text: 'On my island. Sit by the fire.' }] },
-    { turns: [{ speaker: 'user', text: 'Do you get lonely?' }, { speaker: 'persona', text: 'The cats talk more than you think.\nAnd the gulls never stop.' }] },
+    {
+      turns: [
+        { speaker: 'user', text: 'Where am I?' },
+        { speaker: 'persona', text: 'On my island. Sit by the fire.' },
+      ],
+    },
+    {
+      turns: [
+        { speaker: 'user', text: 'Do you get lonely?' },
+        { speaker: 'persona', text: 'The cats talk more than you think.\nAnd the gulls never stop.' },
+      ],
+    },
   ]);
   assert.deepEqual(persona.extensions?.character_card, v2Card);
 
@@ -423,13 +485,27 @@ test('edits to a persona show in the exported card, and nothing else changes', (
   // The id and the facts no longer follow from the card's name and personality: they travel in
   // the card's extensions.pal_studio, and the card's own fields hold just the edits.
   const { pal_studio: stored, ...extensions } = card.data.extensions;
-  assert.deepEqual({ ...card, data: { ...card.data, extensions } }, {
-    ...v2Card,
-    data: { ...v2Card.data, name: 'Maren Holt-Vik', personality: 'gruff but kind', tags: ['maritime'] },
-  });
+  assert.deepEqual(
+    { ...card, data: { ...card.data, extensions } },
+    {
+      ...v2Card,
+      data: { ...v2Card.data, name: 'Maren Holt-Vik', personality: 'gruff but kind', tags: ['maritime'] },
+    },
+  );
   assert.deepEqual(stored.persona.facts, persona!.facts);
   assert.equal(importCharacterCard(JSON.stringify(card), 'maren.json').persona!.id, 'maren-holt');
-  const noDescription: Persona = { ...persona!, description: undefined, examples: [{ turns: [{ speaker: 'user', text: 'Hi' }, { speaker: 'persona', text: 'Hm.' }] }] };
+  const noDescription: Persona = {
+    ...persona!,
+    description: undefined,
+    examples: [
+      {
+        turns: [
+          { speaker: 'user', text: 'Hi' },
+          { speaker: 'persona', text: 'Hm.' },
+        ],
+      },
+    ],
+  };
   const card2 = JSON.parse(exportCharacterCard(noDescription));
   assert.equal(card2.data.description, '');
   assert.equal(card2.data.mes_example, '<START>\n{{user}}: Hi\n{{char}}: Hm.');
@@ -466,7 +542,14 @@ test('a V1 (flat) card imports, and exports back flat', () => {
   assert.equal(persona!.id, 'tobias');
   assert.equal(persona!.style, undefined);
   assert.deepEqual(persona!.facts, ['I repair clocks in a tiny shop.', 'I never throw a gear away.']);
-  assert.deepEqual(persona!.examples, [{ turns: [{ speaker: 'user', text: 'Can you fix it?' }, { speaker: 'persona', text: 'Everything can be fixed.' }] }]);
+  assert.deepEqual(persona!.examples, [
+    {
+      turns: [
+        { speaker: 'user', text: 'Can you fix it?' },
+        { speaker: 'persona', text: 'Everything can be fixed.' },
+      ],
+    },
+  ]);
   assert.deepEqual(JSON.parse(exportCharacterCard(persona!)), v1);
   assert.equal(JSON.parse(exportCharacterCard({ ...persona!, name: 'Tobi' })).name, 'Tobi');
 });
@@ -475,12 +558,24 @@ test('invalid JSON is reported at the line and column of the error', () => {
   const text = '{\n  "name": "Broken",\n  "description": "x"\n  "personality": "y"\n}';
   const { persona, problems } = importCharacterCard(text, 'broken.json');
   assert.equal(persona, undefined);
-  assert.deepEqual(problems.map((p) => [p.line, p.column, p.severity, p.code]), [[4, 3, 'error', 'card/invalid-json']]);
+  assert.deepEqual(
+    problems.map((p) => [p.line, p.column, p.severity, p.code]),
+    [[4, 3, 'error', 'card/invalid-json']],
+  );
   assert.match(problems[0]!.message, /","/);
 
-  assert.deepEqual(importCharacterCard('[1, 2]', 'a.json').problems.map((p) => p.code), ['card/not-an-object']);
-  assert.deepEqual(importCharacterCard('{"spec": "chara_card_v2"}', 'a.json').problems.map((p) => p.code), ['card/no-data']);
-  assert.deepEqual(importCharacterCard('{"spec": "chara_card_v2", "data": {"name": ""}}', 'a.json').problems.map((p) => p.code), ['card/no-name']);
+  assert.deepEqual(
+    importCharacterCard('[1, 2]', 'a.json').problems.map((p) => p.code),
+    ['card/not-an-object'],
+  );
+  assert.deepEqual(
+    importCharacterCard('{"spec": "chara_card_v2"}', 'a.json').problems.map((p) => p.code),
+    ['card/no-data'],
+  );
+  assert.deepEqual(
+    importCharacterCard('{"spec": "chara_card_v2", "data": {"name": ""}}', 'a.json').problems.map((p) => p.code),
+    ['card/no-name'],
+  );
 });
 
 test('a persona written in PAL Studio exports as a new V2 card that imports back', () => {
@@ -500,14 +595,19 @@ test('a persona written in PAL Studio exports as a new V2 card that imports back
 const handWritten: Persona = {
   id: 'ada-lovelace-2',
   name: 'Ada',
-  facts: [
-    'i have two dogs .',
-    'i grew up on a farm at the edge of a forest where my grandfather kept bees and sold honey at the market every saturday .',
-  ],
+  facts: ['i have two dogs .', 'i grew up on a farm at the edge of a forest where my grandfather kept bees and sold honey at the market every saturday .'],
   description: 'A farmer who reads at night.',
   style: 'warm, slow',
   tags: ['farm'],
-  examples: [{ turns: [{ speaker: 'user', text: 'Hi' }, { speaker: 'persona', text: 'Come in.' }], note: 'kept' }],
+  examples: [
+    {
+      turns: [
+        { speaker: 'user', text: 'Hi' },
+        { speaker: 'persona', text: 'Come in.' },
+      ],
+      note: 'kept',
+    },
+  ],
   voice: 'low',
   extensions: { other_tool: { colour: 'green' } },
 };
@@ -562,7 +662,14 @@ test('a field edited in another tool after export wins; the facts and the id sta
 });
 
 test('a V1 card with edited facts round-trips and comes back flat', () => {
-  const v1 = { name: 'Tobias', description: 'Tobias repairs clocks in a tiny shop. He never throws a gear away.', personality: '', scenario: '', first_mes: '', mes_example: '' };
+  const v1 = {
+    name: 'Tobias',
+    description: 'Tobias repairs clocks in a tiny shop. He never throws a gear away.',
+    personality: '',
+    scenario: '',
+    first_mes: '',
+    mes_example: '',
+  };
   const persona = importCharacterCard(JSON.stringify(v1), 'tobias.json').persona!;
   const card = JSON.parse(exportCharacterCard({ ...persona, facts: ['I repair clocks.'] }));
   assert.equal(card.spec, undefined);
@@ -574,7 +681,10 @@ test('a V1 card with edited facts round-trips and comes back flat', () => {
 test('an extensions.pal_studio that PAL Studio did not write is warned about and kept in the card', () => {
   const card = { ...v2Card, data: { ...v2Card.data, extensions: { pal_studio: { version: 9 } } } };
   const { persona, problems } = importCharacterCard(JSON.stringify(card), 'maren.json');
-  assert.deepEqual(problems.map((p) => p.code), ['card/pal-data']);
+  assert.deepEqual(
+    problems.map((p) => p.code),
+    ['card/pal-data'],
+  );
   assert.equal(persona!.name, 'Maren Holt');
   assert.deepEqual(persona!.extensions?.character_card, card);
 });
@@ -611,19 +721,35 @@ test('guessImportFormat: cards, unknown content, and the file name as a tie-brea
 test('importCorpus: one example per answering turn of a speaker with personas, history alternating', () => {
   const line = (d: object) => JSON.stringify(d);
   const text = [
-    line({ id: 'd1', source: 'SPC-train', persona_a: ['I have a cat named Tom.'], persona_b: ['I am a baker.', 'I love bread.'], turns: [
-      { speaker: 'user1', text: 'Hi! What do you do?' },
-      { speaker: 'user2', text: 'I am a baker.' },
-      { speaker: 'user2', text: 'I bake bread every morning.' },
-      { speaker: 'user1', text: 'Nice. My cat Tom loves bread too.' },
-    ] }),
-    line({ id: 'd2', source: 'other', turns: [{ speaker: 'a', text: 'no personas here' }, { speaker: 'b', text: 'none' }] }),
+    line({
+      id: 'd1',
+      source: 'SPC-train',
+      persona_a: ['I have a cat named Tom.'],
+      persona_b: ['I am a baker.', 'I love bread.'],
+      turns: [
+        { speaker: 'user1', text: 'Hi! What do you do?' },
+        { speaker: 'user2', text: 'I am a baker.' },
+        { speaker: 'user2', text: 'I bake bread every morning.' },
+        { speaker: 'user1', text: 'Nice. My cat Tom loves bread too.' },
+      ],
+    }),
+    line({
+      id: 'd2',
+      source: 'other',
+      turns: [
+        { speaker: 'a', text: 'no personas here' },
+        { speaker: 'b', text: 'none' },
+      ],
+    }),
     '{ not json',
     line({ id: 'd3', turns: [{ speaker: 'x' }] }),
     '',
   ].join('\n');
   const { examples, problems } = importCorpus(text, 'c.jsonl');
-  assert.deepEqual(examples.map((e) => e.id), ['d1#1', 'd1#2']);
+  assert.deepEqual(
+    examples.map((e) => e.id),
+    ['d1#1', 'd1#2'],
+  );
   // The first speaker has persona_a; two turns in a row by one speaker are one turn.
   assert.deepEqual(examples[0]!.personas, ['I am a baker.', 'I love bread.']);
   assert.deepEqual(examples[0]!.history, ['Hi! What do you do?']);
@@ -634,7 +760,14 @@ test('importCorpus: one example per answering turn of a speaker with personas, h
   assert.equal(examples[1]!.persona_index, 0, 'the labeller finds the cat');
   assert.equal(examples[1]!.split, 'train');
   assert.equal(examples[1]!.source, 'SPC-train');
-  assert.deepEqual(problems.map((p) => [p.line, p.severity, p.code]), [[3, 'error', 'corpus/json'], [4, 'error', 'corpus/turn'], [2, 'info', 'corpus/no-personas']]);
+  assert.deepEqual(
+    problems.map((p) => [p.line, p.severity, p.code]),
+    [
+      [3, 'error', 'corpus/json'],
+      [4, 'error', 'corpus/turn'],
+      [2, 'info', 'corpus/no-personas'],
+    ],
+  );
   assert.equal(guessImportFormat(text, 'whatever'), 'corpus');
   assert.equal(guessImportFormat('', 'c.jsonl.gz'), 'corpus');
 });
@@ -655,11 +788,26 @@ test('importCorpus reads the Synthetic-Persona-Chat training corpus', { skip: no
 });
 
 test('pal import --balance keeps every labelled example and as many "none" ones, in file order, the same with the same seed', () => {
-  const examples = Array.from({ length: 20 }, (_, i): DialogueExample => ({ id: `e${i}`, personas: ['i sail .'], history: ['hi'], response: 'x', persona_index: i % 5 === 0 ? 0 : -1, split: 'train' }));
+  const examples = Array.from({ length: 20 }, (_, i): DialogueExample => ({
+    id: `e${i}`,
+    personas: ['i sail .'],
+    history: ['hi'],
+    response: 'x',
+    persona_index: i % 5 === 0 ? 0 : -1,
+    split: 'train',
+  }));
   const kept = balanceLabels(examples, 7);
   assert.equal(kept.filter((e) => e.persona_index >= 0).length, 4);
   assert.equal(kept.filter((e) => e.persona_index < 0).length, 4);
-  assert.deepEqual(kept.map((e) => e.id), [...kept].sort((a, b) => Number(a.id!.slice(1)) - Number(b.id!.slice(1))).map((e) => e.id), 'file order');
+  assert.deepEqual(
+    kept.map((e) => e.id),
+    [...kept].sort((a, b) => Number(a.id!.slice(1)) - Number(b.id!.slice(1))).map((e) => e.id),
+    'file order',
+  );
   assert.deepEqual(balanceLabels(examples, 7), kept);
-  assert.notDeepEqual(balanceLabels(examples, 8).map((e) => e.id), kept.map((e) => e.id), 'the seed draws the "none" ones');
+  assert.notDeepEqual(
+    balanceLabels(examples, 8).map((e) => e.id),
+    kept.map((e) => e.id),
+    'the seed draws the "none" ones',
+  );
 });

@@ -10,7 +10,17 @@ import { bm25Select } from '../../src/core/bm25';
 import { generatePrompt, selectionText, selectPrompt, selectTarget } from '../../src/core/prompts';
 import { embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
-import { chooseSelection, discourageRepeats, encode, GenerationCancelled, generateText, loadModel, selectThenGenerate, topIndices, type LoadedModel } from '../../src/engine/inference';
+import {
+  chooseSelection,
+  discourageRepeats,
+  encode,
+  GenerationCancelled,
+  generateText,
+  loadModel,
+  selectThenGenerate,
+  topIndices,
+  type LoadedModel,
+} from '../../src/engine/inference';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';
 import fc from 'fast-check';
 
@@ -19,7 +29,6 @@ const skip = skipWithoutTorch('inference tests');
 const personas = ['i have a dog named rex .', 'i play the trumpet in a jazz band .', 'i live by the sea .'];
 const history = ['hello !', 'hi , how are you ?', 'do you play an instrument ?'];
 const input = { personas, history };
-
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-inference-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,7 +47,10 @@ before(async () => {
   const tf = await import('@huggingface/transformers');
   const tok = await tf.AutoTokenizer.from_pretrained(path.join(dir, 'hf'), { local_files_only: true });
   const ids = prompts.map((p) => Array.from(tok.encode(p, { add_special_tokens: false }) as number[]));
-  const out = execFileSync(python, [path.join(trainerDir(), 'tests', 'make_tiny_export.py'), String(size), '2', dir, JSON.stringify(ids), '12'], { env: pythonEnvironment(), encoding: 'utf8' });
+  const out = execFileSync(python, [path.join(trainerDir(), 'tests', 'make_tiny_export.py'), String(size), '2', dir, JSON.stringify(ids), '12'], {
+    env: pythonEnvironment(),
+    encoding: 'utf8',
+  });
   pytorchGreedy = JSON.parse(out.trim().split('\n').pop()!).greedy;
   model = await loadModel(path.join(dir, 'onnx'));
 });
@@ -98,7 +110,15 @@ test('a missing or damaged model folder is named, with the file and what to do',
   const folder = (name: string, change: (dir: string) => void) => {
     const dir = path.join(tmp, name);
     mkdirSync(path.join(dir, 'onnx'), { recursive: true });
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'pal.json', 'model.safetensors', path.join('onnx', 'model.onnx')]) {
+    for (const f of [
+      'config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'generation_config.json',
+      'pal.json',
+      'model.safetensors',
+      path.join('onnx', 'model.onnx'),
+    ]) {
       if (existsSync(path.join(source, f))) symlinkSync(path.join(source, f), path.join(dir, f));
     }
     change(dir);
@@ -106,7 +126,10 @@ test('a missing or damaged model folder is named, with the file and what to do',
   };
   try {
     await assert.rejects(loadModel(path.join(tmp, 'nowhere')), /nowhere: no such model folder\. A model for inference is a folder with onnx\/model\.onnx/);
-    await assert.rejects(loadModel(folder('weights-only', (d) => rmSync(path.join(d, 'onnx', 'model.onnx')))), /weights-only lacks onnx\/model\.onnx\. It holds PyTorch weights .*use the run's exported model folder/);
+    await assert.rejects(
+      loadModel(folder('weights-only', (d) => rmSync(path.join(d, 'onnx', 'model.onnx')))),
+      /weights-only lacks onnx\/model\.onnx\. It holds PyTorch weights .*use the run's exported model folder/,
+    );
     const cut = folder('cut-onnx', (d) => {
       rmSync(path.join(d, 'onnx', 'model.onnx'));
       writeFileSync(path.join(d, 'onnx', 'model.onnx'), readFileSync(path.join(source, 'onnx', 'model.onnx')).subarray(0, 1000));
@@ -152,7 +175,7 @@ test('select then generate computes the shared persona and dialogue blocks once,
     const both = await selectThenGenerate(m, { personas, history }, { maxNewTokens: 24 });
     // The same two prompts, each computed from its first token.
     const choice = await chooseSelection(m, selectPrompt({ personas, history }), personas);
-    assert.ok(choice, 'the embedded model\'s answers tokenize apart');
+    assert.ok(choice, "the embedded model's answers tokenize apart");
     assert.equal(both.selected, choice.selected, 'the selection');
     assert.deepEqual(both.selectProbabilities, choice.probabilities);
     assert.equal(both.selectAnswer, selectionText(personas, choice.selected));
@@ -185,7 +208,10 @@ test('the select answer is scored over its closed set of choices exactly as whol
   const m = await loadModel(embeddedModelDir());
   const cases: [string[], string[]][] = [
     [['i keep a lighthouse .', 'my cat is called tern .', 'i bake bread every morning .'], ['do you have pets ?']],
-    [['i am a nurse .', 'i have two sons .', 'i love jazz music .', 'i live in ohio .', 'i drive a red truck .'], ['hi there !', 'hello , what do you do for work ?']],
+    [
+      ['i am a nurse .', 'i have two sons .', 'i love jazz music .', 'i live in ohio .', 'i drive a red truck .'],
+      ['hi there !', 'hello , what do you do for work ?'],
+    ],
     [['i like to ski .'], ['what is your favorite sport ?']],
   ];
   for (const [personas, history] of cases) {
@@ -254,7 +280,9 @@ test('topIndices: the k largest, largest first, ties by position, as a full sort
   fc.assert(
     fc.property(fc.array(fc.integer({ min: -5, max: 5 }), { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 8 }), (xs, k) => {
       const values = Float64Array.from(xs);
-      const sorted = Array.from(values.keys()).sort((a, b) => values[b]! - values[a]! || a - b).slice(0, k);
+      const sorted = Array.from(values.keys())
+        .sort((a, b) => values[b]! - values[a]! || a - b)
+        .slice(0, k);
       assert.deepEqual(topIndices(values, k), sorted);
     }),
     { numRuns: 500 },

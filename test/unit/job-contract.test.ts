@@ -41,8 +41,12 @@ test('every job the engine builds keeps the contract, and every stage setting re
   const jobs = { sft: sftJob(config, place), dpo: dpoJob(config, place), generate: generateJob(config, place) };
   for (const job of Object.values(jobs)) assert.equal(checkJob(job), undefined, job.stage);
   assert.equal(checkJob(pretrainJob({ python: 'python3', model: '/m', data: '/d', out: '/o', steps: 10 })), undefined, 'lm');
-  const properties = (stage: 'stage1' | 'stage2') => Object.keys((runConfigSchema.properties as Record<string, { properties: Record<string, unknown> }>)[stage]!.properties);
-  for (const [stage, job] of [['stage1', jobs.sft], ['stage2', jobs.dpo]] as const) {
+  const properties = (stage: 'stage1' | 'stage2') =>
+    Object.keys((runConfigSchema.properties as Record<string, { properties: Record<string, unknown> }>)[stage]!.properties);
+  for (const [stage, job] of [
+    ['stage1', jobs.sft],
+    ['stage2', jobs.dpo],
+  ] as const) {
     for (const key of properties(stage)) {
       if (ENGINE_ONLY[stage].includes(key)) continue;
       assert.ok(key in job, `${stage}.${key} is not in the ${job.stage} job`);
@@ -69,7 +73,11 @@ test('the trainer refuses a job with a key the contract does not name, or withou
     const load = (job: object) => {
       const file = path.join(dir, 'job.json');
       writeFileSync(file, JSON.stringify(job));
-      return spawnSync(python, ['-c', `from pal_trainer.train import load_job; load_job(${JSON.stringify(file)})`], { cwd: trainerDir(), env: pythonEnvironment(), encoding: 'utf8' });
+      return spawnSync(python, ['-c', `from pal_trainer.train import load_job; load_job(${JSON.stringify(file)})`], {
+        cwd: trainerDir(),
+        env: pythonEnvironment(),
+        encoding: 'utf8',
+      });
     };
     const good = sftJob(config, { ...place, out: dir });
     assert.equal(load(good).status, 0, load(good).stderr);

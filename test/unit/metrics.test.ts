@@ -154,25 +154,22 @@ describe('BLEU', () => {
 
   const missingData = skipWithoutData(convai2);
   const missingNltk = missingData ? false : nltkSkip();
-  test(
-    'corpus and sentence BLEU-1..4 agree with nltk to 1e-9 on the ConvAI2 responses',
-    { skip: missingData || missingNltk, timeout: 300_000 },
-    () => {
-      const { examples } = importParlai(readFileSync(convai2, 'utf8'), convai2);
-      assert.ok(examples.length > 5000);
-      const rand = random(2024);
-      const references = examples.map((e) => tokenize(e.response));
-      const allWords = references.flat();
-      // Two hypothesis sets: the partner's turn before the response (another sentence on the same
-      // topic), and the response itself with words dropped, swapped and inserted.
-      const sets: Record<string, { hyps: string[][]; refs: string[][] }> = {
-        previousTurn: { hyps: examples.map((e) => tokenize(e.history[e.history.length - 1] ?? '')), refs: references },
-        perturbed: { hyps: references.map((r) => perturb(r, rand, allWords)), refs: references },
-      };
-      sets.both = { hyps: [...sets.previousTurn!.hyps, ...sets.perturbed!.hyps], refs: [...references, ...references] };
-      const sample = Array.from({ length: 300 }, (_, i) => i * 17);
+  test('corpus and sentence BLEU-1..4 agree with nltk to 1e-9 on the ConvAI2 responses', { skip: missingData || missingNltk, timeout: 300_000 }, () => {
+    const { examples } = importParlai(readFileSync(convai2, 'utf8'), convai2);
+    assert.ok(examples.length > 5000);
+    const rand = random(2024);
+    const references = examples.map((e) => tokenize(e.response));
+    const allWords = references.flat();
+    // Two hypothesis sets: the partner's turn before the response (another sentence on the same
+    // topic), and the response itself with words dropped, swapped and inserted.
+    const sets: Record<string, { hyps: string[][]; refs: string[][] }> = {
+      previousTurn: { hyps: examples.map((e) => tokenize(e.history[e.history.length - 1] ?? '')), refs: references },
+      perturbed: { hyps: references.map((r) => perturb(r, rand, allWords)), refs: references },
+    };
+    sets.both = { hyps: [...sets.previousTurn!.hyps, ...sets.perturbed!.hyps], refs: [...references, ...references] };
+    const sample = Array.from({ length: 300 }, (_, i) => i * 17);
 
-      const script = String.raw`
+    const script = String.raw`
 import json, sys, warnings
 from nltk.translate.bleu_score import corpus_bleu, sentence_bleu
 warnings.simplefilter("ignore")  # method0's warning about missing n-gram orders
@@ -185,80 +182,113 @@ s = data["sets"]["perturbed"]
 out["sentence"] = [sentence_bleu([s["refs"][i]], s["hyps"][i], weights=weights) for i in data["sample"]]
 json.dump(out, sys.stdout)
 `;
-      const r = spawnSync(python, ['-c', script], { input: JSON.stringify({ sets, sample }), encoding: 'utf8', maxBuffer: 64 << 20, timeout: 240_000 });
-      assert.equal(r.status, 0, r.stderr);
-      const nltk = JSON.parse(r.stdout) as Record<string, number[] | number[][]>;
+    const r = spawnSync(python, ['-c', script], { input: JSON.stringify({ sets, sample }), encoding: 'utf8', maxBuffer: 64 << 20, timeout: 240_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const nltk = JSON.parse(r.stdout) as Record<string, number[] | number[][]>;
 
-      let worst = 0;
-      for (const [name, s] of Object.entries(sets)) {
-        const v = new Vocabulary();
-        const ours = corpusBleu(s.hyps.map((h) => v.encode(h)), s.refs.map((x) => v.encode(x)));
-        const theirs = nltk[name] as number[];
-        for (let n = 0; n < 4; n++) {
-          const d = Math.abs(ours[n]! - theirs[n]!);
-          worst = Math.max(worst, d);
-          assert.ok(d <= TOLERANCE, `${name} BLEU-${n + 1}: ours ${ours[n]} nltk ${theirs[n]}`);
-        }
-        // Real agreement, not two zeros: these corpora score well above 0 at every order.
-        assert.ok(theirs[3]! > 0.01, `${name} BLEU-4 is ${theirs[3]}`);
-      }
+    let worst = 0;
+    for (const [name, s] of Object.entries(sets)) {
       const v = new Vocabulary();
-      const s = sets.perturbed!;
-      (nltk.sentence as number[][]).forEach((theirs, k) => {
-        const i = sample[k]!;
-        const ours = sentenceBleu(v.encode(s.hyps[i]!), v.encode(s.refs[i]!));
-        for (let n = 0; n < 4; n++) {
-          const d = Math.abs(ours[n]! - theirs[n]!);
-          worst = Math.max(worst, d);
-          assert.ok(d <= TOLERANCE, `sentence ${i} BLEU-${n + 1}: ours ${ours[n]} nltk ${theirs[n]}`);
-        }
-      });
-      console.log(`BLEU vs nltk: ${sets.both!.hyps.length} pairs (corpus) and ${sample.length} sentences, max |difference| ${worst.toExponential(2)}; nltk corpus BLEU-1..4 of the perturbed set: ${(nltk.perturbed as number[]).map((x) => x.toFixed(4)).join(', ')}`);
-    },
-  );
+      const ours = corpusBleu(
+        s.hyps.map((h) => v.encode(h)),
+        s.refs.map((x) => v.encode(x)),
+      );
+      const theirs = nltk[name] as number[];
+      for (let n = 0; n < 4; n++) {
+        const d = Math.abs(ours[n]! - theirs[n]!);
+        worst = Math.max(worst, d);
+        assert.ok(d <= TOLERANCE, `${name} BLEU-${n + 1}: ours ${ours[n]} nltk ${theirs[n]}`);
+      }
+      // Real agreement, not two zeros: these corpora score well above 0 at every order.
+      assert.ok(theirs[3]! > 0.01, `${name} BLEU-4 is ${theirs[3]}`);
+    }
+    const v = new Vocabulary();
+    const s = sets.perturbed!;
+    (nltk.sentence as number[][]).forEach((theirs, k) => {
+      const i = sample[k]!;
+      const ours = sentenceBleu(v.encode(s.hyps[i]!), v.encode(s.refs[i]!));
+      for (let n = 0; n < 4; n++) {
+        const d = Math.abs(ours[n]! - theirs[n]!);
+        worst = Math.max(worst, d);
+        assert.ok(d <= TOLERANCE, `sentence ${i} BLEU-${n + 1}: ours ${ours[n]} nltk ${theirs[n]}`);
+      }
+    });
+    console.log(
+      `BLEU vs nltk: ${sets.both!.hyps.length} pairs (corpus) and ${sample.length} sentences, max |difference| ${worst.toExponential(2)}; nltk corpus BLEU-1..4 of the perturbed set: ${(nltk.perturbed as number[]).map((x) => x.toFixed(4)).join(', ')}`,
+    );
+  });
 
-  test(
-    'ROUGE-L agrees with a coco-caption-style Python ROUGE-L on the ConvAI2 responses',
-    { skip: missingData || missingNltk, timeout: 300_000 },
-    () => {
-      const { examples } = importParlai(readFileSync(convai2, 'utf8'), convai2);
-      const refs = examples.map((e) => tokenize(e.response));
-      const hyps = examples.map((e) => tokenize(e.history[e.history.length - 1] ?? ''));
-      // coco-caption's ROUGE-L (test/reference/coco_rouge_l.py), one reference per hypothesis.
-      const script = String.raw`
+  test('ROUGE-L agrees with a coco-caption-style Python ROUGE-L on the ConvAI2 responses', { skip: missingData || missingNltk, timeout: 300_000 }, () => {
+    const { examples } = importParlai(readFileSync(convai2, 'utf8'), convai2);
+    const refs = examples.map((e) => tokenize(e.response));
+    const hyps = examples.map((e) => tokenize(e.history[e.history.length - 1] ?? ''));
+    // coco-caption's ROUGE-L (test/reference/coco_rouge_l.py), one reference per hypothesis.
+    const script = String.raw`
 import json, sys
 sys.path.insert(0, ${JSON.stringify(path.join(packageRoot(), 'test', 'reference'))})
 from coco_rouge_l import rouge_l
 data = json.load(sys.stdin)
 json.dump([rouge_l(c, r) for c, r in zip(data["hyps"], data["refs"])], sys.stdout)
 `;
-      const r = spawnSync(python, ['-c', script], { input: JSON.stringify({ hyps, refs }), encoding: 'utf8', maxBuffer: 64 << 20, timeout: 240_000 });
-      assert.equal(r.status, 0, r.stderr);
-      const theirs = JSON.parse(r.stdout) as number[];
-      const v = new Vocabulary();
-      let worst = 0;
-      theirs.forEach((t, i) => {
-        worst = Math.max(worst, Math.abs(rougeL(v.encode(hyps[i]!), v.encode(refs[i]!)) - t));
-      });
-      assert.ok(worst <= 1e-12, `max difference ${worst}`);
-      assert.ok(theirs.some((t) => t > 0.3));
-    },
-  );
+    const r = spawnSync(python, ['-c', script], { input: JSON.stringify({ hyps, refs }), encoding: 'utf8', maxBuffer: 64 << 20, timeout: 240_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const theirs = JSON.parse(r.stdout) as number[];
+    const v = new Vocabulary();
+    let worst = 0;
+    theirs.forEach((t, i) => {
+      worst = Math.max(worst, Math.abs(rougeL(v.encode(hyps[i]!), v.encode(refs[i]!)) - t));
+    });
+    assert.ok(worst <= 1e-12, `max difference ${worst}`);
+    assert.ok(theirs.some((t) => t > 0.3));
+  });
 });
 
-describe('the labeller\'s Porter stemmer', () => {
+describe("the labeller's Porter stemmer", () => {
   const missing = skipWithoutData(convai2) || nltkSkip();
-  test('stems every word of the ConvAI2 dev set as nltk\'s PorterStemmer(ORIGINAL_ALGORITHM) does', { skip: missing }, () => {
-    const words = [...new Set(readFileSync(convai2, 'utf8').toLowerCase().split(/[^a-z0-9]+/).filter((w) => w.length >= 3 && !/^\d+$/.test(w)))].sort();
-    const r = spawnSync(python, ['-c', 'import json, sys\nfrom nltk.stem.porter import PorterStemmer as P\np = P(mode=P.ORIGINAL_ALGORITHM)\nprint(json.dumps([p.stem(w) for w in json.load(sys.stdin)]))'], { input: JSON.stringify(words), encoding: 'utf8', timeout: 120_000 });
+  test("stems every word of the ConvAI2 dev set as nltk's PorterStemmer(ORIGINAL_ALGORITHM) does", { skip: missing }, () => {
+    const words = [
+      ...new Set(
+        readFileSync(convai2, 'utf8')
+          .toLowerCase()
+          .split(/[^a-z0-9]+/)
+          .filter((w) => w.length >= 3 && !/^\d+$/.test(w)),
+      ),
+    ].sort();
+    const r = spawnSync(
+      python,
+      [
+        '-c',
+        'import json, sys\nfrom nltk.stem.porter import PorterStemmer as P\np = P(mode=P.ORIGINAL_ALGORITHM)\nprint(json.dumps([p.stem(w) for w in json.load(sys.stdin)]))',
+      ],
+      { input: JSON.stringify(words), encoding: 'utf8', timeout: 120_000 },
+    );
     assert.equal(r.status, 0, r.stderr);
     const theirs = JSON.parse(r.stdout) as string[];
     const differ = words.filter((w, i) => porterStem(w) !== theirs[i]).map((w) => `${w}: ${porterStem(w)} vs ${theirs[words.indexOf(w)]}`);
     assert.deepEqual(differ, [], `${differ.length} of ${words.length} words`);
     assert.ok(words.length > 5000);
   });
-  test('the paper\'s own examples', () => {
-    const cases: [string, string][] = [['caresses', 'caress'], ['ponies', 'poni'], ['caress', 'caress'], ['cats', 'cat'], ['feed', 'feed'], ['agreed', 'agre'], ['plastered', 'plaster'], ['motoring', 'motor'], ['sing', 'sing'], ['conflated', 'conflat'], ['hopping', 'hop'], ['falling', 'fall'], ['filing', 'file'], ['happy', 'happi'], ['relational', 'relat'], ['generalization', 'gener'], ['hiking', 'hike'], ['hike', 'hike']];
+  test("the paper's own examples", () => {
+    const cases: [string, string][] = [
+      ['caresses', 'caress'],
+      ['ponies', 'poni'],
+      ['caress', 'caress'],
+      ['cats', 'cat'],
+      ['feed', 'feed'],
+      ['agreed', 'agre'],
+      ['plastered', 'plaster'],
+      ['motoring', 'motor'],
+      ['sing', 'sing'],
+      ['conflated', 'conflat'],
+      ['hopping', 'hop'],
+      ['falling', 'fall'],
+      ['filing', 'file'],
+      ['happy', 'happi'],
+      ['relational', 'relat'],
+      ['generalization', 'gener'],
+      ['hiking', 'hike'],
+      ['hike', 'hike'],
+    ];
     for (const [word, stem] of cases) assert.equal(porterStem(word), stem, word);
   });
 });
@@ -309,7 +339,7 @@ describe('Distinct, length, selection accuracy', () => {
 
   test('Distinct-n equals a plain set of joined n-grams, on random corpora with repeats and hash collisions', () => {
     let seed = 7;
-    const rand = (k: number) => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % k);
+    const rand = (k: number) => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % k;
     for (let round = 0; round < 200; round++) {
       // Small vocabularies repeat n-grams often; a large one spreads keys over the whole table.
       const vocabularySize = [3, 50, 100_000][round % 3]!;
@@ -401,7 +431,10 @@ describe('C.score', () => {
     const withNli = await evaluate(records, { classify: fake });
     assert.equal(withNli.report.cScore, 0.5);
     assert.ok(!withNli.report.notes.some((n) => n.startsWith('C.score not computed')));
-    await assert.rejects(consistencyScores(examples, async () => 'maybe' as NliLabel), /returned "maybe"/);
+    await assert.rejects(
+      consistencyScores(examples, async () => 'maybe' as NliLabel),
+      /returned "maybe"/,
+    );
   });
 
   test('id2label is mapped case-insensitively, and a model that is not 3-way NLI is refused', () => {
@@ -438,7 +471,10 @@ describe('C.score', () => {
         const expected = data.map((d) => d.personas.map(() => expectedLabel(d.response)));
         assert.deepEqual(expected, [['entailment', 'entailment'], ['contradiction', 'contradiction', 'contradiction'], ['neutral'], ['contradiction']]);
         const result = await consistencyScores(data, model.classify);
-        assert.deepEqual(result.examples.map((e) => e!.labels), expected);
+        assert.deepEqual(
+          result.examples.map((e) => e!.labels),
+          expected,
+        );
         // Sums 2, -3, 0, -1 -> mean -0.5; maxima 1, -1, 0, -1 -> mean -0.25.
         assert.equal(result.cScore, -0.5);
         assert.equal(result.cScoreMax, -0.25);

@@ -32,8 +32,16 @@ test('pal.json records the format and its version; tasks count only in the curre
     const info = await readPalInfo(dir);
     assert.deepEqual(info, { prompt_format: 'chat', prompt_template_version: CHAT_PROMPT_VERSION, tasks: ['select', 'generate'], max_length: 320 });
     assert.deepEqual(trainedTasks(info), ['select', 'generate']);
-    assert.deepEqual(trainedTasks({ prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks: ['select'] }), ['select'], 'no format: the text format (older models)');
-    assert.deepEqual(trainedTasks({ prompt_template_version: PROMPT_TEMPLATE_VERSION - 1, tasks: ['select'] }), [], 'an older template version: not trained on today’s prompts');
+    assert.deepEqual(
+      trainedTasks({ prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks: ['select'] }),
+      ['select'],
+      'no format: the text format (older models)',
+    );
+    assert.deepEqual(
+      trainedTasks({ prompt_template_version: PROMPT_TEMPLATE_VERSION - 1, tasks: ['select'] }),
+      [],
+      'an older template version: not trained on today’s prompts',
+    );
     assert.deepEqual(trainedTasks({ prompt_format: 'chat', prompt_template_version: CHAT_PROMPT_VERSION + 1, tasks: ['select'] }), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });

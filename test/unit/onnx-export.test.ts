@@ -76,142 +76,149 @@ function rowsOf(t: Tensor): number[][] {
   return Array.from({ length: batch }, (_, b) => Array.from(data.subarray(b * length, (b + 1) * length), Number));
 }
 
-describe('ONNX export: transformers.js and onnxruntime agree with PyTorch', { skip: missing ? `no Python with torch (${missing}); set PAL_PYTHON, or PAL_REQUIRE_TORCH=1 to fail instead` : false }, () => {
-  let dir: string;
-  let fixtures: Record<string, Fixture>;
-  const measured: string[] = [];
+describe(
+  'ONNX export: transformers.js and onnxruntime agree with PyTorch',
+  { skip: missing ? `no Python with torch (${missing}); set PAL_PYTHON, or PAL_REQUIRE_TORCH=1 to fail instead` : false },
+  () => {
+    let dir: string;
+    let fixtures: Record<string, Fixture>;
+    const measured: string[] = [];
 
-  before(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'pal-onnx-'));
-    const script = path.join(packageRoot(), 'src', 'trainer', 'tests', 'make_parity_fixture.py');
-    await promisify(execFile)(python, [script, dir], {
-      env: { ...process.env, OPENBLAS_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' },
-      timeout: 300_000,
+    before(async () => {
+      dir = mkdtempSync(path.join(os.tmpdir(), 'pal-onnx-'));
+      const script = path.join(packageRoot(), 'src', 'trainer', 'tests', 'make_parity_fixture.py');
+      await promisify(execFile)(python, [script, dir], {
+        env: { ...process.env, OPENBLAS_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' },
+        timeout: 300_000,
+      });
+      fixtures = JSON.parse(readFileSync(path.join(dir, 'fixture.json'), 'utf8'));
+      // Nothing from the hub: local folders only, and no cache written next to node_modules.
+      env.allowRemoteModels = false;
+      env.allowLocalModels = true;
+      env.useFSCache = false;
     });
-    fixtures = JSON.parse(readFileSync(path.join(dir, 'fixture.json'), 'utf8'));
-    // Nothing from the hub: local folders only, and no cache written next to node_modules.
-    env.allowRemoteModels = false;
-    env.allowLocalModels = true;
-    env.useFSCache = false;
-  });
 
-  after(() => {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    if (measured.length) console.log(measured.join('\n'));
-  });
+    after(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (measured.length) console.log(measured.join('\n'));
+    });
 
-  for (const type of TYPES) {
-    describe(type, () => {
-      let model: PreTrainedModel;
-      let fx: Fixture;
+    for (const type of TYPES) {
+      describe(type, () => {
+        let model: PreTrainedModel;
+        let fx: Fixture;
 
-      before(async () => {
-        fx = fixtures[type]!;
-        model = await AutoModelForCausalLM.from_pretrained(fx.folder, { local_files_only: true });
-      });
-      after(async () => {
-        await model?.dispose();
-      });
+        before(async () => {
+          fx = fixtures[type]!;
+          model = await AutoModelForCausalLM.from_pretrained(fx.folder, { local_files_only: true });
+        });
+        after(async () => {
+          await model?.dispose();
+        });
 
-      test('greedy generation gives PyTorch tokens exactly', async () => {
-        for (const [i, prompt] of fx.prompts.entries()) {
+        test('greedy generation gives PyTorch tokens exactly', async () => {
+          for (const [i, prompt] of fx.prompts.entries()) {
+            const out = (await model.generate({
+              input_ids: int64([prompt]),
+              max_new_tokens: fx.greedy[i]!.length,
+              do_sample: false,
+            } as Parameters<PreTrainedModel['generate']>[0])) as Tensor;
+            assert.deepEqual(rowsOf(out)[0]!.slice(prompt.length), fx.greedy[i], `prompt ${i}`);
+          }
+        });
+
+        test('one forward pass gives PyTorch logits', async () => {
+          let worst = 0;
+          for (const [i, prompt] of fx.prompts.entries()) {
+            const { logits } = (await model({ input_ids: int64([prompt]), attention_mask: int64([prompt.map(() => 1)]) })) as { logits: Tensor };
+            assert.deepEqual(logits.dims, [1, prompt.length, fx.vocab_size]);
+            const data = logits.data as Float32Array;
+            for (let p = 0; p < prompt.length; p++) worst = Math.max(worst, maxDiff(data, p * fx.vocab_size, fx.logits[i]![p]!));
+          }
+          measured.push(`${type}: max |logit difference| ${worst.toExponential(2)}; export ${fx.export_seconds} s, ${fx.onnx_bytes} bytes`);
+          assert.ok(worst <= TOLERANCE, `max |logit difference| ${worst}`);
+        });
+
+        test('a left-padded batch: same tokens and, at real positions, same logits as each prompt alone', async () => {
+          const { ids, mask } = leftPad(fx.prompts);
+          const width = ids[0]!.length;
           const out = (await model.generate({
-            input_ids: int64([prompt]),
-            max_new_tokens: fx.greedy[i]!.length,
+            input_ids: int64(ids),
+            attention_mask: int64(mask),
+            max_new_tokens: fx.greedy[0]!.length,
             do_sample: false,
           } as Parameters<PreTrainedModel['generate']>[0])) as Tensor;
-          assert.deepEqual(rowsOf(out)[0]!.slice(prompt.length), fx.greedy[i], `prompt ${i}`);
-        }
-      });
+          rowsOf(out).forEach((row, i) => assert.deepEqual(row.slice(width), fx.greedy[i], `row ${i}`));
 
-      test('one forward pass gives PyTorch logits', async () => {
-        let worst = 0;
-        for (const [i, prompt] of fx.prompts.entries()) {
-          const { logits } = (await model({ input_ids: int64([prompt]), attention_mask: int64([prompt.map(() => 1)]) })) as { logits: Tensor };
-          assert.deepEqual(logits.dims, [1, prompt.length, fx.vocab_size]);
+          const { logits } = (await model({ input_ids: int64(ids), attention_mask: int64(mask) })) as { logits: Tensor };
           const data = logits.data as Float32Array;
-          for (let p = 0; p < prompt.length; p++) worst = Math.max(worst, maxDiff(data, p * fx.vocab_size, fx.logits[i]![p]!));
-        }
-        measured.push(`${type}: max |logit difference| ${worst.toExponential(2)}; export ${fx.export_seconds} s, ${fx.onnx_bytes} bytes`);
-        assert.ok(worst <= TOLERANCE, `max |logit difference| ${worst}`);
-      });
+          fx.prompts.forEach((prompt, i) => {
+            const pad = width - prompt.length;
+            for (let p = 0; p < prompt.length; p++) {
+              const d = maxDiff(data, (i * width + pad + p) * fx.vocab_size, fx.logits[i]![p]!);
+              assert.ok(d <= TOLERANCE, `row ${i} position ${p}: |logit difference| ${d}`);
+            }
+          });
+        });
 
-      test('a left-padded batch: same tokens and, at real positions, same logits as each prompt alone', async () => {
-        const { ids, mask } = leftPad(fx.prompts);
-        const width = ids[0]!.length;
-        const out = (await model.generate({
-          input_ids: int64(ids),
-          attention_mask: int64(mask),
-          max_new_tokens: fx.greedy[0]!.length,
-          do_sample: false,
-        } as Parameters<PreTrainedModel['generate']>[0])) as Tensor;
-        rowsOf(out).forEach((row, i) => assert.deepEqual(row.slice(width), fx.greedy[i], `row ${i}`));
-
-        const { logits } = (await model({ input_ids: int64(ids), attention_mask: int64(mask) })) as { logits: Tensor };
-        const data = logits.data as Float32Array;
-        fx.prompts.forEach((prompt, i) => {
-          const pad = width - prompt.length;
-          for (let p = 0; p < prompt.length; p++) {
-            const d = maxDiff(data, (i * width + pad + p) * fx.vocab_size, fx.logits[i]![p]!);
-            assert.ok(d <= TOLERANCE, `row ${i} position ${p}: |logit difference| ${d}`);
+        test('onnxruntime: past lengths 0 and up, chunked and token by token, on a left-padded batch', async () => {
+          const config = JSON.parse(readFileSync(path.join(fx.folder, 'config.json'), 'utf8'));
+          const layers: number = config.num_hidden_layers ?? config.n_layer;
+          const kvHeads: number = config.num_key_value_heads ?? config.n_head;
+          const headDim: number = config.head_dim ?? config.n_embd / config.n_head;
+          const session = await ort.InferenceSession.create(path.join(fx.folder, 'onnx', 'model.onnx'));
+          try {
+            const { ids, mask } = leftPad(fx.prompts);
+            const batch = ids.length;
+            const width = ids[0]!.length;
+            // As transformers.js computes them: count of real tokens so far, 1 on padding.
+            const positions = mask.map((m) => {
+              let n = 0;
+              return m.map((v) => (v ? n++ : 1));
+            });
+            const tensor = (rows: number[][], a: number, b: number) =>
+              new ort.Tensor('int64', BigInt64Array.from(rows.flatMap((r) => r.slice(a, b)).map((v) => BigInt(v))), [batch, b - a]);
+            const splits = [[0, 1, 4, width], Array.from({ length: width + 1 }, (_, i) => i), [0, width]];
+            for (const split of splits) {
+              let past: Record<string, ort.Tensor> = {};
+              for (let l = 0; l < layers; l++) {
+                for (const kv of ['key', 'value']) {
+                  past[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [batch, kvHeads, 0, headDim]);
+                }
+              }
+              for (let s = 0; s + 1 < split.length; s++) {
+                const [a, b] = [split[s]!, split[s + 1]!];
+                const out = await session.run({
+                  input_ids: tensor(ids, a, b),
+                  attention_mask: tensor(mask, 0, b),
+                  position_ids: tensor(positions, a, b),
+                  ...past,
+                });
+                const logits = out.logits!;
+                assert.deepEqual(logits.dims, [batch, b - a, fx.vocab_size]);
+                const data = logits.data as Float32Array;
+                fx.prompts.forEach((prompt, i) => {
+                  const pad = width - prompt.length;
+                  for (let p = Math.max(a, pad); p < b; p++) {
+                    const d = maxDiff(data, (i * (b - a) + p - a) * fx.vocab_size, fx.logits[i]![p - pad]!);
+                    assert.ok(d <= TOLERANCE, `split ${split.join(',')}, row ${i} position ${p - pad}: |logit difference| ${d}`);
+                  }
+                });
+                past = {};
+                for (let l = 0; l < layers; l++) {
+                  for (const kv of ['key', 'value']) {
+                    const present = out[`present.${l}.${kv}`]!;
+                    assert.deepEqual(present.dims, [batch, kvHeads, b, headDim]);
+                    past[`past_key_values.${l}.${kv}`] = present;
+                  }
+                }
+              }
+            }
+          } finally {
+            await session.release();
           }
         });
       });
-
-      test('onnxruntime: past lengths 0 and up, chunked and token by token, on a left-padded batch', async () => {
-        const config = JSON.parse(readFileSync(path.join(fx.folder, 'config.json'), 'utf8'));
-        const layers: number = config.num_hidden_layers ?? config.n_layer;
-        const kvHeads: number = config.num_key_value_heads ?? config.n_head;
-        const headDim: number = config.head_dim ?? config.n_embd / config.n_head;
-        const session = await ort.InferenceSession.create(path.join(fx.folder, 'onnx', 'model.onnx'));
-        try {
-          const { ids, mask } = leftPad(fx.prompts);
-          const batch = ids.length;
-          const width = ids[0]!.length;
-          // As transformers.js computes them: count of real tokens so far, 1 on padding.
-          const positions = mask.map((m) => { let n = 0; return m.map((v) => (v ? n++ : 1)); });
-          const tensor = (rows: number[][], a: number, b: number) =>
-            new ort.Tensor('int64', BigInt64Array.from(rows.flatMap((r) => r.slice(a, b)).map((v) => BigInt(v))), [batch, b - a]);
-          const splits = [[0, 1, 4, width], Array.from({ length: width + 1 }, (_, i) => i), [0, width]];
-          for (const split of splits) {
-            let past: Record<string, ort.Tensor> = {};
-            for (let l = 0; l < layers; l++) {
-              for (const kv of ['key', 'value']) {
-                past[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [batch, kvHeads, 0, headDim]);
-              }
-            }
-            for (let s = 0; s + 1 < split.length; s++) {
-              const [a, b] = [split[s]!, split[s + 1]!];
-              const out = await session.run({
-                input_ids: tensor(ids, a, b),
-                attention_mask: tensor(mask, 0, b),
-                position_ids: tensor(positions, a, b),
-                ...past,
-              });
-              const logits = out.logits!;
-              assert.deepEqual(logits.dims, [batch, b - a, fx.vocab_size]);
-              const data = logits.data as Float32Array;
-              fx.prompts.forEach((prompt, i) => {
-                const pad = width - prompt.length;
-                for (let p = Math.max(a, pad); p < b; p++) {
-                  const d = maxDiff(data, (i * (b - a) + p - a) * fx.vocab_size, fx.logits[i]![p - pad]!);
-                  assert.ok(d <= TOLERANCE, `split ${split.join(',')}, row ${i} position ${p - pad}: |logit difference| ${d}`);
-                }
-              });
-              past = {};
-              for (let l = 0; l < layers; l++) {
-                for (const kv of ['key', 'value']) {
-                  const present = out[`present.${l}.${kv}`]!;
-                  assert.deepEqual(present.dims, [batch, kvHeads, b, headDim]);
-                  past[`past_key_values.${l}.${kv}`] = present;
-                }
-              }
-            }
-          }
-        } finally {
-          await session.release();
-        }
-      });
-    });
-  }
-});
+    }
+  },
+);

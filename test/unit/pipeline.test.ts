@@ -43,7 +43,10 @@ before(() => {
   const lines = train.map(([h, r, k], i) => JSON.stringify({ id: `t${i}`, persona_id: 'sam', history: [h], response: r, persona_index: k, split: 'train' }));
   lines.push(JSON.stringify({ id: 'v1', persona_id: 'sam', history: ['do you like dogs ?'], response: 'i have rex .', persona_index: 0, split: 'valid' }));
   writeFileSync(path.join(project, 'sam.dialogues.jsonl'), `${lines.join('\n')}\n`);
-  writeFileSync(path.join(project, 'sam.pairs.jsonl'), `${JSON.stringify({ prompt: 'any pets ?', chosen: 'rex , my dog .', rejected: 'no pets .', persona_ids: ['sam'], status: 'chosen', origin: 'annotated' })}\n`);
+  writeFileSync(
+    path.join(project, 'sam.pairs.jsonl'),
+    `${JSON.stringify({ prompt: 'any pets ?', chosen: 'rex , my dog .', rejected: 'no pets .', persona_ids: ['sam'], status: 'chosen', origin: 'annotated' })}\n`,
+  );
   // The tiny model's word-level vocabulary covers every word the prompts and targets use.
   const texts = train.flatMap(([h, r, k]) => {
     const input = { personas: facts, history: [h] };
@@ -62,7 +65,10 @@ before(() => {
   writeFileSync(path.join(project, 'sam.palrun.yaml'), config('sam'));
   writeFileSync(path.join(project, 'cancel.palrun.yaml'), config('cancel').replace('epochs: 6', 'epochs: 40'));
   writeFileSync(path.join(project, 'plain.palrun.yaml'), `method: finetune\n${config('plain')}`);
-  writeFileSync(path.join(project, 'subset.palrun.yaml'), config('subset').replace('rejected: {', 'examples: 3, rejected: {').replace('epochs: 6', 'epochs: 1'));
+  writeFileSync(
+    path.join(project, 'subset.palrun.yaml'),
+    config('subset').replace('rejected: {', 'examples: 3, rejected: {').replace('epochs: 6', 'epochs: 1'),
+  );
 });
 
 test('a run goes through both stages, exports, and the result selects then generates with its own selection', { skip }, async () => {
@@ -87,7 +93,11 @@ test('a run goes through both stages, exports, and the result selects then gener
   assert.equal(s1.at(-1)!.total, 24, '8 examples x 2 tasks / 4 a step x 6 epochs');
   assert.ok(s1.every((p) => typeof p.etaSeconds === 'number'));
   const sampled = seen.filter((p) => p.stage === 'generate' && p.step !== undefined);
-  assert.deepEqual([sampled.at(-1)!.step, sampled.at(-1)!.total], [6, 6], 'rejection sampling reports its progress too: the 6 examples that name a persona sentence');
+  assert.deepEqual(
+    [sampled.at(-1)!.step, sampled.at(-1)!.total],
+    [6, 6],
+    'rejection sampling reports its progress too: the 6 examples that name a persona sentence',
+  );
   const s2 = seen.filter((p) => p.stage === 'stage2' && p.metrics);
   assert.ok(s2.length > 0 && 'rewards/margins' in s2[0]!.metrics!);
   // The generated pairs are a valid pairs file, annotated ones included.
@@ -102,7 +112,10 @@ test('a run goes through both stages, exports, and the result selects then gener
   assert.equal(answer.selectionSource, 'model');
   assert.match(answer.generatePrompt, new RegExp(`Using: ${answer.selectedText.replace(/[.?]/g, '\\$&')}\\n`));
   const runs = await listRuns(path.join(project, 'runs'));
-  assert.deepEqual(runs.map((r) => [r.name, r.finished]), [['sam', true]]);
+  assert.deepEqual(
+    runs.map((r) => [r.name, r.finished]),
+    [['sam', true]],
+  );
 });
 
 test('a cancelled run stops cleanly and resumes where it stopped', { skip }, async () => {
@@ -118,8 +131,15 @@ test('a cancelled run stops cleanly and resumes where it stopped', { skip }, asy
   assert.deepEqual(first.stages, ['prepare']);
   const second = await runAlignment(path.join(project, 'cancel.palrun.yaml'), { python });
   assert.equal(second.outcome, 'done');
-  const steps = readFileSync(path.join(second.runDir, 'stage1', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
-  assert.deepEqual(steps, Array.from({ length: 160 }, (_, i) => i + 1), 'stage 1 resumed: every step once');
+  const steps = readFileSync(path.join(second.runDir, 'stage1', 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).step);
+  assert.deepEqual(
+    steps,
+    Array.from({ length: 160 }, (_, i) => i + 1),
+    'stage 1 resumed: every step once',
+  );
 });
 
 test('a missing or incomplete base model is reported in the run config’s terms, before anything is written', { skip }, async () => {
@@ -143,9 +163,15 @@ test('a missing or incomplete base model is reported in the run config’s terms
     writeFileSync(config, `name: nobase\nmodel: {base: ${folder}}\ndata: {dialogues: [sam.dialogues.jsonl], personas: [personas]}\n`);
   };
   copy('cut-config', (f, t) => (f === 'config.json' ? t.slice(0, 20) : t));
-  await assert.rejects(runAlignment(config, { python }), /cut-config\/config\.json \(model\.base in nobase\.palrun\.yaml\) is not valid JSON .*copy or export the model folder again/);
+  await assert.rejects(
+    runAlignment(config, { python }),
+    /cut-config\/config\.json \(model\.base in nobase\.palrun\.yaml\) is not valid JSON .*copy or export the model folder again/,
+  );
   copy('small-vocab', (f, t) => (f === 'config.json' ? JSON.stringify({ ...JSON.parse(t), vocab_size: 5 }) : t));
-  await assert.rejects(runAlignment(config, { python }), /small-vocab\/tokenizer\.json has \d+ token ids but the model in .*small-vocab embeds only 5 .*: they do not belong together/);
+  await assert.rejects(
+    runAlignment(config, { python }),
+    /small-vocab\/tokenizer\.json has \d+ token ids but the model in .*small-vocab embeds only 5 .*: they do not belong together/,
+  );
   assert.equal(existsSync(path.join(project, 'runs', 'nobase')), false, 'still no run folder');
 });
 
@@ -167,17 +193,26 @@ test('a corrupt state.json stops the run with its path and what to do, and is le
 
 test('personas too long for the context stop the run before training, naming the example and what to do', { skip }, async () => {
   const long = Array.from({ length: 12 }, (_, i) => `i have a dog named rex and i play the trumpet by the sea number ${i} .`);
-  writeFileSync(path.join(project, 'long.dialogues.jsonl'), `${JSON.stringify({ id: 'ok', personas: ['i have a dog .'], history: ['hi'], response: 'hi .', persona_index: 0, split: 'train' })}\n${JSON.stringify({ personas: long, history: ['do you have pets ?', 'yes .', 'what kind ?'], response: 'a dog named rex .', persona_index: 0, split: 'train' })}\n`);
+  writeFileSync(
+    path.join(project, 'long.dialogues.jsonl'),
+    `${JSON.stringify({ id: 'ok', personas: ['i have a dog .'], history: ['hi'], response: 'hi .', persona_index: 0, split: 'train' })}\n${JSON.stringify({ personas: long, history: ['do you have pets ?', 'yes .', 'what kind ?'], response: 'a dog named rex .', persona_index: 0, split: 'train' })}\n`,
+  );
   const config = path.join(project, 'long.palrun.yaml');
   writeFileSync(config, `name: long\nmodel: {base: ${path.join(dir, 'base', 'hf')}}\ndata: {dialogues: [long.dialogues.jsonl]}\nstage1: {max_length: 64}\n`);
-  await assert.rejects(runAlignment(config, { python }), /1 training example does not fit stage1\.max_length \(64 tokens\) even with only the last turn .* Shorten the facts \(or the response\), or raise stage1\.max_length in long\.palrun\.yaml:\nlong\.dialogues\.jsonl:2: 12 facts/);
+  await assert.rejects(
+    runAlignment(config, { python }),
+    /1 training example does not fit stage1\.max_length \(64 tokens\) even with only the last turn .* Shorten the facts \(or the response\), or raise stage1\.max_length in long\.palrun\.yaml:\nlong\.dialogues\.jsonl:2: 12 facts/,
+  );
   assert.equal(existsSync(path.join(project, 'runs', 'long', 'stage1')), false, 'no training started');
   rmSync(path.join(project, 'runs', 'long'), { recursive: true, force: true });
 });
 
 test('bad data stops a run before training, naming the file and line', { skip }, async () => {
   const bad = path.join(project, 'bad.palrun.yaml');
-  writeFileSync(path.join(project, 'bad.dialogues.jsonl'), '{"persona_id": "nobody", "history": ["hi"], "response": "x", "persona_index": -1, "split": "train"}\n');
+  writeFileSync(
+    path.join(project, 'bad.dialogues.jsonl'),
+    '{"persona_id": "nobody", "history": ["hi"], "response": "x", "persona_index": -1, "split": "train"}\n',
+  );
   writeFileSync(bad, `model: {base: ${path.join(dir, 'base', 'hf')}}\ndata: {dialogues: [bad.dialogues.jsonl], personas: [personas]}\n`);
   await assert.rejects(runAlignment(bad, { python }), /bad\.dialogues\.jsonl:1:1: error: example bad\.dialogues\.jsonl:1: no persona file has the id "nobody"/);
 });
@@ -185,11 +220,19 @@ test('bad data stops a run before training, naming the file and line', { skip },
 test('pal train, pal runs and pal chat: the same run from the command line', { skip }, async () => {
   const { spawnSync } = await import('node:child_process');
   const { packageRoot } = await import('../../src/engine/paths');
-  const pal = (...args: string[]) => spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, PAL_PYTHON: python } });
+  const pal = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], {
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, PAL_PYTHON: python },
+    });
   const config = path.join(project, 'cli.palrun.yaml');
   // The evaluation decodes as the config says: at most 3 tokens a reply (a token is a word or less
   // with this word-level tokenizer) and, with no_repeat_ngram_size 1, no word twice.
-  writeFileSync(config, `${readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: cli').replace('epochs: 6', 'epochs: 1')}evaluation: {no_repeat_ngram_size: 1, max_new_tokens: 3}\n`);
+  writeFileSync(
+    config,
+    `${readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: cli').replace('epochs: 6', 'epochs: 1')}evaluation: {no_repeat_ngram_size: 1, max_new_tokens: 3}\n`,
+  );
   // The base model sits outside both the current folder and the config's: refused unless allowed.
   const refused = pal('train', config);
   assert.equal(refused.status, 1, refused.stderr);
@@ -205,7 +248,10 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   // so the limits below are held to be tested (not vacuous) over both sides together.
   let words = 0;
   for (const side of ['before', 'after']) {
-    const replies = readFileSync(path.join(project, 'runs', 'cli', 'eval', `predictions-${side}.jsonl`), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prediction: string }).prediction.split(/\s+/).filter(Boolean));
+    const replies = readFileSync(path.join(project, 'runs', 'cli', 'eval', `predictions-${side}.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { prediction: string }).prediction.split(/\s+/).filter(Boolean));
     words = Math.max(words, ...replies.map((r) => r.length));
     for (const words of replies) {
       assert.ok(words.length <= 3, `${side}: "${words.join(' ')}" is longer than max_new_tokens`);
@@ -214,15 +260,39 @@ test('pal train, pal runs and pal chat: the same run from the command line', { s
   }
   assert.ok(words > 1, 'some reply has words');
   const runs = pal('runs', config, '--json');
-  assert.deepEqual(JSON.parse(runs.stdout).map((r: { name: string; finished: boolean }) => [r.name, r.finished]), [['cancel', true], ['cli', true], ['sam', true]]);
+  assert.deepEqual(
+    JSON.parse(runs.stdout).map((r: { name: string; finished: boolean }) => [r.name, r.finished]),
+    [
+      ['cancel', true],
+      ['cli', true],
+      ['sam', true],
+    ],
+  );
   const chat = pal('chat', '--model', model, '--facts', facts.join('|'), '--max-new-tokens', '6', '--json', 'do you have pets ?');
   assert.equal(chat.status, 0, chat.stderr);
   const answer = JSON.parse(chat.stdout);
   assert.equal(answer.selectionSource, 'model');
   assert.equal(typeof answer.response, 'string');
-  const curbed = pal('chat', '--model', model, '--facts', facts.join('|'), '--max-new-tokens', '6', '--repetition-penalty', '1.3', '--no-repeat-ngram', '2', '--json', 'do you have pets ?');
+  const curbed = pal(
+    'chat',
+    '--model',
+    model,
+    '--facts',
+    facts.join('|'),
+    '--max-new-tokens',
+    '6',
+    '--repetition-penalty',
+    '1.3',
+    '--no-repeat-ngram',
+    '2',
+    '--json',
+    'do you have pets ?',
+  );
   assert.equal(curbed.status, 0, curbed.stderr);
-  for (const [flag, value, message] of [['--repetition-penalty', '0', /--repetition-penalty must be a number above 0/], ['--no-repeat-ngram', '1.5', /--no-repeat-ngram must be a whole number, not "1.5"/]] as const) {
+  for (const [flag, value, message] of [
+    ['--repetition-penalty', '0', /--repetition-penalty must be a number above 0/],
+    ['--no-repeat-ngram', '1.5', /--no-repeat-ngram must be a whole number, not "1.5"/],
+  ] as const) {
     const bad = pal('chat', '--model', model, '--facts', facts.join('|'), flag, value, 'hi');
     assert.equal(bad.status, 2, `${flag} ${value}`);
     assert.match(bad.stderr, message);
@@ -237,9 +307,17 @@ test('method finetune is the plain fine-tuning baseline: one stage, no selection
   assert.deepEqual(result.stages, ['prepare', 'stage1', 'export', 'evaluate'], 'no rejection sampling, no DPO');
   // One plain item per example (not two tasks): 8 examples / 4 a step x 6 epochs.
   assert.equal(seen.filter((p) => p.stage === 'stage1' && p.step !== undefined).at(-1)!.total, 12);
-  const items = readFileSync(path.join(result.runDir, 'stage1.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const items = readFileSync(path.join(result.runDir, 'stage1.tokens.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(items.map((i) => i.kind))], ['plain']);
-  assert.deepEqual(JSON.parse(readFileSync(path.join(result.model!, 'pal.json'), 'utf8')), { prompt_format: 'text', prompt_template_version: PROMPT_TEMPLATE_VERSION, tasks: ['plain'], max_length: 512 });
+  assert.deepEqual(JSON.parse(readFileSync(path.join(result.model!, 'pal.json'), 'utf8')), {
+    prompt_format: 'text',
+    prompt_template_version: PROMPT_TEMPLATE_VERSION,
+    tasks: ['plain'],
+    max_length: 512,
+  });
   const after = JSON.parse(readFileSync(path.join(result.runDir, 'eval', 'predictions-after.jsonl'), 'utf8').trim());
   assert.equal(after.selection_source, 'none');
   assert.equal('selected' in after, false, 'a baseline selects nothing, so it is not scored on selection');
@@ -260,17 +338,35 @@ test('method finetune is the plain fine-tuning baseline: one stage, no selection
 test('stage2.examples draws that many training examples for rejection sampling, the same ones every time', { skip }, async () => {
   const result = await runAlignment(path.join(project, 'subset.palrun.yaml'), { python });
   assert.equal(result.outcome, 'done');
-  const prompts = readFileSync(path.join(result.runDir, 'generate.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id);
+  const prompts = readFileSync(path.join(result.runDir, 'generate.tokens.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).id);
   assert.equal(prompts.length, 3);
-  const generated = readFileSync(path.join(result.runDir, 'generate', 'generated.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id);
+  const generated = readFileSync(path.join(result.runDir, 'generate', 'generated.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).id);
   assert.deepEqual(generated, prompts);
   const pairs = records(parsePairs(readFileSync(path.join(result.runDir, 'stage2.pairs.jsonl'), 'utf8'), 'x.pairs.jsonl')).map((r) => r.value);
   assert.ok(pairs.filter((p) => p.origin === 'pal-stage2').every((p) => prompts.includes(p.dialogue!.id!)));
   // Only examples that name a persona sentence are drawn (t3 and t7 answer "none").
-  assert.ok(prompts.every((id: string) => !['t3', 't7'].includes(id)), prompts.join(' '));
+  assert.ok(
+    prompts.every((id: string) => !['t3', 't7'].includes(id)),
+    prompts.join(' '),
+  );
   // A rejection the model ended gets the end-of-sequence token; one cut at max_new_tokens does not.
-  const ended = new Map(readFileSync(path.join(result.runDir, 'generate', 'generated.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((g) => [g.id, g.ended]));
-  const tokens = readFileSync(path.join(result.runDir, 'stage2.tokens.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const ended = new Map(
+    readFileSync(path.join(result.runDir, 'generate', 'generated.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .map((g) => [g.id, g.ended]),
+  );
+  const tokens = readFileSync(path.join(result.runDir, 'stage2.tokens.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   pairs.forEach((p, i) => {
     const eos = tokens[i].chosen.at(-1);
     if (p.origin === 'pal-stage2') assert.equal(tokens[i].rejected.at(-1) === eos, ended.get(p.dialogue!.id!), `pair ${p.dialogue!.id}`);
@@ -284,11 +380,17 @@ test('fitted drops the oldest turns until every row fits, tokenizing each candid
     calls.push(x.history.length);
     return [x.history.join(' ').split(' ')];
   };
-  assert.deepEqual(fitted(ex, encode, (row) => row.length <= 6), [['b', 'b', 'b', 'c', 'c', 'd']]);
+  assert.deepEqual(
+    fitted(ex, encode, (row) => row.length <= 6),
+    [['b', 'b', 'b', 'c', 'c', 'd']],
+  );
   assert.deepEqual(calls, [4, 3], 'each candidate encoded once; the rows of the last check are returned');
   calls.length = 0;
   // Nothing fits: the partner's last turn alone, encoded once more for what is returned.
-  assert.deepEqual(fitted(ex, encode, () => false), [['d']]);
+  assert.deepEqual(
+    fitted(ex, encode, () => false),
+    [['d']],
+  );
   assert.deepEqual(calls, [4, 3, 2, 1]);
 });
 
@@ -335,12 +437,16 @@ test('a run config cannot point the trainer outside the workspace, not even thro
       ['model: {base: pal-default}\ndata: {dialogues: [data]}\noutput: ../outside\n', 'output'],
       ['model: {base: pal-default}\ndata: {dialogues: [data]}\noutput: data/escape/runs\n', 'output'],
     ] as const) {
-      await assert.rejects(check(yaml), (err: Error) => {
-        assert.match(err.message, new RegExp(`x\\.palrun\\.yaml: ${key.replace('.', '\\.')} points outside the workspace \\(${outside}`));
-        assert.match(err.message, /palStudio\.runs\.allowOutsideWorkspace, or pal train --allow-outside/);
-        assert.match(err.message, new RegExp(`only inside the workspace \\(${ws}\\) unless`), 'each root named once (issue 18.12)');
-        return true;
-      }, yaml);
+      await assert.rejects(
+        check(yaml),
+        (err: Error) => {
+          assert.match(err.message, new RegExp(`x\\.palrun\\.yaml: ${key.replace('.', '\\.')} points outside the workspace \\(${outside}`));
+          assert.match(err.message, /palStudio\.runs\.allowOutsideWorkspace, or pal train --allow-outside/);
+          assert.match(err.message, new RegExp(`only inside the workspace \\(${ws}\\) unless`), 'each root named once (issue 18.12)');
+          return true;
+        },
+        yaml,
+      );
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -357,16 +463,30 @@ test('a confined run opens no data file outside the workspace: an absolute path,
     // Not a dialogue file: read as one, each line would be reported (and so printed) as a parse error.
     const secret = path.join(outside, 'secret.dialogues.jsonl');
     writeFileSync(secret, 'API_KEY=SECRET-TOKEN-1234\nsecond line SECRET-TOKEN-5678\n');
-    writeFileSync(path.join(ws, 'data', 'ok.dialogues.jsonl'), `${JSON.stringify({ id: 'a', personas: ['i ski .'], history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' })}\n`);
+    writeFileSync(
+      path.join(ws, 'data', 'ok.dialogues.jsonl'),
+      `${JSON.stringify({ id: 'a', personas: ['i ski .'], history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' })}\n`,
+    );
     symlinkSync(secret, path.join(ws, 'data', 'leak.dialogues.jsonl'));
     const configFile = path.join(ws, 'x.palrun.yaml');
-    for (const [dialogues, key] of [[secret, 'data.dialogues'], ['../outside/secret.dialogues.jsonl', 'data.dialogues'], ['data', 'data\\.dialogues \\(.*leak\\.dialogues\\.jsonl\\)']] as const) {
+    for (const [dialogues, key] of [
+      [secret, 'data.dialogues'],
+      ['../outside/secret.dialogues.jsonl', 'data.dialogues'],
+      ['data', 'data\\.dialogues \\(.*leak\\.dialogues\\.jsonl\\)'],
+    ] as const) {
       writeFileSync(configFile, `name: x\nmodel: {base: pal-default}\ndata: {dialogues: [${dialogues}]}\n`);
-      await assert.rejects(runAlignment(configFile, { python: 'python-never-started', allowedRoots: [ws] }), (err: Error) => {
-        assert.match(err.message, new RegExp(`x\\.palrun\\.yaml: ${key.replace(/^data\.dialogues$/, 'data\\.dialogues')} points outside the workspace \\(${outside}`));
-        assert.doesNotMatch(err.message, /SECRET-TOKEN/);
-        return true;
-      }, dialogues);
+      await assert.rejects(
+        runAlignment(configFile, { python: 'python-never-started', allowedRoots: [ws] }),
+        (err: Error) => {
+          assert.match(
+            err.message,
+            new RegExp(`x\\.palrun\\.yaml: ${key.replace(/^data\.dialogues$/, 'data\\.dialogues')} points outside the workspace \\(${outside}`),
+          );
+          assert.doesNotMatch(err.message, /SECRET-TOKEN/);
+          return true;
+        },
+        dialogues,
+      );
     }
     // Not confined (pal train --allow-outside): the same link is read, and its lines are named as bad data.
     await assert.rejects(prepareRun(configFile), /leak\.dialogues\.jsonl:1:/);
@@ -394,7 +514,9 @@ test('one process per run folder: a live holder is named, a dead one is taken ov
     await again();
     // Half written (killed while writing it): nobody holds it.
     writeFileSync(lock, '{"pid": 12');
-    await (await acquireRunLock(runDir))();
+    await (
+      await acquireRunLock(runDir)
+    )();
     // Another machine's (a shared folder): not judged from here; the message says what to do.
     writeFileSync(lock, JSON.stringify({ pid: 1, host: 'elsewhere', startedAt: 'earlier' }));
     await assert.rejects(acquireRunLock(runDir), /is being run on elsewhere \(pid 1, since earlier\)\. If that run is over, delete .*run\.lock/);

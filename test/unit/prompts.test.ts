@@ -1,8 +1,30 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
-import { annotatedPairs, finetuneItems, rejectionPrompts, resolveExample, sampleExamples, selectCounts, stage1Items, stage2Candidates, stage2Pairs, type ResolvedExample } from '../../src/core/mixture';
-import { dialogueTurns, generatePrompt, historyOnlyPrompt, parseSelection, plainPrompt, responseTarget, selectPrompt, selectTarget, trimHistory, type PromptFormat } from '../../src/core/prompts';
+import {
+  annotatedPairs,
+  finetuneItems,
+  rejectionPrompts,
+  resolveExample,
+  sampleExamples,
+  selectCounts,
+  stage1Items,
+  stage2Candidates,
+  stage2Pairs,
+  type ResolvedExample,
+} from '../../src/core/mixture';
+import {
+  dialogueTurns,
+  generatePrompt,
+  historyOnlyPrompt,
+  parseSelection,
+  plainPrompt,
+  responseTarget,
+  selectPrompt,
+  selectTarget,
+  trimHistory,
+  type PromptFormat,
+} from '../../src/core/prompts';
 import { selectionSettled } from '../../src/engine/inference';
 import type { Persona } from '../../src/core/formats/types';
 
@@ -12,7 +34,7 @@ const history = ['hello !', 'hi , how are you ?', 'good . do you have pets ?'];
 test('templates: numbered personas, speaker tags counted back from the partner’s last turn', () => {
   assert.equal(
     selectPrompt({ personas, history }),
-    'Facts:\n1. i have a dog named rex .\n2. i play the trumpet in a jazz band .\n3. i live by the sea .\n\nDialogue:\nUser: hello !\nPersona: hi , how are you ?\nUser: good . do you have pets ?\n\nWhich fact does Persona\'s next reply use?\nAnswer:',
+    "Facts:\n1. i have a dog named rex .\n2. i play the trumpet in a jazz band .\n3. i live by the sea .\n\nDialogue:\nUser: hello !\nPersona: hi , how are you ?\nUser: good . do you have pets ?\n\nWhich fact does Persona's next reply use?\nAnswer:",
   );
   assert.equal(selectTarget(personas, 0), ' 1. i have a dog named rex .');
   assert.equal(selectTarget(personas, -1), ' none');
@@ -34,7 +56,10 @@ test('a select answer is read back into an index', () => {
 test('stage 1 is a 1:1 mixture of select and generate items with the gold persona highlighted', () => {
   const ex = resolveExample({ id: 'e1', personas, history, response: 'yes , a dog called rex .', persona_index: 0, split: 'train' }, 'x', new Map());
   const items = stage1Items([ex, { ...ex, id: 'e2', personaIndex: -1 }]);
-  assert.deepEqual(items.map((i) => i.kind), ['select', 'generate', 'select', 'generate']);
+  assert.deepEqual(
+    items.map((i) => i.kind),
+    ['select', 'generate', 'select', 'generate'],
+  );
   assert.equal(items[0]!.target, ' 1. i have a dog named rex .');
   assert.match(items[1]!.prompt, /Using: 1\. i have a dog named rex \./);
   assert.equal(items[1]!.target, ' yes , a dog called rex .');
@@ -44,21 +69,48 @@ test('stage 1 is a 1:1 mixture of select and generate items with the gold person
 
 test('persona ids are looked up; an unknown one names the example', () => {
   const mara: Persona = { id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .'] };
-  const ex = resolveExample({ id: 'm1', persona_id: 'mara', history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' }, 'x', new Map([['mara', mara]]));
+  const ex = resolveExample(
+    { id: 'm1', persona_id: 'mara', history: ['hi'], response: 'hello .', persona_index: -1, split: 'train' },
+    'x',
+    new Map([['mara', mara]]),
+  );
   assert.deepEqual(ex.personas, mara.facts);
-  assert.throws(() => resolveExample({ persona_id: 'nobody', history: ['hi'], response: 'x', persona_index: -1, split: 'train' }, 'line 4', new Map()), /example line 4: no persona file has the id "nobody"/);
+  assert.throws(
+    () => resolveExample({ persona_id: 'nobody', history: ['hi'], response: 'x', persona_index: -1, split: 'train' }, 'line 4', new Map()),
+    /example line 4: no persona file has the id "nobody"/,
+  );
 });
 
 test('stage 2: history-only prompts, pairs under the generate prompt, useless samples dropped, writers’ pairs joined', () => {
   const ex = resolveExample({ id: 'e1', personas, history, response: 'yes , rex the dog .', persona_index: 0, split: 'train' }, 'x', new Map());
   assert.deepEqual(rejectionPrompts([ex]), [{ id: 'e1', prompt: historyOnlyPrompt(history) }]);
   const sample = (text: string, ended = true) => ({ text, ended });
-  const pairs = stage2Pairs([ex, { ...ex, id: 'e2' }, { ...ex, id: 'e3' }, { ...ex, id: 'e4' }], new Map([['e1', sample('no pets here .')], ['e2', sample(' Yes , rex the dog . ')], ['e3', sample('')], ['e4', sample('i have no pets and i', false)]]));
-  assert.deepEqual(pairs.map((p) => [p.id, p.rejectedCut]), [['e1', undefined], ['e4', true]]);
+  const pairs = stage2Pairs(
+    [ex, { ...ex, id: 'e2' }, { ...ex, id: 'e3' }, { ...ex, id: 'e4' }],
+    new Map([
+      ['e1', sample('no pets here .')],
+      ['e2', sample(' Yes , rex the dog . ')],
+      ['e3', sample('')],
+      ['e4', sample('i have no pets and i', false)],
+    ]),
+  );
+  assert.deepEqual(
+    pairs.map((p) => [p.id, p.rejectedCut]),
+    [
+      ['e1', undefined],
+      ['e4', true],
+    ],
+  );
   // Only examples that name a persona sentence give stage 2 pairs; all of them when none does.
   const unnamed = { ...ex, id: 'e5', personaIndex: -1 };
-  assert.deepEqual(stage2Candidates([ex, unnamed]).map((x) => x.id), ['e1']);
-  assert.deepEqual(stage2Candidates([unnamed]).map((x) => x.id), ['e5']);
+  assert.deepEqual(
+    stage2Candidates([ex, unnamed]).map((x) => x.id),
+    ['e1'],
+  );
+  assert.deepEqual(
+    stage2Candidates([unnamed]).map((x) => x.id),
+    ['e5'],
+  );
   assert.equal(pairs[0]!.prompt, generatePrompt(ex, 0));
   assert.deepEqual([pairs[0]!.chosen, pairs[0]!.rejected], [' yes , rex the dog .', ' no pets here .']);
   const mara: Persona = { id: 'mara', name: 'Mara', facts: ['i keep a lighthouse .', 'my cat is named tern .'] };
@@ -87,7 +139,13 @@ test('the plain fine-tuning baseline: persona and dialogue straight to the reply
   assert.equal(prompt, selectPrompt({ personas, history }).replace(/\n\nWhich fact[^]*$/, '\n\nPersona:'));
   assert.doesNotMatch(prompt, /Using:/);
   const ex = resolveExample({ id: 'e', personas, history, response: 'yes , rex .', persona_index: 0, split: 'train' }, 'x', new Map());
-  assert.deepEqual(finetuneItems([ex, { ...ex, id: 'f' }]).map((i) => [i.kind, i.exampleId, i.target]), [['plain', 'e', ' yes , rex .'], ['plain', 'f', ' yes , rex .']]);
+  assert.deepEqual(
+    finetuneItems([ex, { ...ex, id: 'f' }]).map((i) => [i.kind, i.exampleId, i.target]),
+    [
+      ['plain', 'e', ' yes , rex .'],
+      ['plain', 'f', ' yes , rex .'],
+    ],
+  );
 });
 
 test('sampleExamples draws a seeded subset without repeats, kept in the original order', () => {
@@ -95,7 +153,10 @@ test('sampleExamples draws a seeded subset without repeats, kept in the original
   const a = sampleExamples(all, 10, 42);
   assert.equal(a.length, 10);
   assert.equal(new Set(a).size, 10);
-  assert.deepEqual(a, [...a].sort((x, y) => x - y));
+  assert.deepEqual(
+    a,
+    [...a].sort((x, y) => x - y),
+  );
   assert.deepEqual(sampleExamples(all, 10, 42), a, 'the same seed draws the same subset');
   assert.notDeepEqual(sampleExamples(all, 10, 43), a);
   assert.ok(a.at(-1)! - a[0]! > 50, 'the draw spans the list rather than taking its start');
@@ -112,7 +173,11 @@ test('a select answer is settled once its number (or none) is out, which is all 
 test('trimHistory drops the oldest turns until the prompt fits, never the personas or the last turn', () => {
   const input = { personas, history: ['a b c d', 'e f g', 'h i', 'do you have pets ?'] };
   const words = (x: typeof input) => selectPrompt(x).split(/\s+/).length;
-  assert.equal(trimHistory(input, () => true), input, 'a prompt that fits is left alone');
+  assert.equal(
+    trimHistory(input, () => true),
+    input,
+    'a prompt that fits is left alone',
+  );
   const limit = words(input) - 6; // each turn is its words plus a speaker tag
   const trimmed = trimHistory(input, (x) => words(x) <= limit);
   assert.deepEqual(trimmed.history, ['h i', 'do you have pets ?'], 'the two oldest turns (5 + 4 words with their tags) go, no more');
@@ -121,25 +186,38 @@ test('trimHistory drops the oldest turns until the prompt fits, never the person
   assert.match(selectPrompt(trimmed), /Dialogue:\nPersona: h i\nUser: do you have pets \?/);
   assert.deepEqual(trimHistory(input, () => false).history, ['do you have pets ?'], 'the last turn always stays');
   const one = { personas, history: ['hi'] };
-  assert.equal(trimHistory(one, () => false), one);
+  assert.equal(
+    trimHistory(one, () => false),
+    one,
+  );
 });
 
 test('select_none_max replaces extra "none" select items by repeats of named ones, keeping select and generate 1:1', () => {
-  const ex = (id: string, personaIndex: number) => ({ id, personas: ['a .', 'b .'], history: ['hi'], response: 'r', personaIndex }) as unknown as ResolvedExample;
+  const ex = (id: string, personaIndex: number) =>
+    ({ id, personas: ['a .', 'b .'], history: ['hi'], response: 'r', personaIndex }) as unknown as ResolvedExample;
   // 3 naming a fact, 8 answering none.
   const examples = [ex('p1', 0), ex('p2', 1), ex('p3', 0), ...Array.from({ length: 8 }, (_, i) => ex(`n${i}`, -1))];
   const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-  assert.ok([...selectCounts(examples, undefined, 1).values()].every((n) => n === 1), 'absent: one each, as PAL does');
+  assert.ok(
+    [...selectCounts(examples, undefined, 1).values()].every((n) => n === 1),
+    'absent: one each, as PAL does',
+  );
   const half = selectCounts(examples, 0.5, 1);
   assert.equal(sum(half), examples.length, 'as many select items as generate items');
   const noneKept = examples.filter((e) => e.id.startsWith('n') && half.get(e.id) === 1).length;
   assert.equal(noneKept, 5, 'floor(0.5 * 11) "none" items stay');
   assert.ok(examples.filter((e) => e.id.startsWith('n')).every((e) => [0, 1].includes(half.get(e.id)!)));
   // The other 6 places: two each for the 3 named examples.
-  assert.deepEqual(['p1', 'p2', 'p3'].map((id) => half.get(id)), [2, 2, 2]);
+  assert.deepEqual(
+    ['p1', 'p2', 'p3'].map((id) => half.get(id)),
+    [2, 2, 2],
+  );
   assert.deepEqual(selectCounts(examples, 0.5, 1), half, 'the same seed, the same items');
   assert.notDeepEqual(selectCounts(examples, 0.5, 2), half, 'another seed, others');
-  assert.ok([...selectCounts(examples, 0.9, 1).values()].every((n) => n === 1), 'already below the limit');
+  assert.ok(
+    [...selectCounts(examples, 0.9, 1).values()].every((n) => n === 1),
+    'already below the limit',
+  );
   // An uneven split: 7 places over 3 named examples = 3, 2, 2 in some seeded order.
   const uneven = selectCounts(examples, 0.4, 1);
   assert.equal(sum(uneven), examples.length);
@@ -166,7 +244,10 @@ test('chat format: facts open the conversation, the dialogue is user/assistant t
       '<|im_start|>system\nWhich fact does your next reply use? Answer with its number and text, or none.<|im_end|>\n<|im_start|>assistant\n',
   );
   const generate = generatePrompt({ personas, history }, 1, chatml);
-  assert.match(generate, /<\|im_start\|>system\nYour next reply uses this fact, in your own words: i play the trumpet in a jazz band \.<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+  assert.match(
+    generate,
+    /<\|im_start\|>system\nYour next reply uses this fact, in your own words: i play the trumpet in a jazz band \.<\|im_end\|>\n<\|im_start\|>assistant\n$/,
+  );
   assert.match(generatePrompt({ personas, history }, -1, chatml), /Your next reply uses none of the facts\./);
   // Select then generate share everything up to the task message (one key/value cache for both).
   const shared = select.slice(0, select.lastIndexOf('<|im_start|>system'));
@@ -179,14 +260,26 @@ test('chat format: facts open the conversation, the dialogue is user/assistant t
   assert.ok(blind.startsWith('<|im_start|>system\nYou are a helpful AI assistant') && !blind.includes('rex'));
   assert.ok(!plainPrompt({ personas, history }, chatml).includes('Which fact'), 'the baseline prompt has no task message');
   // A dialogue the persona opened starts with the assistant; the partner's turn is always last.
-  assert.deepEqual(dialogueTurns(['hi', 'hey there', 'how are you?']).map((t) => t.role), ['user', 'assistant', 'user']);
-  assert.deepEqual(dialogueTurns(['hello', 'how are you?']).map((t) => t.role), ['assistant', 'user']);
+  assert.deepEqual(
+    dialogueTurns(['hi', 'hey there', 'how are you?']).map((t) => t.role),
+    ['user', 'assistant', 'user'],
+  );
+  assert.deepEqual(
+    dialogueTurns(['hello', 'how are you?']).map((t) => t.role),
+    ['assistant', 'user'],
+  );
 });
 
 test('chat format in the mixture: every item and pair is written in the model’s template', () => {
   const ex = resolveExample({ id: 'e1', personas, history, response: 'yes , rex the dog .', persona_index: 0, split: 'train' }, 'x', new Map());
   const items = stage1Items([ex], chatml);
-  assert.deepEqual(items.map((i) => [i.kind, i.target]), [['select', '1. i have a dog named rex .'], ['generate', 'yes , rex the dog .']]);
+  assert.deepEqual(
+    items.map((i) => [i.kind, i.target]),
+    [
+      ['select', '1. i have a dog named rex .'],
+      ['generate', 'yes , rex the dog .'],
+    ],
+  );
   assert.ok(items.every((i) => i.prompt.endsWith('<|im_start|>assistant\n')));
   assert.equal(rejectionPrompts([ex], chatml)[0]!.prompt, historyOnlyPrompt(history, chatml));
   const [pair] = stage2Pairs([ex], new Map([['e1', { text: 'no pets here .', ended: true }]]), chatml);

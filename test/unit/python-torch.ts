@@ -31,12 +31,23 @@ export function wordPieceTokenizer(words: readonly string[]) {
   return {
     size: Object.keys(vocab).length,
     tokenizer: {
-      version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      normalizer: null,
+      post_processor: null,
       added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
       pre_tokenizer: { type: 'WhitespaceSplit' },
       decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
       model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
     },
-    config: { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '[EOS]', pad_token: '[PAD]', unk_token: '[UNK]', model_max_length: 256, clean_up_tokenization_spaces: false },
+    config: {
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      eos_token: '[EOS]',
+      pad_token: '[PAD]',
+      unk_token: '[UNK]',
+      model_max_length: 256,
+      clean_up_tokenization_spaces: false,
+    },
   };
 }

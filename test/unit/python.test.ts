@@ -18,9 +18,7 @@ const linux = (env: NodeJS.ProcessEnv): SearchEnvironment => ({ env, platform: '
 
 describe('listCandidates', () => {
   test('an explicit setting is the only candidate (no silent fallback), with ~ expanded', () => {
-    assert.deepEqual(listCandidates('~/envs/pal/bin/python', linux({ PATH: '/usr/bin' })), [
-      { path: '/home/ada/envs/pal/bin/python', source: 'setting' },
-    ]);
+    assert.deepEqual(listCandidates('~/envs/pal/bin/python', linux({ PATH: '/usr/bin' })), [{ path: '/home/ada/envs/pal/bin/python', source: 'setting' }]);
   });
 
   test("search order: PAL_PYTHON, virtualenv, conda, PAL Studio's own venv, every PATH match, then well-known places", () => {
@@ -58,7 +56,10 @@ describe('listCandidates', () => {
       { path: 'C:\\Python312\\python.exe', source: 'PATH' },
     ]);
     // An explicit setting is still the only candidate.
-    assert.deepEqual(listCandidates('/x/python', linux({ PATH: '/usr/bin' })).map((x) => x.source), ['setting']);
+    assert.deepEqual(
+      listCandidates('/x/python', linux({ PATH: '/usr/bin' })).map((x) => x.source),
+      ['setting'],
+    );
   });
 
   test("Debian's /usr/bin/python3 is searched even when PATH does not contain it", () => {
@@ -151,7 +152,10 @@ describe('discoverPython', () => {
   });
 
   test('nothing at all found says so, with the number of places tried', async () => {
-    const report = await discoverPython([{ path: '/usr/bin/python3', source: 'well-known' }], { resolve: async () => undefined, probe: async (c) => noTorch(c) });
+    const report = await discoverPython([{ path: '/usr/bin/python3', source: 'well-known' }], {
+      resolve: async () => undefined,
+      probe: async (c) => noTorch(c),
+    });
     assert.match(report.reason!, /No Python interpreter was found \(1 places tried\)/);
   });
 });
@@ -186,7 +190,12 @@ describe('probeCandidate on real processes', () => {
   });
 
   test('no torch: the import error is passed on', async () => {
-    const r = await probeCandidate(fake('notorch', `echo '{"probe": 1, "executable": "/x", "version": "3.11.0", "torch": null, "torchError": "ModuleNotFoundError: No module named torch"}'`));
+    const r = await probeCandidate(
+      fake(
+        'notorch',
+        `echo '{"probe": 1, "executable": "/x", "version": "3.11.0", "torch": null, "torchError": "ModuleNotFoundError: No module named torch"}'`,
+      ),
+    );
     assert.equal(r.attempt.outcome, 'no-torch');
     assert.match(r.attempt.detail, /No module named torch/);
   });
@@ -214,7 +223,10 @@ describe('probeCandidate on real processes', () => {
   });
 
   test('the probe is given the trainer on PYTHONPATH and an OpenBLAS thread per core', async () => {
-    const c = fake('env', `echo "{\\"probe\\": 1, \\"executable\\": \\"$PYTHONPATH|$OPENBLAS_NUM_THREADS|$2\\", \\"version\\": \\"3.11.0\\", \\"torch\\": null}"`);
+    const c = fake(
+      'env',
+      `echo "{\\"probe\\": 1, \\"executable\\": \\"$PYTHONPATH|$OPENBLAS_NUM_THREADS|$2\\", \\"version\\": \\"3.11.0\\", \\"torch\\": null}"`,
+    );
     const r = await probeCandidate(c);
     const [pythonPath, threads, script] = r.output!.executable.split('|');
     assert.match(pythonPath!, /src[/\\]trainer/);
@@ -227,17 +239,27 @@ describe('probeCandidate on real processes', () => {
     const link = path.join(dir, 'python3-link');
     symlinkSync(target.path, link);
     const report = await discoverPython([{ path: link, source: 'PATH' }, target]);
-    assert.deepEqual(report.tried.map((t) => t.path), [link]);
+    assert.deepEqual(
+      report.tried.map((t) => t.path),
+      [link],
+    );
   });
 });
 
 // The real thing, where the machine has Debian's torch (CI installs python3-torch). Elsewhere it
 // is skipped unless PAL_REQUIRE_TORCH=1 demands it.
 const requireTorch = process.env.CI === 'true' || process.env.PAL_REQUIRE_TORCH === '1';
-test('the real probe in /usr/bin/python3 finds torch and its BLAS', { skip: !requireTorch && 'set PAL_REQUIRE_TORCH=1 (CI does) to require torch here' }, async () => {
-  const r = await probeCandidate({ path: '/usr/bin/python3', source: 'well-known' });
-  assert.equal(r.attempt.outcome, 'usable', r.attempt.detail);
-  assert.match(r.output!.torch!.version, /^\d+\.\d+/);
-  assert.ok(r.output!.torch!.blasLibraries.length > 0, 'the loaded BLAS is reported');
-  assert.ok(r.output!.torch!.blasLibraries.some((l) => /openblas/.test(l)), `OpenBLAS is loaded: ${r.output!.torch!.blasLibraries.join(', ')}`);
-});
+test(
+  'the real probe in /usr/bin/python3 finds torch and its BLAS',
+  { skip: !requireTorch && 'set PAL_REQUIRE_TORCH=1 (CI does) to require torch here' },
+  async () => {
+    const r = await probeCandidate({ path: '/usr/bin/python3', source: 'well-known' });
+    assert.equal(r.attempt.outcome, 'usable', r.attempt.detail);
+    assert.match(r.output!.torch!.version, /^\d+\.\d+/);
+    assert.ok(r.output!.torch!.blasLibraries.length > 0, 'the loaded BLAS is reported');
+    assert.ok(
+      r.output!.torch!.blasLibraries.some((l) => /openblas/.test(l)),
+      `OpenBLAS is loaded: ${r.output!.torch!.blasLibraries.join(', ')}`,
+    );
+  },
+);

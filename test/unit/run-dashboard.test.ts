@@ -3,12 +3,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runHints, stageHints, type HintId } from '../../src/core/dpoHints';
-import { appendRecord, evaluationRows, formatEta, parseMetrics, parseRunState, RUN_STAGES, series, stageStatuses, toMetricRecord, type MetricRecord } from '../../src/core/runHistory';
+import {
+  appendRecord,
+  evaluationRows,
+  formatEta,
+  parseMetrics,
+  parseRunState,
+  RUN_STAGES,
+  series,
+  stageStatuses,
+  toMetricRecord,
+  type MetricRecord,
+} from '../../src/core/runHistory';
 import { STAGES } from '../../src/engine/pipeline';
 import { formatTick, niceTicks } from '../../webview/run-dashboard/chart';
 import { parseFromRunDashboard, parseRunDashboardSavedState, RUN_DASHBOARD_ACTIONS } from '../../webview/run-dashboard/protocol';
 
-test('the dashboard knows the pipeline\'s stages, in order', () => {
+test("the dashboard knows the pipeline's stages, in order", () => {
   assert.deepEqual([...RUN_STAGES], [...STAGES]);
 });
 
@@ -27,7 +38,10 @@ test('metrics.jsonl: records in step order; a bad line is skipped with its file 
     '{"step": 5, "lo',
   ].join('\n');
   const { records, warnings } = parseMetrics(text, 'runs/x/stage1/metrics.jsonl');
-  assert.deepEqual(records.map((r) => r.step), [1, 2, 3, 4]);
+  assert.deepEqual(
+    records.map((r) => r.step),
+    [1, 2, 3, 4],
+  );
   assert.equal(records[0]!.epoch, 0.5);
   // Python writes NaN and Infinity as bare words: read as the numbers they are.
   assert.ok(Number.isNaN(records[2]!.loss));
@@ -44,7 +58,10 @@ test('metrics.jsonl: records in step order; a bad line is skipped with its file 
     'runs/x/stage1/metrics.jsonl:11: skipped, not a JSON line (cut off: the trainer may still be writing it)',
   ]);
   assert.deepEqual(parseMetrics('', 'm.jsonl'), { records: [], warnings: [] });
-  assert.deepEqual(series(records, 'learning_rate'), [[1, 1e-4], [2, 1e-4]]);
+  assert.deepEqual(series(records, 'learning_rate'), [
+    [1, 1e-4],
+    [2, 1e-4],
+  ]);
 });
 
 test('live steps: null (a NaN over JSON-RPC) is NaN; a repeated step drops the steps after it, as a resumed trainer does', () => {
@@ -55,9 +72,19 @@ test('live steps: null (a NaN over JSON-RPC) is NaN; a repeated step drops the s
   assert.equal(toMetricRecord([1]), undefined);
   const records: MetricRecord[] = [1, 2, 3, 4].map((step) => ({ step, loss: step }));
   appendRecord(records, { step: 5, loss: 5 });
-  assert.deepEqual(records.map((x) => x.step), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    records.map((x) => x.step),
+    [1, 2, 3, 4, 5],
+  );
   appendRecord(records, { step: 3, loss: 30 });
-  assert.deepEqual(records.map((x) => [x.step, x.loss]), [[1, 1], [2, 2], [3, 30]]);
+  assert.deepEqual(
+    records.map((x) => [x.step, x.loss]),
+    [
+      [1, 1],
+      [2, 2],
+      [3, 30],
+    ],
+  );
 });
 
 test('state.json: the stages done, in order; a file that is not one says where', () => {
@@ -69,9 +96,23 @@ test('state.json: the stages done, in order; a file that is not one says where',
 
 test('stage statuses: running, stopped where it stopped, failed, skipped, finished', () => {
   const all = (s: Record<string, string>) => RUN_STAGES.map((k) => s[k]);
-  assert.deepEqual(all(stageStatuses(['prepare', 'stage1', 'generate'], { stage: 'stage2', outcome: 'running' })), ['done', 'done', 'done', 'running', 'pending', 'pending']);
+  assert.deepEqual(all(stageStatuses(['prepare', 'stage1', 'generate'], { stage: 'stage2', outcome: 'running' })), [
+    'done',
+    'done',
+    'done',
+    'running',
+    'pending',
+    'pending',
+  ]);
   // The pipeline reports "prepare" once more after marking it done: it is still the current stage.
-  assert.deepEqual(all(stageStatuses(['prepare'], { stage: 'prepare', outcome: 'running' })), ['running', 'pending', 'pending', 'pending', 'pending', 'pending']);
+  assert.deepEqual(all(stageStatuses(['prepare'], { stage: 'prepare', outcome: 'running' })), [
+    'running',
+    'pending',
+    'pending',
+    'pending',
+    'pending',
+    'pending',
+  ]);
   assert.deepEqual(all(stageStatuses(['prepare', 'stage1'], null)), ['done', 'done', 'stopped', 'pending', 'pending', 'pending']);
   assert.deepEqual(all(stageStatuses(['prepare'], { stage: 'stage1', outcome: 'failed' })), ['done', 'failed', 'pending', 'pending', 'pending', 'pending']);
   assert.deepEqual(all(stageStatuses([...RUN_STAGES], null)), ['done', 'done', 'done', 'done', 'done', 'done']);
@@ -81,8 +122,11 @@ test('stage statuses: running, stopped where it stopped, failed, skipped, finish
   assert.deepEqual(all(stageStatuses([], null)), ['stopped', 'pending', 'pending', 'pending', 'pending', 'pending']);
 });
 
-test('eval/report.json: before and after rows in pal eval\'s order; not a report says where', () => {
-  const rows = evaluationRows(JSON.stringify({ bleu1: 0.3, rougeL: 0.2, selectionAccuracy: null, count: 4, baseline: { bleu1: 0.1, rougeL: 0.25, count: 4 } }), 'eval/report.json');
+test("eval/report.json: before and after rows in pal eval's order; not a report says where", () => {
+  const rows = evaluationRows(
+    JSON.stringify({ bleu1: 0.3, rougeL: 0.2, selectionAccuracy: null, count: 4, baseline: { bleu1: 0.1, rougeL: 0.25, count: 4 } }),
+    'eval/report.json',
+  );
   const row = (key: string) => rows.find((r) => r.key === key);
   assert.equal(rows[0]!.key, 'bleu1');
   assert.deepEqual(row('bleu1'), { key: 'bleu1', label: 'BLEU-1', before: 0.1, after: 0.3 });
@@ -104,10 +148,22 @@ test('ETAs and chart ticks read as a person would write them', () => {
   assert.ok(close(niceTicks(-0.05, 0.05), [-0.05, 0, 0.05]), String(niceTicks(-0.05, 0.05)));
   assert.ok(close(niceTicks(0.0003, 0.0011), [0.0004, 0.0006, 0.0008, 0.001]), String(niceTicks(0.0003, 0.0011)));
   // Tick labels as precise as their spacing: a loss that barely moves still gets distinct ticks.
-  assert.deepEqual(niceTicks(0.69312, 0.69318).map((t, _i, all) => formatTick(t, all[1]! - all[0]!)), ['0.69312', '0.69314', '0.69316', '0.69318']);
-  assert.deepEqual([0, 0.5, 1].map((t) => formatTick(t, 0.5)), ['0.0', '0.5', '1.0']);
-  assert.deepEqual([2000, 4000].map((t) => formatTick(t, 2000)), ['2000', '4000']);
-  assert.deepEqual([9.5e-7, 1e-6].map((t) => formatTick(t, 5e-8, 1e-6)), ['9.50e-7', '1.00e-6']);
+  assert.deepEqual(
+    niceTicks(0.69312, 0.69318).map((t, _i, all) => formatTick(t, all[1]! - all[0]!)),
+    ['0.69312', '0.69314', '0.69316', '0.69318'],
+  );
+  assert.deepEqual(
+    [0, 0.5, 1].map((t) => formatTick(t, 0.5)),
+    ['0.0', '0.5', '1.0'],
+  );
+  assert.deepEqual(
+    [2000, 4000].map((t) => formatTick(t, 2000)),
+    ['2000', '4000'],
+  );
+  assert.deepEqual(
+    [9.5e-7, 1e-6].map((t) => formatTick(t, 5e-8, 1e-6)),
+    ['9.50e-7', '1.00e-6'],
+  );
 });
 
 // --- DPO hints -------------------------------------------------------------------------------
@@ -140,7 +196,10 @@ test('a healthy run gets no hints, and neither does a short one', () => {
 test('hint: chosen and rejected rewards both falling', () => {
   const both = run((s, r) => ({ ...r, 'rewards/chosen': -0.01 * s, 'rewards/rejected': -0.03 * s, 'rewards/margins': 0.02 * s }));
   const hints = stageHints('stage2', both);
-  assert.deepEqual(hints.map((h) => h.id), ['rewards-both-falling']);
+  assert.deepEqual(
+    hints.map((h) => h.id),
+    ['rewards-both-falling'],
+  );
   assert.equal(hints[0]!.step, STEPS);
   assert.match(hints[0]!.message, /chosen -0\.400, rejected -1\.20/);
   assert.match(hints[0]!.tryThis, /beta/);
@@ -163,7 +222,10 @@ test('hint: reward accuracy stuck at 0 with a negative margin (something inverte
   // Accuracy 0 because nothing moves (margins 0) is not an inversion.
   assert.ok(!ids(run((_s, r) => ({ ...r, 'rewards/accuracies': 0, 'rewards/margins': 0 }))).includes('accuracy-stuck-at-0'));
   // Accuracy 0 for only part of the window: no hint.
-  assert.deepEqual(ids(run((s, r) => ({ ...r, 'rewards/accuracies': s > 30 ? 0 : r['rewards/accuracies']!, 'rewards/margins': s > 30 ? -0.1 : r['rewards/margins']! }))), []);
+  assert.deepEqual(
+    ids(run((s, r) => ({ ...r, 'rewards/accuracies': s > 30 ? 0 : r['rewards/accuracies']!, 'rewards/margins': s > 30 ? -0.1 : r['rewards/margins']! }))),
+    [],
+  );
 });
 
 test('hint: margins blowing up', () => {
@@ -173,7 +235,10 @@ test('hint: margins blowing up', () => {
 
 test('hint: a NaN or infinite loss, in either stage, named with its step', () => {
   for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
-    const hints = stageHints('stage1', run((s, r) => (s >= 12 ? { ...r, loss: bad } : r)));
+    const hints = stageHints(
+      'stage1',
+      run((s, r) => (s >= 12 ? { ...r, loss: bad } : r)),
+    );
     assert.equal(hints[0]!.id, 'loss-not-finite');
     assert.equal(hints[0]!.severity, 'error');
     assert.equal(hints[0]!.step, 12);
@@ -183,34 +248,76 @@ test('hint: a NaN or infinite loss, in either stage, named with its step', () =>
 });
 
 test('hint: gradient norm exploding, only while it is recent', () => {
-  const spike = stageHints('stage1', run((s, r) => (s === 35 ? { ...r, grad_norm: 50 } : r)));
-  assert.deepEqual(spike.map((h) => [h.id, h.step]), [['grad-norm-exploding', 35]]);
-  assert.deepEqual(ids(run((s, r) => (s === 35 ? { ...r, grad_norm: 5 } : r)), 'stage1'), []);
+  const spike = stageHints(
+    'stage1',
+    run((s, r) => (s === 35 ? { ...r, grad_norm: 50 } : r)),
+  );
+  assert.deepEqual(
+    spike.map((h) => [h.id, h.step]),
+    [['grad-norm-exploding', 35]],
+  );
+  assert.deepEqual(
+    ids(
+      run((s, r) => (s === 35 ? { ...r, grad_norm: 5 } : r)),
+      'stage1',
+    ),
+    [],
+  );
   // A spike 20 steps back has passed.
-  assert.deepEqual(ids(run((s, r) => (s === 5 ? { ...r, grad_norm: 50 } : r)), 'stage1'), []);
+  assert.deepEqual(
+    ids(
+      run((s, r) => (s === 5 ? { ...r, grad_norm: 50 } : r)),
+      'stage1',
+    ),
+    [],
+  );
 });
 
 test('hint: loss not moving', () => {
   const flat = run((_s, r) => ({ ...r, loss: 0.6931 }));
   assert.deepEqual(ids(flat, 'stage1'), ['loss-not-moving']);
   // Noise around a level is not learning either; a 5% fall is.
-  assert.deepEqual(ids(run((s, r) => ({ ...r, loss: 0.6931 + 0.003 * Math.sin(s) + (s > 20 ? 0.001 : 0) })), 'stage1'), ['loss-not-moving']);
-  assert.deepEqual(ids(run((s, r) => ({ ...r, loss: s > 20 ? 0.65 : 0.6931 })), 'stage1'), []);
+  assert.deepEqual(
+    ids(
+      run((s, r) => ({ ...r, loss: 0.6931 + 0.003 * Math.sin(s) + (s > 20 ? 0.001 : 0) })),
+      'stage1',
+    ),
+    ['loss-not-moving'],
+  );
+  assert.deepEqual(
+    ids(
+      run((s, r) => ({ ...r, loss: s > 20 ? 0.65 : 0.6931 })),
+      'stage1',
+    ),
+    [],
+  );
   assert.equal(stageHints('stage1', flat)[0]!.stage, 'stage1');
   // Needs two windows of steps: 30 flat steps say nothing yet.
-  assert.deepEqual(ids(run((_s, r) => ({ ...r, loss: 0.6931 }), 30), 'stage1'), []);
+  assert.deepEqual(
+    ids(
+      run((_s, r) => ({ ...r, loss: 0.6931 }), 30),
+      'stage1',
+    ),
+    [],
+  );
 });
 
-test('stage 1 never gets DPO hints; runHints names each hint\'s stage', () => {
+test("stage 1 never gets DPO hints; runHints names each hint's stage", () => {
   const inverted = run((s, r) => ({ ...r, 'rewards/accuracies': 0, 'rewards/margins': -0.01 * s }));
   assert.deepEqual(ids(inverted, 'stage1'), []);
   const hints = runHints({ stage1: run((_s, r) => ({ ...r, loss: 2 })), stage2: inverted });
-  assert.deepEqual(hints.map((h) => [h.stage, h.id]), [['stage1', 'loss-not-moving'], ['stage2', 'accuracy-stuck-at-0']]);
+  assert.deepEqual(
+    hints.map((h) => [h.stage, h.id]),
+    [
+      ['stage1', 'loss-not-moving'],
+      ['stage2', 'accuracy-stuck-at-0'],
+    ],
+  );
 });
 
 // --- Messages from the webview -----------------------------------------------------------------
 
-test('the dashboard\'s well-formed messages are accepted', () => {
+test("the dashboard's well-formed messages are accepted", () => {
   assert.deepEqual(parseFromRunDashboard({ type: 'ready' }), { type: 'ready' });
   for (const action of RUN_DASHBOARD_ACTIONS) assert.deepEqual(parseFromRunDashboard({ type: 'action', action }), { type: 'action', action });
   assert.deepEqual([...RUN_DASHBOARD_ACTIONS], ['stop', 'resume', 'useModel', 'openReport', 'openConfig']);
@@ -218,7 +325,14 @@ test('the dashboard\'s well-formed messages are accepted', () => {
 
 test('anything else from the dashboard is rejected, including messages only the field checks catch', () => {
   const bad: unknown[] = [
-    null, undefined, 'ready', 7, [], ['ready'], {}, { type: 'Ready' },
+    null,
+    undefined,
+    'ready',
+    7,
+    [],
+    ['ready'],
+    {},
+    { type: 'Ready' },
     // the right type, a wrong field
     { type: 'ready', runDir: '/tmp' },
     { type: 'action' },

@@ -27,15 +27,19 @@ test('no shell command lines: processes start from argument arrays (spawn/execFi
   assert.ok(code.length > 50, `the sources were found (${code.length} files)`);
   for (const { file, text } of code) {
     assert.doesNotMatch(text, /shell\s*:\s*true/, `${file} starts a shell`);
-    assert.doesNotMatch(text, /import\s*\{[^}]*\bexec(Sync)?\b[^}]*\}\s*from\s*'(node:)?child_process'|child_process'?\)?\.exec(Sync)?\(/, `${file} runs a command line through a shell (child_process.exec)`);
+    assert.doesNotMatch(
+      text,
+      /import\s*\{[^}]*\bexec(Sync)?\b[^}]*\}\s*from\s*'(node:)?child_process'|child_process'?\)?\.exec(Sync)?\(/,
+      `${file} runs a command line through a shell (child_process.exec)`,
+    );
     assert.doesNotMatch(text, /\bos\.system\s*\(|subprocess\.\w+\([^)]*shell\s*=\s*True/, `${file} runs a shell from Python`);
   }
 });
 
 test('every message from a webview is parsed by its checker before the extension acts on it', () => {
-  const handlers = code.filter(({ file }) => file.startsWith(path.join('src', 'extension'))).flatMap(({ file, text }) =>
-    [...text.matchAll(/onDidReceiveMessage\(/g)].map((m) => ({ file, body: text.slice(m.index, m.index + 400) })),
-  );
+  const handlers = code
+    .filter(({ file }) => file.startsWith(path.join('src', 'extension')))
+    .flatMap(({ file, text }) => [...text.matchAll(/onDidReceiveMessage\(/g)].map((m) => ({ file, body: text.slice(m.index, m.index + 400) })));
   assert.ok(handlers.length >= 6, `every webview's handler was found (${handlers.length})`);
   for (const { file, body } of handlers) {
     // The handler's parameter is `unknown`, and the first thing it does is call a parseFrom… checker.
@@ -45,7 +49,9 @@ test('every message from a webview is parsed by its checker before the extension
 });
 
 test('every webview page is the shared shell with its Content-Security-Policy and nonce', () => {
-  const pages = code.filter(({ file }) => file.startsWith(path.join('src', 'extension'))).flatMap(({ file, text }) => [...text.matchAll(/\.html\s*=\s*([^;]+);/g)].map((m) => ({ file, value: m[1]! })));
+  const pages = code
+    .filter(({ file }) => file.startsWith(path.join('src', 'extension')))
+    .flatMap(({ file, text }) => [...text.matchAll(/\.html\s*=\s*([^;]+);/g)].map((m) => ({ file, value: m[1]! })));
   assert.ok(pages.length >= 6);
   for (const { file, value } of pages) assert.match(value, /^webviewHtml\(/, `${file} builds its own page`);
   const source = readFileSync(path.join(root, 'src', 'extension', 'webviewHtml.ts'), 'utf8');
@@ -58,37 +64,45 @@ test('every webview page is the shared shell with its Content-Security-Policy an
 let client: EngineClient | undefined;
 after(() => client?.stop());
 
-test('the engine listens on no port and no named socket: only its parent, over stdio, can reach it', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
-  client = new EngineClient({ enginePath: engineEntry(), client: { name: 'security test', version: '0' }, settings: () => ({ allowPython: false, logLevel: 'error' }) });
-  await client.start();
-  const info = await client.request(EngineInfoRequest, {});
-  const pid = info.engine.pid;
-  assert.equal(info.engine.ppid, process.pid, 'the engine is this process\'s child');
-  const fdDir = `/proc/${pid}/fd`;
-  const sockets = new Set(
-    readdirSync(fdDir)
-      .map((fd) => {
-        try {
-          return readlinkSync(path.join(fdDir, fd));
-        } catch {
-          return '';
-        }
-      })
-      .flatMap((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1] ?? []),
-  );
-  // Internet sockets in any state, of either family: none is the engine's.
-  for (const table of ['tcp', 'tcp6', 'udp', 'udp6']) {
-    const rows = readFileSync(`/proc/net/${table}`, 'utf8').trim().split('\n').slice(1);
-    for (const row of rows) assert.ok(!sockets.has(row.trim().split(/\s+/)[9]!), `the engine has a ${table} socket: ${row}`);
-  }
-  // Unix sockets: only unnamed ones (the stdio pipes Node makes as socket pairs); nothing to connect to.
-  let unnamed = 0;
-  for (const row of readFileSync('/proc/net/unix', 'utf8').trim().split('\n').slice(1)) {
-    const cols = row.trim().split(/\s+/);
-    if (!sockets.has(cols[6]!)) continue;
-    assert.equal(cols[7], undefined, `the engine has a named unix socket ${cols[7]}`);
-    unnamed++;
-  }
-  // The check saw the engine's sockets at all: its stdin and stdout are among them.
-  assert.ok(unnamed >= 2, `the stdio socket pairs were found (${unnamed})`);
-});
+test(
+  'the engine listens on no port and no named socket: only its parent, over stdio, can reach it',
+  { skip: process.platform !== 'linux' && 'reads /proc' },
+  async () => {
+    client = new EngineClient({
+      enginePath: engineEntry(),
+      client: { name: 'security test', version: '0' },
+      settings: () => ({ allowPython: false, logLevel: 'error' }),
+    });
+    await client.start();
+    const info = await client.request(EngineInfoRequest, {});
+    const pid = info.engine.pid;
+    assert.equal(info.engine.ppid, process.pid, "the engine is this process's child");
+    const fdDir = `/proc/${pid}/fd`;
+    const sockets = new Set(
+      readdirSync(fdDir)
+        .map((fd) => {
+          try {
+            return readlinkSync(path.join(fdDir, fd));
+          } catch {
+            return '';
+          }
+        })
+        .flatMap((link) => /^socket:\[(\d+)\]$/.exec(link)?.[1] ?? []),
+    );
+    // Internet sockets in any state, of either family: none is the engine's.
+    for (const table of ['tcp', 'tcp6', 'udp', 'udp6']) {
+      const rows = readFileSync(`/proc/net/${table}`, 'utf8').trim().split('\n').slice(1);
+      for (const row of rows) assert.ok(!sockets.has(row.trim().split(/\s+/)[9]!), `the engine has a ${table} socket: ${row}`);
+    }
+    // Unix sockets: only unnamed ones (the stdio pipes Node makes as socket pairs); nothing to connect to.
+    let unnamed = 0;
+    for (const row of readFileSync('/proc/net/unix', 'utf8').trim().split('\n').slice(1)) {
+      const cols = row.trim().split(/\s+/);
+      if (!sockets.has(cols[6]!)) continue;
+      assert.equal(cols[7], undefined, `the engine has a named unix socket ${cols[7]}`);
+      unnamed++;
+    }
+    // The check saw the engine's sockets at all: its stdin and stdout are among them.
+    assert.ok(unnamed >= 2, `the stdio socket pairs were found (${unnamed})`);
+  },
+);

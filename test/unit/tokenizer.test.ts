@@ -25,7 +25,10 @@ describe('training on tiny corpora gives the merges computed by hand', () => {
     // Words: "ab" x1, " ab" x2, "abc" x1. Pairs: (a,b) 4, (Ġ,a) 2, (b,c) 1 -> merge a b.
     // Then: (Ġ,ab) 2, (ab,c) 1 -> merge Ġ ab. Then only (ab,c) 1 < 2: stop.
     const m = trainBpe(['ab ab ab', 'abc'], { vocabSize: 1000 });
-    assert.deepEqual(m.merges, [['a', 'b'], ['Ġ', 'ab']]);
+    assert.deepEqual(m.merges, [
+      ['a', 'b'],
+      ['Ġ', 'ab'],
+    ]);
     assert.equal(m.vocab.get(END_OF_TEXT), 0);
     assert.equal(m.vocab.get('ab'), 257);
     assert.equal(m.vocab.get('Ġab'), 258);
@@ -38,22 +41,36 @@ describe('training on tiny corpora gives the merges computed by hand', () => {
     const m = trainBpe(['ab ab ab', 'abc'], { vocabSize: 258, minFrequency: 1 });
     assert.deepEqual(m.merges, [['a', 'b']]);
     const all = trainBpe(['ab ab ab', 'abc'], { vocabSize: 1000, minFrequency: 1 });
-    assert.deepEqual(all.merges, [['a', 'b'], ['Ġ', 'ab'], ['ab', 'c']]);
+    assert.deepEqual(all.merges, [
+      ['a', 'b'],
+      ['Ġ', 'ab'],
+      ['ab', 'c'],
+    ]);
   });
 
   test('ties go to the pair with the smaller (left id, right id)', () => {
     const m = trainBpe(['zw', 'xy'], { vocabSize: 1000, minFrequency: 1 });
-    assert.deepEqual(m.merges, [['x', 'y'], ['z', 'w']]);
+    assert.deepEqual(m.merges, [
+      ['x', 'y'],
+      ['z', 'w'],
+    ]);
   });
 
   test('overlapping pairs merge left to right; a merged string made twice keeps one id', () => {
     // "aaaa": (a,a) counted 3 times; merging gives aa aa; then aa+aa.
     const m = trainBpe(['aaaa', 'aaaa'], { vocabSize: 1000 });
-    assert.deepEqual(m.merges, [['a', 'a'], ['aa', 'aa']]);
+    assert.deepEqual(m.merges, [
+      ['a', 'a'],
+      ['aa', 'aa'],
+    ]);
     assert.deepEqual(new BpeTokenizer(m).tokenize('aaaaa'), ['aaaa', 'a']);
     // "abc" x3, "xbc" x2: (b,c) 5 first, then (a,bc) 3, (x,bc) 2.
     const n = trainBpe(['abc abc', 'abc', 'xbc', 'xbc'], { vocabSize: 1000 });
-    assert.deepEqual(n.merges.slice(0, 3), [['b', 'c'], ['a', 'bc'], ['x', 'bc']]);
+    assert.deepEqual(n.merges.slice(0, 3), [
+      ['b', 'c'],
+      ['a', 'bc'],
+      ['x', 'bc'],
+    ]);
   });
 
   test('special tokens are never split and get the first ids', () => {

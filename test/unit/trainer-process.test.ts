@@ -20,7 +20,10 @@ before(() => {
   // A tiny model and data, made by the trainer's own test helpers.
   execFileSync(
     python,
-    ['-c', `import sys; sys.path.insert(0, ${JSON.stringify(trainerDir())}); from tests.test_train import tiny_model, sft_rows, write_rows; tiny_model(${JSON.stringify(path.join(dir, 'base'))}); write_rows(${JSON.stringify(path.join(dir, 'sft.jsonl'))}, sft_rows(64))`],
+    [
+      '-c',
+      `import sys; sys.path.insert(0, ${JSON.stringify(trainerDir())}); from tests.test_train import tiny_model, sft_rows, write_rows; tiny_model(${JSON.stringify(path.join(dir, 'base'))}); write_rows(${JSON.stringify(path.join(dir, 'sft.jsonl'))}, sft_rows(64))`,
+    ],
     { env: pythonEnvironment(), cwd: trainerDir() },
   );
 });
@@ -53,7 +56,10 @@ test('a job streams its events and ends with the exported model', { skip }, asyn
   const seen: TrainerEvent[] = [];
   const run = await runTrainerJob(python, job('plain', { epochs: 1 }), { onEvent: (e) => seen.push(e) });
   assert.equal(run.outcome, 'done');
-  assert.deepEqual(seen.map((e) => e.event).filter((e) => e !== 'step'), ['start', 'checkpoint', 'done']);
+  assert.deepEqual(
+    seen.map((e) => e.event).filter((e) => e !== 'step'),
+    ['start', 'checkpoint', 'done'],
+  );
   assert.equal(seen.filter((e) => e.event === 'step').length, 16);
   assert.ok(existsSync(path.join(dir, 'plain', 'final', 'model.safetensors')));
 });
@@ -86,7 +92,11 @@ test('a bad data file fails with the trainer’s message, naming the file and li
 test("a diverged step's NaN loss (a bare word in Python's JSON) arrives as a number, not as a log line", async () => {
   // A stand-in for Python that prints what the trainer prints when a step diverges.
   const fake = path.join(dir, 'fake-python.sh');
-  writeFileSync(fake, `#!/bin/sh\necho '{"event": "start", "total_steps": 2}'\necho '{"event": "step", "step": 1, "loss": NaN, "grad_norm": Infinity}'\necho 'a stray print'\necho '{"event": "done"}'\n`, { mode: 0o755 });
+  writeFileSync(
+    fake,
+    `#!/bin/sh\necho '{"event": "start", "total_steps": 2}'\necho '{"event": "step", "step": 1, "loss": NaN, "grad_norm": Infinity}'\necho 'a stray print'\necho '{"event": "done"}'\n`,
+    { mode: 0o755 },
+  );
   const events: TrainerEvent[] = [];
   const logs: string[] = [];
   const run = await runTrainerJob(fake, job('nan'), { onEvent: (e) => events.push(e), onLog: (l) => logs.push(l) });

@@ -60,5 +60,6 @@ test('persona editor messages: only edits of known fields with values of the rig
 
 test('the comparison view may only say it is ready', () => {
   assert.deepEqual(parseFromCompareView({ type: 'ready' }), { type: 'ready' });
-  for (const bad of [null, 'ready', {}, { type: 'ready', extra: 1 }, { type: 'compare' }, []]) assert.equal(parseFromCompareView(bad), undefined, JSON.stringify(bad));
+  for (const bad of [null, 'ready', {}, { type: 'ready', extra: 1 }, { type: 'compare' }, []])
+    assert.equal(parseFromCompareView(bad), undefined, JSON.stringify(bad));
 });

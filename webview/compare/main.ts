@@ -29,7 +29,11 @@ window.addEventListener('message', (event: MessageEvent<{ type: 'comparison'; co
           h('th', { scope: 'row' }, r.label),
           h('td', {}, fmt(r.a)),
           h('td', {}, fmt(r.b)),
-          h('td', { class: r.delta === null || NEUTRAL.has(r.key) ? '' : r.delta > 0 ? 'up' : r.delta < 0 ? 'down' : '' }, r.delta === null ? '' : `${r.delta > 0 ? '+' : ''}${fmt(r.delta)}`),
+          h(
+            'td',
+            { class: r.delta === null || NEUTRAL.has(r.key) ? '' : r.delta > 0 ? 'up' : r.delta < 0 ? 'down' : '' },
+            r.delta === null ? '' : `${r.delta > 0 ? '+' : ''}${fmt(r.delta)}`,
+          ),
         ),
       ),
     ),

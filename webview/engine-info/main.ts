@@ -58,7 +58,14 @@ function render(info: EngineInfo, engineState: string): void {
   const devices = h(
     'table',
     { 'aria-label': 'Devices' },
-    h('tr', {}, h('th', { scope: 'col' }, 'Device'), h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Memory'), h('th', { scope: 'col' }, 'Details')),
+    h(
+      'tr',
+      {},
+      h('th', { scope: 'col' }, 'Device'),
+      h('th', { scope: 'col' }, 'Name'),
+      h('th', { scope: 'col' }, 'Memory'),
+      h('th', { scope: 'col' }, 'Details'),
+    ),
     ...info.devices.map((d) =>
       d.kind === 'cpu'
         ? h('tr', { 'data-device': 'cpu' }, h('td', {}, 'CPU'), h('td', {}, d.name), h('td', {}, formatBytes(d.memoryBytes)), h('td', {}, `${d.cores} cores`))
@@ -78,7 +85,11 @@ function render(info: EngineInfo, engineState: string): void {
       ? h(
           'table',
           { 'aria-label': 'Python for training', 'data-testid': 'python-found' },
-          row('Interpreter', h('code', { 'data-testid': 'python-path' }, python.selected.path), ` (Python ${python.selected.version}, found via ${python.selected.source})`),
+          row(
+            'Interpreter',
+            h('code', { 'data-testid': 'python-path' }, python.selected.path),
+            ` (Python ${python.selected.version}, found via ${python.selected.source})`,
+          ),
           row('torch', h('span', { 'data-testid': 'torch-version' }, python.torch.version), ` at ${python.torch.location}`),
           row(
             'GPU',
@@ -97,15 +108,31 @@ function render(info: EngineInfo, engineState: string): void {
           python.hint ? h('p', {}, python.hint) : '',
         );
 
-  const warnings = python.warnings.map((w) => h('p', { class: 'warning', role: 'status' }, h('span', { class: 'codicon codicon-warning', 'aria-hidden': 'true' }), ' ', w));
+  const warnings = python.warnings.map((w) =>
+    h('p', { class: 'warning', role: 'status' }, h('span', { class: 'codicon codicon-warning', 'aria-hidden': 'true' }), ' ', w),
+  );
 
   const tried = python.tried.length
     ? h(
         'table',
         { 'aria-label': 'Interpreters tried', 'data-testid': 'python-tried' },
-        h('tr', {}, h('th', { scope: 'col' }, 'Interpreter'), h('th', { scope: 'col' }, 'From'), h('th', { scope: 'col' }, 'Result'), h('th', { scope: 'col' }, 'Details')),
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'col' }, 'Interpreter'),
+          h('th', { scope: 'col' }, 'From'),
+          h('th', { scope: 'col' }, 'Result'),
+          h('th', { scope: 'col' }, 'Details'),
+        ),
         ...python.tried.map((t) =>
-          h('tr', { class: `outcome-${t.outcome}` }, h('td', {}, h('code', {}, t.path)), h('td', {}, t.source), h('td', {}, OUTCOME_TEXT[t.outcome]), h('td', {}, t.detail)),
+          h(
+            'tr',
+            { class: `outcome-${t.outcome}` },
+            h('td', {}, h('code', {}, t.path)),
+            h('td', {}, t.source),
+            h('td', {}, OUTCOME_TEXT[t.outcome]),
+            h('td', {}, t.detail),
+          ),
         ),
       )
     : h('p', {}, 'No interpreter was probed.');
@@ -142,7 +169,13 @@ window.addEventListener('message', (event: MessageEvent<ToEngineInfoView>) => {
       app.replaceChildren(
         h('h1', {}, 'PAL Studio engine'),
         h('div', { class: 'problem', role: 'alert' }, h('p', {}, message.message)),
-        h('div', { class: 'toolbar' }, button('Try again', 'refresh', 'refresh', false), button('Restart engine', 'restartEngine', 'debug-restart'), button('Show log', 'showLog', 'output')),
+        h(
+          'div',
+          { class: 'toolbar' },
+          button('Try again', 'refresh', 'refresh', false),
+          button('Restart engine', 'restartEngine', 'debug-restart'),
+          button('Show log', 'showLog', 'output'),
+        ),
       );
       break;
   }

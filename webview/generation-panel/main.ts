@@ -12,7 +12,16 @@ import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import { judge, type Judgement } from '../../src/core/judgement';
-import { DECODING_LIMITS, DEFAULT_DECODING, MAX_TURN_LENGTH, MAX_TURNS, type Decoding, type FromGenerationPanel, type PanelPersona, type ToGenerationPanel } from './protocol';
+import {
+  DECODING_LIMITS,
+  DEFAULT_DECODING,
+  MAX_TURN_LENGTH,
+  MAX_TURNS,
+  type Decoding,
+  type FromGenerationPanel,
+  type PanelPersona,
+  type ToGenerationPanel,
+} from './protocol';
 import { h } from '../shared/dom';
 
 declare function acquireVsCodeApi(): { postMessage(message: FromGenerationPanel): void };
@@ -53,9 +62,20 @@ function button(label: string, icon: string, onClick: () => void, attrs: Record<
   b.addEventListener('click', onClick);
   return b;
 }
-const generateButton = button('Generate', 'sparkle', () => generate(), { 'aria-label': 'Generate: sample responses with these personas and settings (Ctrl+Enter)', title: 'Ctrl+Enter' });
-const stopButton = button('Stop', 'debug-stop', () => vscode.postMessage({ type: 'stop' }), { secondary: '', disabled: '', 'aria-label': 'Stop generating (Escape)', title: 'Escape' });
-const saveButton = button('Save as preference pair…', 'save', () => save(), { disabled: '', 'aria-label': 'Save the chosen and the rejected sample as a preference pair in a pairs file' });
+const generateButton = button('Generate', 'sparkle', () => generate(), {
+  'aria-label': 'Generate: sample responses with these personas and settings (Ctrl+Enter)',
+  title: 'Ctrl+Enter',
+});
+const stopButton = button('Stop', 'debug-stop', () => vscode.postMessage({ type: 'stop' }), {
+  secondary: '',
+  disabled: '',
+  'aria-label': 'Stop generating (Escape)',
+  title: 'Escape',
+});
+const saveButton = button('Save as preference pair…', 'save', () => save(), {
+  disabled: '',
+  'aria-label': 'Save the chosen and the rejected sample as a preference pair in a pairs file',
+});
 
 function setEnabled(el: HTMLElement, enabled: boolean): void {
   if (enabled) el.removeAttribute('disabled');
@@ -69,7 +89,11 @@ function renderPersonas(): void {
     ...(personas.length === 0 ? [h('p', { class: 'hint' }, 'No persona files (*.persona.yaml) in this workspace yet.')] : []),
     ...personas.map((p) => {
       const label = p.name ? `${p.name} (${p.id ?? 'no id'})` : p.file;
-      const box = h('vscode-checkbox', { 'data-key': p.key, 'aria-label': `Use persona ${label}`, ...(picked.has(p.key) ? { checked: '' } : {}), ...(p.error ? { disabled: '' } : {}) }, label) as Field;
+      const box = h(
+        'vscode-checkbox',
+        { 'data-key': p.key, 'aria-label': `Use persona ${label}`, ...(picked.has(p.key) ? { checked: '' } : {}), ...(p.error ? { disabled: '' } : {}) },
+        label,
+      ) as Field;
       box.addEventListener('change', () => {
         if (box.checked) picked.add(p.key);
         else picked.delete(p.key);
@@ -95,7 +119,14 @@ function renderTurns(): void {
   turnList.replaceChildren(
     ...turns.map((text, i) => {
       const speaker = i % 2 === 0 ? 'User' : characterName();
-      const field = h('vscode-textarea', { 'data-turn': String(i), rows: '1', resize: 'vertical', maxlength: String(MAX_TURN_LENGTH), 'aria-label': `Turn ${i + 1}, ${speaker}`, placeholder: i % 2 === 0 ? 'what the user says' : 'what the character said' }) as Field;
+      const field = h('vscode-textarea', {
+        'data-turn': String(i),
+        rows: '1',
+        resize: 'vertical',
+        maxlength: String(MAX_TURN_LENGTH),
+        'aria-label': `Turn ${i + 1}, ${speaker}`,
+        placeholder: i % 2 === 0 ? 'what the user says' : 'what the character said',
+      }) as Field;
       field.value = text;
       field.addEventListener('input', () => {
         turns[i] = field.value;
@@ -104,16 +135,39 @@ function renderTurns(): void {
       return h('div', { class: 'gen-turn' }, h('span', { class: 'speaker', 'aria-hidden': 'true' }, speaker), field);
     }),
   );
-  if (focused !== null && focused !== undefined) (turnList.querySelector(`[data-turn="${Math.min(Number(focused), turns.length - 1)}"]`) as HTMLElement | null)?.focus();
+  if (focused !== null && focused !== undefined)
+    (turnList.querySelector(`[data-turn="${Math.min(Number(focused), turns.length - 1)}"]`) as HTMLElement | null)?.focus();
   updateButtons();
 }
 
 function decodingSection(): HTMLElement {
-  const labels: Record<keyof Decoding, string> = { temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', maxNewTokens: 'Max new tokens', repetitionPenalty: 'Repetition penalty', noRepeatNgramSize: 'No repeat n-gram', samples: 'Samples', seed: 'Seed' };
-  const hints: Partial<Record<keyof Decoding, string>> = { temperature: '0: greedy', topK: '0: no limit', repetitionPenalty: '1: off', noRepeatNgramSize: '0: off', seed: 'seed, seed + 1, … per sample' };
+  const labels: Record<keyof Decoding, string> = {
+    temperature: 'Temperature',
+    topK: 'Top-k',
+    topP: 'Top-p',
+    maxNewTokens: 'Max new tokens',
+    repetitionPenalty: 'Repetition penalty',
+    noRepeatNgramSize: 'No repeat n-gram',
+    samples: 'Samples',
+    seed: 'Seed',
+  };
+  const hints: Partial<Record<keyof Decoding, string>> = {
+    temperature: '0: greedy',
+    topK: '0: no limit',
+    repetitionPenalty: '1: off',
+    noRepeatNgramSize: '0: off',
+    seed: 'seed, seed + 1, … per sample',
+  };
   const fields = (Object.keys(labels) as (keyof Decoding)[]).map((k) => {
     const { min, max, integer } = DECODING_LIMITS[k];
-    const field = h('vscode-textfield', { id: `decoding-${k}`, type: 'number', min: String(min), max: String(max), step: integer ? '1' : '0.01', 'data-decoding': k }) as Field;
+    const field = h('vscode-textfield', {
+      id: `decoding-${k}`,
+      type: 'number',
+      min: String(min),
+      max: String(max),
+      step: integer ? '1' : '0.01',
+      'data-decoding': k,
+    }) as Field;
     field.value = String(DEFAULT_DECODING[k]);
     field.addEventListener('input', updateButtons);
     decodingFields.set(k, field);
@@ -131,7 +185,8 @@ function readDecoding(): Decoding | string {
     const ok = field.value.trim() !== '' && Number.isFinite(v) && v >= min && v <= max && (!integer || Number.isInteger(v));
     if (ok) field.removeAttribute('invalid');
     else field.setAttribute('invalid', '');
-    if (!ok) return `${field.parentElement?.querySelector('label')?.textContent ?? k} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}.`;
+    if (!ok)
+      return `${field.parentElement?.querySelector('label')?.textContent ?? k} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}.`;
     out[k] = v;
   }
   return out as Decoding;
@@ -152,7 +207,7 @@ function updateButtons(): void {
   setEnabled(generateButton, !why && !running);
   setEnabled(stopButton, running);
   generateButton.setAttribute('title', why ?? 'Ctrl+Enter');
-  problemLine.textContent = why && !running ? why : problemLine.dataset.fromExtension ?? '';
+  problemLine.textContent = why && !running ? why : (problemLine.dataset.fromExtension ?? '');
   const { chosen, rejected } = judgement;
   const ready = generation !== undefined && chosen !== undefined && rejected !== undefined;
   setEnabled(saveButton, ready && savedAs !== `${generation!.id}:${chosen}:${rejected}`);
@@ -183,7 +238,12 @@ function save(): void {
 
 function mark(index: number, how: 'chosen' | 'rejected'): void {
   if (!generation) return;
-  judgement = judge(judgement, index, how, generation.samples.map((s) => s.state === 'done'));
+  judgement = judge(
+    judgement,
+    index,
+    how,
+    generation.samples.map((s) => s.state === 'done'),
+  );
   renderCards();
 }
 
@@ -194,27 +254,60 @@ function renderCards(): void {
   cards.replaceChildren(
     ...g.samples.map((s, i) => {
       const verdict = judgement.chosen === i ? 'chosen' : judgement.rejected === i ? 'rejected' : '';
-      const how = s.selectionSource === 'model' ? 'selected by the model' : s.selectionSource === 'retrieval' ? 'BM25 retrieval: this model was not trained on select' : 'no selection: a plain fine-tuned model';
+      const how =
+        s.selectionSource === 'model'
+          ? 'selected by the model'
+          : s.selectionSource === 'retrieval'
+            ? 'BM25 retrieval: this model was not trained on select'
+            : 'no selection: a plain fine-tuned model';
       const done = s.state === 'done';
       const card = h(
         'article',
-        { class: `sample ${verdict}`, tabindex: '0', 'data-index': String(i), 'aria-label': `Sample ${i + 1}, seed ${g.seeds[i]}${verdict ? `, ${verdict}` : ''}`, 'aria-busy': String(s.state === 'running') },
-        h('header', {}, h('span', { class: 'sample-title' }, `Sample ${i + 1}`), h('span', { class: 'hint' }, `seed ${g.seeds[i]}`), verdict ? h('span', { class: `badge ${verdict}`, 'data-testid': 'mark' }, verdict === 'chosen' ? 'Chosen' : 'Rejected') : ''),
-        h('div', { class: 'hint', 'data-testid': 'selected' }, done ? `Persona fact used: ${s.selectedText} (${how})` : s.state === 'running' ? 'Selecting, then generating…' : ''),
+        {
+          class: `sample ${verdict}`,
+          tabindex: '0',
+          'data-index': String(i),
+          'aria-label': `Sample ${i + 1}, seed ${g.seeds[i]}${verdict ? `, ${verdict}` : ''}`,
+          'aria-busy': String(s.state === 'running'),
+        },
+        h(
+          'header',
+          {},
+          h('span', { class: 'sample-title' }, `Sample ${i + 1}`),
+          h('span', { class: 'hint' }, `seed ${g.seeds[i]}`),
+          verdict ? h('span', { class: `badge ${verdict}`, 'data-testid': 'mark' }, verdict === 'chosen' ? 'Chosen' : 'Rejected') : '',
+        ),
+        h(
+          'div',
+          { class: 'hint', 'data-testid': 'selected' },
+          done ? `Persona fact used: ${s.selectedText} (${how})` : s.state === 'running' ? 'Selecting, then generating…' : '',
+        ),
         h('div', { class: 'reply', 'data-testid': 'reply' }, s.text),
         s.state === 'error' ? h('div', { class: 'gen-error' }, s.message ?? '') : '',
         h(
           'div',
           { class: 'toolbar' },
-          button('Prefer this', 'thumbsup', () => mark(i, 'chosen'), { 'aria-label': `Prefer sample ${i + 1} (c)`, title: 'c', ...(done ? {} : { disabled: '' }) }),
-          button('Reject', 'thumbsdown', () => mark(i, 'rejected'), { secondary: '', 'aria-label': `Reject sample ${i + 1} (r)`, title: 'r', ...(done ? {} : { disabled: '' }) }),
+          button('Prefer this', 'thumbsup', () => mark(i, 'chosen'), {
+            'aria-label': `Prefer sample ${i + 1} (c)`,
+            title: 'c',
+            ...(done ? {} : { disabled: '' }),
+          }),
+          button('Reject', 'thumbsdown', () => mark(i, 'rejected'), {
+            secondary: '',
+            'aria-label': `Reject sample ${i + 1} (r)`,
+            title: 'r',
+            ...(done ? {} : { disabled: '' }),
+          }),
         ),
       );
       card.addEventListener('keydown', (e: KeyboardEvent) => {
         if (e.ctrlKey || e.altKey || e.metaKey) return;
         const key = e.key.toLowerCase();
         if (key === 'c' || key === 'r') mark(i, key === 'c' ? 'chosen' : 'rejected');
-        else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') (cards.querySelector(`[data-index="${(i + (e.key === 'ArrowRight' ? 1 : g.samples.length - 1)) % g.samples.length}"]`) as HTMLElement | null)?.focus();
+        else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft')
+          (
+            cards.querySelector(`[data-index="${(i + (e.key === 'ArrowRight' ? 1 : g.samples.length - 1)) % g.samples.length}"]`) as HTMLElement | null
+          )?.focus();
         else return;
         e.preventDefault();
       });
@@ -237,17 +330,27 @@ function appendText(index: number, piece: string): void {
 // ---- the page ----------------------------------------------------------------------------------
 
 function layout(): void {
-  const addTurn = button('Add turn', 'add', () => {
-    if (turns.length >= MAX_TURNS) return;
-    turns.push('');
-    renderTurns();
-    (turnList.querySelector(`[data-turn="${turns.length - 1}"]`) as HTMLElement | null)?.focus();
-  }, { secondary: '', 'aria-label': 'Add a turn to the dialogue' });
-  const removeTurn = button('Remove last turn', 'remove', () => {
-    if (turns.length > 1) turns.pop();
-    else turns[0] = '';
-    renderTurns();
-  }, { secondary: '', 'aria-label': 'Remove the last turn of the dialogue' });
+  const addTurn = button(
+    'Add turn',
+    'add',
+    () => {
+      if (turns.length >= MAX_TURNS) return;
+      turns.push('');
+      renderTurns();
+      (turnList.querySelector(`[data-turn="${turns.length - 1}"]`) as HTMLElement | null)?.focus();
+    },
+    { secondary: '', 'aria-label': 'Add a turn to the dialogue' },
+  );
+  const removeTurn = button(
+    'Remove last turn',
+    'remove',
+    () => {
+      if (turns.length > 1) turns.pop();
+      else turns[0] = '';
+      renderTurns();
+    },
+    { secondary: '', 'aria-label': 'Remove the last turn of the dialogue' },
+  );
   app.replaceChildren(
     h('header', { class: 'toolbar' }, h('h1', {}, 'Generation'), modelLine),
     h(
@@ -266,7 +369,15 @@ function layout(): void {
     ),
     h('div', { class: 'toolbar' }, generateButton, stopButton),
     problemLine,
-    h('section', { 'aria-labelledby': 'samples-title' }, h('h2', { id: 'samples-title' }, 'Samples'), cards, judgementLine, h('div', { class: 'toolbar' }, saveButton), savedLine),
+    h(
+      'section',
+      { 'aria-labelledby': 'samples-title' },
+      h('h2', { id: 'samples-title' }, 'Samples'),
+      cards,
+      judgementLine,
+      h('div', { class: 'toolbar' }, saveButton),
+      savedLine,
+    ),
   );
   renderTurns();
   app.setAttribute('aria-busy', 'false');

@@ -42,15 +42,36 @@ export const DECODING_LIMITS = {
   seed: { min: 0, max: 2 ** 31 - 1, integer: true },
 } as const satisfies Record<keyof Decoding, { min: number; max: number; integer: boolean }>;
 
-export const DEFAULT_DECODING: Decoding = { temperature: 0.8, topK: 50, topP: 0.95, maxNewTokens: 40, repetitionPenalty: 1, noRepeatNgramSize: 0, samples: 2, seed: 1 };
+export const DEFAULT_DECODING: Decoding = {
+  temperature: 0.8,
+  topK: 50,
+  topP: 0.95,
+  maxNewTokens: 40,
+  repetitionPenalty: 1,
+  noRepeatNgramSize: 0,
+  samples: 2,
+  seed: 1,
+};
 
 export const MAX_TURNS = 40;
 export const MAX_TURN_LENGTH = 2000;
 
 export type ToGenerationPanel =
   /** The workspace's persona files; `select` picks these (by key) in the list. */
-  | { readonly type: 'personas'; readonly personas: readonly PanelPersona[]; readonly model: string; readonly modelLabel: string; readonly select?: readonly string[] }
-  | { readonly type: 'generation'; readonly state: 'started'; readonly generation: number; readonly seeds: readonly number[]; readonly facts: readonly string[] }
+  | {
+      readonly type: 'personas';
+      readonly personas: readonly PanelPersona[];
+      readonly model: string;
+      readonly modelLabel: string;
+      readonly select?: readonly string[];
+    }
+  | {
+      readonly type: 'generation';
+      readonly state: 'started';
+      readonly generation: number;
+      readonly seeds: readonly number[];
+      readonly facts: readonly string[];
+    }
   | { readonly type: 'generation'; readonly state: 'finished'; readonly generation: number; readonly stopped: boolean }
   | { readonly type: 'sample'; readonly generation: number; readonly index: number; readonly state: 'text'; readonly piece: string }
   | {
@@ -99,7 +120,13 @@ export function parseFromGenerationPanel(message: unknown): FromGenerationPanel 
   const m = message as Record<string, unknown>;
   if ((m.type === 'ready' || m.type === 'stop') && hasKeys(m, ['type'])) return { type: m.type };
   if (m.type === 'save' && hasKeys(m, ['type', 'generation', 'chosen', 'rejected'])) {
-    if (!isIndex(m.generation, Number.MAX_SAFE_INTEGER) || !isIndex(m.chosen, DECODING_LIMITS.samples.max) || !isIndex(m.rejected, DECODING_LIMITS.samples.max) || m.chosen === m.rejected) return undefined;
+    if (
+      !isIndex(m.generation, Number.MAX_SAFE_INTEGER) ||
+      !isIndex(m.chosen, DECODING_LIMITS.samples.max) ||
+      !isIndex(m.rejected, DECODING_LIMITS.samples.max) ||
+      m.chosen === m.rejected
+    )
+      return undefined;
     return { type: 'save', generation: m.generation, chosen: m.chosen, rejected: m.rejected };
   }
   if (m.type !== 'generate' || !hasKeys(m, ['type', 'personas', 'history', 'decoding'])) return undefined;

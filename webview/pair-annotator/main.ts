@@ -48,7 +48,12 @@ function judge(judgement: Judgement): void {
 }
 
 function button(key: string, label: string, description: string, onClick: () => void): HTMLElement {
-  const b = h('vscode-button', { secondary: '', 'aria-label': `${label} (key ${description})`, 'aria-keyshortcuts': description, title: `${label} (${description})`, 'data-key': key }, h('kbd', {}, description), ` ${label}`);
+  const b = h(
+    'vscode-button',
+    { secondary: '', 'aria-label': `${label} (key ${description})`, 'aria-keyshortcuts': description, title: `${label} (${description})`, 'data-key': key },
+    h('kbd', {}, description),
+    ` ${label}`,
+  );
   b.addEventListener('click', onClick);
   return b;
 }
@@ -85,7 +90,11 @@ app.replaceChildren(
 );
 
 function select(id: string, label: string, options: { value: string; label: string }[], selected: string, onChange: (value: string) => void): HTMLElement {
-  const el = h('vscode-single-select', { id, 'aria-label': label }, ...options.map((o) => h('vscode-option', { value: o.value, ...(o.value === selected ? { selected: '' } : {}) }, o.label))) as HTMLElement & { value: string };
+  const el = h(
+    'vscode-single-select',
+    { id, 'aria-label': label },
+    ...options.map((o) => h('vscode-option', { value: o.value, ...(o.value === selected ? { selected: '' } : {}) }, o.label)),
+  ) as HTMLElement & { value: string };
   el.addEventListener('change', () => onChange(el.value));
   return h('div', { class: 'annotator-filter' }, h('span', { id: `${id}-label`, class: 'muted' }, label), el);
 }
@@ -102,8 +111,16 @@ function renderFilters(v: View): void {
   const set = (change: Partial<PairFilter>) => post({ type: 'filter', filter: { ...v.filter, ...change } });
   const focused = document.activeElement?.id;
   filters.replaceChildren(
-    select('filter-status', 'Show', Object.entries(STATUS_LABELS).map(([value, label]) => ({ value, label })), v.filter.status, (s) => set({ status: s as StatusFilter })),
-    select('filter-persona', 'Persona', [{ value: any, label: 'Any persona' }, ...personas], v.filter.persona ?? any, (p) => set({ persona: p === any ? null : p })),
+    select(
+      'filter-status',
+      'Show',
+      Object.entries(STATUS_LABELS).map(([value, label]) => ({ value, label })),
+      v.filter.status,
+      (s) => set({ status: s as StatusFilter }),
+    ),
+    select('filter-persona', 'Persona', [{ value: any, label: 'Any persona' }, ...personas], v.filter.persona ?? any, (p) =>
+      set({ persona: p === any ? null : p }),
+    ),
     select('filter-origin', 'Origin', [{ value: any, label: 'Any origin' }, ...origins], v.filter.origin ?? any, (o) => set({ origin: o === any ? null : o })),
   );
   if (focused) document.getElementById(focused)?.focus();
@@ -115,7 +132,13 @@ function renderProgress(v: View): void {
   progress.max = Math.max(c.pairs, 1);
   progress.value = judged;
   progress.setAttribute('aria-label', `${judged} of ${c.pairs} pairs judged`);
-  const parts = [`${judged} of ${c.pairs} judged`, `${c.byStatus.pending} pending`, `${c.byStatus.chosen} chosen`, `${c.byStatus.tie} tie`, `${c.byStatus.skipped} skipped`];
+  const parts = [
+    `${judged} of ${c.pairs} judged`,
+    `${c.byStatus.pending} pending`,
+    `${c.byStatus.chosen} chosen`,
+    `${c.byStatus.tie} tie`,
+    `${c.byStatus.skipped} skipped`,
+  ];
   if (c.invalid) parts.push(`${c.invalid} invalid line${c.invalid === 1 ? '' : 's'}`);
   progressText.textContent = parts.join(' · ');
 }
@@ -147,11 +170,22 @@ function personasBlock(pair: Pair): HTMLElement | string {
 function responsePanel(pair: Pair, side: ResponseSide): HTMLElement {
   const key = side === 'chosen' ? '1' : '2';
   const text = side === 'chosen' ? pair.chosen : pair.rejected;
-  const edit = h('vscode-button', { icon: 'edit', secondary: '', 'aria-label': `Edit the ${side === 'chosen' ? 'left' : 'right'} response (key E)`, title: 'Edit (E)' });
+  const edit = h('vscode-button', {
+    icon: 'edit',
+    secondary: '',
+    'aria-label': `Edit the ${side === 'chosen' ? 'left' : 'right'} response (key E)`,
+    title: 'Edit (E)',
+  });
   edit.addEventListener('click', () => startEdit(side));
   const panel = h(
     'div',
-    { class: `annotator-response ${side}`, tabindex: '0', role: 'group', 'data-side': side, 'aria-label': `${SIDE_LABELS[side]}. Key ${key}: this one is better.` },
+    {
+      class: `annotator-response ${side}`,
+      tabindex: '0',
+      role: 'group',
+      'data-side': side,
+      'aria-label': `${SIDE_LABELS[side]}. Key ${key}: this one is better.`,
+    },
     h('h2', {}, h('kbd', {}, key), ` ${SIDE_LABELS[side]}`, edit),
     h('p', { class: 'annotator-text', 'data-testid': `response-${side}` }, text),
   );
@@ -189,7 +223,11 @@ function renderItem(v: View): void {
     personasBlock(item),
     promptBlock(item.prompt),
     h('div', { class: 'annotator-responses' }, responsePanel(item, 'chosen'), responsePanel(item, 'rejected')),
-    h('p', { class: 'hint' }, `Left is the response the file now holds as chosen, right the rejected one${item.conversational ? ' (the last message of each)' : ''}. 1: the left is better. 2: the right is better, and the file swaps them so the better one is chosen.`),
+    h(
+      'p',
+      { class: 'hint' },
+      `Left is the response the file now holds as chosen, right the rejected one${item.conversational ? ' (the last message of each)' : ''}. 1: the left is better. 2: the right is better, and the file swaps them so the better one is chosen.`,
+    ),
     ...(item.rationale ? [h('p', { class: 'hint' }, `Rationale: ${item.rationale}`)] : []),
   );
 }
@@ -202,7 +240,11 @@ function render(v: View): void {
   renderFilters(v);
   const where = v.item ? `line ${v.item.line}` : '';
   position.textContent =
-    v.position.index >= 0 ? `${v.position.index + 1} of ${v.position.count} in this filter · ${where}` : v.item ? `${where} (no longer in this filter; ${v.position.count} left in it)` : '';
+    v.position.index >= 0
+      ? `${v.position.index + 1} of ${v.position.count} in this filter · ${where}`
+      : v.item
+        ? `${where} (no longer in this filter; ${v.position.count} left in it)`
+        : '';
   statusLine.textContent = v.note;
   const hadFocus = itemArea.contains(document.activeElement) ? (document.activeElement as HTMLElement).closest('[data-side]')?.getAttribute('data-side') : null;
   renderItem(v);
@@ -218,7 +260,12 @@ function startEdit(side: ResponseSide): void {
   const panel = itemArea.querySelector(`[data-side="${side}"]`) as HTMLElement | null;
   const text = panel?.querySelector('.annotator-text');
   if (!panel || !text) return;
-  const field = h('vscode-textarea', { rows: '4', resize: 'vertical', 'aria-label': `Edit the ${side === 'chosen' ? 'left' : 'right'} response. Enter saves, Shift+Enter starts a new line, Escape cancels.`, 'data-testid': `edit-${side}` }) as HTMLElement & { value: string };
+  const field = h('vscode-textarea', {
+    rows: '4',
+    resize: 'vertical',
+    'aria-label': `Edit the ${side === 'chosen' ? 'left' : 'right'} response. Enter saves, Shift+Enter starts a new line, Escape cancels.`,
+    'data-testid': `edit-${side}`,
+  }) as HTMLElement & { value: string };
   field.value = side === 'chosen' ? item.chosen : item.rejected;
   editing = { side, field };
   const done = (save: boolean) => {
@@ -237,7 +284,9 @@ function startEdit(side: ResponseSide): void {
     e.preventDefault();
     e.stopPropagation();
   });
-  text.replaceWith(h('div', { class: 'annotator-editing' }, field, h('div', { class: 'hint' }, 'Enter or Ctrl+Enter saves · Shift+Enter: new line · Escape cancels')));
+  text.replaceWith(
+    h('div', { class: 'annotator-editing' }, field, h('div', { class: 'hint' }, 'Enter or Ctrl+Enter saves · Shift+Enter: new line · Escape cancels')),
+  );
   statusLine.textContent = `Editing the ${side === 'chosen' ? 'left' : 'right'} response.`;
   requestAnimationFrame(() => field.focus());
 }

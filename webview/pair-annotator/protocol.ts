@@ -66,13 +66,22 @@ export function parseFromPairAnnotator(message: unknown): FromPairAnnotator | un
     case 'redo':
       return hasKeys(m) ? { type: m.type } : undefined;
     case 'rendered':
-      return hasKeys(m, 'seq', 'keyMs') && Number.isSafeInteger(m.seq) && (m.seq as number) >= 0 && (m.keyMs === null || (typeof m.keyMs === 'number' && Number.isFinite(m.keyMs) && m.keyMs >= 0))
+      return hasKeys(m, 'seq', 'keyMs') &&
+        Number.isSafeInteger(m.seq) &&
+        (m.seq as number) >= 0 &&
+        (m.keyMs === null || (typeof m.keyMs === 'number' && Number.isFinite(m.keyMs) && m.keyMs >= 0))
         ? { type: 'rendered', seq: m.seq as number, keyMs: m.keyMs as number | null }
         : undefined;
     case 'judge':
-      return hasKeys(m, 'line', 'judgement') && isLine(m.line) && isOneOf(JUDGEMENTS, m.judgement) ? { type: 'judge', line: m.line, judgement: m.judgement } : undefined;
+      return hasKeys(m, 'line', 'judgement') && isLine(m.line) && isOneOf(JUDGEMENTS, m.judgement)
+        ? { type: 'judge', line: m.line, judgement: m.judgement }
+        : undefined;
     case 'edit':
-      return hasKeys(m, 'line', 'side', 'text') && isLine(m.line) && isOneOf(['chosen', 'rejected'] as const, m.side) && typeof m.text === 'string' && m.text.length <= MAX_RESPONSE_LENGTH
+      return hasKeys(m, 'line', 'side', 'text') &&
+        isLine(m.line) &&
+        isOneOf(['chosen', 'rejected'] as const, m.side) &&
+        typeof m.text === 'string' &&
+        m.text.length <= MAX_RESPONSE_LENGTH
         ? { type: 'edit', line: m.line, side: m.side, text: m.text }
         : undefined;
     case 'move':

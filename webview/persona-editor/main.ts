@@ -25,7 +25,11 @@ const examples = (): Example[] => (Array.isArray(persona.examples) ? structuredC
 type Field = HTMLElement & { value: string };
 
 function textField(path: string, label: string, value: unknown, multiline = false): Field {
-  const el = h(multiline ? 'vscode-textarea' : 'vscode-textfield', { 'data-path': path, 'aria-label': label, ...(multiline ? { rows: '2', resize: 'vertical' } : {}) }) as Field;
+  const el = h(multiline ? 'vscode-textarea' : 'vscode-textfield', {
+    'data-path': path,
+    'aria-label': label,
+    ...(multiline ? { rows: '2', resize: 'vertical' } : {}),
+  }) as Field;
   el.value = typeof value === 'string' ? value : '';
   return el;
 }
@@ -71,7 +75,12 @@ function factsSection(): HTMLElement {
       el,
       iconButton('arrow-up', `Move fact ${i + 1} up`, () => move(i, i - 1), i === 0),
       iconButton('arrow-down', `Move fact ${i + 1} down`, () => move(i, i + 1), i === facts.length - 1),
-      iconButton('trash', `Remove fact ${i + 1}`, () => edit(['facts'], facts.filter((_, j) => j !== i))),
+      iconButton('trash', `Remove fact ${i + 1}`, () =>
+        edit(
+          ['facts'],
+          facts.filter((_, j) => j !== i),
+        ),
+      ),
     );
   });
   const add = textField('facts.new', 'New fact', '');
@@ -116,11 +125,17 @@ function examplesSection(): HTMLElement {
           next[i]!.turns[j]!.text = text.value;
           set(next);
         });
-        return h('div', { class: 'turn' }, speaker, text, iconButton('trash', `Remove turn ${j + 1} of example ${i + 1}`, () => {
-          const next = examples();
-          next[i]!.turns.splice(j, 1);
-          set(next[i]!.turns.length ? next : next.filter((_, k) => k !== i));
-        }));
+        return h(
+          'div',
+          { class: 'turn' },
+          speaker,
+          text,
+          iconButton('trash', `Remove turn ${j + 1} of example ${i + 1}`, () => {
+            const next = examples();
+            next[i]!.turns.splice(j, 1);
+            set(next[i]!.turns.length ? next : next.filter((_, k) => k !== i));
+          }),
+        );
       }),
       h(
         'div',
@@ -136,7 +151,17 @@ function examplesSection(): HTMLElement {
     ),
   );
   const add = h('vscode-button', { icon: 'add', secondary: '', 'aria-label': 'Add an example dialogue' }, 'Add example dialogue');
-  add.addEventListener('click', () => set([...list, { turns: [{ speaker: 'user', text: 'hello !' }, { speaker: 'persona', text: '' }] }]));
+  add.addEventListener('click', () =>
+    set([
+      ...list,
+      {
+        turns: [
+          { speaker: 'user', text: 'hello !' },
+          { speaker: 'persona', text: '' },
+        ],
+      },
+    ]),
+  );
   return h('section', { 'aria-labelledby': 'examples-title' }, h('h2', { id: 'examples-title' }, 'Example dialogues'), ...blocks, add);
 }
 
@@ -145,7 +170,18 @@ function problemsSection(problems: readonly PersonaProblem[]): HTMLElement | str
   return h(
     'section',
     { class: 'problems', role: 'status', 'aria-label': 'Problems in this file' },
-    h('ul', {}, ...problems.map((p) => h('li', { class: p.severity }, h('span', { class: `codicon codicon-${p.severity === 'info' ? 'info' : p.severity}`, 'aria-hidden': 'true' }), ` line ${p.line}: ${p.message}`))),
+    h(
+      'ul',
+      {},
+      ...problems.map((p) =>
+        h(
+          'li',
+          { class: p.severity },
+          h('span', { class: `codicon codicon-${p.severity === 'info' ? 'info' : p.severity}`, 'aria-hidden': 'true' }),
+          ` line ${p.line}: ${p.message}`,
+        ),
+      ),
+    ),
   );
 }
 
@@ -162,14 +198,21 @@ function render(message: DocumentMessage): void {
   const openText = h('vscode-button', { icon: 'go-to-file', secondary: '', 'aria-label': 'Open this file as text' }, 'Open as text');
   openText.addEventListener('click', () => vscode.postMessage({ type: 'openText' }));
   if (!message.persona) {
-    app.replaceChildren(h('div', { class: 'toolbar' }, openText), h('p', { role: 'alert' }, message.error ?? 'This file cannot be shown as a form.'), problemsSection(message.problems));
+    app.replaceChildren(
+      h('div', { class: 'toolbar' }, openText),
+      h('p', { role: 'alert' }, message.error ?? 'This file cannot be shown as a form.'),
+      problemsSection(message.problems),
+    );
     app.setAttribute('aria-busy', 'false');
     return;
   }
   persona = message.persona as Record<string, unknown>;
   const tags = textField('tags', 'Tags', strings(persona.tags).join(', '));
   tags.addEventListener('change', () => {
-    const list = tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+    const list = tags.value
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
     edit(['tags'], list.length ? list : null);
   });
   app.replaceChildren(
@@ -244,7 +287,12 @@ const tryIt = (() => {
       }
       reply.removeAttribute('role');
       reply.textContent = m.response;
-      const how = m.selectionSource === 'model' ? 'selected by the model' : m.selectionSource === 'retrieval' ? 'BM25 retrieval: this model was not trained on select' : 'no selection: a plain fine-tuned model';
+      const how =
+        m.selectionSource === 'model'
+          ? 'selected by the model'
+          : m.selectionSource === 'retrieval'
+            ? 'BM25 retrieval: this model was not trained on select'
+            : 'no selection: a plain fine-tuned model';
       selected.textContent = `Persona fact used: ${m.selectedText} (${how})`;
       if (m.selected >= 0) app.querySelectorAll('ol.facts > li')[m.selected]?.classList.add('selected');
     }

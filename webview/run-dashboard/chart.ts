@@ -123,7 +123,9 @@ export function lineChart(options: ChartOptions, series: readonly ChartSeries[])
   const yTicks = niceTicks(yMin, yMax);
   for (const t of yTicks) {
     axes.append(svg('line', { x1: plot.x0, x2: plot.x1, y1: y(t), y2: y(t), class: 'chart-grid' }));
-    axes.append(svg('text', { x: plot.x0 - 4, y: y(t) + 3, 'text-anchor': 'end' }, formatTick(t, (yTicks[1] ?? t + 1) - yTicks[0]!, Math.max(...yTicks.map(Math.abs)))));
+    axes.append(
+      svg('text', { x: plot.x0 - 4, y: y(t) + 3, 'text-anchor': 'end' }, formatTick(t, (yTicks[1] ?? t + 1) - yTicks[0]!, Math.max(...yTicks.map(Math.abs)))),
+    );
   }
   for (const t of niceTicks(xMin, xMax).filter(Number.isInteger)) {
     axes.append(svg('text', { x: x(t), y: plot.y0 + 14, 'text-anchor': 'middle' }, String(t)));

@@ -24,8 +24,22 @@ const STAGE_LABELS: Record<RunStage, string> = {
   export: 'Export for inference',
   evaluate: 'Evaluate before vs after',
 };
-const STATUS_TEXT: Record<StageStatus, string> = { done: 'done', running: 'running', stopped: 'stopped here', failed: 'failed here', skipped: 'skipped', pending: 'to do' };
-const STATUS_ICON: Record<StageStatus, string> = { done: 'pass-filled', running: 'sync codicon-modifier-spin', stopped: 'debug-pause', failed: 'error', skipped: 'circle-slash', pending: 'circle-large-outline' };
+const STATUS_TEXT: Record<StageStatus, string> = {
+  done: 'done',
+  running: 'running',
+  stopped: 'stopped here',
+  failed: 'failed here',
+  skipped: 'skipped',
+  pending: 'to do',
+};
+const STATUS_ICON: Record<StageStatus, string> = {
+  done: 'pass-filled',
+  running: 'sync codicon-modifier-spin',
+  stopped: 'debug-pause',
+  failed: 'error',
+  skipped: 'circle-slash',
+  pending: 'circle-large-outline',
+};
 const RUN_STATUS_TEXT: Record<RunDashboardState['status'], string> = { running: 'running', done: 'finished', stopped: 'stopped', failed: 'failed' };
 
 /** Charts per training stage: which metrics go together. */
@@ -38,7 +52,15 @@ const CHARTS: Record<TrainingStage, { id: string; title: string; keys: [string, 
   ],
   stage2: [
     { id: 'loss', title: 'Loss', keys: [['loss', 'loss']] },
-    { id: 'rewards', title: 'Rewards', keys: [['rewards/chosen', 'chosen'], ['rewards/rejected', 'rejected'], ['rewards/margins', 'margin']] },
+    {
+      id: 'rewards',
+      title: 'Rewards',
+      keys: [
+        ['rewards/chosen', 'chosen'],
+        ['rewards/rejected', 'rejected'],
+        ['rewards/margins', 'margin'],
+      ],
+    },
     { id: 'accuracy', title: 'Reward accuracy', keys: [['rewards/accuracies', 'accuracy']], yRange: [0, 1] },
     { id: 'lr', title: 'Learning rate', keys: [['learning_rate', 'learning rate']] },
     { id: 'grad-norm', title: 'Gradient norm', keys: [['grad_norm', 'grad norm']] },
@@ -62,7 +84,11 @@ const parts = {
 let toolbarKey = '';
 
 function button(label: string, action: RunDashboardAction, icon: string, secondary: boolean, disabled = false): HTMLElement {
-  const b = h('vscode-button', { icon, 'aria-label': label, 'data-action': action, ...(secondary ? { secondary: '' } : {}), ...(disabled ? { disabled: '' } : {}) }, label);
+  const b = h(
+    'vscode-button',
+    { icon, 'aria-label': label, 'data-action': action, ...(secondary ? { secondary: '' } : {}), ...(disabled ? { disabled: '' } : {}) },
+    label,
+  );
   b.addEventListener('click', () => vscode.postMessage({ type: 'action', action }));
   return b;
 }
@@ -133,7 +159,11 @@ function renderHints(hints: readonly Hint[]): void {
             ),
           ),
         )
-      : h('p', { class: 'muted' }, hasSteps ? 'Nothing looks wrong in the training metrics so far.' : 'Hints about the training appear here once it has taken some steps.'),
+      : h(
+          'p',
+          { class: 'muted' },
+          hasSteps ? 'Nothing looks wrong in the training metrics so far.' : 'Hints about the training appear here once it has taken some steps.',
+        ),
   );
 }
 
@@ -145,7 +175,12 @@ function renderCharts(): void {
     const title = stage === 'stage1' ? STAGE_LABELS.stage1 : STAGE_LABELS.stage2;
     const charts = CHARTS[stage]
       .filter((c) => c.keys.some(([key]) => records.some((r) => key in r)))
-      .map((c) => lineChart({ id: `${stage}-${c.id}`, title: c.title, ...(c.yRange ? { yRange: c.yRange } : {}) }, c.keys.map(([key, label]) => ({ label, points: series(records, key) }))));
+      .map((c) =>
+        lineChart(
+          { id: `${stage}-${c.id}`, title: c.title, ...(c.yRange ? { yRange: c.yRange } : {}) },
+          c.keys.map(([key, label]) => ({ label, points: series(records, key) })),
+        ),
+      );
     sections.push(h('h2', {}, `${title}: ${records.length} steps`), h('div', { class: 'charts', 'data-stage': stage }, ...charts));
   }
   parts.charts.replaceChildren(...sections);
@@ -165,7 +200,14 @@ function renderEvaluation(s: RunDashboardState): void {
     h(
       'table',
       { 'aria-labelledby': 'evaluation-heading', 'data-testid': 'evaluation' },
-      h('tr', {}, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Before'), h('th', { scope: 'col' }, 'After'), h('th', { scope: 'col' }, 'Change')),
+      h(
+        'tr',
+        {},
+        h('th', { scope: 'col' }, 'Metric'),
+        h('th', { scope: 'col' }, 'Before'),
+        h('th', { scope: 'col' }, 'After'),
+        h('th', { scope: 'col' }, 'Change'),
+      ),
       ...s.evaluation.map((r) => {
         const delta = r.before !== null && r.after !== null ? r.after - r.before : null;
         const verdict = delta === null || delta === 0 || NEUTRAL.has(r.key) ? '' : delta > 0 ? 'up' : 'down';
@@ -196,11 +238,18 @@ function renderWarnings(warnings: readonly string[]): void {
 function render(s: RunDashboardState): void {
   vscode.setState({ runDir: s.runDir });
   parts.header.replaceChildren(
-    h('h1', {}, `Training: ${s.name} `, h('vscode-badge', { 'data-testid': 'run-status', 'aria-label': `Run ${RUN_STATUS_TEXT[s.status]}` }, RUN_STATUS_TEXT[s.status])),
+    h(
+      'h1',
+      {},
+      `Training: ${s.name} `,
+      h('vscode-badge', { 'data-testid': 'run-status', 'aria-label': `Run ${RUN_STATUS_TEXT[s.status]}` }, RUN_STATUS_TEXT[s.status]),
+    ),
     h('p', { class: 'muted' }, h('code', {}, s.runDir), s.config ? ` · from ${s.config}` : ''),
   );
   renderToolbar(s);
-  parts.error.replaceChildren(...(s.error ? [h('div', { class: 'problem', role: 'alert' }, h('p', {}, `The run ${s.status === 'failed' ? 'failed' : 'stopped'}: ${s.error}`))] : []));
+  parts.error.replaceChildren(
+    ...(s.error ? [h('div', { class: 'problem', role: 'alert' }, h('p', {}, `The run ${s.status === 'failed' ? 'failed' : 'stopped'}: ${s.error}`))] : []),
+  );
   renderStages(s);
   renderHints(s.hints);
   renderCharts();

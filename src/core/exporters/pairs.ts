@@ -37,7 +37,10 @@ export interface PairExport {
 
 /** A dataset name usable as a file name and as a key in trainer configs. */
 export function safeDatasetName(name: string): string {
-  const safe = name.trim().replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._]+/, '');
+  const safe = name
+    .trim()
+    .replace(/[^A-Za-z0-9_.-]+/g, '_')
+    .replace(/^[._]+/, '');
   return safe === '' ? 'pal_pairs' : safe;
 }
 
@@ -76,8 +79,7 @@ function leftOutSentence(leftOut: LeftOut): string {
   return `Left out ${leftOut.total} pair${leftOut.total === 1 ? '' : 's'}: ${parts.join(', ')}.`;
 }
 
-const isStandard = (pair: PreferencePair) =>
-  typeof pair.prompt === 'string' && typeof pair.chosen === 'string' && typeof pair.rejected === 'string';
+const isStandard = (pair: PreferencePair) => typeof pair.prompt === 'string' && typeof pair.chosen === 'string' && typeof pair.rejected === 'string';
 
 /** A prompt as messages: a plain-text prompt is one user message. */
 function promptMessages(prompt: string | ChatMessage[]): ChatMessage[] {

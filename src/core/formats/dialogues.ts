@@ -20,15 +20,37 @@ export function parseDialogues(text: string, file: string): JsonlDocument<Dialog
     const hasRef = ex.persona_id !== undefined;
     if (hasInline === hasRef) {
       problems.push(
-        problem(file, locator.locate([]), 'error', 'dialogue/personas', hasInline ? "Give either 'personas' (the sentences) or 'persona_id' (a persona file's id), not both." : "Missing the personas: give 'personas' (a list of sentences) or 'persona_id' (a persona file's id)."),
+        problem(
+          file,
+          locator.locate([]),
+          'error',
+          'dialogue/personas',
+          hasInline
+            ? "Give either 'personas' (the sentences) or 'persona_id' (a persona file's id), not both."
+            : "Missing the personas: give 'personas' (a list of sentences) or 'persona_id' (a persona file's id).",
+        ),
       );
     } else if (hasInline && ex.persona_index >= ex.personas!.length) {
       problems.push(
-        problem(file, locator.locate(['persona_index']), 'error', 'dialogue/persona-index', `'persona_index' is ${ex.persona_index} but there are only ${ex.personas!.length} persona sentences (0 to ${ex.personas!.length - 1}, or -1 for none).`),
+        problem(
+          file,
+          locator.locate(['persona_index']),
+          'error',
+          'dialogue/persona-index',
+          `'persona_index' is ${ex.persona_index} but there are only ${ex.personas!.length} persona sentences (0 to ${ex.personas!.length - 1}, or -1 for none).`,
+        ),
       );
     }
     if (ex.history.length === 0) {
-      problems.push(problem(file, locator.locate(['history']), 'warning', 'dialogue/empty-history', 'The history is empty: PAL examples answer a partner, so the last history turn should be what the partner said.'));
+      problems.push(
+        problem(
+          file,
+          locator.locate(['history']),
+          'warning',
+          'dialogue/empty-history',
+          'The history is empty: PAL examples answer a partner, so the last history turn should be what the partner said.',
+        ),
+      );
     }
     if (problems.some((p) => p.severity === 'error')) return { problems };
     return { value: ex, problems };
@@ -45,7 +67,16 @@ export function flagDuplicateIds<T>(doc: JsonlDocument<T>, idOf: (v: T) => strin
     if (id === undefined) continue;
     const first = firstLine.get(id);
     if (first === undefined) firstLine.set(id, line.number);
-    else line.problems.push(problem(doc.file, { line: line.number, column: 1, endColumn: line.text.length + 1 }, 'warning', code, `Another ${what} on line ${first} has the id "${id}".`));
+    else
+      line.problems.push(
+        problem(
+          doc.file,
+          { line: line.number, column: 1, endColumn: line.text.length + 1 },
+          'warning',
+          code,
+          `Another ${what} on line ${first} has the id "${id}".`,
+        ),
+      );
   }
 }
 

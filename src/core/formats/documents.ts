@@ -42,7 +42,13 @@ export function parseJsonText(text: string, file: string, code: string): ParsedJ
     return {
       locator,
       problems: errors.map((e) =>
-        problem(file, rangeOf(text, e.offset + shift, e.offset + e.length + shift), 'error', code, `Not valid JSON here: ${jsonErrorWords(printParseErrorCode(e.error))}.`),
+        problem(
+          file,
+          rangeOf(text, e.offset + shift, e.offset + e.length + shift),
+          'error',
+          code,
+          `Not valid JSON here: ${jsonErrorWords(printParseErrorCode(e.error))}.`,
+        ),
       ),
     };
   }
@@ -98,10 +104,25 @@ export function parseYamlText(text: string, file: string, code: string): ParsedY
   for (const e of doc.errors) {
     const [a, b] = e.linePos ?? [];
     problems.push(
-      problem(file, { line: a?.line ?? 1, column: a?.col ?? 1, endLine: b?.line ?? a?.line ?? 1, endColumn: b?.col ?? a?.col ?? 1 }, 'error', code, `YAML error: ${e.message.split('\n')[0]}`),
+      problem(
+        file,
+        { line: a?.line ?? 1, column: a?.col ?? 1, endLine: b?.line ?? a?.line ?? 1, endColumn: b?.col ?? a?.col ?? 1 },
+        'error',
+        code,
+        `YAML error: ${e.message.split('\n')[0]}`,
+      ),
     );
   }
-  if (docs.length > 1) problems.push(problem(file, toRange(docs[1]!.range[0], docs[1]!.range[0]), 'error', code, 'This file holds more than one YAML document (a "---" line); it should hold one.'));
+  if (docs.length > 1)
+    problems.push(
+      problem(
+        file,
+        toRange(docs[1]!.range[0], docs[1]!.range[0]),
+        'error',
+        code,
+        'This file holds more than one YAML document (a "---" line); it should hold one.',
+      ),
+    );
   if (problems.length) return { doc, tokens, locator, problems };
   try {
     return { doc, tokens, value: doc.toJS({ maxAliasCount: 100 }), locator, problems };

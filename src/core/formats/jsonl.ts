@@ -71,7 +71,13 @@ function checkLine<T>(text: string, file: string, lineNumber: number, check: Lin
     const column = (first ? first.offset : 0) + offset + 1;
     return {
       problems: [
-        problem(file, { line: lineNumber, column, endColumn: text.length + 1 }, 'error', 'jsonl/invalid-json', `This line is not valid JSON (${jsonErrorText(err, first)}). It is kept as it is and skipped until fixed.`),
+        problem(
+          file,
+          { line: lineNumber, column, endColumn: text.length + 1 },
+          'error',
+          'jsonl/invalid-json',
+          `This line is not valid JSON (${jsonErrorText(err, first)}). It is kept as it is and skipped until fixed.`,
+        ),
       ],
     };
   }
@@ -94,7 +100,7 @@ export function lineLocator(tree: JsonNode | undefined, line: number, offset: nu
       for (let n = path.length; n >= 0; n--) {
         const node = findNodeAtLocation(tree, path.slice(0, n));
         if (!node) continue;
-        const target = which === 'key' && n === path.length && node.parent?.type === 'property' ? node.parent.children?.[0] ?? node : node;
+        const target = which === 'key' && n === path.length && node.parent?.type === 'property' ? (node.parent.children?.[0] ?? node) : node;
         return at(target.offset + offset + 1, target.offset + target.length + offset + 1);
       }
       return at(1, lineLength + 1);

@@ -31,15 +31,37 @@ export function parsePairs(text: string, file: string): JsonlDocument<Preference
       // Point at the odd one out: the field whose kind differs from the other two.
       const odd = fields.find((k) => Array.isArray(pair[k]) !== conversational >= 2)!;
       problems.push(
-        problem(file, locator.locate([odd]), 'error', 'pair/mixed-format', "'prompt', 'chosen' and 'rejected' must all be text (standard format) or all be lists of messages (conversational format), as TRL expects."),
+        problem(
+          file,
+          locator.locate([odd]),
+          'error',
+          'pair/mixed-format',
+          "'prompt', 'chosen' and 'rejected' must all be text (standard format) or all be lists of messages (conversational format), as TRL expects.",
+        ),
       );
       return { problems };
     }
     if (responseText(pair.chosen).trim() === responseText(pair.rejected).trim()) {
-      problems.push(problem(file, locator.locate(['rejected']), 'warning', 'pair/chosen-equals-rejected', "'chosen' and 'rejected' are the same text: the pair teaches the model nothing."));
+      problems.push(
+        problem(
+          file,
+          locator.locate(['rejected']),
+          'warning',
+          'pair/chosen-equals-rejected',
+          "'chosen' and 'rejected' are the same text: the pair teaches the model nothing.",
+        ),
+      );
     }
     if (pair.time !== undefined && Number.isNaN(Date.parse(pair.time))) {
-      problems.push(problem(file, locator.locate(['time']), 'warning', 'pair/time', `'time' is not a date and time PAL Studio can read (ISO 8601, e.g. "2026-11-26T09:30:00Z"): ${JSON.stringify(pair.time)}.`));
+      problems.push(
+        problem(
+          file,
+          locator.locate(['time']),
+          'warning',
+          'pair/time',
+          `'time' is not a date and time PAL Studio can read (ISO 8601, e.g. "2026-11-26T09:30:00Z"): ${JSON.stringify(pair.time)}.`,
+        ),
+      );
     }
     return { value: pair, problems };
   });

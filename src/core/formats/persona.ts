@@ -47,7 +47,15 @@ export function parsePersona(text: string, file: string, lint: PersonaLintOption
   }
   if (parsed.value === undefined) return doc;
   if (parsed.value === null || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
-    doc.problems.push(problem(file, { line: 1, column: 1 }, 'error', 'persona/not-a-persona', 'A persona file holds one persona: fields such as id, name and facts (see samples/studio/personas).'));
+    doc.problems.push(
+      problem(
+        file,
+        { line: 1, column: 1 },
+        'error',
+        'persona/not-a-persona',
+        'A persona file holds one persona: fields such as id, name and facts (see samples/studio/personas).',
+      ),
+    );
     return doc;
   }
   const schemaProblems = validateAgainstSchema('persona', parsed.value, file, parsed.locator);
@@ -66,14 +74,23 @@ export function estimateTokens(text: string): number {
 }
 
 export function normaliseFact(fact: string): string {
-  return fact.toLowerCase().replace(/[\s.!?,;:'"]+/g, ' ').trim();
+  return fact
+    .toLowerCase()
+    .replace(/[\s.!?,;:'"]+/g, ' ')
+    .trim();
 }
 
 export function lintPersona(persona: Persona, file: string, locator: Locator, lint: PersonaLintOptions = DEFAULT_PERSONA_LINT): Problem[] {
   const out: Problem[] = [];
   if (persona.facts.length === 0) {
     out.push(
-      problem(file, locator.locate(['facts']), 'warning', 'persona/empty', `${persona.name} has no facts yet: PAL learns to select among a persona's facts, so add a few short first-person sentences.`),
+      problem(
+        file,
+        locator.locate(['facts']),
+        'warning',
+        'persona/empty',
+        `${persona.name} has no facts yet: PAL learns to select among a persona's facts, so add a few short first-person sentences.`,
+      ),
     );
   }
   const seen = new Map<string, number>();
@@ -82,21 +99,41 @@ export function lintPersona(persona: Persona, file: string, locator: Locator, li
     const first = seen.get(key);
     if (first !== undefined) {
       const firstLine = locator.locate(['facts', first]).line;
-      out.push(problem(file, locator.locate(['facts', i]), 'warning', 'persona/duplicate-fact', `The same fact as line ${firstLine} ("${persona.facts[first]}"): a duplicate makes selection ambiguous.`));
+      out.push(
+        problem(
+          file,
+          locator.locate(['facts', i]),
+          'warning',
+          'persona/duplicate-fact',
+          `The same fact as line ${firstLine} ("${persona.facts[first]}"): a duplicate makes selection ambiguous.`,
+        ),
+      );
     } else {
       seen.set(key, i);
     }
     const words = fact.trim().split(/\s+/).length;
     if (words > lint.maxFactWords) {
       out.push(
-        problem(file, locator.locate(['facts', i]), 'warning', 'persona/fact-too-long', `This fact is ${words} words long; keep facts under ${lint.maxFactWords} words: every fact, the dialogue and the response must fit in the model's ${lint.contextTokens}-token context.`),
+        problem(
+          file,
+          locator.locate(['facts', i]),
+          'warning',
+          'persona/fact-too-long',
+          `This fact is ${words} words long; keep facts under ${lint.maxFactWords} words: every fact, the dialogue and the response must fit in the model's ${lint.contextTokens}-token context.`,
+        ),
       );
     }
   });
   const total = persona.facts.reduce((n, f) => n + estimateTokens(f), 0);
   if (total > lint.contextTokens / 2) {
     out.push(
-      problem(file, locator.locate(['facts'], 'key'), 'warning', 'persona/facts-too-long', `All facts together take about ${total} tokens, more than half of the model's ${lint.contextTokens}-token context: the dialogue history will be cut short. Shorten or remove some facts.`),
+      problem(
+        file,
+        locator.locate(['facts'], 'key'),
+        'warning',
+        'persona/facts-too-long',
+        `All facts together take about ${total} tokens, more than half of the model's ${lint.contextTokens}-token context: the dialogue history will be cut short. Shorten or remove some facts.`,
+      ),
     );
   }
   return out;

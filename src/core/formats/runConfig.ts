@@ -28,7 +28,15 @@ export function parseRunConfig(text: string, file: string): RunConfigDocument {
   const doc: RunConfigDocument = { file, text, yaml: parsed.doc, problems: parsed.problems };
   if (parsed.value === undefined) return doc;
   if (parsed.value === null || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
-    doc.problems.push(problem(file, { line: 1, column: 1 }, 'error', 'palrun/not-a-config', 'A run config is a set of fields: model, data, stage1, stage2, … (see the PAL Studio README).'));
+    doc.problems.push(
+      problem(
+        file,
+        { line: 1, column: 1 },
+        'error',
+        'palrun/not-a-config',
+        'A run config is a set of fields: model, data, stage1, stage2, … (see the PAL Studio README).',
+      ),
+    );
     return doc;
   }
   doc.problems.push(...validateAgainstSchema('palrun', parsed.value, file, parsed.locator));
@@ -49,19 +57,45 @@ function baseName(file: string): string {
 function lintRunConfig(c: RunConfig, file: string, locator: Locator): Problem[] {
   const out: Problem[] = [];
   if (c.stage2.lr > 1e-4) {
-    out.push(problem(file, locator.locate(['stage2', 'lr']), 'warning', 'palrun/dpo-lr', `A DPO learning rate of ${c.stage2.lr} is very high (PAL uses 1e-6; TRL's default is 1e-6 too): the policy drifts from the reference and rewards collapse.`));
+    out.push(
+      problem(
+        file,
+        locator.locate(['stage2', 'lr']),
+        'warning',
+        'palrun/dpo-lr',
+        `A DPO learning rate of ${c.stage2.lr} is very high (PAL uses 1e-6; TRL's default is 1e-6 too): the policy drifts from the reference and rewards collapse.`,
+      ),
+    );
   }
   if (c.stage1.lr > 1e-2) {
-    out.push(problem(file, locator.locate(['stage1', 'lr']), 'warning', 'palrun/sft-lr', `A stage-1 learning rate of ${c.stage1.lr} is far above what fine-tuning uses (PAL: 2e-5).`));
+    out.push(
+      problem(
+        file,
+        locator.locate(['stage1', 'lr']),
+        'warning',
+        'palrun/sft-lr',
+        `A stage-1 learning rate of ${c.stage1.lr} is far above what fine-tuning uses (PAL: 2e-5).`,
+      ),
+    );
   }
   for (const stage of ['stage1', 'stage2'] as const) {
     const lora = c[stage].lora;
     if (lora && lora.alpha / lora.r > 8) {
-      out.push(problem(file, locator.locate([stage, 'lora', 'alpha']), 'warning', 'palrun/lora-scale', `LoRA alpha/r = ${lora.alpha / lora.r}: a scale this large usually destabilises training (PAL: r 16, alpha 32).`));
+      out.push(
+        problem(
+          file,
+          locator.locate([stage, 'lora', 'alpha']),
+          'warning',
+          'palrun/lora-scale',
+          `LoRA alpha/r = ${lora.alpha / lora.r}: a scale this large usually destabilises training (PAL: r 16, alpha 32).`,
+        ),
+      );
     }
   }
   if (c.stage2.rejected.temperature === 0 && (c.stage2.rejected.top_k > 0 || c.stage2.rejected.top_p < 1)) {
-    out.push(problem(file, locator.locate(['stage2', 'rejected']), 'info', 'palrun/greedy', 'Temperature 0 decodes greedily, so top_k and top_p have no effect.'));
+    out.push(
+      problem(file, locator.locate(['stage2', 'rejected']), 'info', 'palrun/greedy', 'Temperature 0 decodes greedily, so top_k and top_p have no effect.'),
+    );
   }
   return out;
 }

@@ -145,7 +145,8 @@ export const runConfigSchema: Schema = {
     method: {
       enum: ['pal', 'finetune'],
       default: 'pal',
-      description: 'pal: stage 1 (select + generate) then stage 2 (DPO), select then generate at inference. finetune: the paper’s baseline, plain fine-tuning on persona + history -> response (stage 1 settings, no stage 2), for comparisons.',
+      description:
+        'pal: stage 1 (select + generate) then stage 2 (DPO), select then generate at inference. finetune: the paper’s baseline, plain fine-tuning on persona + history -> response (stage 1 settings, no stage 2), for comparisons.',
     },
     model: {
       type: 'object',
@@ -172,8 +173,11 @@ export const runConfigSchema: Schema = {
         ...common(2e-5, 3),
         lora: { ...lora, default: null },
         select_none_max: {
-          type: 'number', exclusiveMinimum: 0, maximum: 1,
-          description: 'At most this fraction of select items answer "none": extra ones (drawn with the run’s seed) give their place to repeats of select items that name a fact, so that select and generate items stay 1:1. For data whose labels are mostly "none" (heuristic labels), so that select learns to name facts. Absent: one select item per example, as PAL does.',
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 1,
+          description:
+            'At most this fraction of select items answer "none": extra ones (drawn with the run’s seed) give their place to repeats of select items that name a fact, so that select and generate items stay 1:1. For data whose labels are mostly "none" (heuristic labels), so that select learns to name facts. Absent: one select item per example, as PAL does.',
         },
       },
     },
@@ -187,7 +191,11 @@ export const runConfigSchema: Schema = {
         loss: { enum: ['sigmoid', 'ipo'], default: 'sigmoid', description: 'sigmoid (DPO) or IPO.' },
         label_smoothing: { type: 'number', minimum: 0, maximum: 0.5, default: 0, description: 'Conservative DPO smoothing.' },
         lora: { ...lora, default: null },
-        examples: { type: 'integer', minimum: 1, description: 'How many training examples (drawn with the run’s seed) get a sampled rejection and a pair; absent: all of them.' },
+        examples: {
+          type: 'integer',
+          minimum: 1,
+          description: 'How many training examples (drawn with the run’s seed) get a sampled rejection and a pair; absent: all of them.',
+        },
         rejected: {
           type: 'object',
           default: {},
@@ -208,12 +216,27 @@ export const runConfigSchema: Schema = {
       properties: {
         max_new_tokens: { type: 'integer', minimum: 1, default: 40, description: 'Longest response (PAL’s code: 40).' },
         num_beams: { type: 'integer', minimum: 1, maximum: 16, default: 1, description: '1 = greedy; PAL’s GPT-2 code used 3.' },
-        repetition_penalty: { type: 'number', minimum: 1, default: 1, description: 'Above 1, tokens already in the response are made less likely (Hugging Face’s repetition_penalty, response only). 1 = off.' },
-        no_repeat_ngram_size: { type: 'integer', minimum: 0, default: 0, description: 'Above 0, no n-gram of this size occurs twice in a response (Hugging Face’s no_repeat_ngram_size, response only). 0 = off.' },
+        repetition_penalty: {
+          type: 'number',
+          minimum: 1,
+          default: 1,
+          description: 'Above 1, tokens already in the response are made less likely (Hugging Face’s repetition_penalty, response only). 1 = off.',
+        },
+        no_repeat_ngram_size: {
+          type: 'integer',
+          minimum: 0,
+          default: 0,
+          description: 'Above 0, no n-gram of this size occurs twice in a response (Hugging Face’s no_repeat_ngram_size, response only). 0 = off.',
+        },
       },
     },
     device: { type: 'string', pattern: '^(auto|cpu|cuda(:\\d+)?|mps)$', default: 'auto', description: 'auto, cpu, cuda, cuda:N or mps.' },
-    precision: { enum: ['auto', 'fp32', 'bf16', 'fp16'], default: 'auto', description: 'auto: bf16 on GPUs that have it, else fp32. bf16 on the CPU too: a LoRA step of a 135M model ran 1.8x faster on a CPU with AVX512-BF16 (AMX too); where bf16 is emulated it is slower.' },
+    precision: {
+      enum: ['auto', 'fp32', 'bf16', 'fp16'],
+      default: 'auto',
+      description:
+        'auto: bf16 on GPUs that have it, else fp32. bf16 on the CPU too: a LoRA step of a 135M model ran 1.8x faster on a CPU with AVX512-BF16 (AMX too); where bf16 is emulated it is slower.',
+    },
     output: { type: 'string', minLength: 1, default: 'runs', description: 'Folder for the run directory, relative to this file.' },
     seed: { type: 'integer', minimum: 0, default: 42 },
   },

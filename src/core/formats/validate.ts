@@ -68,7 +68,9 @@ function dedupe(errors: ErrorObject[], root: unknown): ErrorObject[] {
   return errors.filter((e) => {
     // NaN or an infinity breaks every bound at once: one error says what it is.
     const notFinite = isNonFinite(valueAt(root, pointerToPath(e.instancePath)));
-    const key = notFinite ? `${e.instancePath}|non-finite` : `${e.instancePath}|${e.keyword}|${e.keyword === 'required' ? String(e.params.missingProperty) : ''}`;
+    const key = notFinite
+      ? `${e.instancePath}|non-finite`
+      : `${e.instancePath}|${e.keyword}|${e.keyword === 'required' ? String(e.params.missingProperty) : ''}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
@@ -128,7 +130,10 @@ function describeError(err: ErrorObject, path: JsonPath, root: unknown): string 
   switch (err.keyword) {
     case 'required': {
       const missing = String(p.missingProperty);
-      const desc = ((err.parentSchema as { properties?: Record<string, { description?: string }> })?.properties?.[missing]?.description ?? '').replace(/\.$/, '');
+      const desc = ((err.parentSchema as { properties?: Record<string, { description?: string }> })?.properties?.[missing]?.description ?? '').replace(
+        /\.$/,
+        '',
+      );
       return `Missing '${describePath([...path, missing])}'${desc ? `: ${lowerFirst(desc)}` : ''}.`;
     }
     case 'type': {
@@ -185,13 +190,25 @@ function unknownFieldWarnings(schema: Record<string, unknown>, value: unknown, p
       known.find((k) => !(k in (value as object)) && editDistance(k.toLowerCase(), key.toLowerCase()) <= (k.length > 4 ? 2 : 1));
     if (near) {
       out.push(
-        problem(file, locator.locate([...path, key], 'key'), 'warning', `${format}/unknown-field`, `Unknown field '${describePath([...path, key])}': did you mean '${near}'? It is kept, but PAL Studio does not use it.`),
+        problem(
+          file,
+          locator.locate([...path, key], 'key'),
+          'warning',
+          `${format}/unknown-field`,
+          `Unknown field '${describePath([...path, key])}': did you mean '${near}'? It is kept, but PAL Studio does not use it.`,
+        ),
       );
     } else if (format === 'palrun') {
       // A run config holds settings only: a field it does not know changes nothing, and that is
       // never what its writer meant (data files may carry extra fields of their own).
       out.push(
-        problem(file, locator.locate([...path, key], 'key'), 'warning', `${format}/unknown-field`, `Unknown field '${describePath([...path, key])}': a run config has no such setting, so it changes nothing. ${path.length ? `'${describePath(path)}' takes` : 'The top level takes'}: ${known.join(', ')}.`),
+        problem(
+          file,
+          locator.locate([...path, key], 'key'),
+          'warning',
+          `${format}/unknown-field`,
+          `Unknown field '${describePath([...path, key])}': a run config has no such setting, so it changes nothing. ${path.length ? `'${describePath(path)}' takes` : 'The top level takes'}: ${known.join(', ')}.`,
+        ),
       );
     }
   }

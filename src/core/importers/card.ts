@@ -160,8 +160,13 @@ export function importCharacterCard(text: string, file: string): CardImport {
   }
   if (card.spec !== undefined && card.spec !== CARD_SPEC_V2 && card.spec !== CARD_SPEC_V3) {
     problems.push(
-      problem(file, at, 'warning', 'card/unknown-spec',
-        `The card says spec "${String(card.spec)}"; PAL Studio knows "${CARD_SPEC_V2}" and "${CARD_SPEC_V3}" and reads it as those.`),
+      problem(
+        file,
+        at,
+        'warning',
+        'card/unknown-spec',
+        `The card says spec "${String(card.spec)}"; PAL Studio knows "${CARD_SPEC_V2}" and "${CARD_SPEC_V3}" and reads it as those.`,
+      ),
     );
   }
   const fields = fieldsOf(card);
@@ -170,11 +175,27 @@ export function importCharacterCard(text: string, file: string): CardImport {
     return { problems };
   }
   const read = readCardFields(fields, (key) =>
-    problems.push(problem(file, at, 'warning', 'card/field-type', `The card's "${key}" is not of the type the spec gives it; PAL Studio ignores it (it stays in the card).`)),
+    problems.push(
+      problem(
+        file,
+        at,
+        'warning',
+        'card/field-type',
+        `The card's "${key}" is not of the type the spec gives it; PAL Studio ignores it (it stays in the card).`,
+      ),
+    ),
   );
   const { name, description, personality, tags, examples } = read;
   const stored = takePalData(card, fields, () =>
-    problems.push(problem(file, at, 'warning', 'card/pal-data', `The card's extensions.${PAL_CARD_EXTENSION} is not what PAL Studio writes; the persona is read from the card's fields (the extension stays in the card).`)),
+    problems.push(
+      problem(
+        file,
+        at,
+        'warning',
+        'card/pal-data',
+        `The card's extensions.${PAL_CARD_EXTENSION} is not what PAL Studio writes; the persona is read from the card's fields (the extension stays in the card).`,
+      ),
+    ),
   );
   if (stored) return { persona: personaFromPalData(stored, card, fields, read), problems };
   if (name.trim() === '') {
@@ -194,8 +215,7 @@ export function importCharacterCard(text: string, file: string): CardImport {
   persona.extensions = { [CARD_EXTENSION_KEY]: structuredClone(card) };
   if (persona.facts.length === 0) {
     problems.push(
-      problem(file, at, 'info', 'card/no-facts',
-        `No short sentence about ${name} was found in the personality or description; write a few facts by hand.`),
+      problem(file, at, 'info', 'card/no-facts', `No short sentence about ${name} was found in the personality or description; write a few facts by hand.`),
     );
   }
   return { persona, problems };
@@ -267,9 +287,14 @@ function takePalData(card: CardObject, fields: CardObject, onInvalid: () => void
   const data = extensions[PAL_CARD_EXTENSION];
   const persona = isObject(data) ? data.persona : undefined;
   const valid =
-    isObject(data) && data.version === 1 && isObject(data.card) && isObject(persona) &&
-    typeof persona.id === 'string' && typeof persona.name === 'string' &&
-    Array.isArray(persona.facts) && persona.facts.every((f) => typeof f === 'string');
+    isObject(data) &&
+    data.version === 1 &&
+    isObject(data.card) &&
+    isObject(persona) &&
+    typeof persona.id === 'string' &&
+    typeof persona.name === 'string' &&
+    Array.isArray(persona.facts) &&
+    persona.facts.every((f) => typeof f === 'string');
   if (!valid) {
     onInvalid();
     return undefined;
@@ -283,7 +308,13 @@ function takePalData(card: CardObject, fields: CardObject, onInvalid: () => void
 /** JSON text with every object's keys in order: equal values, equal text. */
 function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
-    isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v,
+    isObject(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, v[k]]),
+        )
+      : v,
   );
 }
 
@@ -429,14 +460,19 @@ function toFirstPerson(sentence: string, name: string): string {
   s = s.replace(subjectVerb, (_all, adverb: string | undefined, verb: string) => `I ${adverb ?? ''}${firstPersonVerb(verb)}`);
   // A second verb of the same subject: "… and has not left" -> "… and have not left". Only the
   // auxiliaries: after "and", a word ending in s is as often a plural noun ("cats and dogs").
-  if (converted) s = s.replace(new RegExp(`\\b(and|but|or)\\s+(${ADVERB}\\s+)?(is|has|does|was)\\b`, 'gi'), (_all, conj: string, adverb: string | undefined, verb: string) => `${conj} ${adverb ?? ''}${firstPersonVerb(verb)}`);
-  return s
-    .replace(/\{\{char\}\}|<bot>/gi, name)
-    .replace(/\{\{user\}\}|<user>/gi, 'you');
+  if (converted)
+    s = s.replace(
+      new RegExp(`\\b(and|but|or)\\s+(${ADVERB}\\s+)?(is|has|does|was)\\b`, 'gi'),
+      (_all, conj: string, adverb: string | undefined, verb: string) => `${conj} ${adverb ?? ''}${firstPersonVerb(verb)}`,
+    );
+  return s.replace(/\{\{char\}\}|<bot>/gi, name).replace(/\{\{user\}\}|<user>/gi, 'you');
 }
 
 function looksLikeTraitList(text: string): boolean {
-  const items = text.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  const items = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
   return items.length >= 2 && !/[.!?]/.test(text) && items.every((t) => t.split(/\s+/).length <= 3);
 }
 
@@ -444,7 +480,10 @@ export function deriveFacts(name: string, personality: string, description: stri
   const facts: string[] = [];
   const seen = new Set<string>();
   const add = (fact: string) => {
-    const key = fact.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+    const key = fact
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}]+/gu, ' ')
+      .trim();
     if (key === '' || seen.has(key) || facts.length >= MAX_CARD_FACTS) return;
     seen.add(key);
     facts.push(fact);

@@ -59,14 +59,18 @@ export function importCorpus(text: string, file: string, options: CorpusImportOp
     }
     const d = value as { id?: unknown; source?: unknown; turns?: unknown; persona_a?: unknown; persona_b?: unknown };
     if (typeof d !== 'object' || d === null || !Array.isArray(d.turns)) {
-      problems.push(problem(file, { line, column: 1 }, 'error', 'corpus/shape', 'A dialogue is an object with "turns": [{"speaker", "text"}, ...]; this line was skipped.'));
+      problems.push(
+        problem(file, { line, column: 1 }, 'error', 'corpus/shape', 'A dialogue is an object with "turns": [{"speaker", "text"}, ...]; this line was skipped.'),
+      );
       return;
     }
     const turns: CorpusTurn[] = [];
     for (const t of d.turns as unknown[]) {
       const turn = t as { speaker?: unknown; text?: unknown };
       if (typeof turn?.speaker !== 'string' || typeof turn.text !== 'string') {
-        problems.push(problem(file, { line, column: 1 }, 'error', 'corpus/turn', 'Every turn needs a "speaker" and a "text" string; the dialogue was skipped.'));
+        problems.push(
+          problem(file, { line, column: 1 }, 'error', 'corpus/turn', 'Every turn needs a "speaker" and a "text" string; the dialogue was skipped.'),
+        );
         return;
       }
       const textOfTurn = turn.text.trim();
@@ -102,8 +106,15 @@ export function importCorpus(text: string, file: string, options: CorpusImportOp
     });
   });
   if (withoutPersonas > 0) {
-    problems.push(problem(file, { line: firstWithout, column: 1 }, 'info', 'corpus/no-personas',
-      `${withoutPersonas} dialogue${withoutPersonas > 1 ? 's have' : ' has'} no persona_a/persona_b (the first on this line) and gave no examples.`));
+    problems.push(
+      problem(
+        file,
+        { line: firstWithout, column: 1 },
+        'info',
+        'corpus/no-personas',
+        `${withoutPersonas} dialogue${withoutPersonas > 1 ? 's have' : ' has'} no persona_a/persona_b (the first on this line) and gave no examples.`,
+      ),
+    );
   }
   return { examples, problems };
 }

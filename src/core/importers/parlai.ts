@@ -58,8 +58,13 @@ export function importParlai(text: string, file: string, options: ParlaiImportOp
     const numbered = /^(\d+) (.*)$/s.exec(line);
     if (!numbered) {
       problems.push(
-        problem(file, at(1), 'error', 'parlai/no-line-number',
-          'This line does not start with its number in the episode and a space (e.g. "3 hello !\tnice to meet you ."); it was skipped.'),
+        problem(
+          file,
+          at(1),
+          'error',
+          'parlai/no-line-number',
+          'This line does not start with its number in the episode and a space (e.g. "3 hello !\tnice to meet you ."); it was skipped.',
+        ),
       );
       return;
     }
@@ -70,8 +75,7 @@ export function importParlai(text: string, file: string, options: ParlaiImportOp
     if (number === 1 || episode === undefined) {
       if (number !== 1) {
         problems.push(
-          problem(file, at(1, bodyColumn - 1), 'warning', 'parlai/episode-start',
-            `The first episode starts at line number ${number} instead of 1.`),
+          problem(file, at(1, bodyColumn - 1), 'warning', 'parlai/episode-start', `The first episode starts at line number ${number} instead of 1.`),
         );
       }
       episode = { line: lineNumber, personas: [], dialogue: [] };
@@ -79,8 +83,13 @@ export function importParlai(text: string, file: string, options: ParlaiImportOp
     } else if (number !== previousNumber + 1) {
       // Numbering tells ParlAI where episodes start, so a gap hints at a lost or pasted line.
       problems.push(
-        problem(file, at(1, bodyColumn - 1), 'warning', 'parlai/line-number',
-          `Line number ${number} follows ${previousNumber}; expected ${previousNumber + 1}. Was a line lost or moved?`),
+        problem(
+          file,
+          at(1, bodyColumn - 1),
+          'warning',
+          'parlai/line-number',
+          `Line number ${number} follows ${previousNumber}; expected ${previousNumber + 1}. Was a line lost or moved?`,
+        ),
       );
     }
     previousNumber = number;
@@ -100,8 +109,13 @@ export function importParlai(text: string, file: string, options: ParlaiImportOp
     const columns = body.split('\t');
     if (columns.length < 2) {
       problems.push(
-        problem(file, at(bodyColumn), 'error', 'parlai/no-tab',
-          "This dialogue line has no tab: it needs the partner's utterance, a tab, then the response. It was skipped."),
+        problem(
+          file,
+          at(bodyColumn),
+          'error',
+          'parlai/no-tab',
+          "This dialogue line has no tab: it needs the partner's utterance, a tab, then the response. It was skipped.",
+        ),
       );
       return;
     }
@@ -110,9 +124,7 @@ export function importParlai(text: string, file: string, options: ParlaiImportOp
     // Any further columns (an empty reward, `|`-separated candidates) are not part of the example.
     if (response === '') {
       const tabColumn = bodyColumn + (columns[0] ?? '').length;
-      problems.push(
-        problem(file, at(tabColumn), 'error', 'parlai/empty-response', 'The response after the tab is empty; the line was skipped.'),
-      );
+      problems.push(problem(file, at(tabColumn), 'error', 'parlai/empty-response', 'The response after the tab is empty; the line was skipped.'));
       return;
     }
     episode.dialogue.push({ partner, response });
@@ -122,8 +134,13 @@ export function importParlai(text: string, file: string, options: ParlaiImportOp
   episodes.forEach((ep, episodeIndex) => {
     if (ep.dialogue.length > 0 && ep.personas.length === 0) {
       problems.push(
-        problem(file, { line: ep.line, column: 1 }, 'warning', 'parlai/no-persona',
-          'This episode has no "your persona:" line, so its examples have no persona to rely on.'),
+        problem(
+          file,
+          { line: ep.line, column: 1 },
+          'warning',
+          'parlai/no-persona',
+          'This episode has no "your persona:" line, so its examples have no persona to rely on.',
+        ),
       );
     }
     const history: string[] = [];

@@ -95,8 +95,7 @@ export function parseSpcConversation(cell: string): { turns: SpcTurn[]; problems
             lineInCell: 0,
             severity: 'warning',
             code: 'spc/no-speaker-labels',
-            message:
-              'This conversation has no "User 1:" or "User 2:" label, so its turns cannot be given to a speaker; the row was skipped.',
+            message: 'This conversation has no "User 1:" or "User 2:" label, so its turns cannot be given to a speaker; the row was skipped.',
           },
     );
   }
@@ -112,7 +111,10 @@ export function parseSpcConversation(cell: string): { turns: SpcTurn[]; problems
 }
 
 function sentences(cell: string): string[] {
-  return cell.split(/\r?\n/).map((s) => s.trim()).filter((s) => s !== '');
+  return cell
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 function countNewlines(s: string): number {
@@ -188,8 +190,13 @@ export function importSyntheticPersonaChat(text: string, file: string, options: 
     .map(([, name]) => `"${name}"`);
   if (missing.length > 0) {
     problems.push(
-      problem(file, { line: startLine(header), column: 1 }, 'error', 'spc/header',
-        `The header row lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}; is this a Synthetic-Persona-Chat CSV?`),
+      problem(
+        file,
+        { line: startLine(header), column: 1 },
+        'error',
+        'spc/header',
+        `The header row lacks the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}; is this a Synthetic-Persona-Chat CSV?`,
+      ),
     );
     return done();
   }
@@ -202,8 +209,13 @@ export function importSyntheticPersonaChat(text: string, file: string, options: 
     const conversation = cell(conversationColumn);
     if (user1 === undefined || user2 === undefined || conversation === undefined) {
       problems.push(
-        problem(file, { line, column: 1 }, 'error', 'spc/missing-column',
-          `This row has ${row.record.length} cell${row.record.length === 1 ? '' : 's'} where the header names ${header.record.length}; it was skipped.`),
+        problem(
+          file,
+          { line, column: 1 },
+          'error',
+          'spc/missing-column',
+          `This row has ${row.record.length} cell${row.record.length === 1 ? '' : 's'} where the header names ${header.record.length}; it was skipped.`,
+        ),
       );
       return;
     }
@@ -217,8 +229,13 @@ export function importSyntheticPersonaChat(text: string, file: string, options: 
     for (const speaker of ['1', '2'] as const) {
       if (personas[speaker].length === 0 && parsed.turns.some((t, i) => i > 0 && t.speaker === speaker)) {
         problems.push(
-          problem(file, { line, column: 1 }, 'warning', 'spc/no-persona',
-            `User ${speaker} has no persona sentence in this row, so their examples have no persona to rely on.`),
+          problem(
+            file,
+            { line, column: 1 },
+            'warning',
+            'spc/no-persona',
+            `User ${speaker} has no persona sentence in this row, so their examples have no persona to rely on.`,
+          ),
         );
       }
     }

@@ -58,7 +58,10 @@ const CENTRED: ReadonlySet<AggregateKey> = new Set<AggregateKey>(['distinct1', '
 /** The draws moved so that their median is `point` (for CENTRED metrics). */
 function centre(values: number[], point: number): number[] {
   if (values.length === 0) return values;
-  const median = quantile([...values].sort((a, b) => a - b), 0.5);
+  const median = quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
   return values.map((v) => v - median + point);
 }
 

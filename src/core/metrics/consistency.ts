@@ -50,7 +50,11 @@ export interface ConsistencyOptions {
   concurrency?: number;
 }
 
-export async function consistencyScores(examples: readonly ConsistencyExample[], classify: NliClassify, options: ConsistencyOptions = {}): Promise<ConsistencyResult> {
+export async function consistencyScores(
+  examples: readonly ConsistencyExample[],
+  classify: NliClassify,
+  options: ConsistencyOptions = {},
+): Promise<ConsistencyResult> {
   const jobs: { example: number; sentence: number }[] = [];
   const labels: NliLabel[][] = examples.map((e, i) => {
     e.personas.forEach((_, j) => jobs.push({ example: i, sentence: j }));

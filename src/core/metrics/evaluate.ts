@@ -81,7 +81,10 @@ export function trivialSelection(records: readonly PredictionRecord[]): TrivialS
   return {
     count: labelled.length,
     alwaysNone: share(labelled.filter((r) => r.gold_persona! < 0).length, labelled.length),
-    bm25: withHistory.length === labelled.length ? share(withHistory.filter((r) => bm25Select(r.personas!, r.history!.at(-1)!).index === Math.max(-1, r.gold_persona!)).length, labelled.length) : null,
+    bm25:
+      withHistory.length === labelled.length
+        ? share(withHistory.filter((r) => bm25Select(r.personas!, r.history!.at(-1)!).index === Math.max(-1, r.gold_persona!)).length, labelled.length)
+        : null,
   };
 }
 
@@ -147,7 +150,23 @@ export interface Evaluation {
 }
 
 /** The corpus metrics of a report, as aggregate() computes them from examples. */
-export const AGGREGATE_KEYS = ['bleu1', 'bleu2', 'bleu3', 'bleu4', 'rougeL', 'distinct1', 'distinct2', 'avgLength', 'selectionAccuracy', 'selectionAccuracyPersona', 'selectionAccuracyNone', 'pF1', 'pCover', 'cScore', 'cScoreMax'] as const;
+export const AGGREGATE_KEYS = [
+  'bleu1',
+  'bleu2',
+  'bleu3',
+  'bleu4',
+  'rougeL',
+  'distinct1',
+  'distinct2',
+  'avgLength',
+  'selectionAccuracy',
+  'selectionAccuracyPersona',
+  'selectionAccuracyNone',
+  'pF1',
+  'pCover',
+  'cScore',
+  'cScoreMax',
+] as const;
 export type AggregateKey = (typeof AGGREGATE_KEYS)[number];
 export type Aggregate = Record<AggregateKey, number | null>;
 
@@ -256,7 +275,15 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
       pCover = personaCover(predictionTokens, personas, idf);
       personaCount++;
     }
-    examples.push({ bleu: Array.from({ length: MAX_BLEU_ORDER }, (_, n) => bleuFromCounts(pair, n + 1)), rougeL: rouge, pF1, pCover, cScore: null, cScoreMax: null, nli: null });
+    examples.push({
+      bleu: Array.from({ length: MAX_BLEU_ORDER }, (_, n) => bleuFromCounts(pair, n + 1)),
+      rougeL: rouge,
+      pF1,
+      pCover,
+      cScore: null,
+      cScoreMax: null,
+      nli: null,
+    });
     stats.push({
       bleuMatches: Array.from(pair.matches),
       bleuTotals: Array.from(pair.totals),
@@ -278,7 +305,8 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
   const selection = selectionAccuracy(stats.flatMap((e) => (e.selection ? [e.selection] : [])));
   if (selection.count === 0) notes.push('Selection accuracy not computed: no example has both "selected" and "gold_persona"');
   else {
-    if (selection.count < records.length) notes.push(`Selection accuracy is over the ${selection.count} of ${records.length} examples that have both "selected" and "gold_persona"`);
+    if (selection.count < records.length)
+      notes.push(`Selection accuracy is over the ${selection.count} of ${records.length} examples that have both "selected" and "gold_persona"`);
     if (selection.personaCount === 0) notes.push('Selection accuracy (persona) not computed: no example has a gold persona sentence');
     if (selection.noneCount === 0) notes.push('Selection accuracy (none) not computed: no example has gold_persona -1');
   }

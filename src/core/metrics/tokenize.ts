@@ -17,7 +17,7 @@ export const DEFAULT_TOKENIZATION: Tokenization = 'whitespace';
 /** The rule in words, for reports and docs/metrics.md. */
 export const TOKENIZATION_RULES: Readonly<Record<Tokenization, string>> = {
   whitespace: 'lower-cased, split on white space (the text is taken as already tokenised, as PERSONA-CHAT is)',
-  words: "lower-cased; a token is a run of letters, digits and marks (with inner apostrophes, as in \"i'm\"), or any other single non-space character",
+  words: 'lower-cased; a token is a run of letters, digits and marks (with inner apostrophes, as in "i\'m"), or any other single non-space character',
 };
 
 const WHITESPACE = /\s+/u;

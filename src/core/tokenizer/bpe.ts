@@ -59,7 +59,13 @@ function escapeRegExp(s: string): string {
 function splitOnSpecials(text: string, specials: readonly string[]): { text: string; special: boolean }[] {
   if (specials.length === 0 || text === '') return text === '' ? [] : [{ text, special: false }];
   // Longest first, so that a special token that is a prefix of another does not win.
-  const re = new RegExp(`(${[...specials].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|')})`, 'g');
+  const re = new RegExp(
+    `(${[...specials]
+      .sort((a, b) => b.length - a.length)
+      .map(escapeRegExp)
+      .join('|')})`,
+    'g',
+  );
   const parts: { text: string; special: boolean }[] = [];
   text.split(re).forEach((p, i) => {
     if (p !== '') parts.push({ text: p, special: i % 2 === 1 });

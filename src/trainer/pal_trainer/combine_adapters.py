@@ -64,8 +64,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pal_trainer.combine_adapters", description=__doc__.split("\n")[0])
     parser.add_argument("adapters", nargs="+", help="adapter folders, in the order they were trained")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16",
-                        help="how the file stores the factors (default float16: half the size, and the merge is done in float32)")
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="float16",
+        help="how the file stores the factors (default float16: half the size, and the merge is done in float32)",
+    )
     args = parser.parse_args(argv)
     try:
         config, weights = combine([read_adapter(folder) for folder in args.adapters])
@@ -75,8 +79,7 @@ def main(argv=None):
     dtype = DTYPES[args.dtype]
     safetensors.save_file({k: v.to(dtype).contiguous() for k, v in weights.items()}, os.path.join(args.out, ADAPTER_WEIGHTS), metadata={"format": "pt"})
     safetensors._write_json(os.path.join(args.out, ADAPTER_CONFIG), config)
-    print(json.dumps({"out": args.out, "r": config["r"], "modules": len(weights) // 2,
-                      "bytes": os.path.getsize(os.path.join(args.out, ADAPTER_WEIGHTS))}))
+    print(json.dumps({"out": args.out, "r": config["r"], "modules": len(weights) // 2, "bytes": os.path.getsize(os.path.join(args.out, ADAPTER_WEIGHTS))}))
 
 
 if __name__ == "__main__":

@@ -58,13 +58,13 @@ def global_batches(n, batch_examples, seed, epoch):
     """The epoch's optimizer-step batches of example indices (the last, short one is dropped so
     every step sees the same number of examples, in one process or many)."""
     order = epoch_order(n, seed, epoch)
-    return [order[i:i + batch_examples] for i in range(0, n - batch_examples + 1, batch_examples)]
+    return [order[i : i + batch_examples] for i in range(0, n - batch_examples + 1, batch_examples)]
 
 
 def shard(indices, rank, world, accum):
     """Splits one global batch into this rank's `accum` micro-batches."""
     per = len(indices) // (world * accum)
-    return [indices[(a * world + rank) * per:(a * world + rank + 1) * per] for a in range(accum)]
+    return [indices[(a * world + rank) * per : (a * world + rank + 1) * per] for a in range(accum)]
 
 
 def pad_right(seqs, pad_id, value_for_pad=None):
@@ -73,8 +73,8 @@ def pad_right(seqs, pad_id, value_for_pad=None):
     out = torch.full((len(seqs), width), fill, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
-        out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
     return out, mask
 
 
@@ -150,6 +150,6 @@ class TokenStreamSource:
         for k in ids:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
             start = int(torch.randint(0, len(self.tokens) - max_length, (1,), generator=g))
-            windows.append(torch.from_numpy(self.tokens[start:start + max_length].astype("int64")))
+            windows.append(torch.from_numpy(self.tokens[start : start + max_length].astype("int64")))
         input_ids = torch.stack(windows)
         return input_ids, torch.ones_like(input_ids), input_ids.clone()

@@ -46,7 +46,7 @@ _TORCHSCRIPT_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # protobuf cannot hold a file over 2 GiB; torch would then spill every tensor into its own file,
 # a layout transformers.js does not load (it wants one model.onnx_data).
-MAX_WEIGHT_BYTES = 2 * 1024 ** 3 - 64 * 1024 ** 2
+MAX_WEIGHT_BYTES = 2 * 1024**3 - 64 * 1024**2
 
 
 class _DecoderWithPast(nn.Module):
@@ -58,16 +58,17 @@ class _DecoderWithPast(nn.Module):
 
     def forward(self, input_ids, attention_mask, position_ids, *past_flat):
         past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        logits, present = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                      past_key_values=past, use_cache=True)
+        logits, present = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids, past_key_values=past, use_cache=True)
         return (logits,) + tuple(t for kv in present for t in kv)
 
 
 def _stored_weight_class(cls):
     """A subclass of a module class whose `weight` is computed from stored (compressed) buffers."""
+
     def weight(self):
         w = self.weight_stored.to(torch.float32)
         return w * self.weight_scale if hasattr(self, "weight_scale") else w
+
     return type("Stored" + cls.__name__, (cls,), {"weight": property(weight)})
 
 
@@ -97,10 +98,12 @@ def io_names(num_layers):
     """(input names, output names, dynamic axes) of the exported graph."""
     past = ["past_key_values.%d.%s" % (i, kv) for i in range(num_layers) for kv in ("key", "value")]
     present = ["present.%d.%s" % (i, kv) for i in range(num_layers) for kv in ("key", "value")]
-    axes = {"input_ids": {0: "batch_size", 1: "sequence_length"},
-            "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
-            "position_ids": {0: "batch_size", 1: "sequence_length"},
-            "logits": {0: "batch_size", 1: "sequence_length"}}
+    axes = {
+        "input_ids": {0: "batch_size", 1: "sequence_length"},
+        "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
+        "position_ids": {0: "batch_size", 1: "sequence_length"},
+        "logits": {0: "batch_size", 1: "sequence_length"},
+    }
     axes.update({name: {0: "batch_size", 2: "past_sequence_length"} for name in past})
     axes.update({name: {0: "batch_size", 2: "total_sequence_length"} for name in present})
     return ["input_ids", "attention_mask", "position_ids"] + past, ["logits"] + present, axes
@@ -116,9 +119,12 @@ def transformers_js_config(model, torch_dtype=None):
 
 def generation_config_for(model, generation_config=None):
     c = model.config
-    out = {"bos_token_id": c.bos_token_id, "eos_token_id": c.eos_token_id,
-           # transformers.js pads batched generation with pad_token_id; eos is the usual stand-in.
-           "pad_token_id": c.pad_token_id if c.pad_token_id is not None else _first(c.eos_token_id)}
+    out = {
+        "bos_token_id": c.bos_token_id,
+        "eos_token_id": c.eos_token_id,
+        # transformers.js pads batched generation with pad_token_id; eos is the usual stand-in.
+        "pad_token_id": c.pad_token_id if c.pad_token_id is not None else _first(c.eos_token_id),
+    }
     out.update(generation_config or {})
     return {k: v for k, v in out.items() if v is not None}
 
@@ -131,8 +137,7 @@ def export_onnx(model, folder, *, opset=14, generation_config=None, weights="fp3
     """Writes config.json, generation_config.json and onnx/model.onnx into folder; returns the .onnx path."""
     weight_bytes = sum(p.numel() for p in model.parameters()) * 4
     if weight_bytes > MAX_WEIGHT_BYTES:
-        raise ValueError("the model has %.2f GB of float32 weights; a single-file ONNX export holds at most 2 GB"
-                         % (weight_bytes / 1e9))
+        raise ValueError("the model has %.2f GB of float32 weights; a single-file ONNX export holds at most 2 GB" % (weight_bytes / 1e9))
     # Exported in float32 (what transformers.js' "fp32" means), on a copy if the caller's is not.
     first = next(model.parameters())
     if first.dtype != torch.float32 or first.device.type != "cpu":
@@ -150,8 +155,7 @@ def export_onnx(model, folder, *, opset=14, generation_config=None, weights="fp3
     attention_mask = torch.ones(batch, past_len + seq, dtype=torch.int64)
     attention_mask[0, :2] = 0
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, past_len:]
-    past = [torch.randn(batch, c.num_key_value_heads, past_len, c.head_dim)
-            for _ in range(2 * c.num_hidden_layers)]
+    past = [torch.randn(batch, c.num_key_value_heads, past_len, c.head_dim) for _ in range(2 * c.num_hidden_layers)]
     inputs, outputs, axes = io_names(c.num_hidden_layers)
 
     path = os.path.join(folder, ONNX_FILE)
@@ -159,12 +163,20 @@ def export_onnx(model, folder, *, opset=14, generation_config=None, weights="fp3
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about every Python-level shape check in forward(); they only raise errors.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(wrapper, (input_ids, attention_mask, position_ids, *past), path,
-                          input_names=inputs, output_names=outputs, dynamic_axes=axes,
-                          # Folding would store a transposed copy of the tied embedding matrix
-                          # (the lm_head MatMul's operand): the file would carry it twice.
-                          # onnxruntime folds such constants itself when it loads the graph.
-                          opset_version=opset, do_constant_folding=False, **_TORCHSCRIPT_EXPORTER)
+        torch.onnx.export(
+            wrapper,
+            (input_ids, attention_mask, position_ids, *past),
+            path,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            # Folding would store a transposed copy of the tied embedding matrix
+            # (the lm_head MatMul's operand): the file would carry it twice.
+            # onnxruntime folds such constants itself when it loads the graph.
+            opset_version=opset,
+            do_constant_folding=False,
+            **_TORCHSCRIPT_EXPORTER,
+        )
 
     _write_json(os.path.join(folder, "config.json"), transformers_js_config(model))
     _write_json(os.path.join(folder, "generation_config.json"), generation_config_for(model, generation_config))
@@ -178,15 +190,19 @@ def _write_json(path, value):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m pal_trainer.export_onnx",
-                                     description="Export a Hugging Face-format model folder for transformers.js.")
+    parser = argparse.ArgumentParser(prog="python -m pal_trainer.export_onnx", description="Export a Hugging Face-format model folder for transformers.js.")
     parser.add_argument("model_folder")
     parser.add_argument("out_folder")
     parser.add_argument("--opset", type=int, default=14)
-    parser.add_argument("--weights", choices=("fp32", "fp16", "int8"), default="fp32",
-                        help="how the file stores weight matrices (the graph computes in fp32 either way)")
-    parser.add_argument("--safetensors", choices=("fp32", "fp16", "bf16"), default=None,
-                        help="also write model.safetensors in this dtype: the folder is then a base model the trainer starts from too")
+    parser.add_argument(
+        "--weights", choices=("fp32", "fp16", "int8"), default="fp32", help="how the file stores weight matrices (the graph computes in fp32 either way)"
+    )
+    parser.add_argument(
+        "--safetensors",
+        choices=("fp32", "fp16", "bf16"),
+        default=None,
+        help="also write model.safetensors in this dtype: the folder is then a base model the trainer starts from too",
+    )
     parser.add_argument("--adapter", default=None, help="a LoRA adapter folder to merge into the model first")
     args = parser.parse_args(argv)
 

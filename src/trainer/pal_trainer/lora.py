@@ -84,8 +84,7 @@ class LoRALinear(nn.Module):
         return plain
 
     def extra_repr(self):
-        return "in_features=%d, out_features=%d, r=%d, alpha=%g, enabled=%s" % (
-            self.in_features, self.out_features, self.r, self.alpha, self.enabled)
+        return "in_features=%d, out_features=%d, r=%d, alpha=%g, enabled=%s" % (self.in_features, self.out_features, self.r, self.alpha, self.enabled)
 
 
 def _matches(name, targets):
@@ -111,10 +110,8 @@ def apply_lora(model, r=8, alpha=16.0, dropout=0.0, targets=("q_proj", "v_proj")
         targets = [targets]
     names = [name for name, _ in model.named_modules() if name and _matches(name, targets)]
     if not names:
-        linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
-                         if isinstance(m, (nn.Linear, Conv1D))})
-        raise ValueError("no module matches LoRA targets %s; linear layers here: %s"
-                         % (list(targets), ", ".join(linear)))
+        linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))})
+        raise ValueError("no module matches LoRA targets %s; linear layers here: %s" % (list(targets), ", ".join(linear)))
     for name in names:
         module = model.get_submodule(name)
         if isinstance(module, LoRALinear):
@@ -153,11 +150,16 @@ def load_lora_state_dict(model, state):
         name = name.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.")
         given[name if name.startswith(PEFT_PREFIX) else PEFT_PREFIX + name] = tensor
     missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
-    wrong = ["%s is %s, expected %s" % (n, tuple(given[n].shape), tuple(expected[n].shape))
-             for n in sorted(set(expected) & set(given)) if given[n].shape != expected[n].shape]
+    wrong = [
+        "%s is %s, expected %s" % (n, tuple(given[n].shape), tuple(expected[n].shape))
+        for n in sorted(set(expected) & set(given))
+        if given[n].shape != expected[n].shape
+    ]
     if missing or unexpected or wrong:
-        raise ValueError("LoRA state dict does not match the model's adapters: missing %s; unexpected %s; %s"
-                         % (missing[:8] or "none", unexpected[:8] or "none", "; ".join(wrong[:8]) or "shapes ok"))
+        raise ValueError(
+            "LoRA state dict does not match the model's adapters: missing %s; unexpected %s; %s"
+            % (missing[:8] or "none", unexpected[:8] or "none", "; ".join(wrong[:8]) or "shapes ok")
+        )
     with torch.no_grad():
         for name, tensor in given.items():
             expected[name].copy_(tensor)
@@ -206,8 +208,7 @@ def peft_config(model, base_model_name_or_path=None):
 def save_adapter(model, folder, base_model_name_or_path=None):
     """Writes adapter_model.safetensors + adapter_config.json, the files PEFT loads."""
     os.makedirs(folder, exist_ok=True)
-    safetensors.save_file({k: v.contiguous() for k, v in lora_state_dict(model).items()},
-                          os.path.join(folder, ADAPTER_WEIGHTS), metadata={"format": "pt"})
+    safetensors.save_file({k: v.contiguous() for k, v in lora_state_dict(model).items()}, os.path.join(folder, ADAPTER_WEIGHTS), metadata={"format": "pt"})
     safetensors._write_json(os.path.join(folder, ADAPTER_CONFIG), peft_config(model, base_model_name_or_path))
 
 

@@ -9,7 +9,6 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -20,8 +19,7 @@ from . import safetensors
 
 LLAMA_LIKE = ("llama", "mistral", "qwen2")
 MODEL_TYPES = LLAMA_LIKE + ("gpt2",)
-ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
-                 "qwen2": "Qwen2ForCausalLM", "gpt2": "GPT2LMHeadModel"}
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM", "gpt2": "GPT2LMHeadModel"}
 ACTIVATIONS = {
     "silu": F.silu,
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
@@ -42,12 +40,12 @@ class ModelConfig:
     intermediate_size: int = 1376
     num_hidden_layers: int = 8
     num_attention_heads: int = 8
-    num_key_value_heads: Optional[int] = None  # None: as many as attention heads
-    head_dim: Optional[int] = None  # None: hidden_size // num_attention_heads
+    num_key_value_heads: int | None = None  # None: as many as attention heads
+    head_dim: int | None = None  # None: hidden_size // num_attention_heads
     max_position_embeddings: int = 2048
     norm_eps: float = 1e-6
     rope_theta: float = 10000.0
-    rope_scaling: Optional[dict] = None
+    rope_scaling: dict | None = None
     hidden_act: str = "silu"
     tie_word_embeddings: bool = False
     qkv_bias: bool = False
@@ -57,17 +55,16 @@ class ModelConfig:
     attn_pdrop: float = 0.0
     resid_pdrop: float = 0.0
     initializer_range: float = 0.02
-    bos_token_id: Optional[object] = None
-    eos_token_id: Optional[object] = None  # an id or a list of ids, as in config.json
-    pad_token_id: Optional[int] = None
+    bos_token_id: object | None = None
+    eos_token_id: object | None = None  # an id or a list of ids, as in config.json
+    pad_token_id: int | None = None
 
     def __post_init__(self):
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.head_dim is None:
             if self.hidden_size % self.num_attention_heads:
-                raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
-                                 % (self.hidden_size, self.num_attention_heads))
+                raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d" % (self.hidden_size, self.num_attention_heads))
             self.head_dim = self.hidden_size // self.num_attention_heads
         self.validate()
 
@@ -77,8 +74,7 @@ class ModelConfig:
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError("hidden_act %r is not supported (supported: %s)" % (self.hidden_act, ", ".join(ACTIVATIONS)))
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError("num_attention_heads %d is not a multiple of num_key_value_heads %d"
-                             % (self.num_attention_heads, self.num_key_value_heads))
+            raise ValueError("num_attention_heads %d is not a multiple of num_key_value_heads %d" % (self.num_attention_heads, self.num_key_value_heads))
         if self.model_type == "gpt2":
             if self.num_key_value_heads != self.num_attention_heads or not self.tie_word_embeddings:
                 raise ValueError("gpt2 has one key/value head per attention head and tied embeddings")
@@ -90,8 +86,7 @@ class ModelConfig:
             # Only the bias layouts Hugging Face's classes can load, so to_hf never writes a lie.
             allowed = {"llama": [(False, False), (True, True)], "mistral": [(False, False)], "qwen2": [(True, False)]}
             if (self.qkv_bias, self.o_bias) not in allowed[self.model_type]:
-                raise ValueError("%s cannot have qkv_bias=%s with o_bias=%s"
-                                 % (self.model_type, self.qkv_bias, self.o_bias))
+                raise ValueError("%s cannot have qkv_bias=%s with o_bias=%s" % (self.model_type, self.qkv_bias, self.o_bias))
             if self.mlp_bias and self.model_type != "llama":
                 raise ValueError("only llama supports mlp_bias")
             rope_type = _rope_type(self.rope_scaling)
@@ -103,16 +98,19 @@ class ModelConfig:
         """Builds a config from the dict of a Hugging Face config.json."""
         model_type = hf.get("model_type")
         if model_type not in MODEL_TYPES:
-            raise ValueError("config.json model_type %r is not supported (supported: %s)"
-                             % (model_type, ", ".join(MODEL_TYPES)))
+            raise ValueError("config.json model_type %r is not supported (supported: %s)" % (model_type, ", ".join(MODEL_TYPES)))
 
         def need(key):
             if hf.get(key) is None:
                 raise ValueError("config.json for %s lacks %r" % (model_type, key))
             return hf[key]
 
-        ids = dict(bos_token_id=hf.get("bos_token_id"), eos_token_id=hf.get("eos_token_id"),
-                   pad_token_id=hf.get("pad_token_id"), initializer_range=hf.get("initializer_range", 0.02))
+        ids = dict(
+            bos_token_id=hf.get("bos_token_id"),
+            eos_token_id=hf.get("eos_token_id"),
+            pad_token_id=hf.get("pad_token_id"),
+            initializer_range=hf.get("initializer_range", 0.02),
+        )
         if model_type == "gpt2":
             for key in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):
                 if hf.get(key):
@@ -120,13 +118,25 @@ class ModelConfig:
             if hf.get("scale_attn_weights", True) is False:
                 raise ValueError("gpt2 with scale_attn_weights false is not supported")
             hidden = need("n_embd")
-            return cls(model_type="gpt2", vocab_size=need("vocab_size"), hidden_size=hidden,
-                       intermediate_size=hf.get("n_inner") or 4 * hidden, num_hidden_layers=need("n_layer"),
-                       num_attention_heads=need("n_head"), max_position_embeddings=hf.get("n_positions", 1024),
-                       norm_eps=hf.get("layer_norm_epsilon", 1e-5), hidden_act=hf.get("activation_function", "gelu_new"),
-                       tie_word_embeddings=True, qkv_bias=True, o_bias=True, mlp_bias=True,
-                       embd_pdrop=hf.get("embd_pdrop", 0.1), attn_pdrop=hf.get("attn_pdrop", 0.1),
-                       resid_pdrop=hf.get("resid_pdrop", 0.1), **ids)
+            return cls(
+                model_type="gpt2",
+                vocab_size=need("vocab_size"),
+                hidden_size=hidden,
+                intermediate_size=hf.get("n_inner") or 4 * hidden,
+                num_hidden_layers=need("n_layer"),
+                num_attention_heads=need("n_head"),
+                max_position_embeddings=hf.get("n_positions", 1024),
+                norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+                hidden_act=hf.get("activation_function", "gelu_new"),
+                tie_word_embeddings=True,
+                qkv_bias=True,
+                o_bias=True,
+                mlp_bias=True,
+                embd_pdrop=hf.get("embd_pdrop", 0.1),
+                attn_pdrop=hf.get("attn_pdrop", 0.1),
+                resid_pdrop=hf.get("resid_pdrop", 0.1),
+                **ids,
+            )
         if model_type == "qwen2":
             qkv_bias, o_bias = True, False  # Qwen2 hard-codes these; its config has no attention_bias
         elif model_type == "llama":
@@ -140,41 +150,75 @@ class ModelConfig:
         if rope_scaling is None and _rope_type(rope) != "default":
             rope_scaling = {k: v for k, v in rope.items() if k != "rope_theta"}
         # Mistral's sliding_window is ignored: it only matters past 4096 tokens.
-        return cls(model_type=model_type, vocab_size=need("vocab_size"), hidden_size=need("hidden_size"),
-                   intermediate_size=need("intermediate_size"), num_hidden_layers=need("num_hidden_layers"),
-                   num_attention_heads=need("num_attention_heads"),
-                   num_key_value_heads=hf.get("num_key_value_heads"), head_dim=hf.get("head_dim"),
-                   max_position_embeddings=hf.get("max_position_embeddings", 2048),
-                   norm_eps=hf.get("rms_norm_eps", 1e-6), rope_theta=float(rope_theta), rope_scaling=rope_scaling,
-                   hidden_act=hf.get("hidden_act", "silu"),
-                   tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
-                   qkv_bias=qkv_bias, o_bias=o_bias, mlp_bias=bool(hf.get("mlp_bias", False)),
-                   attn_pdrop=float(hf.get("attention_dropout", 0.0)), **ids)
+        return cls(
+            model_type=model_type,
+            vocab_size=need("vocab_size"),
+            hidden_size=need("hidden_size"),
+            intermediate_size=need("intermediate_size"),
+            num_hidden_layers=need("num_hidden_layers"),
+            num_attention_heads=need("num_attention_heads"),
+            num_key_value_heads=hf.get("num_key_value_heads"),
+            head_dim=hf.get("head_dim"),
+            max_position_embeddings=hf.get("max_position_embeddings", 2048),
+            norm_eps=hf.get("rms_norm_eps", 1e-6),
+            rope_theta=float(rope_theta),
+            rope_scaling=rope_scaling,
+            hidden_act=hf.get("hidden_act", "silu"),
+            tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
+            qkv_bias=qkv_bias,
+            o_bias=o_bias,
+            mlp_bias=bool(hf.get("mlp_bias", False)),
+            attn_pdrop=float(hf.get("attention_dropout", 0.0)),
+            **ids,
+        )
 
     def to_hf(self, torch_dtype=None):
         """The config.json dict Hugging Face's tools read for this model."""
-        common = {"architectures": [ARCHITECTURES[self.model_type]], "model_type": self.model_type,
-                  "vocab_size": self.vocab_size, "initializer_range": self.initializer_range,
-                  "bos_token_id": self.bos_token_id, "eos_token_id": self.eos_token_id,
-                  "tie_word_embeddings": self.tie_word_embeddings, "use_cache": True}
+        common = {
+            "architectures": [ARCHITECTURES[self.model_type]],
+            "model_type": self.model_type,
+            "vocab_size": self.vocab_size,
+            "initializer_range": self.initializer_range,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "use_cache": True,
+        }
         if self.pad_token_id is not None:
             common["pad_token_id"] = self.pad_token_id
         if torch_dtype is not None:
             common["torch_dtype"] = str(torch_dtype).replace("torch.", "")
         if self.model_type == "gpt2":
-            return dict(common, n_embd=self.hidden_size, n_layer=self.num_hidden_layers,
-                        n_head=self.num_attention_heads, n_positions=self.max_position_embeddings,
-                        n_ctx=self.max_position_embeddings,
-                        n_inner=None if self.intermediate_size == 4 * self.hidden_size else self.intermediate_size,
-                        layer_norm_epsilon=self.norm_eps, activation_function=self.hidden_act,
-                        embd_pdrop=self.embd_pdrop, attn_pdrop=self.attn_pdrop, resid_pdrop=self.resid_pdrop,
-                        scale_attn_weights=True)
-        hf = dict(common, hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
-                  num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
-                  num_key_value_heads=self.num_key_value_heads, head_dim=self.head_dim,
-                  max_position_embeddings=self.max_position_embeddings, rms_norm_eps=self.norm_eps,
-                  rope_theta=self.rope_theta, rope_scaling=self.rope_scaling, hidden_act=self.hidden_act,
-                  attention_dropout=self.attn_pdrop)
+            return dict(
+                common,
+                n_embd=self.hidden_size,
+                n_layer=self.num_hidden_layers,
+                n_head=self.num_attention_heads,
+                n_positions=self.max_position_embeddings,
+                n_ctx=self.max_position_embeddings,
+                n_inner=None if self.intermediate_size == 4 * self.hidden_size else self.intermediate_size,
+                layer_norm_epsilon=self.norm_eps,
+                activation_function=self.hidden_act,
+                embd_pdrop=self.embd_pdrop,
+                attn_pdrop=self.attn_pdrop,
+                resid_pdrop=self.resid_pdrop,
+                scale_attn_weights=True,
+            )
+        hf = dict(
+            common,
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            num_key_value_heads=self.num_key_value_heads,
+            head_dim=self.head_dim,
+            max_position_embeddings=self.max_position_embeddings,
+            rms_norm_eps=self.norm_eps,
+            rope_theta=self.rope_theta,
+            rope_scaling=self.rope_scaling,
+            hidden_act=self.hidden_act,
+            attention_dropout=self.attn_pdrop,
+        )
         if self.model_type == "llama":
             hf.update(attention_bias=self.qkv_bias, mlp_bias=self.mlp_bias)
         elif self.model_type == "mistral":
@@ -275,7 +319,7 @@ def fused_attention_mask(mask, causal_only=False):
     if not bool(empty.any()):
         return mask
     query_len, key_len = mask.shape[-2:]
-    own = (torch.arange(key_len, device=mask.device)[None, :] == torch.arange(key_len - query_len, key_len, device=mask.device)[:, None])
+    own = torch.arange(key_len, device=mask.device)[None, :] == torch.arange(key_len - query_len, key_len, device=mask.device)[:, None]
     return mask | (empty & own)
 
 
@@ -335,8 +379,7 @@ class LlamaAttention(nn.Module):
     def __init__(self, config, device=None):
         super().__init__()
         self.config = config
-        hidden, heads, kv_heads, dim = (config.hidden_size, config.num_attention_heads,
-                                        config.num_key_value_heads, config.head_dim)
+        hidden, heads, kv_heads, dim = (config.hidden_size, config.num_attention_heads, config.num_key_value_heads, config.head_dim)
         self.q_proj = nn.Linear(hidden, heads * dim, bias=config.qkv_bias, device=device)
         self.k_proj = nn.Linear(hidden, kv_heads * dim, bias=config.qkv_bias, device=device)
         self.v_proj = nn.Linear(hidden, kv_heads * dim, bias=config.qkv_bias, device=device)
@@ -411,8 +454,7 @@ class GPT2Attention(nn.Module):
     def forward(self, x, mask, past, rope=None, fused=None):
         c = self.config
         batch, length, hidden = x.shape
-        q, k, v = (t.view(batch, length, c.num_attention_heads, c.head_dim).transpose(1, 2)
-                   for t in self.c_attn(x).split(hidden, dim=2))
+        q, k, v = (t.view(batch, length, c.num_attention_heads, c.head_dim).transpose(1, 2) for t in self.c_attn(x).split(hidden, dim=2))
         if past is not None:
             k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
         y = attend(q, k, v, mask, c.attn_pdrop, self.training, fused)
@@ -506,8 +548,7 @@ class CausalLM(nn.Module):
                 else:
                     p.normal_(0.0, std)
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
-                logits_to_keep=0):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False, logits_to_keep=0):
         """Returns (logits, present_key_values or None).
 
         attention_mask: (batch, past_len + seq_len), 1 for real tokens, 0 for padding (left
@@ -518,8 +559,7 @@ class CausalLM(nn.Module):
         past_len = past_key_values[0][0].shape[2] if past_key_values is not None else 0
         total = past_len + length
         if attention_mask is not None and attention_mask.shape[-1] != total:
-            raise ValueError("attention_mask has %d positions, expected past %d + input %d"
-                             % (attention_mask.shape[-1], past_len, length))
+            raise ValueError("attention_mask has %d positions, expected past %d + input %d" % (attention_mask.shape[-1], past_len, length))
         if position_ids is None:
             if attention_mask is not None:
                 # Counting real tokens gives left-padded rows the same positions as unpadded ones.
@@ -533,8 +573,7 @@ class CausalLM(nn.Module):
         for i, block in enumerate(self.blocks):
             past = past_key_values[i] if past_key_values is not None else None
             if self.gradient_checkpointing and self.training and not use_cache:
-                x = torch.utils.checkpoint.checkpoint(
-                    lambda h, block=block: block(h, mask, None, rope, fused)[0], x, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(lambda h, block=block: block(h, mask, None, rope, fused)[0], x, use_reentrant=False)
             else:
                 x, present = block(x, mask, past, rope, fused)
                 presents.append(present)
@@ -552,8 +591,7 @@ class CausalLM(nn.Module):
         state = self.state_dict()
         lora_names = [name for name in state if ".lora_A." in name or ".lora_B." in name]
         if lora_names:
-            raise ValueError("the model has LoRA adapters (%s, ...): merge_lora() them first, or save them "
-                             "with lora.save_adapter()" % lora_names[0])
+            raise ValueError("the model has LoRA adapters (%s, ...): merge_lora() them first, or save them with lora.save_adapter()" % lora_names[0])
         dtype = _as_dtype(dtype) or next(p.dtype for p in self.parameters() if p.is_floating_point())
         tensors = {name: (t.detach().to(dtype) if t.is_floating_point() else t.detach()) for name, t in state.items()}
         os.makedirs(folder, exist_ok=True)
@@ -627,8 +665,11 @@ def _check_state_dict(folder, expected, found):
         problems.append("missing: " + listing(missing))
     if unexpected:
         problems.append("unexpected: " + listing(unexpected))
-    wrong = ["%s is %s, expected %s" % (name, tuple(found[name].shape), tuple(expected[name].shape))
-             for name in sorted(set(expected) & set(found)) if found[name].shape != expected[name].shape]
+    wrong = [
+        "%s is %s, expected %s" % (name, tuple(found[name].shape), tuple(expected[name].shape))
+        for name in sorted(set(expected) & set(found))
+        if found[name].shape != expected[name].shape
+    ]
     if wrong:
         problems.append("wrong shape: " + "; ".join(wrong[:12]))
     if problems:

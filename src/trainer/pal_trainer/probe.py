@@ -44,13 +44,15 @@ def _cuda(torch):
             props = torch.cuda.get_device_properties(index)
             with torch.cuda.device(index):
                 bf16 = bool(torch.cuda.is_bf16_supported())
-            report["devices"].append({
-                "index": index,
-                "name": props.name,
-                "memoryBytes": int(props.total_memory),
-                "capability": "%d.%d" % (props.major, props.minor),
-                "bf16": bf16,
-            })
+            report["devices"].append(
+                {
+                    "index": index,
+                    "name": props.name,
+                    "memoryBytes": int(props.total_memory),
+                    "capability": "%d.%d" % (props.major, props.minor),
+                    "bf16": bf16,
+                }
+            )
         # A driver that answers is_available() can still fail at the first allocation (a
         # mismatched driver, a device held by another process): only a real tensor proves it.
         torch.zeros(1, device="cuda").add_(1).item()
@@ -94,8 +96,7 @@ def main():
     try:
         report = probe()
     except Exception as exc:  # noqa: BLE001 - the probe must always answer
-        report = {"probe": 1, "executable": sys.executable, "version": platform.python_version(), "torch": None,
-                  "probeError": _error(exc)}
+        report = {"probe": 1, "executable": sys.executable, "version": platform.python_version(), "torch": None, "probeError": _error(exc)}
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
 

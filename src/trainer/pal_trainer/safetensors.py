@@ -34,7 +34,7 @@ DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
-DEFAULT_MAX_SHARD_BYTES = 5 * 1024 ** 3
+DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
 # The reference implementation refuses headers above 100 MB; a larger length means a corrupt file.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 # Tensors are written through a bounded buffer so saving never holds a second copy of a big tensor.
@@ -67,15 +67,12 @@ def read_header(path):
         file_size = f.tell()
         f.seek(0)
         if file_size < 8:
-            raise SafetensorsError("%s: truncated file: %d bytes, shorter than the 8-byte header length"
-                                   % (path, file_size))
+            raise SafetensorsError("%s: truncated file: %d bytes, shorter than the 8-byte header length" % (path, file_size))
         (header_len,) = struct.unpack("<Q", f.read(8))
         if header_len > MAX_HEADER_BYTES:
-            raise SafetensorsError("%s: bad header: length %d is over the %d-byte limit (not a safetensors file?)"
-                                   % (path, header_len, MAX_HEADER_BYTES))
+            raise SafetensorsError("%s: bad header: length %d is over the %d-byte limit (not a safetensors file?)" % (path, header_len, MAX_HEADER_BYTES))
         if 8 + header_len > file_size:
-            raise SafetensorsError("%s: truncated file: the header says %d bytes but only %d follow"
-                                   % (path, header_len, file_size - 8))
+            raise SafetensorsError("%s: truncated file: the header says %d bytes but only %d follow" % (path, header_len, file_size - 8))
         raw_header = f.read(header_len)
     try:
         header = json.loads(raw_header.decode("utf-8"))
@@ -85,8 +82,7 @@ def read_header(path):
         raise SafetensorsError("%s: bad header: a JSON %s, not an object" % (path, type(header).__name__))
 
     metadata = header.pop("__metadata__", None)
-    if metadata is not None and not (isinstance(metadata, dict)
-                                      and all(isinstance(v, str) for v in metadata.values())):
+    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise SafetensorsError("%s: bad header: __metadata__ must map strings to strings" % path)
     data_start = 8 + header_len
     data_len = file_size - data_start
@@ -112,11 +108,11 @@ def _check_entry(path, name, info, data_len):
         numel *= d
     expected = numel * _element_size(DTYPES[info["dtype"]])
     if not 0 <= begin <= end or end - begin != expected:
-        raise SafetensorsError("%s: bad header: data_offsets %r span %d bytes, but %s %r needs %d"
-                               % (where, offsets, end - begin, info["dtype"], shape, expected))
+        raise SafetensorsError(
+            "%s: bad header: data_offsets %r span %d bytes, but %s %r needs %d" % (where, offsets, end - begin, info["dtype"], shape, expected)
+        )
     if end > data_len:
-        raise SafetensorsError("%s: offsets out of range: data ends at byte %d but the file has %d data bytes "
-                               "(truncated file?)" % (where, end, data_len))
+        raise SafetensorsError("%s: offsets out of range: data ends at byte %d but the file has %d data bytes (truncated file?)" % (where, end, data_len))
 
 
 def load_file(path, device="cpu"):
@@ -154,8 +150,7 @@ def _check_tensors(tensors, metadata):
             raise TypeError("tensor %r is a %s, not a torch.Tensor" % (name, type(tensor).__name__))
         if tensor.dtype not in DTYPE_NAMES:
             raise ValueError("tensor %r has dtype %s, which safetensors cannot store" % (name, tensor.dtype))
-    if metadata is not None and not (isinstance(metadata, dict) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
         raise TypeError("metadata must map strings to strings")
 
 
@@ -173,8 +168,7 @@ def _layout(tensors, metadata):
     for name in order:
         t = tensors[name]
         nbytes = t.numel() * t.element_size()
-        header[name] = {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + nbytes]}
+        header[name] = {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
@@ -187,7 +181,7 @@ def _write_tensor(f, tensor):
         data = data.to(torch.uint8)
     raw = _swap_bytes(data.reshape(-1).view(torch.uint8), data.element_size())
     for start in range(0, raw.numel(), WRITE_CHUNK_BYTES):
-        chunk = raw[start:start + WRITE_CHUNK_BYTES]
+        chunk = raw[start : start + WRITE_CHUNK_BYTES]
         buffer = bytearray(chunk.numel())
         torch.frombuffer(buffer, dtype=torch.uint8).copy_(chunk)
         f.write(buffer)
@@ -262,8 +256,7 @@ def load_sharded(folder, device="cpu"):
         wanted = [name for name, file in weight_map.items() if file == shard]
         absent = [name for name in wanted if name not in loaded]
         if absent:
-            raise SafetensorsError("%s: the index puts %s in this shard but it is not there"
-                                   % (shard_path, ", ".join(absent[:10])))
+            raise SafetensorsError("%s: the index puts %s in this shard but it is not there" % (shard_path, ", ".join(absent[:10])))
         for name in wanted:
             tensors[name] = loaded.pop(name)
     return tensors

@@ -36,11 +36,27 @@ from .model import CausalLM
 from .safetensors import load_file, save_file
 
 DEFAULTS = {
-    "epochs": 1, "lr": 2e-5, "warmup_steps": 100, "schedule": "constant", "grad_clip": 10.0,
-    "batch_size": 8, "grad_accum": 1, "max_length": 512, "weight_decay": 0.0, "lora": None,
-    "beta": 0.1, "loss": "sigmoid", "label_smoothing": 0.0, "seed": 42, "device": "auto",
-    "precision": "auto", "checkpoint_every": 50, "keep_checkpoints": 2, "max_steps": None,
-    "pad_token_id": 0, "eos_token_id": None,
+    "epochs": 1,
+    "lr": 2e-5,
+    "warmup_steps": 100,
+    "schedule": "constant",
+    "grad_clip": 10.0,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "max_length": 512,
+    "weight_decay": 0.0,
+    "lora": None,
+    "beta": 0.1,
+    "loss": "sigmoid",
+    "label_smoothing": 0.0,
+    "seed": 42,
+    "device": "auto",
+    "precision": "auto",
+    "checkpoint_every": 50,
+    "keep_checkpoints": 2,
+    "max_steps": None,
+    "pad_token_id": 0,
+    "eos_token_id": None,
     "decoding": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "max_new_tokens": 40},
 }
 
@@ -130,6 +146,7 @@ def lr_lambda(warmup, total, schedule):
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return 1.0
+
     return f
 
 
@@ -175,6 +192,7 @@ def dpo_losses(pi_c, pi_r, ref_c, ref_r, beta, kind, label_smoothing):
 
 # --- checkpoints ----------------------------------------------------------------------------
 
+
 def checkpoint_dir(out):
     return os.path.join(out, "checkpoints")
 
@@ -207,12 +225,20 @@ def save_checkpoint(out, step, model, lora, optimizer, scheduler, position, keep
     try:
         os.makedirs(tmp)
         save_file({k: v.detach().cpu().contiguous() for k, v in trainable_state(model, lora).items()}, os.path.join(tmp, "weights.safetensors"))
-        torch.save({
-            "step": step, "position": position,
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        }, os.path.join(tmp, "trainer_state.pt"))
+        torch.save(
+            {
+                "step": step,
+                "position": position,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                },
+            },
+            os.path.join(tmp, "trainer_state.pt"),
+        )
     except OSError as exc:
         # A full disk or a folder that turned read-only: give back what the half checkpoint took
         # and say what is kept; the 'latest' pointer still names the last whole checkpoint.
@@ -221,7 +247,8 @@ def save_checkpoint(out, step, model, lora, optimizer, scheduler, position, keep
         raise CheckpointWriteError(
             f"could not write the checkpoint of step {step} in {root} ({exc.strerror or exc}). "
             f"{'The last good checkpoint, ' + os.path.basename(kept) + ', is kept' if kept else 'No earlier checkpoint exists'}: "
-            "free some space (or make the folder writable) and run the same job again to resume.") from exc
+            "free some space (or make the folder writable) and run the same job again to resume."
+        ) from exc
     final = os.path.join(root, name)
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
@@ -253,6 +280,7 @@ def load_checkpoint(path, model, lora, optimizer, scheduler):
 
 # --- the loop ---------------------------------------------------------------------------------
 
+
 class Stop:
     """SIGTERM asks for a clean stop after the current step. So does the death of the process that
     started us (the engine): an orphaned trainer would race the resumed run for the same folder."""
@@ -271,8 +299,13 @@ class Stop:
 
 
 def apply_job_lora(model, lora):
-    apply_lora(model, r=lora.get("r", 16), alpha=lora.get("alpha", 32), dropout=lora.get("dropout", 0.05),
-               targets=lora.get("targets", ["q_proj", "k_proj", "v_proj", "o_proj"]))
+    apply_lora(
+        model,
+        r=lora.get("r", 16),
+        alpha=lora.get("alpha", 32),
+        dropout=lora.get("dropout", 0.05),
+        targets=lora.get("targets", ["q_proj", "k_proj", "v_proj", "o_proj"]),
+    )
 
 
 def train(job, dist, events):
@@ -326,9 +359,18 @@ def train(job, dist, events):
         step, position = load_checkpoint(resumed, model, lora, optimizer, scheduler)
         events.truncate_after(step)
     net = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
-    events.emit("start", stage=stage, total_steps=total, steps_per_epoch=steps_per_epoch, resumed_from=resumed and step,
-                examples=len(source), world_size=dist.world, device=str(device),
-                parameters=sum(p.numel() for p in model.parameters()), trainable=sum(p.numel() for p in params))
+    events.emit(
+        "start",
+        stage=stage,
+        total_steps=total,
+        steps_per_epoch=steps_per_epoch,
+        resumed_from=resumed and step,
+        examples=len(source),
+        world_size=dist.world,
+        device=str(device),
+        parameters=sum(p.numel() for p in model.parameters()),
+        trainable=sum(p.numel() for p in params),
+    )
 
     stop = Stop()
     pad = job["pad_token_id"]
@@ -353,7 +395,7 @@ def train(job, dist, events):
             attn = None if bool(mask.all()) else mask
             sync = contextlib.nullcontext() if (last or dist.world == 1) else net.no_sync()
             first = first_scored(labels)
-            with sync, (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
+            with sync, torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
                 logits, _ = net(ids, attention_mask=attn, logits_to_keep=ids.shape[1] - first + 1)
                 if stage != "dpo":
                     # Fused cross-entropy: the same sum as -token_logps, without a second pass.
@@ -381,17 +423,31 @@ def train(job, dist, events):
         position = (epoch, batch_index + 1)
 
         keys = sorted(sums)
-        totals = dict(zip(keys + ["tokens"], dist.all_sum([sums[k] for k in keys] + [tokens])))
+        totals = dict(zip(keys + ["tokens"], dist.all_sum([sums[k] for k in keys] + [tokens]), strict=True))
         elapsed = time.perf_counter() - t0
-        record = {"step": step, "epoch": epoch + (batch_index + 1) / len(batches), "learning_rate": lr, "grad_norm": grad_norm,
-                  "tokens_per_s": totals["tokens"] / elapsed, "step_time": elapsed}
+        record = {
+            "step": step,
+            "epoch": epoch + (batch_index + 1) / len(batches),
+            "learning_rate": lr,
+            "grad_norm": grad_norm,
+            "tokens_per_s": totals["tokens"] / elapsed,
+            "step_time": elapsed,
+        }
         if stage != "dpo":
             record["loss"] = totals["loss"] / global_count
         else:
             n = global_count
-            record.update({"loss": totals["loss"] / n, "rewards/chosen": totals["rc"] / n, "rewards/rejected": totals["rr"] / n,
-                           "rewards/margins": (totals["rc"] - totals["rr"]) / n, "rewards/accuracies": totals["acc"] / n,
-                           "logps/chosen": totals["logp_c"] / n, "logps/rejected": totals["logp_r"] / n})
+            record.update(
+                {
+                    "loss": totals["loss"] / n,
+                    "rewards/chosen": totals["rc"] / n,
+                    "rewards/rejected": totals["rr"] / n,
+                    "rewards/margins": (totals["rc"] - totals["rr"]) / n,
+                    "rewards/accuracies": totals["acc"] / n,
+                    "logps/chosen": totals["logp_c"] / n,
+                    "logps/rejected": totals["logp_r"] / n,
+                }
+            )
         events.metric(**record)
 
         (stop_now,) = dist.all_sum([1.0 if stop.requested else 0.0])
@@ -451,8 +507,15 @@ def dpo_step_losses(job, model, reference, lora, logits, ids, mask, labels, firs
     losses = dpo_losses(pi_c, pi_r, ref_c, ref_r, job["beta"], job["loss"], job["label_smoothing"])
     rewards_c = job["beta"] * (pi_c - ref_c).detach()
     rewards_r = job["beta"] * (pi_r - ref_r).detach()
-    add(sums, loss=losses.sum().item(), rc=rewards_c.sum().item(), rr=rewards_r.sum().item(),
-        acc=(rewards_c > rewards_r).float().sum().item(), logp_c=pi_c.detach().sum().item(), logp_r=pi_r.detach().sum().item())
+    add(
+        sums,
+        loss=losses.sum().item(),
+        rc=rewards_c.sum().item(),
+        rr=rewards_r.sum().item(),
+        acc=(rewards_c > rewards_r).float().sum().item(),
+        logp_c=pi_c.detach().sum().item(),
+        logp_r=pi_r.detach().sum().item(),
+    )
     return losses.sum()
 
 
@@ -477,16 +540,25 @@ def run_generate(job, dist, events):
     stop = Stop()
     with open(out_path, "a", encoding="utf-8") as f:
         for i in range(0, len(todo), job["batch_size"]):
-            batch = todo[i:i + job["batch_size"]]
+            batch = todo[i : i + job["batch_size"]]
             t0 = time.perf_counter()
             ended = []
-            with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
-                outs = generate(model, [r["prompt"][-(job["max_length"] - dec["max_new_tokens"]):] for r in batch], dec["max_new_tokens"],
-                                temperature=dec["temperature"], top_k=dec["top_k"], top_p=dec["top_p"],
-                                eos_token_id=job["eos_token_id"], pad_token_id=job["pad_token_id"], generator=g, ended=ended)
+            with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+                outs = generate(
+                    model,
+                    [r["prompt"][-(job["max_length"] - dec["max_new_tokens"]) :] for r in batch],
+                    dec["max_new_tokens"],
+                    temperature=dec["temperature"],
+                    top_k=dec["top_k"],
+                    top_p=dec["top_p"],
+                    eos_token_id=job["eos_token_id"],
+                    pad_token_id=job["pad_token_id"],
+                    generator=g,
+                    ended=ended,
+                )
             # "ended": the sample produced eos. A cut one must not be given an eos it never chose
             # (as a rejection, that would teach the policy that ending a reply is what is rejected).
-            for r, tokens, end in zip(batch, outs, ended):
+            for r, tokens, end in zip(batch, outs, ended, strict=True):
                 f.write(json.dumps({"id": r.get("id"), "tokens": tokens, "ended": end}) + "\n")
             f.flush()
             new_tokens = sum(len(t) for t in outs)
@@ -516,9 +588,11 @@ def load_job(path):
     unknown = sorted(set(job) - set(contract["required"]) - set(contract["optional"]))
     missing = [k for k in contract["required"] if k not in job]
     if unknown or missing:
-        raise ValueError(f"{path}: this trainer does not take a {stage} job with "
-                         + "; ".join(part for part in (unknown and f"unknown keys {unknown}", missing and f"missing keys {missing}") if part)
-                         + " (the engine and the trainer come from different versions of PAL Studio?)")
+        raise ValueError(
+            f"{path}: this trainer does not take a {stage} job with "
+            + "; ".join(part for part in (unknown and f"unknown keys {unknown}", missing and f"missing keys {missing}") if part)
+            + " (the engine and the trainer come from different versions of PAL Studio?)"
+        )
     merged = {**DEFAULTS, **{k: v for k, v in job.items() if v is not None or k == "lora"}}
     merged["decoding"] = {**DEFAULTS["decoding"], **(job.get("decoding") or {})}
     return merged
@@ -538,7 +612,7 @@ def main(argv=None):
             json.dump(job, f, indent=2)
     try:
         result = run_generate(job, dist, events) if job["stage"] == "generate" else train(job, dist, events)
-    except Exception as exc:  # noqa: BLE001 - reported to the engine, then re-raised for the exit code
+    except Exception as exc:
         events.emit("error", message=f"{type(exc).__name__}: {exc}")
         raise
     finally:

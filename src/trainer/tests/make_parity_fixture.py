@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pal_trainer import export_onnx  # noqa: E402
-from pal_trainer.model import CausalLM, ModelConfig  # noqa: E402
+from pal_trainer import export_onnx
+from pal_trainer.model import CausalLM, ModelConfig
 
 VOCAB = 97
 NEW_TOKENS = 12
@@ -31,12 +31,19 @@ MIN_MARGIN = 1e-3
 
 def tiny_config(model_type):
     # A large initializer_range spreads the logits, so greedy choices are far from ties.
-    common = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, max_position_embeddings=64, initializer_range=0.3, norm_eps=1e-5)
+    common = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+        norm_eps=1e-5,
+    )
     if model_type == "llama":
         return ModelConfig(model_type="llama", num_key_value_heads=2, tie_word_embeddings=True, **common)
-    return ModelConfig(model_type="gpt2", hidden_act="gelu_new", tie_word_embeddings=True,
-                       qkv_bias=True, o_bias=True, mlp_bias=True, **common)
+    return ModelConfig(model_type="gpt2", hidden_act="gelu_new", tie_word_embeddings=True, qkv_bias=True, o_bias=True, mlp_bias=True, **common)
 
 
 @torch.no_grad()
@@ -48,7 +55,7 @@ def greedy(model, prompt):
         top = torch.topk(logits, 2).values
         margin = min(margin, float(top[0] - top[1]))
         ids.append(int(logits.argmax()))
-    return ids[len(prompt):], margin
+    return ids[len(prompt) :], margin
 
 
 def build(model_type, out):
@@ -61,9 +68,15 @@ def build(model_type, out):
     export_onnx.main([hf, onnx])
     seconds = time.time() - t0
 
-    result = {"folder": onnx, "vocab_size": VOCAB, "export_seconds": round(seconds, 3),
-              "onnx_bytes": os.path.getsize(os.path.join(onnx, export_onnx.ONNX_FILE)),
-              "prompts": PROMPTS, "greedy": [], "logits": []}
+    result = {
+        "folder": onnx,
+        "vocab_size": VOCAB,
+        "export_seconds": round(seconds, 3),
+        "onnx_bytes": os.path.getsize(os.path.join(onnx, export_onnx.ONNX_FILE)),
+        "prompts": PROMPTS,
+        "greedy": [],
+        "logits": [],
+    }
     margins = []
     for prompt in PROMPTS:
         tokens, margin = greedy(model, prompt)
@@ -73,8 +86,7 @@ def build(model_type, out):
             result["logits"].append(model(torch.tensor([prompt]))[0][0].tolist())
     result["min_greedy_margin"] = min(margins)
     if result["min_greedy_margin"] < MIN_MARGIN:
-        raise SystemExit("%s: greedy margin %.2g is too small for an exact comparison; change the seed"
-                         % (model_type, result["min_greedy_margin"]))
+        raise SystemExit("%s: greedy margin %.2g is too small for an exact comparison; change the seed" % (model_type, result["min_greedy_margin"]))
     return result
 
 

@@ -13,7 +13,6 @@ import tempfile
 import unittest
 
 import torch
-
 from pal_trainer.export_onnx import export_onnx
 from pal_trainer.model import CausalLM, ModelConfig
 
@@ -42,11 +41,11 @@ def fields(buf):
             value, i = _varint(buf, i)
         elif wire == 2:
             size, i = _varint(buf, i)
-            value, i = bytes(buf[i:i + size]), i + size
+            value, i = bytes(buf[i : i + size]), i + size
         elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
+            value, i = buf[i : i + 8], i + 8
         elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
+            value, i = buf[i : i + 4], i + 4
         else:
             raise ValueError("unsupported wire type %d" % wire)
         out.setdefault(number, []).append(value)
@@ -71,19 +70,32 @@ def read_onnx(path):
     opsets = {fields(o).get(1, [b""])[0].decode(): fields(o)[2][0] for o in model.get(8, [])}
     initializers = [fields(t) for t in graph.get(5, [])]
     weight_bytes = sum(len(t.get(9, [b""])[0]) for t in initializers)
-    return {"inputs": [value_info(v) for v in graph.get(11, [])],
-            "outputs": [value_info(v) for v in graph.get(12, [])],
-            "opset": opsets.get(""), "weight_bytes": weight_bytes}
+    return {
+        "inputs": [value_info(v) for v in graph.get(11, [])],
+        "outputs": [value_info(v) for v in graph.get(12, [])],
+        "opset": opsets.get(""),
+        "weight_bytes": weight_bytes,
+    }
 
 
 def tiny(model_type):
     torch.manual_seed(0)
-    extra = ({"num_key_value_heads": 2, "tie_word_embeddings": True} if model_type == "llama"
-             else {"tie_word_embeddings": True, "qkv_bias": True, "o_bias": True, "mlp_bias": True,
-                   "hidden_act": "gelu_new"})
-    config = ModelConfig(model_type=model_type, vocab_size=61, hidden_size=32, intermediate_size=40,
-                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64,
-                         eos_token_id=2, **extra)
+    extra = (
+        {"num_key_value_heads": 2, "tie_word_embeddings": True}
+        if model_type == "llama"
+        else {"tie_word_embeddings": True, "qkv_bias": True, "o_bias": True, "mlp_bias": True, "hidden_act": "gelu_new"}
+    )
+    config = ModelConfig(
+        model_type=model_type,
+        vocab_size=61,
+        hidden_size=32,
+        intermediate_size=40,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        eos_token_id=2,
+        **extra,
+    )
     return CausalLM(config).eval()
 
 
@@ -97,13 +109,17 @@ class ExportTest(unittest.TestCase):
         path = export_onnx(model, self.tmp.name, generation_config={"max_new_tokens": 7})
         g = read_onnx(path)
         self.assertEqual(g["opset"], 14)
-        past = [("past_key_values.%d.%s" % (i, kv), FLOAT, ["batch_size", kv_heads, "past_sequence_length", 8])
-                for i in range(2) for kv in ("key", "value")]
-        self.assertEqual(g["inputs"], [("input_ids", INT64, ["batch_size", "sequence_length"]),
-                                       ("attention_mask", INT64, ["batch_size", "total_sequence_length"]),
-                                       ("position_ids", INT64, ["batch_size", "sequence_length"])] + past)
-        present = [("present.%d.%s" % (i, kv), FLOAT, ["batch_size", kv_heads, "total_sequence_length", 8])
-                   for i in range(2) for kv in ("key", "value")]
+        past = [("past_key_values.%d.%s" % (i, kv), FLOAT, ["batch_size", kv_heads, "past_sequence_length", 8]) for i in range(2) for kv in ("key", "value")]
+        self.assertEqual(
+            g["inputs"],
+            [
+                ("input_ids", INT64, ["batch_size", "sequence_length"]),
+                ("attention_mask", INT64, ["batch_size", "total_sequence_length"]),
+                ("position_ids", INT64, ["batch_size", "sequence_length"]),
+            ]
+            + past,
+        )
+        present = [("present.%d.%s" % (i, kv), FLOAT, ["batch_size", kv_heads, "total_sequence_length", 8]) for i in range(2) for kv in ("key", "value")]
         self.assertEqual(g["outputs"], [("logits", FLOAT, ["batch_size", "sequence_length", 61])] + present)
         # Every weight once, tied embeddings included (constant folding could duplicate the transposed matrix).
         self.assertLessEqual(g["weight_bytes"], 4 * sum(p.numel() for p in model.parameters()) * 1.05)
@@ -132,10 +148,8 @@ class ExportTest(unittest.TestCase):
             with open(os.path.join(src, name), "w") as f:
                 f.write("{}")
         env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        subprocess.run([sys.executable, "-m", "pal_trainer.export_onnx", src, out], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-        self.assertEqual(sorted(os.listdir(out)),
-                         ["config.json", "generation_config.json", "onnx", "tokenizer.json", "tokenizer_config.json"])
+        subprocess.run([sys.executable, "-m", "pal_trainer.export_onnx", src, out], check=True, env=env, stdout=subprocess.DEVNULL)
+        self.assertEqual(sorted(os.listdir(out)), ["config.json", "generation_config.json", "onnx", "tokenizer.json", "tokenizer_config.json"])
         self.assertEqual(os.listdir(os.path.join(out, "onnx")), ["model.onnx"])
 
     def test_compressed_weights_shrink_the_file_and_keep_the_model(self):
@@ -150,8 +164,10 @@ class ExportTest(unittest.TestCase):
             self.assertEqual(g["outputs"], fp32["outputs"])
             self.assertLess(g["weight_bytes"], fp32["weight_bytes"] * ratio * 1.1, kind)
             # The graph computes what the compressed module computes, which stays close to the original.
-            from pal_trainer.export_onnx import compress_weights
             import copy
+
+            from pal_trainer.export_onnx import compress_weights
+
             with torch.no_grad():
                 logits, _ = compress_weights(copy.deepcopy(model), kind)(ids)
             self.assertLess((logits - reference).abs().max().item(), tolerance, kind)
@@ -164,11 +180,15 @@ class ExportTest(unittest.TestCase):
         model = tiny("llama")
         model.save_pretrained(src)
         env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        subprocess.run([sys.executable, "-m", "pal_trainer.export_onnx", src, out, "--weights", "int8", "--safetensors", "fp16"],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "pal_trainer.export_onnx", src, out, "--weights", "int8", "--safetensors", "fp16"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         back = CausalLM.from_pretrained(out)
         self.assertEqual(next(back.parameters()).dtype, torch.float16)
-        for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+        for (name, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items(), strict=True):
             self.assertLess((a - b.float()).abs().max().item(), 1e-3, name)
         with open(os.path.join(out, "config.json")) as f:
             config = json.load(f)
@@ -180,15 +200,30 @@ class InitModelTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             config = os.path.join(tmp, "config.json")
             with open(config, "w") as f:
-                json.dump({"model_type": "llama", "vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
-                           "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64,
-                           "tie_word_embeddings": True, "eos_token_id": 0}, f)
+                json.dump(
+                    {
+                        "model_type": "llama",
+                        "vocab_size": 300,
+                        "hidden_size": 32,
+                        "intermediate_size": 64,
+                        "num_hidden_layers": 2,
+                        "num_attention_heads": 4,
+                        "max_position_embeddings": 64,
+                        "tie_word_embeddings": True,
+                        "eos_token_id": 0,
+                    },
+                    f,
+                )
             env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
             for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
-                subprocess.run([sys.executable, "-m", "pal_trainer.init_model", config, os.path.join(tmp, name), "--seed", seed],
-                               check=True, env=env, stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [sys.executable, "-m", "pal_trainer.init_model", config, os.path.join(tmp, name), "--seed", seed],
+                    check=True,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                )
             a, b, c = (CausalLM.from_pretrained(os.path.join(tmp, n)) for n in "abc")
-            self.assertTrue(all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values())))
+            self.assertTrue(all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)))
             self.assertFalse(torch.equal(a.state_dict()["model.embed_tokens.weight"], c.state_dict()["model.embed_tokens.weight"]))
             # GPT-2's initialisation: the first loss is close to log(vocab), not the huge value
             # torch's N(0, 1) embeddings would give a tied output layer.

@@ -3,8 +3,8 @@
 import unittest
 
 import torch
-
 from pal_trainer.generation import _filter_logits, generate
+
 from tests.test_model import VOCAB, tiny_model
 
 PROMPTS = [[5, 17, 3, 44, 9, 12], [8], [30, 2, 2]]
@@ -16,7 +16,7 @@ def greedy_without_cache(model, prompt, steps):
         for _ in range(steps):
             logits, _ = model(torch.tensor([ids]))
             ids.append(int(logits[0, -1].argmax()))
-    return ids[len(prompt):]
+    return ids[len(prompt) :]
 
 
 class GenerateTest(unittest.TestCase):
@@ -25,8 +25,7 @@ class GenerateTest(unittest.TestCase):
             with self.subTest(model_type):
                 model = tiny_model(model_type)
                 for prompt in PROMPTS:
-                    self.assertEqual(generate(model, [prompt], 12, temperature=0)[0],
-                                     greedy_without_cache(model, prompt, 12))
+                    self.assertEqual(generate(model, [prompt], 12, temperature=0)[0], greedy_without_cache(model, prompt, 12))
 
     def test_batch_of_different_lengths_equals_one_by_one(self):
         for model_type in ("llama", "gpt2"):
@@ -41,9 +40,9 @@ class GenerateTest(unittest.TestCase):
         eos = next(token for token in free[0] if token != free[0][0])  # first seen mid-sequence
         stopped = generate(model, PROMPTS, 12, temperature=0, eos_token_id=eos)
         self.assertGreater(len(stopped[0]), 0)
-        self.assertEqual(stopped[0], free[0][:free[0].index(eos)])
+        self.assertEqual(stopped[0], free[0][: free[0].index(eos)])
         for row, tokens in enumerate(free):
-            expected = tokens[:tokens.index(eos)] if eos in tokens else tokens
+            expected = tokens[: tokens.index(eos)] if eos in tokens else tokens
             self.assertEqual(stopped[row], expected)
         several = generate(model, PROMPTS, 12, temperature=0, eos_token_id=[VOCAB + 5, eos])
         self.assertEqual(several, stopped)
@@ -52,8 +51,7 @@ class GenerateTest(unittest.TestCase):
         model = tiny_model("qwen2")
 
         def sample(seed):
-            return generate(model, PROMPTS, 15, temperature=1.5, top_p=0.95,
-                            generator=torch.Generator().manual_seed(seed))
+            return generate(model, PROMPTS, 15, temperature=1.5, top_p=0.95, generator=torch.Generator().manual_seed(seed))
 
         first = sample(7)
         self.assertEqual(sample(7), first)

@@ -7,9 +7,9 @@ import unittest
 
 import torch
 import torch.nn as nn
-
 from pal_trainer import lora
 from pal_trainer.model import Conv1D
+
 from tests.test_model import EXPECTED_NAMES, random_ids, tiny_model
 
 
@@ -36,7 +36,7 @@ class LoRALinearTest(unittest.TestCase):
                 nn.init.normal_(layer.lora_B.weight)  # B = 0 would hide A's gradient
                 x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
                 params = (layer.weight, layer.bias, layer.lora_A.weight, layer.lora_B.weight)
-                self.assertTrue(torch.autograd.gradcheck(lambda x, *p: layer(x), (x,) + params))
+                self.assertTrue(torch.autograd.gradcheck(lambda x, *p, layer=layer: layer(x), (x,) + params))
 
     def test_output_is_base_plus_scaled_low_rank_update(self):
         torch.manual_seed(0)
@@ -66,8 +66,7 @@ class ApplyLoRATest(unittest.TestCase):
                 self.assertEqual(len(names), 2 * len(targets))
                 trainable = {n for n, p in model.named_parameters() if p.requires_grad}
                 self.assertEqual(trainable, {"%s.lora_%s.weight" % (n, ab) for n in names for ab in "AB"})
-                self.assertEqual(set(map(id, lora.lora_parameters(model))),
-                                 {id(p) for p in model.parameters() if p.requires_grad})
+                self.assertEqual(set(map(id, lora.lora_parameters(model))), {id(p) for p in model.parameters() if p.requires_grad})
                 self.assertTrue(torch.equal(model(ids)[0], before))
 
     def test_base_names_stay_in_the_state_dict(self):
@@ -75,8 +74,7 @@ class ApplyLoRATest(unittest.TestCase):
         lora.apply_lora(model, r=2, alpha=4, targets=["q_proj"])
         names = set(model.state_dict())
         self.assertTrue(set(EXPECTED_NAMES["llama"]) <= names)
-        self.assertEqual(names - set(EXPECTED_NAMES["llama"]),
-                         {"model.layers.%d.self_attn.q_proj.lora_%s.weight" % (i, ab) for i in range(2) for ab in "AB"})
+        self.assertEqual(names - set(EXPECTED_NAMES["llama"]), {"model.layers.%d.self_attn.q_proj.lora_%s.weight" % (i, ab) for i in range(2) for ab in "AB"})
 
     def test_bad_targets(self):
         model = tiny_model("llama")
@@ -89,8 +87,7 @@ class ApplyLoRATest(unittest.TestCase):
             lora.apply_lora(model, targets=["q_proj"])
 
     def test_merge_after_training_keeps_the_logits_and_restores_plain_layers(self):
-        for model_type, targets in (("llama", ["q_proj", "v_proj", "down_proj"]), ("qwen2", ["k_proj", "o_proj"]),
-                                    ("gpt2", ["c_attn", "c_fc"])):
+        for model_type, targets in (("llama", ["q_proj", "v_proj", "down_proj"]), ("qwen2", ["k_proj", "o_proj"]), ("gpt2", ["c_attn", "c_fc"])):
             with self.subTest(model_type):
                 model = tiny_model(model_type)
                 ids = random_ids(2, 7, seed=5)
@@ -115,8 +112,7 @@ class PeftFormatTest(unittest.TestCase):
         model = tiny_model("gpt2")
         lora.apply_lora(model, r=2, alpha=4, targets=["c_attn"])
         state = lora.lora_state_dict(model)
-        self.assertEqual(list(state), ["base_model.model.transformer.h.%d.attn.c_attn.lora_%s.weight" % (i, ab)
-                                       for i in range(2) for ab in "AB"])
+        self.assertEqual(list(state), ["base_model.model.transformer.h.%d.attn.c_attn.lora_%s.weight" % (i, ab) for i in range(2) for ab in "AB"])
         self.assertEqual(tuple(state["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"].shape), (2, 32))
         self.assertEqual(tuple(state["base_model.model.transformer.h.0.attn.c_attn.lora_B.weight"].shape), (96, 2))
 
@@ -147,8 +143,7 @@ class PeftFormatTest(unittest.TestCase):
             self.assertEqual((config["peft_type"], config["r"], config["lora_alpha"]), ("LORA", 2, 4))
             self.assertEqual((config["target_modules"], config["fan_in_fan_out"]), (["c_attn"], True))
             target = tiny_model("gpt2")
-            self.assertEqual(lora.load_adapter(target, folder), ["transformer.h.0.attn.c_attn",
-                                                                 "transformer.h.1.attn.c_attn"])
+            self.assertEqual(lora.load_adapter(target, folder), ["transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn"])
         ids = random_ids(1, 6)
         self.assertTrue(torch.equal(source(ids)[0], target(ids)[0]))
 
@@ -167,7 +162,9 @@ class CombineAdaptersTest(unittest.TestCase):
     def test_stacked_adapters_equal_the_two_stages_merged_in_turn(self):
         # Stage 1's adapter merged into the base, then stage 2's trained over that (other rank,
         # alpha and targets): one combined adapter on the base gives the same weights.
-        from pal_trainer.combine_adapters import combine, main as combine_main
+        from pal_trainer.combine_adapters import combine
+        from pal_trainer.combine_adapters import main as combine_main
+
         read_adapter = lora.read_adapter
         with tempfile.TemporaryDirectory() as tmp:
             base = tiny_model("llama", seed=3)

@@ -7,7 +7,6 @@ import unittest
 from unittest import mock
 
 import torch
-
 from pal_trainer import model as model_module
 from pal_trainer import safetensors
 from pal_trainer.model import CausalLM, ModelConfig, count_parameters, rope_inv_freq, rotate_half
@@ -17,9 +16,17 @@ VOCAB = 61
 
 def tiny_config(model_type, **overrides):
     """A model of a few thousand parameters; initializer_range is large so logits differ visibly."""
-    values = dict(model_type=model_type, vocab_size=VOCAB, hidden_size=32, intermediate_size=40,
-                  num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64,
-                  initializer_range=0.3, norm_eps=1e-5)
+    values = dict(
+        model_type=model_type,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=40,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+        norm_eps=1e-5,
+    )
     if model_type in ("llama", "mistral"):
         values.update(num_key_value_heads=2)
     elif model_type == "qwen2":
@@ -37,23 +44,51 @@ def tiny_model(model_type, seed=0, **overrides):
 
 ALL_TYPES = ("llama", "qwen2", "gpt2")
 
-LLAMA_LAYER = ["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-               "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
-               "input_layernorm.weight", "post_attention_layernorm.weight"]
-QWEN2_LAYER = ["self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias",
-               "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.o_proj.weight", "mlp.gate_proj.weight",
-               "mlp.up_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight", "post_attention_layernorm.weight"]
-GPT2_LAYER = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-              "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight",
-              "mlp.c_proj.bias"]
+LLAMA_LAYER = [
+    "self_attn.q_proj.weight",
+    "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight",
+    "self_attn.o_proj.weight",
+    "mlp.gate_proj.weight",
+    "mlp.up_proj.weight",
+    "mlp.down_proj.weight",
+    "input_layernorm.weight",
+    "post_attention_layernorm.weight",
+]
+QWEN2_LAYER = [
+    "self_attn.q_proj.weight",
+    "self_attn.q_proj.bias",
+    "self_attn.k_proj.weight",
+    "self_attn.k_proj.bias",
+    "self_attn.v_proj.weight",
+    "self_attn.v_proj.bias",
+    "self_attn.o_proj.weight",
+    "mlp.gate_proj.weight",
+    "mlp.up_proj.weight",
+    "mlp.down_proj.weight",
+    "input_layernorm.weight",
+    "post_attention_layernorm.weight",
+]
+GPT2_LAYER = [
+    "ln_1.weight",
+    "ln_1.bias",
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+]
 EXPECTED_NAMES = {
-    "llama": ["model.embed_tokens.weight"] + ["model.layers.%d.%s" % (i, n) for i in range(2) for n in LLAMA_LAYER]
-             + ["model.norm.weight", "lm_head.weight"],
-    "qwen2": ["model.embed_tokens.weight"] + ["model.layers.%d.%s" % (i, n) for i in range(2) for n in QWEN2_LAYER]
-             + ["model.norm.weight"],
+    "llama": ["model.embed_tokens.weight"] + ["model.layers.%d.%s" % (i, n) for i in range(2) for n in LLAMA_LAYER] + ["model.norm.weight", "lm_head.weight"],
+    "qwen2": ["model.embed_tokens.weight"] + ["model.layers.%d.%s" % (i, n) for i in range(2) for n in QWEN2_LAYER] + ["model.norm.weight"],
     "gpt2": ["transformer.wte.weight", "transformer.wpe.weight"]
-            + ["transformer.h.%d.%s" % (i, n) for i in range(2) for n in GPT2_LAYER]
-            + ["transformer.ln_f.weight", "transformer.ln_f.bias"],
+    + ["transformer.h.%d.%s" % (i, n) for i in range(2) for n in GPT2_LAYER]
+    + ["transformer.ln_f.weight", "transformer.ln_f.bias"],
 }
 
 
@@ -93,20 +128,61 @@ class NamesAndShapesTest(unittest.TestCase):
 
 
 class ConfigTest(unittest.TestCase):
-    SMOLLM2 = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 576,
-               "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
-               "num_key_value_heads": 3, "max_position_embeddings": 8192, "rms_norm_eps": 1e-5,
-               "rope_theta": 100000, "rope_scaling": None, "tie_word_embeddings": True, "vocab_size": 49152,
-               "hidden_act": "silu", "attention_bias": False, "bos_token_id": 0, "eos_token_id": 0}
-    QWEN25 = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
-              "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
-              "num_key_value_heads": 2, "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
-              "rope_theta": 1000000.0, "tie_word_embeddings": True, "vocab_size": 151936, "hidden_act": "silu",
-              "sliding_window": 32768, "use_sliding_window": False, "bos_token_id": 151643, "eos_token_id": 151643}
-    GPT2 = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12,
-            "n_ctx": 1024, "n_positions": 1024, "vocab_size": 50257, "activation_function": "gelu_new",
-            "layer_norm_epsilon": 1e-5, "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1,
-            "bos_token_id": 50256, "eos_token_id": 50256}
+    SMOLLM2 = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 576,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 100000,
+        "rope_scaling": None,
+        "tie_word_embeddings": True,
+        "vocab_size": 49152,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+    }
+    QWEN25 = {
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": True,
+        "vocab_size": 151936,
+        "hidden_act": "silu",
+        "sliding_window": 32768,
+        "use_sliding_window": False,
+        "bos_token_id": 151643,
+        "eos_token_id": 151643,
+    }
+    GPT2 = {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "n_embd": 768,
+        "n_layer": 12,
+        "n_head": 12,
+        "n_ctx": 1024,
+        "n_positions": 1024,
+        "vocab_size": 50257,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": 0.1,
+        "embd_pdrop": 0.1,
+        "attn_pdrop": 0.1,
+        "bos_token_id": 50256,
+        "eos_token_id": 50256,
+    }
 
     def test_reads_published_configs(self):
         smol = ModelConfig.from_hf(self.SMOLLM2)
@@ -122,8 +198,7 @@ class ConfigTest(unittest.TestCase):
 
     def test_reads_transformers_5_rope_parameters(self):
         v5 = {k: v for k, v in self.SMOLLM2.items() if k not in ("rope_theta", "rope_scaling")}
-        scaling = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                   "original_max_position_embeddings": 8192}
+        scaling = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
         config = ModelConfig.from_hf(dict(v5, rope_parameters=dict(scaling, rope_theta=500000.0)))
         self.assertEqual((config.rope_theta, config.rope_scaling), (500000.0, scaling))
         config = ModelConfig.from_hf(dict(v5, rope_parameters={"rope_type": "default", "rope_theta": 100000.0}))
@@ -133,8 +208,7 @@ class ConfigTest(unittest.TestCase):
         for hf in (self.SMOLLM2, self.QWEN25, self.GPT2, dict(self.SMOLLM2, model_type="mistral")):
             config = ModelConfig.from_hf(hf)
             written = config.to_hf(torch_dtype=torch.bfloat16)
-            self.assertEqual(written["architectures"], hf["architectures"] if hf["model_type"] != "mistral"
-                             else ["MistralForCausalLM"])
+            self.assertEqual(written["architectures"], hf["architectures"] if hf["model_type"] != "mistral" else ["MistralForCausalLM"])
             self.assertEqual(written["torch_dtype"], "bfloat16")
             self.assertEqual(ModelConfig.from_hf(json.loads(json.dumps(written))), config)
         self.assertEqual(ModelConfig.from_hf(self.SMOLLM2).to_hf()["num_key_value_heads"], 3)
@@ -153,11 +227,9 @@ class ConfigTest(unittest.TestCase):
             tiny_config("qwen2", qkv_bias=False)
 
     def test_llama3_rope_scaling_changes_only_low_frequencies(self):
-        scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                   "original_max_position_embeddings": 8192}
+        scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
         plain = rope_inv_freq(tiny_config("llama", rope_theta=500000.0, hidden_size=256, num_attention_heads=2))
-        scaled = rope_inv_freq(tiny_config("llama", rope_theta=500000.0, hidden_size=256, num_attention_heads=2,
-                                           rope_scaling=scaling))
+        scaled = rope_inv_freq(tiny_config("llama", rope_theta=500000.0, hidden_size=256, num_attention_heads=2, rope_scaling=scaling))
         self.assertTrue(torch.equal(scaled[:8], plain[:8]))  # high frequencies untouched
         self.assertTrue(torch.allclose(scaled[-1], plain[-1] / 8))  # lowest divided by the factor
 
@@ -181,8 +253,7 @@ class SaveLoadTest(unittest.TestCase):
                     self.assertEqual(json.load(f)["model_type"], model_type)
                 loaded = CausalLM.from_pretrained(folder)
                 self.assertFalse(loaded.training)
-                self.assertEqual(sorted(safetensors.load_file(os.path.join(folder, "model.safetensors"))),
-                                 sorted(EXPECTED_NAMES[model_type]))
+                self.assertEqual(sorted(safetensors.load_file(os.path.join(folder, "model.safetensors"))), sorted(EXPECTED_NAMES[model_type]))
                 self.assertTrue(torch.equal(model(ids)[0], loaded(ids)[0]))
 
     def test_sharded_checkpoint_and_dtype_choice(self):
@@ -219,14 +290,17 @@ class SaveLoadTest(unittest.TestCase):
         with self.assertRaises(ValueError) as caught:
             CausalLM.from_pretrained(self.dir)
         message = str(caught.exception)
-        for part in (self.dir, "missing: model.layers.1.mlp.up_proj.weight",
-                     "unexpected: model.layers.1.mlp.up.weight",
-                     "model.layers.0.mlp.gate_proj.weight is (32, 40), expected (40, 32)"):
+        for part in (
+            self.dir,
+            "missing: model.layers.1.mlp.up_proj.weight",
+            "unexpected: model.layers.1.mlp.up.weight",
+            "model.layers.0.mlp.gate_proj.weight is (32, 40), expected (40, 32)",
+        ):
             self.assertIn(part, message)
 
     def test_accepts_old_gpt2_files_without_prefix_and_with_attention_buffers(self):
         model = tiny_model("gpt2")
-        tensors = {name[len("transformer."):]: t for name, t in model.state_dict().items()}
+        tensors = {name[len("transformer.") :]: t for name, t in model.state_dict().items()}
         for i in range(2):
             tensors["h.%d.attn.bias" % i] = torch.ones(1, 1, 64, 64).tril()
             tensors["h.%d.attn.masked_bias" % i] = torch.tensor(-1e4)
@@ -254,7 +328,7 @@ class ForwardTest(unittest.TestCase):
                 logits, past = model(ids[:, :4], use_cache=True)
                 steps = [logits]
                 for t in range(4, 10):
-                    logits, past = model(ids[:, t:t + 1], past_key_values=past, use_cache=True)
+                    logits, past = model(ids[:, t : t + 1], past_key_values=past, use_cache=True)
                     steps.append(logits)
                 self.assertEqual(tuple(past[0][0].shape), (2, 2 if model_type != "gpt2" else 4, 10, 8))
                 torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
@@ -273,8 +347,7 @@ class ForwardTest(unittest.TestCase):
                 torch.testing.assert_close(logits[:1], model(long_ids)[0], atol=1e-5, rtol=0)
                 # One more cached step keeps matching, the mask growing by one column.
                 next_ids = torch.tensor([[7], [11]])
-                step, _ = model(next_ids, attention_mask=torch.cat((mask, torch.ones(2, 1, dtype=torch.long)), 1),
-                                past_key_values=past, use_cache=True)
+                step, _ = model(next_ids, attention_mask=torch.cat((mask, torch.ones(2, 1, dtype=torch.long)), 1), past_key_values=past, use_cache=True)
                 alone, _ = model(torch.cat((short_ids, next_ids[1:]), dim=1))
                 torch.testing.assert_close(step[1, -1], alone[0, -1], atol=1e-5, rtol=0)
 
@@ -301,8 +374,7 @@ class ForwardTest(unittest.TestCase):
         mask = torch.tensor([[0, 0, 1, 1, 1]])
         a, b = random_ids(1, 5, seed=4), random_ids(1, 5, seed=4)
         b[0, :2] = torch.tensor([3, 9])
-        torch.testing.assert_close(model(a, attention_mask=mask)[0][:, 2:], model(b, attention_mask=mask)[0][:, 2:],
-                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(model(a, attention_mask=mask)[0][:, 2:], model(b, attention_mask=mask)[0][:, 2:], atol=1e-6, rtol=0)
 
     def test_fused_attention_equals_the_plain_ops(self):
         # The fused kernel (torch >= 2) against the plain ops, which ONNX export keeps: no padding,
@@ -312,8 +384,12 @@ class ForwardTest(unittest.TestCase):
             self.skipTest("torch %s has no scaled_dot_product_attention" % torch.__version__)
         model = tiny_model("llama")
         ids = random_ids(2, 7, seed=3)
-        masks = [None, torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]]),
-                 torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]]), torch.tensor([[0, 0, 0, 1, 1, 1, 1]] * 2)]
+        masks = [
+            None,
+            torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]]),
+            torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]]),
+            torch.tensor([[0, 0, 0, 1, 1, 1, 1]] * 2),
+        ]
         for mask in masks:
             for rows in (slice(0, 2), slice(0, 1)):
                 with self.subTest(mask=None if mask is None else mask.tolist(), rows=rows):
@@ -338,7 +414,7 @@ class ForwardTest(unittest.TestCase):
             model.gradient_checkpointing = checkpointing
             model(ids)[0].logsumexp(-1).sum().backward()
             grads.append([p.grad for p in model.parameters()])
-        for plain, checkpointed in zip(*grads):
+        for plain, checkpointed in zip(*grads, strict=True):
             torch.testing.assert_close(plain, checkpointed, atol=1e-6, rtol=1e-5)
 
     def test_logits_to_keep_returns_the_last_positions(self):

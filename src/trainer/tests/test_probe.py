@@ -28,7 +28,7 @@ class ProbeTest(unittest.TestCase):
 
     def test_reports_torch_when_importable(self):
         try:
-            import torch  # noqa: F401
+            import torch
         except ImportError:
             self.skipTest("torch is not installed in this interpreter")
         report = probe.probe()

@@ -8,7 +8,6 @@ import unittest
 from unittest import mock
 
 import torch
-
 from pal_trainer import safetensors as st
 
 
@@ -89,8 +88,7 @@ class SafetensorsTest(unittest.TestCase):
         self.assertEqual(loaded["b"].dim(), 0)
 
     def test_larger_elements_come_first_so_every_tensor_is_aligned(self):
-        tensors = {"a_byte": torch.ones(3, dtype=torch.uint8), "b_double": torch.ones(2, dtype=torch.float64),
-                   "c_half": torch.ones(1, dtype=torch.float16)}
+        tensors = {"a_byte": torch.ones(3, dtype=torch.uint8), "b_double": torch.ones(2, dtype=torch.float64), "c_half": torch.ones(1, dtype=torch.float16)}
         st.save_file(tensors, self.path())
         header, _, data_start = st.read_header(self.path())
         self.assertEqual(data_start % 8, 0)
@@ -117,8 +115,7 @@ class SafetensorsTest(unittest.TestCase):
         with open(os.path.join(self.dir, st.INDEX_FILE)) as f:
             index = json.load(f)
         self.assertEqual(index["metadata"]["total_size"], 5 * 256)
-        self.assertEqual(index["weight_map"], {"layer0": shards[0], "layer1": shards[0], "layer2": shards[1],
-                                               "layer3": shards[1], "layer4": shards[2]})
+        self.assertEqual(index["weight_map"], {"layer0": shards[0], "layer1": shards[0], "layer2": shards[1], "layer3": shards[1], "layer4": shards[2]})
         self.assertSameTensors(tensors, st.load_sharded(self.dir))
 
     def test_tensor_larger_than_a_shard_gets_its_own(self):
@@ -173,10 +170,9 @@ class SafetensorsTest(unittest.TestCase):
         self.assertLoadFails(self.write_raw(b"not json"), "bad header")
         self.assertLoadFails(self.write_raw(b"[1, 2]"), "bad header")
         self.assertLoadFails(self.write_raw(b'{"w": {"dtype": "F32", "shape": [2]}}'), "'w'", "bad header")
-        self.assertLoadFails(self.write_raw(b'{"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}', b"\0" * 8),
-                             "'w'", "needs 12")
+        self.assertLoadFails(self.write_raw(b'{"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}', b"\0" * 8), "'w'", "needs 12")
         with open(self.path("huge.safetensors"), "wb") as f:
-            f.write(struct.pack("<Q", 2 ** 40) + b"{}")
+            f.write(struct.pack("<Q", 2**40) + b"{}")
         self.assertLoadFails(self.path("huge.safetensors"), "bad header")
 
     def test_unknown_dtype(self):

@@ -18,12 +18,12 @@ from unittest import mock
 
 import torch
 import torch.multiprocessing as mp
-
 from pal_trainer import data as D
 from pal_trainer.lora import load_adapter, merge_lora
 from pal_trainer.model import CausalLM, ModelConfig
 from pal_trainer.safetensors import load_file
-from pal_trainer.train import DEFAULTS, JOB_CONTRACT, dpo_losses, load_job, first_scored, main as train_main, token_logps
+from pal_trainer.train import DEFAULTS, JOB_CONTRACT, dpo_losses, first_scored, load_job, token_logps
+from pal_trainer.train import main as train_main
 
 TRAINER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": TRAINER_DIR, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -31,12 +31,24 @@ ENV = {**os.environ, "PYTHONPATH": TRAINER_DIR, "OPENBLAS_NUM_THREADS": "1", "OM
 
 def tiny_model(folder, seed=0):
     torch.manual_seed(seed)
-    config = ModelConfig.from_hf({
-        "model_type": "llama", "vocab_size": 48, "hidden_size": 32, "intermediate_size": 64,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "max_position_embeddings": 128, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-        "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
-    })
+    config = ModelConfig.from_hf(
+        {
+            "model_type": "llama",
+            "vocab_size": 48,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 128,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 10000.0,
+            "tie_word_embeddings": True,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": 0,
+        }
+    )
     CausalLM(config).save_pretrained(folder)
     return folder
 
@@ -64,9 +76,23 @@ def dpo_rows(n=16, seed=2):
 
 def job(tmp, name, **overrides):
     """A job as the engine sends it: every key job_contract.json names for its stage, no other."""
-    j = {"stage": "sft", "model": os.path.join(tmp, "base"), "data": os.path.join(tmp, "sft.jsonl"), "out": os.path.join(tmp, name),
-         "epochs": 2, "lr": 1e-2, "warmup_steps": 2, "batch_size": 4, "grad_accum": 1, "max_length": 32, "seed": 5,
-         "checkpoint_every": 2, "device": "cpu", "pad_token_id": 0, "eos_token_id": 2}
+    j = {
+        "stage": "sft",
+        "model": os.path.join(tmp, "base"),
+        "data": os.path.join(tmp, "sft.jsonl"),
+        "out": os.path.join(tmp, name),
+        "epochs": 2,
+        "lr": 1e-2,
+        "warmup_steps": 2,
+        "batch_size": 4,
+        "grad_accum": 1,
+        "max_length": 32,
+        "seed": 5,
+        "checkpoint_every": 2,
+        "device": "cpu",
+        "pad_token_id": 0,
+        "eos_token_id": 2,
+    }
     j.update(overrides)
     contract = JOB_CONTRACT[j["stage"]]
     j = {**{k: v for k, v in DEFAULTS.items() if k in contract["required"]}, **j}
@@ -163,7 +189,7 @@ class LossTest(unittest.TestCase):
         torch.testing.assert_close(kept, full, atol=1e-12, rtol=0)
         self.assertEqual(kept_count.tolist(), full_count.tolist())
         self.assertEqual(kept_count.tolist(), [3, 2])
-        for a, b in zip(kept_grads, full_grads):
+        for a, b in zip(kept_grads, full_grads, strict=True):
             torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
     def test_long_prompts_lose_their_start_never_the_target(self):
@@ -233,6 +259,7 @@ class RunTest(unittest.TestCase):
 
     def test_a_full_disk_while_checkpointing_keeps_the_last_good_checkpoint_and_resume_still_ends_the_same(self):
         from pal_trainer import train as T
+
         path, out = job(self.tmp, "full-disk", **LONG)
         real, calls = T.save_file, []
 
@@ -283,8 +310,17 @@ class RunTest(unittest.TestCase):
 
     def test_dpo_starts_at_log2_with_the_stage1_model_as_reference(self):
         for name, lora in (("dpo-full", None), ("dpo-lora", {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]})):
-            path, out = job(self.tmp, name, stage="dpo", data=os.path.join(self.tmp, "dpo.jsonl"), model=os.path.join(self.reference_out, "final"),
-                            lr=5e-3, epochs=2, lora=lora, beta=0.1)
+            path, out = job(
+                self.tmp,
+                name,
+                stage="dpo",
+                data=os.path.join(self.tmp, "dpo.jsonl"),
+                model=os.path.join(self.reference_out, "final"),
+                lr=5e-3,
+                epochs=2,
+                lora=lora,
+                beta=0.1,
+            )
             result = run(path)
             self.assertEqual(result.returncode, 0, result.stderr)
             steps = [e for e in events(result.stdout) if e["event"] == "step"]
@@ -293,8 +329,19 @@ class RunTest(unittest.TestCase):
             self.assertAlmostEqual(first["loss"], math.log(2), places=5)
             self.assertAlmostEqual(first["rewards/chosen"], 0.0, places=5)
             self.assertAlmostEqual(first["rewards/margins"], 0.0, places=5)
-            for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-                        "logps/chosen", "logps/rejected", "learning_rate", "grad_norm", "tokens_per_s", "step_time"):
+            for key in (
+                "loss",
+                "rewards/chosen",
+                "rewards/rejected",
+                "rewards/margins",
+                "rewards/accuracies",
+                "logps/chosen",
+                "logps/rejected",
+                "learning_rate",
+                "grad_norm",
+                "tokens_per_s",
+                "step_time",
+            ):
                 self.assertIn(key, steps[-1])
             self.assertGreater(steps[-1]["rewards/margins"], 0.0, name)
             final = final_weights(out)
@@ -342,8 +389,10 @@ class RunTest(unittest.TestCase):
         path, _ = job(self.tmp, "contract")
         with open(path, encoding="utf-8") as f:
             good = json.load(f)
-        for bad, message in (({**good, "optimizer": "adamw"}, "unknown keys ['optimizer']"),
-                             ({k: v for k, v in good.items() if k != "weight_decay"}, "missing keys ['weight_decay']")):
+        for bad, message in (
+            ({**good, "optimizer": "adamw"}, "unknown keys ['optimizer']"),
+            ({k: v for k, v in good.items() if k != "weight_decay"}, "missing keys ['weight_decay']"),
+        ):
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(bad, f)
             with self.assertRaises(ValueError) as caught:
@@ -395,7 +444,6 @@ class DistributedTest(unittest.TestCase):
         accum, out3 = job(tmp, "accum", batch_size=2, grad_accum=2, epochs=1, lr=1e-2)
         self.assertEqual(run(accum).returncode, 0)
         assert_same_weights(out1, out3, 1e-5)
-
 
 
 class LanguageModelTest(unittest.TestCase):

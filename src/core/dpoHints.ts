@@ -4,7 +4,8 @@
  * The rules read only the last `window` steps (and a few early ones), so they stay cheap on long
  * runs and follow the run as it recovers.
  */
-import type { MetricRecord, TrainingStage } from './runHistory';
+import { type MetricRecord } from './runHistory';
+import { STAGE_NAMES, type TrainingStage } from './runFolder';
 
 export type HintId =
   'loss-not-finite' | 'grad-norm-exploding' | 'loss-not-moving' | 'rewards-both-falling' | 'accuracy-stuck-at-1' | 'accuracy-stuck-at-0' | 'margins-blowing-up';
@@ -27,8 +28,6 @@ export interface HintOptions {
   /** A mean reward margin above this is blowing up (DPO's beta-scaled log-ratio gap). */
   readonly marginLimit?: number;
 }
-
-const STAGE_NAME: Record<TrainingStage, string> = { stage1: 'stage 1', stage2: 'stage 2 (DPO)' };
 
 function values(records: readonly MetricRecord[], key: string): { step: number; value: number }[] {
   return records.filter((r) => key in r).map((r) => ({ step: r.step, value: r[key]! }));
@@ -61,7 +60,7 @@ export function stageHints(stage: TrainingStage, records: readonly MetricRecord[
   const hints: Hint[] = [];
   const add = (id: HintId, severity: Hint['severity'], step: number, message: string, tryThis: string) =>
     hints.push({ id, stage, severity, step, message, tryThis });
-  const where = STAGE_NAME[stage];
+  const where = STAGE_NAMES[stage].short;
 
   // A NaN or infinite loss poisons every weight after it; the first one is what matters.
   const badLoss = records.find((r) => 'loss' in r && !Number.isFinite(r.loss!));

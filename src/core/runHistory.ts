@@ -5,37 +5,10 @@
  * warning naming its file and line, so one torn or corrupt line never hides the rest of a run.
  */
 import { METRIC_FIELDS } from './metrics/evaluate';
-
-/** The pipeline's stages in order (src/engine/pipeline.ts STAGES; a unit test keeps them equal). */
-export const RUN_STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate'] as const;
-export type RunStage = (typeof RUN_STAGES)[number];
-export type TrainingStage = 'stage1' | 'stage2';
+import { RUN_STAGES, type RunStage } from './runFolder';
 
 /** One trainer step: `step` plus numeric metrics (loss, learning_rate, rewards/…); NaN where the trainer wrote NaN. */
 export type MetricRecord = Readonly<Record<string, number>> & { readonly step: number };
-
-export interface RunState {
-  readonly done: readonly RunStage[];
-  /** The run config the run was started from (absolute). */
-  readonly config: string | null;
-  readonly startedAt: string | null;
-}
-
-export function parseRunState(text: string, file: string): RunState {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}:1: not JSON (${(err as Error).message})`, { cause: err });
-  }
-  const v = value as Record<string, unknown> | null;
-  if (typeof v !== 'object' || v === null || !Array.isArray(v.done)) throw new Error(`${file}:1: not a run's state.json (no "done" list of stages)`);
-  return {
-    done: RUN_STAGES.filter((s) => (v.done as unknown[]).includes(s)),
-    config: typeof v.config === 'string' ? v.config : null,
-    startedAt: typeof v.startedAt === 'string' ? v.startedAt : null,
-  };
-}
 
 /**
  * Python's json.dumps writes NaN and ±Infinity as bare words, which JSON.parse refuses: they are

@@ -46,6 +46,7 @@ import {
   type TextPair,
 } from '../core/mixture';
 import { trimHistory, type PromptFormat } from '../core/prompts';
+import { parseRunState, RUN_STATE_FILE, type RunStage } from '../core/runFolder';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
 import { ensureFolder, readTextFile, writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
@@ -57,11 +58,8 @@ import { transformers } from './transformers';
 import { SELECTION_MODES } from './protocol';
 import { runTrainerJob, type DpoJob, type GenerateJob, type GeneratedRow, type SftJob, type TrainerEvent } from './trainer';
 
-export const STAGES = ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate'] as const;
-export type Stage = (typeof STAGES)[number];
-
 export interface RunProgress {
-  readonly stage: Stage;
+  readonly stage: RunStage;
   readonly message: string;
   readonly step?: number;
   readonly total?: number;
@@ -92,11 +90,12 @@ export interface RunResult {
   readonly model?: string;
   /** The evaluation report (report.json; report.html beside it), when there were held-out examples. */
   readonly report?: string;
-  readonly stages: readonly Stage[];
+  readonly stages: readonly RunStage[];
 }
 
-interface RunState {
-  done: Stage[];
+/** state.json as the run writes it (src/core/runFolder.ts reads it back). */
+interface WrittenRunState {
+  done: RunStage[];
   config: string;
   startedAt: string;
 }
@@ -334,26 +333,12 @@ function fileConfinement(configFile: string, roots: readonly string[] | undefine
   };
 }
 
-/** A run folder's state.json, or null for a new run; an unreadable one is an error that says what to do. */
-async function readRunState(statePath: string): Promise<RunState | null> {
+/** A run folder's state.json, or a new one; an unreadable one is an error that says what to do. */
+async function readRunState(statePath: string, configFile: string): Promise<WrittenRunState> {
   const text = await fs.readFile(statePath, 'utf8').catch(() => null);
-  if (text === null) return null;
-  let state: unknown;
-  try {
-    state = JSON.parse(text);
-  } catch (err) {
-    throw new Error(
-      `${statePath}: not valid JSON (${(err as Error).message}). It records which stages of the run are done; delete it to redo the run from the start (checkpoints are kept).`,
-      { cause: err },
-    );
-  }
-  const s = state as Partial<RunState> | null;
-  if (typeof s !== 'object' || s === null || !Array.isArray(s.done) || !s.done.every((d) => (STAGES as readonly string[]).includes(d))) {
-    throw new Error(
-      `${statePath}: 'done' must be a list of stages (${STAGES.join(', ')}). Delete the file to redo the run from the start (checkpoints are kept).`,
-    );
-  }
-  return s as RunState;
+  if (text === null) return { done: [], config: path.resolve(configFile), startedAt: new Date().toISOString() };
+  const state = parseRunState(text, statePath);
+  return { done: [...state.done], config: state.config ?? path.resolve(configFile), startedAt: state.startedAt ?? new Date().toISOString() };
 }
 
 async function writeJsonl(file: string, rows: readonly unknown[]): Promise<void> {
@@ -513,9 +498,9 @@ function processAlive(pid: number): boolean {
 async function runLocked(configFile: string, options: RunOptions, prep: Prepared, runDir: string): Promise<RunResult> {
   const progress = (p: RunProgress) => options.onProgress?.(p);
   const { config, baseDir } = prep;
-  const statePath = path.join(runDir, 'state.json');
-  const state: RunState = (await readRunState(statePath)) ?? { done: [], config: path.resolve(configFile), startedAt: new Date().toISOString() };
-  const markDone = async (stage: Stage) => {
+  const statePath = path.join(runDir, RUN_STATE_FILE);
+  const state = await readRunState(statePath, configFile);
+  const markDone = async (stage: RunStage) => {
     if (!state.done.includes(stage)) state.done.push(stage);
     // Temp file + rename: a crash while writing leaves the previous state, never half of one.
     await writeFileSafely(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
@@ -852,7 +837,7 @@ function fmt(v: number | null | undefined): string {
   return typeof v === 'number' ? v.toFixed(4) : 'n/a';
 }
 
-function cancelled(runDir: string, state: RunState): RunResult {
+function cancelled(runDir: string, state: WrittenRunState): RunResult {
   return { outcome: 'cancelled', runDir, stages: state.done };
 }
 
@@ -878,13 +863,16 @@ export async function exportForInference(
 }
 
 /** Runs under a folder, with their state (for "several runs are listed with their state"). */
-export async function listRuns(outputDir: string): Promise<{ name: string; dir: string; done: Stage[]; finished: boolean }[]> {
+export async function listRuns(outputDir: string): Promise<{ name: string; dir: string; done: readonly RunStage[]; finished: boolean }[]> {
   const names = await fs.readdir(outputDir).catch(() => [] as string[]);
   const out = [];
   for (const name of names.sort()) {
     const dir = path.join(outputDir, name);
-    const state = JSON.parse(await fs.readFile(path.join(dir, 'state.json'), 'utf8').catch(() => 'null')) as RunState | null;
-    if (state) out.push({ name, dir, done: state.done, finished: state.done.includes('export') });
+    const file = path.join(dir, RUN_STATE_FILE);
+    const text = await fs.readFile(file, 'utf8').catch(() => null);
+    if (text === null) continue; // not a run folder
+    const { done } = parseRunState(text, file);
+    out.push({ name, dir, done, finished: done.includes('export') });
   }
   return out;
 }

@@ -9,6 +9,7 @@
  */
 import { NotificationType, NotificationType0, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { Problem } from '../core/formats/types';
+import type { RunStage } from '../core/runFolder';
 import type { LeftOut } from '../core/exporters/pairs';
 // The engine's own result types, where the engine and its clients must agree on their shape.
 import type { ImportResult } from './data';
@@ -221,7 +222,7 @@ export interface StartRunParams {
 
 export interface RunProgressParams {
   readonly runId: string;
-  readonly stage: 'prepare' | 'stage1' | 'generate' | 'stage2' | 'export' | 'evaluate';
+  readonly stage: RunStage;
   readonly message: string;
   readonly step?: number;
   readonly total?: number;
@@ -254,7 +255,6 @@ export interface StartRunResult {
 
 export const StartRunRequest = new RequestType<StartRunParams, StartRunResult, void>('run/start');
 export const CancelRunRequest = new RequestType<{ runId: string }, { cancelled: boolean }, void>('run/cancel');
-export const ListRunsRequest = new RequestType<{ config: string }, { runs: readonly RunListItem[] }, void>('run/list');
 export const RunProgressNotification = new NotificationType<RunProgressParams>('run/progress');
 export const RunFinishedNotification = new NotificationType<RunFinishedParams>('run/finished');
 

@@ -19,7 +19,6 @@ import {
   ExportRequest,
   StartRunRequest,
   CancelRunRequest,
-  ListRunsRequest,
   RunProgressNotification,
   RunFinishedNotification,
   SelectThenGenerateRequest,
@@ -88,7 +87,6 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
     return runs.start(params.config, params.allowedRoots);
   });
   connection.onRequest(CancelRunRequest, (params) => ({ cancelled: runs.cancel(params.runId) }));
-  connection.onRequest(ListRunsRequest, async (params) => ({ runs: await runs.list(params.config) }));
   connection.onRequest(CompareReportsRequest, async ({ a, b }) => {
     const read = async (f: string) => {
       try {

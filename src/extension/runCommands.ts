@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { fileKind } from '../core/formats/index';
+import { STAGE_NAMES } from '../core/runFolder';
 import { formatEta } from '../core/runHistory';
 import {
   CancelRunRequest,
@@ -16,24 +17,6 @@ import {
   type RunProgressParams,
 } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
-
-export const STAGE_NAMES: Record<RunProgressParams['stage'], string> = {
-  prepare: 'Preparing',
-  stage1: 'Stage 1 (persona-aware learning)',
-  generate: 'Sampling rejected responses',
-  stage2: 'Stage 2 (DPO)',
-  export: 'Exporting',
-  evaluate: 'Evaluating (before vs after)',
-};
-
-const SHORT_STAGE_NAMES: Record<RunProgressParams['stage'], string> = {
-  prepare: 'preparing',
-  stage1: 'stage 1',
-  generate: 'sampling',
-  stage2: 'stage 2',
-  export: 'exporting',
-  evaluate: 'evaluating',
-};
 
 /** A run this window started and the engine is still doing. */
 export interface LiveRun {
@@ -140,13 +123,13 @@ export class RunFollower implements vscode.Disposable {
     const name = run.runDir ? path.basename(run.runDir) : run.name;
     const percent = p?.step !== undefined && p.total ? ` · ${Math.floor((100 * p.step) / p.total)}%` : '';
     const more = runs.length > 1 ? ` (+${runs.length - 1} more)` : '';
-    this.statusItem.text = `$(sync~spin) PAL run ${name}${p ? ` · ${SHORT_STAGE_NAMES[p.stage]}${percent}` : ''}${more}`;
+    this.statusItem.text = `$(sync~spin) PAL run ${name}${p ? ` · ${STAGE_NAMES[p.stage].short}${percent}` : ''}${more}`;
     const tooltip = runs.map((r) => {
       const q = r.progress;
       if (!q) return `${r.name}: starting`;
       const step = q.step !== undefined ? `, step ${q.step}${q.total ? ` of ${q.total}` : ''}` : '';
       const eta = q.etaSeconds !== undefined ? `, about ${formatEta(q.etaSeconds)} left in this stage` : '';
-      return `${r.name}: ${STAGE_NAMES[q.stage]}${step}${eta}`;
+      return `${r.name}: ${STAGE_NAMES[q.stage].progress}${step}${eta}`;
     });
     this.statusItem.tooltip = `${tooltip.join('\n')}\nClick to open the training dashboard.`;
     this.statusItem.command = run.runDir ? { title: 'Open Training Dashboard', command: 'palStudio.openRunDashboard', arguments: [run.runDir] } : undefined;

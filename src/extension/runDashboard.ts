@@ -9,19 +9,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { runHints } from '../core/dpoHints';
-import {
-  appendRecord,
-  evaluationRows,
-  parseMetrics,
-  parseRunState,
-  stageStatuses,
-  toMetricRecord,
-  type EvalRow,
-  type MetricRecord,
-  type RunStage,
-  type RunState,
-  type TrainingStage,
-} from '../core/runHistory';
+import { appendRecord, evaluationRows, parseMetrics, stageStatuses, toMetricRecord, type EvalRow, type MetricRecord } from '../core/runHistory';
+import { parseRunState, type RunStage, type RunState, type TrainingStage } from '../core/runFolder';
 import {
   parseFromRunDashboard,
   parseRunDashboardSavedState,

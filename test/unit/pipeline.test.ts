@@ -181,8 +181,8 @@ test('a corrupt state.json stops the run with its path and what to do, and is le
   const statePath = path.join(project, 'runs', 'corrupt', 'state.json');
   mkdirSync(path.dirname(statePath), { recursive: true });
   for (const [text, message] of [
-    ['{"done": ["prepare", "stage1"', /state\.json: not valid JSON .* delete it to redo the run from the start/],
-    ['{"done": ["stage9"]}', /state\.json: 'done' must be a list of stages \(prepare, stage1, generate, stage2, export, evaluate\)/],
+    ['{"done": ["prepare", "stage1"', /state\.json:1: not valid JSON .* delete it to redo the run from the start/],
+    ['{"done": ["stage9"]}', /state\.json:1: 'done' must be a list of stages \(prepare, stage1, generate, stage2, export, evaluate\)/],
   ] as const) {
     writeFileSync(statePath, text);
     await assert.rejects(runAlignment(config, { python }), message);

@@ -3,25 +3,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runHints, stageHints, type HintId } from '../../src/core/dpoHints';
-import {
-  appendRecord,
-  evaluationRows,
-  formatEta,
-  parseMetrics,
-  parseRunState,
-  RUN_STAGES,
-  series,
-  stageStatuses,
-  toMetricRecord,
-  type MetricRecord,
-} from '../../src/core/runHistory';
-import { STAGES } from '../../src/engine/pipeline';
+import { appendRecord, evaluationRows, formatEta, parseMetrics, series, stageStatuses, toMetricRecord, type MetricRecord } from '../../src/core/runHistory';
+import { parseRunState, RUN_STAGES } from '../../src/core/runFolder';
 import { formatTick, niceTicks } from '../../webview/run-dashboard/chart';
 import { parseFromRunDashboard, parseRunDashboardSavedState, RUN_DASHBOARD_ACTIONS } from '../../webview/run-dashboard/protocol';
-
-test("the dashboard knows the pipeline's stages, in order", () => {
-  assert.deepEqual([...RUN_STAGES], [...STAGES]);
-});
 
 test('metrics.jsonl: records in step order; a bad line is skipped with its file and line, the rest kept', () => {
   const text = [
@@ -87,11 +72,18 @@ test('live steps: null (a NaN over JSON-RPC) is NaN; a repeated step drops the s
   );
 });
 
-test('state.json: the stages done, in order; a file that is not one says where', () => {
-  const state = parseRunState('{"done": ["stage1", "prepare", "bogus"], "config": "/w/tiny.palrun.yaml", "startedAt": "2025-01-01T00:00:00Z"}', 'state.json');
+test('state.json: the stages done, in order; a file that is not one says where and what to do (one parser: the run and the dashboard)', () => {
+  const state = parseRunState('{"done": ["stage1", "prepare"], "config": "/w/tiny.palrun.yaml", "startedAt": "2025-01-01T00:00:00Z"}', 'state.json');
   assert.deepEqual(state, { done: ['prepare', 'stage1'], config: '/w/tiny.palrun.yaml', startedAt: '2025-01-01T00:00:00Z' });
-  assert.throws(() => parseRunState('{"done": [', 'runs/x/state.json'), /^Error: runs\/x\/state\.json:1: not JSON/);
-  assert.throws(() => parseRunState('{"stages": []}', 'runs/x/state.json'), /runs\/x\/state\.json:1: not a run's state\.json/);
+  assert.deepEqual(parseRunState('{"done": []}', 'state.json'), { done: [], config: null, startedAt: null });
+  assert.throws(() => parseRunState('{"done": [', 'runs/x/state.json'), /^Error: runs\/x\/state\.json:1: not valid JSON .* delete it to redo the run/);
+  for (const text of ['{"stages": []}', '{"done": ["stage1", "bogus"]}', '{"done": [1]}', 'null']) {
+    assert.throws(
+      () => parseRunState(text, 'runs/x/state.json'),
+      /runs\/x\/state\.json:1: 'done' must be a list of stages \(prepare, stage1, generate, stage2, export, evaluate\)/,
+      text,
+    );
+  }
 });
 
 test('stage statuses: running, stopped where it stopped, failed, skipped, finished', () => {

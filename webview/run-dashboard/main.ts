@@ -7,7 +7,8 @@ import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import type { Hint } from '../../src/core/dpoHints';
-import { appendRecord, formatEta, RUN_STAGES, series, type MetricRecord, type RunStage, type StageStatus, type TrainingStage } from '../../src/core/runHistory';
+import { appendRecord, formatEta, series, type MetricRecord, type StageStatus } from '../../src/core/runHistory';
+import { RUN_STAGES, STAGE_NAMES, type TrainingStage } from '../../src/core/runFolder';
 import { h } from '../shared/dom';
 import { lineChart } from './chart';
 import type { FromRunDashboard, RunDashboardAction, RunDashboardSavedState, RunDashboardState, ToRunDashboard } from './protocol';
@@ -16,14 +17,6 @@ declare function acquireVsCodeApi(): { postMessage(message: FromRunDashboard): v
 const vscode = acquireVsCodeApi();
 const app = document.getElementById('app')!;
 
-const STAGE_LABELS: Record<RunStage, string> = {
-  prepare: 'Prepare the data',
-  stage1: 'Stage 1: persona-aware learning (SFT)',
-  generate: 'Sample rejected responses',
-  stage2: 'Stage 2: persona alignment (DPO)',
-  export: 'Export for inference',
-  evaluate: 'Evaluate before vs after',
-};
 const STATUS_TEXT: Record<StageStatus, string> = {
   done: 'done',
   running: 'running',
@@ -118,7 +111,7 @@ function renderStages(s: RunDashboardState): void {
         'li',
         { class: `stage stage-${status}`, 'data-stage': stage, 'data-status': status, ...(current ? { 'aria-current': 'step' } : {}) },
         h('span', { class: `codicon codicon-${STATUS_ICON[status]}`, 'aria-hidden': 'true' }),
-        ` ${STAGE_LABELS[stage]} `,
+        ` ${STAGE_NAMES[stage].title} `,
         h('span', { class: 'muted' }, `(${STATUS_TEXT[status]})`),
       );
     }),
@@ -127,12 +120,12 @@ function renderStages(s: RunDashboardState): void {
   if (p) {
     const step = p.step !== undefined ? `step ${p.step}${p.total ? ` of ${p.total}` : ''}` : '';
     const eta = p.etaSeconds !== undefined ? `about ${formatEta(p.etaSeconds)} left in this stage` : '';
-    const line = [STAGE_LABELS[p.stage], step, eta].filter(Boolean).join(' · ');
+    const line = [STAGE_NAMES[p.stage].title, step, eta].filter(Boolean).join(' · ');
     children.push(
       h('p', { class: 'progress-line', 'data-testid': 'progress', role: 'status' }, line, h('br'), h('span', { class: 'muted' }, p.message)),
       p.step !== undefined && p.total
-        ? h('vscode-progress-bar', { value: String(p.step), max: String(p.total), 'aria-label': `${STAGE_LABELS[p.stage]}: ${step}` })
-        : h('vscode-progress-bar', { indeterminate: '', 'aria-label': `${STAGE_LABELS[p.stage]}: working` }),
+        ? h('vscode-progress-bar', { value: String(p.step), max: String(p.total), 'aria-label': `${STAGE_NAMES[p.stage].title}: ${step}` })
+        : h('vscode-progress-bar', { indeterminate: '', 'aria-label': `${STAGE_NAMES[p.stage].title}: working` }),
     );
   }
   parts.stages.replaceChildren(...children);
@@ -172,7 +165,7 @@ function renderCharts(): void {
   for (const stage of ['stage1', 'stage2'] as const) {
     const records = metrics[stage];
     if (!records.length) continue;
-    const title = stage === 'stage1' ? STAGE_LABELS.stage1 : STAGE_LABELS.stage2;
+    const title = stage === 'stage1' ? STAGE_NAMES.stage1.title : STAGE_NAMES.stage2.title;
     const charts = CHARTS[stage]
       .filter((c) => c.keys.some(([key]) => records.some((r) => key in r)))
       .map((c) =>

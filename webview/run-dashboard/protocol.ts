@@ -5,7 +5,8 @@
  * `parseFromRunDashboard` before the extension acts on it.
  */
 import type { Hint } from '../../src/core/dpoHints';
-import type { EvalRow, MetricRecord, RunStage, StageStatus } from '../../src/core/runHistory';
+import type { EvalRow, MetricRecord, StageStatus } from '../../src/core/runHistory';
+import type { RunStage } from '../../src/core/runFolder';
 
 export interface RunDashboardProgress {
   readonly stage: RunStage;

@@ -28,31 +28,16 @@ import {
   type PromptInput,
 } from '../core/prompts';
 import { promptFormatFor, readPalInfo, trainedTasks } from './modelInfo';
-import type { SelectionMode, SelectionSource, SelectProbabilities } from './protocol';
+import type { DecodingSettings, SelectionAndResponse, SelectionMode, SelectProbabilities } from './protocol';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js's tensors and models are loosely typed */
 type Tf = any;
 type OrtTensor = { data: Float32Array | BigInt64Array; dims: number[]; type: string };
 
-export interface DecodingOptions {
-  readonly maxNewTokens?: number;
-  /** 0 = greedy (the default). */
-  readonly temperature?: number;
-  readonly topK?: number;
-  readonly topP?: number;
-  /** > 1: beam search (deterministic; temperature is ignored). */
-  readonly numBeams?: number;
-  /**
-   * > 1: tokens the response already holds are made less likely (CTRL's penalty, as Hugging Face's
-   * `repetition_penalty`: a positive logit is divided by it, a negative one multiplied). Only the
-   * response counts, not the prompt: the prompt holds the persona facts a good reply echoes.
-   */
-  readonly repetitionPenalty?: number;
-  /** > 0: no n-gram of this size occurs twice in the response (Hugging Face's `no_repeat_ngram_size`, response only). */
-  readonly noRepeatNgramSize?: number;
+/** The decoding settings (protocol.ts's `DecodingSettings`, what a client may send), and the in-process ones. */
+export interface DecodingOptions extends DecodingSettings {
   /** Stop at a newline: the end of the persona's turn in PAL's prompts. */
   readonly stopAtNewline?: boolean;
-  readonly seed?: number;
   readonly signal?: AbortSignal;
   /** Called with each piece of text as it is decoded (greedy and sampling; beam search streams at the end). */
   readonly onText?: (piece: string) => void;
@@ -503,19 +488,10 @@ export async function chooseSelection(
  */
 export type Selection = SelectionMode | { readonly highlight: number };
 
-export interface SelectThenGenerateResult {
-  /** 0-based index of the selected persona sentence, or -1 for none. */
-  readonly selected: number;
-  readonly selectedText: string;
-  /** `model`: the model's own select answer; `retrieval`: BM25, for models not trained on select; `none`: a plain baseline model, which does not select. */
-  readonly selectionSource: SelectionSource;
-  /** The model's raw select answer (absent for retrieval). */
-  readonly selectAnswer?: string;
-  /** What the model's select answer put on each choice (absent for retrieval and greedy select answers). */
-  readonly selectProbabilities?: SelectProbabilities;
+/** The selection and the reply (protocol.ts's `SelectionAndResponse`), with the prompt that gave the reply. */
+export interface SelectThenGenerateResult extends SelectionAndResponse {
   /** The generate prompt that was used: it highlights the selected persona. */
   readonly generatePrompt: string;
-  readonly response: string;
 }
 
 export async function selectThenGenerate(

@@ -258,18 +258,42 @@ export const CancelRunRequest = new RequestType<{ runId: string }, { cancelled: 
 export const RunProgressNotification = new NotificationType<RunProgressParams>('run/progress');
 export const RunFinishedNotification = new NotificationType<RunFinishedParams>('run/finished');
 
-export interface SelectThenGenerateParams {
-  readonly model: string;
-  readonly personas: readonly string[];
-  readonly history: readonly string[];
+/** How a reply is decoded: what a client may ask for (inference's DecodingOptions adds the in-process callbacks). */
+export interface DecodingSettings {
   readonly maxNewTokens?: number;
+  /** 0 = greedy (the default). */
   readonly temperature?: number;
   readonly topK?: number;
   readonly topP?: number;
+  /** > 1: beam search (deterministic; temperature is ignored). */
   readonly numBeams?: number;
+  /**
+   * > 1: tokens the response already holds are made less likely (CTRL's penalty, as Hugging Face's
+   * `repetition_penalty`: a positive logit is divided by it, a negative one multiplied). Only the
+   * response counts, not the prompt: the prompt holds the persona facts a good reply echoes.
+   */
   readonly repetitionPenalty?: number;
+  /** > 0: no n-gram of this size occurs twice in the response (Hugging Face's `no_repeat_ngram_size`, response only). */
   readonly noRepeatNgramSize?: number;
   readonly seed?: number;
+}
+
+/** The keys of DecodingSettings, for copying them out of a request (and nothing else a client sent). */
+export const DECODING_SETTINGS = [
+  'maxNewTokens',
+  'temperature',
+  'topK',
+  'topP',
+  'numBeams',
+  'repetitionPenalty',
+  'noRepeatNgramSize',
+  'seed',
+] as const satisfies readonly (keyof DecodingSettings)[];
+
+export interface SelectThenGenerateParams extends DecodingSettings {
+  readonly model: string;
+  readonly personas: readonly string[];
+  readonly history: readonly string[];
   readonly selection?: SelectionMode;
   /** Echoed in generate/text notifications, so a client can tell streams apart. */
   readonly streamId?: string;
@@ -293,14 +317,22 @@ export interface SelectProbabilities {
   readonly facts: readonly number[];
 }
 
-export interface SelectThenGenerateResult {
+/** What select then generate gives: the persona sentence it used and the reply. */
+export interface SelectionAndResponse {
+  /** 0-based index of the selected persona sentence, or -1 for none. */
   readonly selected: number;
   readonly selectedText: string;
+  /** `model`: the model's own select answer; `retrieval`: BM25, for models not trained on select; `none`: a plain baseline model, which does not select. */
   readonly selectionSource: SelectionSource;
+  /** The model's raw select answer (absent for retrieval). */
   readonly selectAnswer?: string;
   /** What the model's select answer put on "none" and on each fact (a PAL model's own selection only). */
   readonly selectProbabilities?: SelectProbabilities;
   readonly response: string;
+}
+
+export interface SelectThenGenerateResult extends SelectionAndResponse {
+  /** Where the model ran ("cpu", …), and why not on a faster device when that is so. */
   readonly device: string;
   readonly deviceNote?: string;
 }

@@ -1,15 +1,13 @@
 /**
- * The engine's alignment runs and inference sessions, shared by the RPC server (the extension)
- * and the CLI: runs go on in the background with progress callbacks and can be cancelled; loaded
- * models are kept for the next request.
+ * The engine's alignment runs, shared by the RPC server (the extension) and the CLI: runs go on in
+ * the background with progress callbacks and can be cancelled. Loaded models: modelCache.ts.
  */
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { parseRunConfig } from '../core/formats/runConfig';
-import { existsSync, promises as fs } from 'node:fs';
-import { loadModel, respond, type LoadedModel } from './inference';
+import { promises as fs } from 'node:fs';
 import { listRuns, runAlignment } from './pipeline';
-import type { PythonReport, RunFinishedParams, RunListItem, RunProgressParams, SelectThenGenerateParams, SelectThenGenerateResult } from './protocol';
+import type { PythonReport, RunFinishedParams, RunListItem, RunProgressParams } from './protocol';
 
 export class NoPythonError extends Error {}
 
@@ -77,56 +75,5 @@ export class RunManager {
 
   cancelAll(): void {
     for (const r of this.active.values()) r.controller.abort();
-  }
-}
-
-export class ModelCache {
-  private readonly models = new Map<string, Promise<LoadedModel>>();
-
-  constructor(private readonly allowHub: () => boolean = () => false) {}
-
-  get(folder: string): Promise<LoadedModel> {
-    // A hub id ("org/name") is read from the hub only when the user allowed it and no local folder
-    // of that name exists; everything else is a path.
-    const hub = this.allowHub() && /^[\w.-]+\/[\w.-]+$/.test(folder) && !existsSync(path.resolve(folder));
-    const key = hub ? folder : path.resolve(folder);
-    let m = this.models.get(key);
-    if (!m) {
-      m = loadModel(key, { allowRemote: hub });
-      this.models.set(key, m);
-      m.catch(() => this.models.delete(key));
-    }
-    return m;
-  }
-
-  async selectThenGenerate(p: SelectThenGenerateParams, signal: AbortSignal, onText: (piece: string) => void): Promise<SelectThenGenerateResult> {
-    const m = await this.get(p.model);
-    const r = await respond(
-      m,
-      { personas: p.personas, history: p.history },
-      {
-        signal,
-        onText,
-        ...(p.maxNewTokens !== undefined ? { maxNewTokens: p.maxNewTokens } : {}),
-        ...(p.temperature !== undefined ? { temperature: p.temperature } : {}),
-        ...(p.topK !== undefined ? { topK: p.topK } : {}),
-        ...(p.topP !== undefined ? { topP: p.topP } : {}),
-        ...(p.numBeams !== undefined ? { numBeams: p.numBeams } : {}),
-        ...(p.repetitionPenalty !== undefined ? { repetitionPenalty: p.repetitionPenalty } : {}),
-        ...(p.noRepeatNgramSize !== undefined ? { noRepeatNgramSize: p.noRepeatNgramSize } : {}),
-        ...(p.seed !== undefined ? { seed: p.seed } : {}),
-        ...(p.selection ? { selection: p.selection } : {}),
-      },
-    );
-    return {
-      selected: r.selected,
-      selectedText: r.selectedText,
-      selectionSource: r.selectionSource,
-      ...(r.selectAnswer !== undefined ? { selectAnswer: r.selectAnswer } : {}),
-      ...(r.selectProbabilities ? { selectProbabilities: r.selectProbabilities } : {}),
-      response: r.response,
-      device: m.device,
-      ...(m.deviceNote ? { deviceNote: m.deviceNote } : {}),
-    };
   }
 }

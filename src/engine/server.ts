@@ -27,7 +27,8 @@ import {
   type EngineSettings,
 } from './protocol';
 import { exportFile, importFile, validateFile } from './data';
-import { ModelCache, pythonFor, RunManager } from './runs';
+import { ModelCache } from './modelCache';
+import { pythonFor, RunManager } from './runs';
 import { compareRuns } from './eval';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';

@@ -4,7 +4,7 @@
  * when nothing matches well enough. Labelled as retrieval wherever it is used, never passed off
  * as the model's own selection.
  */
-import { contentWords } from './importers/labeller';
+import { contentStems } from './labeller';
 
 export interface Bm25Options {
   readonly k1?: number;
@@ -16,12 +16,12 @@ export interface Bm25Options {
 /** Index of the best persona sentence for `query`, or -1; with the scores for display. */
 export function bm25Select(personas: readonly string[], query: string, options: Bm25Options = {}): { index: number; scores: number[] } {
   const { k1 = 1.2, b = 0.75, minScore = 0 } = options;
-  const docs = personas.map((p) => contentWords(p));
+  const docs = personas.map((p) => contentStems(p));
   const n = docs.length;
   const avg = docs.reduce((s, d) => s + d.length, 0) / Math.max(1, n);
   const df = new Map<string, number>();
   for (const d of docs) for (const w of new Set(d)) df.set(w, (df.get(w) ?? 0) + 1);
-  const terms = new Set(contentWords(query));
+  const terms = new Set(contentStems(query));
   const scores = docs.map((d) => {
     const tf = new Map<string, number>();
     for (const w of d) tf.set(w, (tf.get(w) ?? 0) + 1);

@@ -4,7 +4,7 @@
  * only: the engine tokenizes, the trainer trains.
  */
 import type { ChatMessage, DialogueExample, Persona, PreferencePair } from './formats/types';
-import { labelPersona } from './importers/labeller';
+import { labelPersona } from './labeller';
 import { mulberry32 } from './random';
 import { generatePrompt, historyOnlyPrompt, plainPrompt, responseTarget, selectPrompt, selectTarget, TEXT_FORMAT, type PromptFormat } from './prompts';
 

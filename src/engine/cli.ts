@@ -27,7 +27,7 @@ import { pythonFor, RunManager } from './runs';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
 import { SELECTION_MODES, type LogLevel, type SelectionMode } from './protocol';
-import { PAL_STUDIO_VERSION } from './version';
+import { PAL_STUDIO_VERSION } from '../core/version';
 import { trainTokenizer } from './tokenizerTrain';
 
 const HELP = `pal ${PAL_STUDIO_VERSION}: PAL Studio's engine on the command line

@@ -7,7 +7,7 @@ import type { DeviceInfo, EngineInfo, EngineInfoParams, EngineSettings, ListPyth
 import { ENGINE_PROTOCOL_VERSION } from './protocol';
 import type { Logger } from './log';
 import { currentSearchEnvironment, discoverPython, listCandidates, probeCandidate, type SearchEnvironment } from './python';
-import { PAL_STUDIO_VERSION } from './version';
+import { PAL_STUDIO_VERSION } from '../core/version';
 
 export const DEFAULT_SETTINGS: EngineSettings = { allowPython: true, logLevel: 'info' };
 

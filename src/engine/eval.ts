@@ -28,7 +28,7 @@ import {
 } from '../core/metrics/index';
 import { readTextFile, writeFileSafely } from './data';
 import { transformers } from './transformers';
-import { PAL_STUDIO_VERSION } from './version';
+import { PAL_STUDIO_VERSION } from '../core/version';
 
 // ---------------------------------------------------------------------------------------------
 // Reading predictions

@@ -1,16 +1,6 @@
 /** Plain-text rendering of engine reports, for the CLI and logs. */
+import { formatBytes } from '../core/units';
 import type { EngineInfo, PythonAttempt } from './protocol';
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 const OUTCOME_MARK: Record<PythonAttempt['outcome'], string> = {
   usable: 'ok',

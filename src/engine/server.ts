@@ -32,7 +32,7 @@ import { pythonFor, RunManager } from './runs';
 import { compareRuns } from './eval';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { PAL_STUDIO_VERSION } from './version';
+import { PAL_STUDIO_VERSION } from '../core/version';
 
 export interface ServeOptions {
   /** Called once the client sent `engine/exit`, or the connection closed. */

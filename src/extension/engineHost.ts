@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { EngineClient, type EngineState } from '../engine/client';
 import { engineEntry } from '../engine/paths';
 import { EngineInfoRequest, type EngineInfo, type EngineInfoParams, type EngineSettings, type LogLevel } from '../engine/protocol';
-import { PAL_STUDIO_VERSION } from '../engine/version';
+import { PAL_STUDIO_VERSION } from '../core/version';
 import type { TestReport } from './testReport';
 
 export class EngineHost implements vscode.Disposable {

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import type { EngineInfo } from '../engine/protocol';
-import { PAL_STUDIO_VERSION } from '../engine/version';
+import { PAL_STUDIO_VERSION } from '../core/version';
 import { EngineHost } from './engineHost';
 import { compareReports } from './comparePanel';
 import { registerCompletion } from './completion';

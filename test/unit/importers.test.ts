@@ -13,14 +13,14 @@ import { balanceLabels } from '../../src/engine/data';
 import { exportCharacterCard, importCharacterCard } from '../../src/core/importers/card';
 import { guessImportFormat } from '../../src/core/importers/guess';
 import {
-  contentWords,
+  contentStems,
   DEFAULT_MIN_SHARED,
   DEFAULT_MIN_SINGLE_WORD_LENGTH,
   LABELLER_RULE,
   labelDistribution,
   labelPersona,
   STOP_WORDS,
-} from '../../src/core/importers/labeller';
+} from '../../src/core/labeller';
 import { importCorpus } from '../../src/core/importers/corpus';
 import { importParlai } from '../../src/core/importers/parlai';
 import { importSyntheticPersonaChat, parseSpcConversation } from '../../src/core/importers/spc';
@@ -37,11 +37,11 @@ const lineAt = (text: string, offset: number) => text.slice(0, offset).split('\n
 // ---------------------------------------------------------------------------------------------
 // Labeller
 
-test('contentWords lower-cases, drops stop words and short words, keeps numbers, stems', () => {
-  assert.deepEqual(contentWords("The DOGS ran 5 miles, I'm sure! Glass classes"), ['dog', 'ran', '5', 'mile', 'glass', 'class']);
-  assert.deepEqual(contentWords('hiking and hikes , enjoyed it'), ['hike'], 'one stem; "enjoyed" is a framing verb');
-  assert.deepEqual(contentWords('i like to ski .'), ['ski']);
-  assert.deepEqual(contentWords('it is what it is'), []);
+test('contentStems lower-cases, drops stop words and short words, keeps numbers, stems', () => {
+  assert.deepEqual(contentStems("The DOGS ran 5 miles, I'm sure! Glass classes"), ['dog', 'ran', '5', 'mile', 'glass', 'class']);
+  assert.deepEqual(contentStems('hiking and hikes , enjoyed it'), ['hike'], 'one stem; "enjoyed" is a framing verb');
+  assert.deepEqual(contentStems('i like to ski .'), ['ski']);
+  assert.deepEqual(contentStems('it is what it is'), []);
   assert.ok(STOP_WORDS.has('the') && STOP_WORDS.has('like') && !STOP_WORDS.has('dog'));
 });
 

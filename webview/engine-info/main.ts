@@ -7,7 +7,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-divider/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import type { EngineInfo, PythonAttempt } from '../../src/engine/protocol';
-import { formatBytes } from '../../src/engine/format';
+import { formatBytes } from '../../src/core/units';
 import type { EngineInfoAction, FromEngineInfoView, ToEngineInfoView } from '../protocol';
 import { h } from '../shared/dom';
 

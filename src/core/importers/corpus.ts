@@ -13,7 +13,7 @@
  */
 import { problem } from '../formats/problems';
 import type { DialogueExample, Problem, Split } from '../formats/types';
-import { labelPersona, type LabelOptions } from './labeller';
+import { labelPersona, type LabelOptions } from '../labeller';
 import type { DialogueImport } from './parlai';
 
 export interface CorpusImportOptions {

@@ -11,7 +11,7 @@
  */
 import { problem } from '../formats/problems';
 import type { DialogueExample, Problem, Split } from '../formats/types';
-import { labelPersona, type LabelOptions } from './labeller';
+import { labelPersona, type LabelOptions } from '../labeller';
 
 export interface ParlaiImportOptions {
   /** The split the examples belong to (default "valid"). */

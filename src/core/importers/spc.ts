@@ -20,7 +20,7 @@
 import { parse } from 'csv-parse/sync';
 import { problem } from '../formats/problems';
 import type { DialogueExample, Problem, Split } from '../formats/types';
-import { labelPersona, type LabelOptions } from './labeller';
+import { labelPersona, type LabelOptions } from '../labeller';
 import type { DialogueImport } from './parlai';
 
 export interface SpcImportOptions {

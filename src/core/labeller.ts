@@ -9,8 +9,8 @@
  *
  * Pure and deterministic: the same input always gives the same label.
  */
-import type { DialogueExample } from '../formats/types';
-import { porterStem } from '../porter';
+import type { DialogueExample } from './formats/types';
+import { porterStem } from './porter';
 
 /**
  * Words that carry no persona content: English function words, the pieces contractions split
@@ -280,8 +280,12 @@ export function contentWordForms(text: string): Map<string, number> {
   return words;
 }
 
-/** The content words of a text, stemmed (distinct, in first-seen order). */
-export function contentWords(text: string): string[] {
+/**
+ * The content words of a text, stemmed (distinct, in first-seen order): what the labeller and BM25
+ * match on. P-F1's content words (metrics/persona.ts `contentWords`) are PAL's definition, without
+ * stemming, so that the metric stays comparable with the paper's.
+ */
+export function contentStems(text: string): string[] {
   return [...contentWordForms(text).keys()];
 }
 

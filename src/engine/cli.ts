@@ -30,164 +30,14 @@ import { SELECTION_MODES, type LogLevel, type SelectionMode } from './protocol';
 import { PAL_STUDIO_VERSION } from '../core/version';
 import { trainTokenizer } from './tokenizerTrain';
 
-const HELP = `pal ${PAL_STUDIO_VERSION}: PAL Studio's engine on the command line
-
-Usage: pal <command> [options]
-
-Commands:
-  info          The engine, its devices, and the Python/torch the trainer would use,
-                with every interpreter that was tried and why it was or was not usable.
-  validate      Check persona, dialogue, pair and run-config files; problems are printed
-                as file:line:column: severity: message.
-  import        Convert PERSONA-CHAT/ConvAI2 text, Synthetic-Persona-Chat CSV or a
-                Character Card (V1/V2/V3) into PAL Studio's formats.
-  export        Convert preference pairs for TRL, LLaMA-Factory or axolotl, or a persona
-                into a Character Card.
-  train         Run PAL (stage 1, rejection sampling, stage 2, export) from a *.palrun.yaml.
-  runs          List a run config's runs and their stages.
-  chat          Select then generate with a model and a persona.
-  predict       A model's answers to dialogue sets, as predictions for pal eval.
-  eval          Score a model's predictions: BLEU-1..4, ROUGE-L, Distinct-1/2, persona
-                selection accuracy, P-F1, P-Cover and C.score; JSON and HTML reports.
-  compare       Two evaluation reports side by side.
-  tokenizer     Train the byte-level BPE tokenizer on the dialogue corpora (tokenizer train),
-                and encode the corpora as a token stream (tokenizer encode).
-  model         A new, randomly initialised model folder from a config.json (model init).
-  pretrain      Pre-train a base model on a token stream; resumes where it stopped.
-  perplexity    A model's perplexity on the responses of a dialogue set.
-  demo          The PAL demo: a short run of the default model on the sample project,
-                before/after table and HTML report (what npm start runs).
-
-Options:
-  -h, --help    Show this help (also: pal <command> --help).
-  -V, --version Print the version.
-
-Run "pal <command> --help" for a command's options.
-`;
-
-const INFO_HELP = `Usage: pal info [--json] [--python PATH] [--verbose]
-
-  --json          Print the report as one JSON object (stable field names).
-  --python PATH   Use this interpreter instead of searching (like the palStudio.python.path setting).
-  --verbose       Log every step of the search to stderr.
-`;
-
-const VALIDATE_HELP = `Usage: pal validate <file|folder>... [--json]
-
-  Checks *.persona.yaml/.json, *.dialogues.jsonl, *.pairs.jsonl and *.palrun.yaml files
-  (folders are searched). Prints each problem as file:line:column: severity: message and
-  exits 1 when there is any error or warning, 0 when all is clean.
-
-  --json          Print the problems as one JSON array instead.
-`;
-
-const IMPORT_HELP = `Usage: pal import <file> --out <file> [--from persona-chat|spc|corpus|card] [--split train|valid|test] [--limit N] [--sample N [--seed S]] [--balance] [--force]
-
-  persona-chat  ParlAI text (PERSONA-CHAT / ConvAI2, "your persona:" lines)  -> *.dialogues.jsonl
-  spc           Synthetic-Persona-Chat CSV                                    -> *.dialogues.jsonl
-  corpus        dialogue corpus JSON lines ({"turns", "persona_a", "persona_b"}), gzip or not
-                                                                              -> *.dialogues.jsonl
-  card          Character Card V1/V2/V3 JSON                                  -> *.persona.yaml (or .json)
-
-  --limit N     keep the first N examples (file order): a development or evaluation subset.
-  --sample N    keep N examples drawn from the whole file with --seed (default 42), in file order:
-                a subset that spans the file.
-  --balance     keep every example whose response uses a persona sentence and as many of the
-                others (drawn with --seed), before --sample and --limit: persona data mostly
-                answers "none", and a model trained on that learns to ignore its persona.
-
-  The format is guessed from the content when --from is absent. Which persona sentence each
-  response relies on is labelled by content-word overlap (docs/labeller.md). An existing output
-  file is never replaced unless --force is given.
-`;
-
-const EXPORT_HELP = `Usage: pal export <file> --to trl|llama-factory|axolotl|card --out <path> [--name NAME] [--force]
-
-  trl            *.pairs.jsonl -> <out>/<name>.jsonl (prompt, chosen, rejected)
-  llama-factory  *.pairs.jsonl -> <out>/<name>.json + <out>/dataset_info.json (ranking: true)
-  axolotl        *.pairs.jsonl -> <out>/<name>.jsonl (chat_template.default) + axolotl-dataset.yaml
-  card           *.persona.yaml -> <out> (a Character Card JSON file)
-
-  Only judged pairs (status "chosen", or no status) are exported; pending, skipped and tie pairs
-  are counted and left out. Existing files are never replaced unless --force is given.
-`;
-
-const TRAIN_HELP = `Usage: pal train <run.palrun.yaml> [--python PATH] [--nli FOLDER] [--allow-outside]
-
-  Runs PAL on the run config: the stage-1 mixture from its dialogue sets, stage 1, persona-blind
-  rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, an ONNX
-  export in <output>/<name>/model, and select-then-generate on the held-out examples (valid/test)
-  before and after alignment, scored like pal eval into <output>/<name>/eval/report.html (C.score
-  with --nli, a local NLI model). Progress goes to stderr. Ctrl-C stops at a checkpoint; the same
-  command resumes.
-
-  Every path the config names (model, data, output) must lie inside the current folder or the
-  config's own folder (model.base may also be pal-default, the embedded model): a config from
-  elsewhere cannot read or write anywhere else. --allow-outside lifts that.
-`;
-
-const RUNS_HELP = `Usage: pal runs <run.palrun.yaml> [--json]
-
-  The runs in the config's output folder and the stages each has done.
-`;
-
-const CHAT_HELP = `Usage: pal chat --model <folder> (--persona <file.persona.yaml> | --facts "a.|b.") [--history "turn"]... "message"
-                [--temperature T] [--top-k K] [--top-p P] [--beams N] [--max-new-tokens N] [--seed S] [--selection auto|model|retrieval] [--json]
-                [--repetition-penalty P] [--no-repeat-ngram N]
-
-  Select then generate: the model picks the persona sentence the reply should use (or BM25
-  retrieval, labelled, for models not trained on PAL's select task), then writes the reply with
-  that sentence highlighted. The reply streams to stdout.
-
-  Small models decoding greedily tend to loop; --repetition-penalty 1.2 (tokens already in the
-  reply are less likely) or --no-repeat-ngram 3 (no 3 tokens twice in the reply) curb that.
-`;
-
-const EVAL_HELP = `Usage: pal eval --predictions <file.jsonl> [--baseline <file.jsonl>] [--json] [--out <dir>] [--nli <model folder>] [--tokenize whitespace|words]
-
-  Each line of the predictions file is a JSON object with "prediction" and "reference", and
-  optionally "personas" (the persona sentences), "selected" and "gold_persona" (a persona index,
-  or -1 for none). Metrics and their definitions: docs/metrics.md.
-
-  --baseline FILE   Predictions before alignment: the table shows before, after and the change.
-  --json            Print the report as one JSON object (stable keys: bleu1..bleu4, rougeL,
-                    distinct1, distinct2, avgLength, selectionAccuracy, pF1, pCover, cScore, ...).
-  --out DIR         Write DIR/report.json (with per-example scores) and DIR/report.html
-                    (replaced on each run).
-  --nli FOLDER      A local transformers.js text-classification NLI model (config.json id2label
-                    naming entailment, neutral, contradiction) for C.score. Without it C.score is
-                    not computed, and the report says so.
-  --tokenize MODE   whitespace (default: lower-case, split on white space; PERSONA-CHAT is
-                    already tokenised) or words (lower-case, punctuation split off).
-`;
-
-const COMPARE_HELP = `Usage: pal compare <report-a.json> <report-b.json> [--json]
-
-  Shows every metric of two pal eval reports side by side with the change from a to b, and warns
-  when they are not comparable (different tokenisation, examples or NLI model). When both
-  predictions files the reports were made from are still there and answer the same examples, each
-  change gets its 95% interval and p from the paired bootstrap (1000 paired draws of the examples,
-  seed 1): a change whose interval holds 0 is not shown to be one.
-
-  --json            Print the comparison as one JSON object.
-`;
-
-const TOKENIZER_HELP = `Usage: pal tokenizer train --corpora <folder> --out <folder> [--vocab-size N] [--min-frequency N] [--limit-dialogues N]
-       pal tokenizer encode --tokenizer <folder> --corpora <folder> --out <file.bin> [--limit-dialogues N]
-
-  encode writes the corpora's dialogues (as PAL's dialogue block, <|endoftext|> between them) as
-  little-endian uint16 token ids: the data of the trainer's "lm" (pre-training) job.
-
-  Trains a byte-level BPE tokenizer (GPT-2's scheme) on every turn of the *.jsonl.gz dialogue
-  corpora in --corpora and writes tokenizer.json and tokenizer_config.json (Hugging Face format,
-  loaded by transformers.js) into --out. Deterministic. Details: docs/tokenizer.md.
-
-  --vocab-size N       Total vocabulary, <|endoftext|> and the 256 bytes included (default 4096).
-  --min-frequency N    Pairs seen fewer times are not merged (default 2).
-  --limit-dialogues N  Read only the first N dialogues (files in name order).
-`;
-
 export class UsageError extends Error {}
+
+/** One pal command: what `pal --help` says of it, its own help, and what it does. */
+interface Command {
+  readonly summary: string;
+  readonly help: string;
+  readonly run: (args: readonly string[], io: Io) => Promise<number>;
+}
 
 interface Io {
   out: (text: string) => void;
@@ -200,28 +50,15 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   try {
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       // No command is a usage error: help goes to stderr so scripts see nothing on stdout.
-      (command === undefined ? io.err : io.out)(HELP);
+      (command === undefined ? io.err : io.out)(mainHelp());
       return command === undefined ? 2 : 0;
     }
     if (command === '-V' || command === '--version') {
       io.out(`${PAL_STUDIO_VERSION}\n`);
       return 0;
     }
-    if (command === 'info') return await info(rest, io);
-    if (command === 'validate') return await validate(rest, io);
-    if (command === 'import') return await importCommand(rest, io);
-    if (command === 'export') return await exportCommand(rest, io);
-    if (command === 'eval') return await evalCommand(rest, io);
-    if (command === 'compare') return await compareCommand(rest, io);
-    if (command === 'train') return await trainCommand(rest, io);
-    if (command === 'runs') return await runsCommand(rest, io);
-    if (command === 'chat') return await chatCommand(rest, io);
-    if (command === 'predict') return await predictCommand(rest, io);
-    if (command === 'tokenizer') return await tokenizerCommand(rest, io);
-    if (command === 'model') return await modelCommand(rest, io);
-    if (command === 'pretrain') return await pretrainCommand(rest, io);
-    if (command === 'perplexity') return await perplexityCommand(rest, io);
-    if (command === 'demo') return await demoCommand(rest, io);
+    const spec = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (spec) return await spec.run(rest, io);
     throw new UsageError(`unknown command "${command}"`);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -233,6 +70,18 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
+const INFO_COMMAND: Command = {
+  summary: `The engine, its devices, and the Python/torch the trainer would use,
+with every interpreter that was tried and why it was or was not usable.`,
+  help: `Usage: pal info [--json] [--python PATH] [--verbose]
+
+  --json          Print the report as one JSON object (stable field names).
+  --python PATH   Use this interpreter instead of searching (like the palStudio.python.path setting).
+  --verbose       Log every step of the search to stderr.
+`,
+  run: info,
+};
+
 async function info(args: readonly string[], io: Io): Promise<number> {
   let json = false;
   let python: string | undefined;
@@ -240,7 +89,7 @@ async function info(args: readonly string[], io: Io): Promise<number> {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '-h' || a === '--help') {
-      io.out(INFO_HELP);
+      io.out(INFO_COMMAND.help);
       return 0;
     } else if (a === '--json') json = true;
     else if (a === '--verbose') level = 'debug';
@@ -284,10 +133,24 @@ function parseArgs(args: readonly string[], valued: readonly string[], flags: re
   return { positional, options };
 }
 
+const VALIDATE_COMMAND: Command = {
+  summary: `Check persona, dialogue, pair and run-config files; problems are printed
+as file:line:column: severity: message.`,
+  help: `Usage: pal validate <file|folder>... [--json]
+
+  Checks *.persona.yaml/.json, *.dialogues.jsonl, *.pairs.jsonl and *.palrun.yaml files
+  (folders are searched). Prints each problem as file:line:column: severity: message and
+  exits 1 when there is any error or warning, 0 when all is clean.
+
+  --json          Print the problems as one JSON array instead.
+`,
+  run: validate,
+};
+
 async function validate(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, [], ['--json', '-h', '--help'], 'validate');
   if (options['-h'] || options['--help']) {
-    io.out(VALIDATE_HELP);
+    io.out(VALIDATE_COMMAND.help);
     return 0;
   }
   if (positional.length === 0) throw new UsageError('pal validate needs at least one file or folder');
@@ -315,6 +178,31 @@ async function validate(args: readonly string[], io: Io): Promise<number> {
   return errors + warnings > 0 ? 1 : 0;
 }
 
+const IMPORT_COMMAND: Command = {
+  summary: `Convert PERSONA-CHAT/ConvAI2 text, Synthetic-Persona-Chat CSV or a
+Character Card (V1/V2/V3) into PAL Studio's formats.`,
+  help: `Usage: pal import <file> --out <file> [--from persona-chat|spc|corpus|card] [--split train|valid|test] [--limit N] [--sample N [--seed S]] [--balance] [--force]
+
+  persona-chat  ParlAI text (PERSONA-CHAT / ConvAI2, "your persona:" lines)  -> *.dialogues.jsonl
+  spc           Synthetic-Persona-Chat CSV                                    -> *.dialogues.jsonl
+  corpus        dialogue corpus JSON lines ({"turns", "persona_a", "persona_b"}), gzip or not
+                                                                              -> *.dialogues.jsonl
+  card          Character Card V1/V2/V3 JSON                                  -> *.persona.yaml (or .json)
+
+  --limit N     keep the first N examples (file order): a development or evaluation subset.
+  --sample N    keep N examples drawn from the whole file with --seed (default 42), in file order:
+                a subset that spans the file.
+  --balance     keep every example whose response uses a persona sentence and as many of the
+                others (drawn with --seed), before --sample and --limit: persona data mostly
+                answers "none", and a model trained on that learns to ignore its persona.
+
+  The format is guessed from the content when --from is absent. Which persona sentence each
+  response relies on is labelled by content-word overlap (docs/labeller.md). An existing output
+  file is never replaced unless --force is given.
+`,
+  run: importCommand,
+};
+
 async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(
     args,
@@ -323,7 +211,7 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
     'import',
   );
   if (options['-h'] || options['--help']) {
-    io.out(IMPORT_HELP);
+    io.out(IMPORT_COMMAND.help);
     return 0;
   }
   if (positional.length !== 1) throw new UsageError('pal import takes one input file');
@@ -363,10 +251,26 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   return result.count > 0 ? 0 : 1;
 }
 
+const EXPORT_COMMAND: Command = {
+  summary: `Convert preference pairs for TRL, LLaMA-Factory or axolotl, or a persona
+into a Character Card.`,
+  help: `Usage: pal export <file> --to trl|llama-factory|axolotl|card --out <path> [--name NAME] [--force]
+
+  trl            *.pairs.jsonl -> <out>/<name>.jsonl (prompt, chosen, rejected)
+  llama-factory  *.pairs.jsonl -> <out>/<name>.json + <out>/dataset_info.json (ranking: true)
+  axolotl        *.pairs.jsonl -> <out>/<name>.jsonl (chat_template.default) + axolotl-dataset.yaml
+  card           *.persona.yaml -> <out> (a Character Card JSON file)
+
+  Only judged pairs (status "chosen", or no status) are exported; pending, skipped and tie pairs
+  are counted and left out. Existing files are never replaced unless --force is given.
+`,
+  run: exportCommand,
+};
+
 async function exportCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, ['--out', '--to', '--name'], ['--force', '-h', '--help'], 'export');
   if (options['-h'] || options['--help']) {
-    io.out(EXPORT_HELP);
+    io.out(EXPORT_COMMAND.help);
     return 0;
   }
   if (positional.length !== 1) throw new UsageError('pal export takes one input file');
@@ -394,10 +298,33 @@ async function exportCommand(args: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
+const EVAL_COMMAND: Command = {
+  summary: `Score a model's predictions: BLEU-1..4, ROUGE-L, Distinct-1/2, persona
+selection accuracy, P-F1, P-Cover and C.score; JSON and HTML reports.`,
+  help: `Usage: pal eval --predictions <file.jsonl> [--baseline <file.jsonl>] [--json] [--out <dir>] [--nli <model folder>] [--tokenize whitespace|words]
+
+  Each line of the predictions file is a JSON object with "prediction" and "reference", and
+  optionally "personas" (the persona sentences), "selected" and "gold_persona" (a persona index,
+  or -1 for none). Metrics and their definitions: docs/metrics.md.
+
+  --baseline FILE   Predictions before alignment: the table shows before, after and the change.
+  --json            Print the report as one JSON object (stable keys: bleu1..bleu4, rougeL,
+                    distinct1, distinct2, avgLength, selectionAccuracy, pF1, pCover, cScore, ...).
+  --out DIR         Write DIR/report.json (with per-example scores) and DIR/report.html
+                    (replaced on each run).
+  --nli FOLDER      A local transformers.js text-classification NLI model (config.json id2label
+                    naming entailment, neutral, contradiction) for C.score. Without it C.score is
+                    not computed, and the report says so.
+  --tokenize MODE   whitespace (default: lower-case, split on white space; PERSONA-CHAT is
+                    already tokenised) or words (lower-case, punctuation split off).
+`,
+  run: evalCommand,
+};
+
 async function evalCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, ['--predictions', '--baseline', '--out', '--nli', '--tokenize'], ['--json', '-h', '--help'], 'eval');
   if (options['-h'] || options['--help']) {
-    io.out(EVAL_HELP);
+    io.out(EVAL_COMMAND.help);
     return 0;
   }
   if (positional.length > 0) throw new UsageError(`pal eval takes its file with --predictions, not "${positional[0]}"`);
@@ -417,10 +344,25 @@ async function evalCommand(args: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
+const COMPARE_COMMAND: Command = {
+  summary: 'Two evaluation reports side by side, with a paired test.',
+  help: `Usage: pal compare <report-a.json> <report-b.json> [--json]
+
+  Shows every metric of two pal eval reports side by side with the change from a to b, and warns
+  when they are not comparable (different tokenisation, examples or NLI model). When both
+  predictions files the reports were made from are still there and answer the same examples, each
+  change gets its 95% interval and p from the paired bootstrap (1000 paired draws of the examples,
+  seed 1): a change whose interval holds 0 is not shown to be one.
+
+  --json            Print the comparison as one JSON object.
+`,
+  run: compareCommand,
+};
+
 async function compareCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, [], ['--json', '-h', '--help'], 'compare');
   if (options['-h'] || options['--help']) {
-    io.out(COMPARE_HELP);
+    io.out(COMPARE_COMMAND.help);
     return 0;
   }
   if (positional.length !== 2) throw new UsageError('pal compare takes two report.json files');
@@ -441,10 +383,28 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
   return 0;
 }
 
+const TRAIN_COMMAND: Command = {
+  summary: 'Run PAL (stage 1, rejection sampling, stage 2, export) from a *.palrun.yaml.',
+  help: `Usage: pal train <run.palrun.yaml> [--python PATH] [--nli FOLDER] [--allow-outside]
+
+  Runs PAL on the run config: the stage-1 mixture from its dialogue sets, stage 1, persona-blind
+  rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, an ONNX
+  export in <output>/<name>/model, and select-then-generate on the held-out examples (valid/test)
+  before and after alignment, scored like pal eval into <output>/<name>/eval/report.html (C.score
+  with --nli, a local NLI model). Progress goes to stderr. Ctrl-C stops at a checkpoint; the same
+  command resumes.
+
+  Every path the config names (model, data, output) must lie inside the current folder or the
+  config's own folder (model.base may also be pal-default, the embedded model): a config from
+  elsewhere cannot read or write anywhere else. --allow-outside lifts that.
+`,
+  run: trainCommand,
+};
+
 async function trainCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, ['--python', '--nli'], ['-h', '--help', '--allow-outside'], 'train');
   if (options['-h'] || options['--help']) {
-    io.out(TRAIN_HELP);
+    io.out(TRAIN_COMMAND.help);
     return 0;
   }
   if (positional.length !== 1) throw new UsageError('pal train takes one run config (*.palrun.yaml)');
@@ -491,10 +451,19 @@ async function interruptible<T>(io: Io, message: string, fn: (signal: AbortSigna
   }
 }
 
+const RUNS_COMMAND: Command = {
+  summary: "List a run config's runs and their stages.",
+  help: `Usage: pal runs <run.palrun.yaml> [--json]
+
+  The runs in the config's output folder and the stages each has done.
+`,
+  run: runsCommand,
+};
+
 async function runsCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, [], ['--json', '-h', '--help'], 'runs');
   if (options['-h'] || options['--help']) {
-    io.out(RUNS_HELP);
+    io.out(RUNS_COMMAND.help);
     return 0;
   }
   if (positional.length !== 1) throw new UsageError('pal runs takes one run config (*.palrun.yaml)');
@@ -511,7 +480,9 @@ async function runsCommand(args: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
-const PREDICT_HELP = `Usage: pal predict --model <folder> <file.dialogues.jsonl>... --out <predictions.jsonl> [options]
+const PREDICT_COMMAND: Command = {
+  summary: "A model's answers to dialogue sets, as predictions for pal eval.",
+  help: `Usage: pal predict --model <folder> <file.dialogues.jsonl>... --out <predictions.jsonl> [options]
 
   A model's answers to every example of the dialogue sets (any split), as a run's evaluation
   gives them: select then generate for a PAL model (BM25 selection, labelled, for a model not
@@ -529,13 +500,15 @@ const PREDICT_HELP = `Usage: pal predict --model <folder> <file.dialogues.jsonl>
                          BM25 for a model not trained on select), model, retrieval, or the
                          evaluation's reference rows: gold (the labelled sentence) or none
   --force                replace --out if it exists
-`;
+`,
+  run: predictCommand,
+};
 
 async function predictCommand(args: readonly string[], io: Io): Promise<number> {
   const valued = ['--model', '--out', '--limit', '--beams', '--no-repeat-ngram', '--repetition-penalty', '--max-new-tokens', '--seed', '--selection'];
   const { positional, options } = parseArgs(args, valued, ['--force', '-h', '--help'], 'predict');
   if (options['-h'] || options['--help']) {
-    io.out(PREDICT_HELP);
+    io.out(PREDICT_COMMAND.help);
     return 0;
   }
   const [model, out] = [options['--model'], options['--out']];
@@ -582,6 +555,22 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
   return 0;
 }
 
+const CHAT_COMMAND: Command = {
+  summary: 'Select then generate with a model and a persona.',
+  help: `Usage: pal chat --model <folder> (--persona <file.persona.yaml> | --facts "a.|b.") [--history "turn"]... "message"
+                [--temperature T] [--top-k K] [--top-p P] [--beams N] [--max-new-tokens N] [--seed S] [--selection auto|model|retrieval] [--json]
+                [--repetition-penalty P] [--no-repeat-ngram N]
+
+  Select then generate: the model picks the persona sentence the reply should use (or BM25
+  retrieval, labelled, for models not trained on PAL's select task), then writes the reply with
+  that sentence highlighted. The reply streams to stdout.
+
+  Small models decoding greedily tend to loop; --repetition-penalty 1.2 (tokens already in the
+  reply are less likely) or --no-repeat-ngram 3 (no 3 tokens twice in the reply) curb that.
+`,
+  run: chatCommand,
+};
+
 async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   const valued = [
     '--model',
@@ -614,7 +603,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
     'chat',
   );
   if (options['-h'] || options['--help']) {
-    io.out(CHAT_HELP);
+    io.out(CHAT_COMMAND.help);
     return 0;
   }
   const model = options['--model'];
@@ -690,6 +679,26 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
+const TOKENIZER_COMMAND: Command = {
+  summary: `Train the byte-level BPE tokenizer on the dialogue corpora (tokenizer train),
+and encode the corpora as a token stream (tokenizer encode).`,
+  help: `Usage: pal tokenizer train --corpora <folder> --out <folder> [--vocab-size N] [--min-frequency N] [--limit-dialogues N]
+       pal tokenizer encode --tokenizer <folder> --corpora <folder> --out <file.bin> [--limit-dialogues N]
+
+  encode writes the corpora's dialogues (as PAL's dialogue block, <|endoftext|> between them) as
+  little-endian uint16 token ids: the data of the trainer's "lm" (pre-training) job.
+
+  Trains a byte-level BPE tokenizer (GPT-2's scheme) on every turn of the *.jsonl.gz dialogue
+  corpora in --corpora and writes tokenizer.json and tokenizer_config.json (Hugging Face format,
+  loaded by transformers.js) into --out. Deterministic. Details: docs/tokenizer.md.
+
+  --vocab-size N       Total vocabulary, <|endoftext|> and the 256 bytes included (default 4096).
+  --min-frequency N    Pairs seen fewer times are not merged (default 2).
+  --limit-dialogues N  Read only the first N dialogues (files in name order).
+`,
+  run: tokenizerCommand,
+};
+
 async function tokenizerCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(
     args,
@@ -698,7 +707,7 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
     'tokenizer',
   );
   if (options['-h'] || options['--help']) {
-    io.out(TOKENIZER_HELP);
+    io.out(TOKENIZER_COMMAND.help);
     return 0;
   }
   if (positional[0] === 'encode' && positional.length === 1) {
@@ -742,47 +751,6 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
   return 0;
 }
 
-const MODEL_HELP = `Usage: pal model fetch <name> [--force] [--python PATH]
-       pal model init --config <config.json> --tokenizer <folder> --out <folder> [--seed N] [--python PATH]
-
-  fetch: puts a model PAL Studio knows by name into its cache (${nodePath.join(cacheRoot(), 'models')}) and prints
-  its folder; a run config names it as model: {base: <name>}, and runs fetch it themselves.
-${knownModelsHelp()}
-  init:
-  writes a new model folder: the config.json's architecture (llama, qwen2, mistral or gpt2, in
-  Hugging Face's terms) with GPT-2's random initialisation, as config.json + model.safetensors,
-  and the tokenizer beside it. Pre-train it with "pal pretrain".
-`;
-
-const PRETRAIN_HELP = `Usage: pal pretrain --model <folder> --data <tokens.bin> --out <folder> --steps N [options]
-
-  Pre-trains --model (from "pal model init") on a token stream (from "pal tokenizer encode"):
-  next-token prediction on every token, windows of --max-length drawn from the stream. Checkpoints
-  as it goes; the same command resumes where it stopped (Ctrl-C stops at a checkpoint). The model
-  is <out>/final, with the tokenizer.
-
-  --steps N          Optimizer steps (required).
-  --batch-size N     Windows per step (default 16).
-  --grad-accum N     Steps accumulated per update (default 1).
-  --max-length N     Tokens per window (default 256).
-  --lr X             Peak learning rate, cosine decay after warm-up (default 0.0015).
-  --warmup N         Warm-up steps (default 100).
-  --weight-decay X   AdamW weight decay (default 0.1).
-  --seed N           Seed (default 42).
-  --device D         auto, cpu, cuda, cuda:N (default auto).
-  --python PATH      The interpreter (default: the one "pal info" finds).
-`;
-
-const PERPLEXITY_HELP = `Usage: pal perplexity --model <folder> <file.dialogues.jsonl>... [--limit N] [--json]
-
-  Perplexity of an exported model (ONNX + tokenizer, e.g. models/pal-default) on the gold responses
-  of dialogue sets, each response given the dialogue before it, in the pre-training format (no
-  personas): exp(mean negative log-likelihood per response token).
-
-  --limit N   Score the first N examples only.
-  --json      Print the result as JSON.
-`;
-
 function numberOption(options: Record<string, string | boolean | undefined>, name: string, integer: boolean): number | undefined {
   const v = options[name];
   if (v === undefined) return undefined;
@@ -803,10 +771,27 @@ async function trainerPython(options: Record<string, string | boolean | undefine
   return pythonFor(await engine.pythonReport());
 }
 
+const MODEL_COMMAND: Command = {
+  summary: `Fetch a model PAL Studio knows by name into its cache (model fetch), or make
+a new, randomly initialised model folder from a config.json (model init).`,
+  help: `Usage: pal model fetch <name> [--force] [--python PATH]
+       pal model init --config <config.json> --tokenizer <folder> --out <folder> [--seed N] [--python PATH]
+
+  fetch: puts a model PAL Studio knows by name into its cache (${nodePath.join(cacheRoot(), 'models')}) and prints
+  its folder; a run config names it as model: {base: <name>}, and runs fetch it themselves.
+${knownModelsHelp()}
+  init:
+  writes a new model folder: the config.json's architecture (llama, qwen2, mistral or gpt2, in
+  Hugging Face's terms) with GPT-2's random initialisation, as config.json + model.safetensors,
+  and the tokenizer beside it. Pre-train it with "pal pretrain".
+`,
+  run: modelCommand,
+};
+
 async function modelCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, ['--config', '--tokenizer', '--out', '--seed', '--python'], ['--force', '-h', '--help'], 'model');
   if (options['-h'] || options['--help']) {
-    io.out(MODEL_HELP);
+    io.out(MODEL_COMMAND.help);
     return 0;
   }
   if (positional[0] === 'fetch') {
@@ -831,6 +816,29 @@ async function modelCommand(args: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
+const PRETRAIN_COMMAND: Command = {
+  summary: 'Pre-train a base model on a token stream; resumes where it stopped.',
+  help: `Usage: pal pretrain --model <folder> --data <tokens.bin> --out <folder> --steps N [options]
+
+  Pre-trains --model (from "pal model init") on a token stream (from "pal tokenizer encode"):
+  next-token prediction on every token, windows of --max-length drawn from the stream. Checkpoints
+  as it goes; the same command resumes where it stopped (Ctrl-C stops at a checkpoint). The model
+  is <out>/final, with the tokenizer.
+
+  --steps N          Optimizer steps (required).
+  --batch-size N     Windows per step (default 16).
+  --grad-accum N     Steps accumulated per update (default 1).
+  --max-length N     Tokens per window (default 256).
+  --lr X             Peak learning rate, cosine decay after warm-up (default 0.0015).
+  --warmup N         Warm-up steps (default 100).
+  --weight-decay X   AdamW weight decay (default 0.1).
+  --seed N           Seed (default 42).
+  --device D         auto, cpu, cuda, cuda:N (default auto).
+  --python PATH      The interpreter (default: the one "pal info" finds).
+`,
+  run: pretrainCommand,
+};
+
 async function pretrainCommand(args: readonly string[], io: Io): Promise<number> {
   const names = [
     '--model',
@@ -849,7 +857,7 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
   ];
   const { positional, options } = parseArgs(args, names, ['-h', '--help'], 'pretrain');
   if (options['-h'] || options['--help']) {
-    io.out(PRETRAIN_HELP);
+    io.out(PRETRAIN_COMMAND.help);
     return 0;
   }
   if (positional.length) throw new UsageError(`pal pretrain takes no positional arguments (got "${positional[0]}")`);
@@ -906,10 +914,24 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
   });
 }
 
+const PERPLEXITY_COMMAND: Command = {
+  summary: "A model's perplexity on the responses of a dialogue set.",
+  help: `Usage: pal perplexity --model <folder> <file.dialogues.jsonl>... [--limit N] [--json]
+
+  Perplexity of an exported model (ONNX + tokenizer, e.g. models/pal-default) on the gold responses
+  of dialogue sets, each response given the dialogue before it, in the pre-training format (no
+  personas): exp(mean negative log-likelihood per response token).
+
+  --limit N   Score the first N examples only.
+  --json      Print the result as JSON.
+`,
+  run: perplexityCommand,
+};
+
 async function perplexityCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, ['--model', '--limit'], ['--json', '-h', '--help'], 'perplexity');
   if (options['-h'] || options['--help']) {
-    io.out(PERPLEXITY_HELP);
+    io.out(PERPLEXITY_COMMAND.help);
     return 0;
   }
   const model = options['--model'];
@@ -935,7 +957,16 @@ async function perplexityCommand(args: readonly string[], io: Io): Promise<numbe
   return 0;
 }
 
-const DEMO_HELP = `Usage: pal demo [--model <folder>] [--sample <folder>] [--out <folder>] [--nli <folder>] [--max-length N] [--python PATH]
+function positiveInt(text: string, name: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive whole number, not "${text}"`);
+  return n;
+}
+
+const DEMO_COMMAND: Command = {
+  summary: `The PAL demo: a short run of the default model on the sample project,
+before/after table and HTML report (what npm start runs).`,
+  help: `Usage: pal demo [--model <folder>] [--sample <folder>] [--out <folder>] [--nli <folder>] [--max-length N] [--python PATH]
 
   The PAL demo, headless: copies the sample project (samples/studio) to --out, runs a short PAL
   alignment of the model on it (stage 1, rejection sampling, stage 2),
@@ -950,18 +981,14 @@ const DEMO_HELP = `Usage: pal demo [--model <folder>] [--sample <folder>] [--out
   --nli      A local NLI model folder for C.score (without one C.score is reported as not computed).
   --max-length  Tokens per training sequence (both stages), instead of the sample's 256: for a
              model whose tokenizer spends more tokens on the sample's facts and dialogues.
-`;
-
-function positiveInt(text: string, name: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive whole number, not "${text}"`);
-  return n;
-}
+`,
+  run: demoCommand,
+};
 
 async function demoCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(args, ['--model', '--sample', '--out', '--nli', '--python', '--max-length'], ['-h', '--help'], 'demo');
   if (options['-h'] || options['--help']) {
-    io.out(DEMO_HELP);
+    io.out(DEMO_COMMAND.help);
     return 0;
   }
   if (positional.length) throw new UsageError(`pal demo takes no positional arguments (got "${positional[0]}")`);
@@ -1008,8 +1035,53 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
   });
 }
 
-// Last: every help text above must be defined before a command runs (`pal model --help` printed
-// "undefined" while this block sat above them).
+
+/** Every command, in the order `pal --help` lists them. */
+const COMMANDS: Readonly<Record<string, Command>> = {
+  info: INFO_COMMAND,
+  validate: VALIDATE_COMMAND,
+  import: IMPORT_COMMAND,
+  export: EXPORT_COMMAND,
+  train: TRAIN_COMMAND,
+  runs: RUNS_COMMAND,
+  chat: CHAT_COMMAND,
+  predict: PREDICT_COMMAND,
+  eval: EVAL_COMMAND,
+  compare: COMPARE_COMMAND,
+  tokenizer: TOKENIZER_COMMAND,
+  model: MODEL_COMMAND,
+  pretrain: PRETRAIN_COMMAND,
+  perplexity: PERPLEXITY_COMMAND,
+  demo: DEMO_COMMAND,
+};
+
+/** `pal --help`: the commands' summaries, from the table. */
+function mainHelp(): string {
+  const commands = Object.entries(COMMANDS)
+    .map(([name, c]) =>
+      c.summary
+        .split('\n')
+        .map((line, i) => `  ${(i === 0 ? name : '').padEnd(14)}${line}`)
+        .join('\n'),
+    )
+    .join('\n');
+  return `pal ${PAL_STUDIO_VERSION}: PAL Studio's engine on the command line
+
+Usage: pal <command> [options]
+
+Commands:
+${commands}
+
+Options:
+  -h, --help    Show this help (also: pal <command> --help).
+  -V, --version Print the version.
+
+Run "pal <command> --help" for a command's options.
+`;
+}
+
+// Last: the command table above must be defined before a command runs (`pal model --help` printed
+// "undefined" while this block sat above the help texts).
 if (require.main === module) {
   runCli(process.argv.slice(2), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }).then(
     (code) => {

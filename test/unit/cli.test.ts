@@ -14,6 +14,17 @@ test('pal --help describes the commands and exits 0', () => {
   assert.equal(r.status, 0);
   assert.match(r.stdout, /^pal \d+\.\d+\.\d+: PAL Studio's engine on the command line/);
   assert.match(r.stdout, /info {2,}The engine, its devices/);
+  // Every command the help lists (from the command table) has its own help, which names it.
+  const commands = [...r.stdout.matchAll(/^ {2}([a-z]+) {2,}\S/gm)].map((m) => m[1]!);
+  assert.ok(commands.length >= 15, commands.join(' '));
+  for (const name of commands) {
+    const own = pal(name, '--help');
+    assert.equal(own.status, 0, `pal ${name} --help: ${own.stderr}`);
+    assert.match(own.stdout, new RegExp(`^Usage: pal ${name}\\b`), name);
+    assert.doesNotMatch(own.stdout, /undefined/, name);
+  }
+  // Names that only exist on every object are not commands.
+  assert.equal(pal('toString').status, 2);
 });
 
 test('pal with no command prints help to stderr and exits 2; an unknown command exits 2', () => {

@@ -1035,7 +1035,6 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
   });
 }
 
-
 /** Every command, in the order `pal --help` lists them. */
 const COMMANDS: Readonly<Record<string, Command>> = {
   info: INFO_COMMAND,

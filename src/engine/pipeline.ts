@@ -22,7 +22,6 @@
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDialogues } from '../core/formats/dialogues';
 import { allProblems, records } from '../core/formats/jsonl';
@@ -46,13 +45,14 @@ import {
   type TextPair,
 } from '../core/mixture';
 import { trimHistory, type PromptFormat } from '../core/prompts';
-import { parseRunState, RUN_STATE_FILE, type RunStage } from '../core/runFolder';
+import { parseRunState, RUN_STATE_FILE, type RunStage, type TrainingStage } from '../core/runFolder';
 import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } from './modelInfo';
 import { ensureFolder, readTextFile, writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond, type DecodingOptions, type SelectThenGenerateResult } from './inference';
 import { fetchModel, isFetched, knownModelNamed, resolveModelSpec } from './baseModels';
-import { cacheRoot, embeddedModelDir } from './paths';
+import { acquireRunLock } from './runLock';
+import { checkRunPaths, fileConfinement } from './runPaths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
 import { SELECTION_MODES } from './protocol';
@@ -273,66 +273,6 @@ async function loadTokenizer(
   };
 }
 
-/**
- * Every path a run config names, resolved (symbolic links followed, so a link cannot lead out)
- * and checked against the allowed roots; the embedded default model may always be read.
- */
-/** A path's real location: its longest existing ancestor's real path, plus the rest (an output folder may not exist yet). */
-async function realLocation(p: string): Promise<string> {
-  const rest: string[] = [];
-  let at = path.resolve(p);
-  for (;;) {
-    const r = await fs.realpath(at).catch(() => undefined);
-    if (r) return path.join(r, ...rest.reverse());
-    const parent = path.dirname(at);
-    if (parent === at) return path.resolve(p);
-    rest.push(path.basename(at));
-    at = parent;
-  }
-}
-
-const isInside = (p: string, root: string) => p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
-
-function outsideError(configFile: string, key: string, where: string, allowed: readonly string[]): Error {
-  return new Error(
-    `${configFile}: ${key} points outside the workspace (${where}). A run reads and writes only inside the workspace (${allowed.join(', ')}) unless you allow it: the setting palStudio.runs.allowOutsideWorkspace, or pal train --allow-outside.`,
-  );
-}
-
-export async function checkRunPaths(configFile: string, config: RunConfig, baseDir: string, roots: readonly string[]): Promise<void> {
-  // Each root once (pal train allows the current folder and the config's, often the same one).
-  const allowed = [...new Set(await Promise.all(roots.map(realLocation)))];
-  // PAL Studio's own models may always be read: the embedded one, and those fetched by name into the cache.
-  const ownModels = await Promise.all([embeddedModelDir(), path.join(cacheRoot(), 'models')].map(realLocation));
-  const named: [string, string, boolean][] = [
-    ['model.base', resolveModelSpec(baseDir, config.model.base), true],
-    ...(config.model.tokenizer ? [['model.tokenizer', resolveModelSpec(baseDir, config.model.tokenizer), true] as [string, string, boolean]] : []),
-    ...(['dialogues', 'pairs', 'personas'] as const).flatMap((k) =>
-      config.data[k].map((e): [string, string, boolean] => [`data.${k}`, path.resolve(baseDir, e), false]),
-    ),
-    ['output', path.resolve(baseDir, config.output, config.name), false],
-  ];
-  for (const [key, p, model] of named) {
-    const r = await realLocation(p);
-    if (allowed.some((root) => isInside(r, root)) || (model && ownModels.some((m) => isInside(r, m)))) continue;
-    throw outsideError(configFile, key, r, allowed);
-  }
-}
-
-/**
- * A check for each data file a run is about to read (a file in a data folder may itself be a link
- * out of the workspace): it throws before the file is opened. Undefined when runs are not confined.
- */
-function fileConfinement(configFile: string, roots: readonly string[] | undefined): ((file: string, key: string) => Promise<void>) | undefined {
-  if (!roots) return undefined;
-  const allowed = Promise.all(roots.map(realLocation)).then((r) => [...new Set(r)]);
-  return async (file, key) => {
-    const r = await realLocation(file);
-    const inside = await allowed;
-    if (!inside.some((root) => isInside(r, root))) throw outsideError(configFile, `${key} (${file})`, r, inside);
-  };
-}
-
 /** A run folder's state.json, or a new one; an unreadable one is an error that says what to do. */
 async function readRunState(statePath: string, configFile: string): Promise<WrittenRunState> {
   const text = await fs.readFile(statePath, 'utf8').catch(() => null);
@@ -444,109 +384,97 @@ async function fetchNamedModels(configFile: string, options: RunOptions): Promis
   }
 }
 
-/**
- * Takes `<runDir>/run.lock` for this process, or says who holds it. A lock left by a process that
- * is gone (killed, crashed) is taken over; one from another machine (a shared folder) is not
- * judged from here, so the message says how to clear it.
- */
-export async function acquireRunLock(runDir: string): Promise<() => Promise<void>> {
-  const file = path.join(runDir, 'run.lock');
-  const mine = { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString() };
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await fs.writeFile(file, `${JSON.stringify(mine)}\n`, { flag: 'wx' });
-      return () => fs.rm(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const text = await fs.readFile(file, 'utf8').catch(() => '');
-    const held = parseLock(text);
-    if (held && typeof held.pid === 'number' && held.host !== mine.host) {
-      throw new Error(
-        `${runDir} is being run on ${String(held.host)} (pid ${held.pid}, since ${String(held.startedAt)}). If that run is over, delete ${file}.`,
-      );
-    }
-    if (held && typeof held.pid === 'number' && processAlive(held.pid)) {
-      throw new Error(
-        `${runDir} is already being run by another PAL Studio process (pid ${held.pid}, since ${String(held.startedAt)}): another VS Code window or a pal train. Stop it there or wait for it to finish.`,
-      );
-    }
-    await fs.rm(file, { force: true }); // stale: its process is gone
-  }
-  throw new Error(`${file}: could not take the run's lock (it keeps changing); is another process starting this run?`);
+/** What every stage of one run needs: the run's settings, its folder and state, and the tokenizer. */
+interface RunContext {
+  readonly configFile: string;
+  readonly options: RunOptions;
+  readonly prep: Prepared;
+  readonly config: RunConfig;
+  readonly runDir: string;
+  readonly state: WrittenRunState;
+  /** Stage 1 trains the plain fine-tuning baseline (method: finetune): no rejections, no stage 2. */
+  readonly finetune: boolean;
+  readonly base: string;
+  readonly tokenizerDir: string;
+  readonly tok: Awaited<ReturnType<typeof loadTokenizer>>;
+  /** The token ids every trainer job gets. */
+  readonly special: { readonly pad_token_id: number; readonly eos_token_id: number };
+  /** Select items per training example (stage1.select_none_max; selectCounts). */
+  readonly selects: ReadonlyMap<string, number>;
+  /** Stage 2's examples: those that name a persona sentence, all or the config's seeded subset (stage2.examples). */
+  readonly stage2Examples: readonly ResolvedExample[];
+  readonly progress: (p: RunProgress) => void;
+  /** Records a stage as done in state.json (temp file + rename: a crash leaves the previous state). */
+  readonly markDone: (stage: RunStage) => Promise<void>;
 }
 
-/** A lock file's holder; null when it is not readable (half written by a process killed while writing it). */
-function parseLock(text: string): { pid?: unknown; host?: unknown; startedAt?: unknown } | null {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null ? (value as { pid?: unknown }) : null;
-  } catch {
-    return null;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
-  }
+/** Where each stage writes, inside the run folder. */
+function runPlaces(runDir: string) {
+  return {
+    stage1Data: path.join(runDir, 'stage1.tokens.jsonl'),
+    stage1: path.join(runDir, 'stage1'),
+    stage1Model: path.join(runDir, 'stage1', 'final'),
+    generateData: path.join(runDir, 'generate.tokens.jsonl'),
+    generate: path.join(runDir, 'generate'),
+    stage2Pairs: path.join(runDir, 'stage2.pairs.jsonl'),
+    stage2Data: path.join(runDir, 'stage2.tokens.jsonl'),
+    stage2: path.join(runDir, 'stage2'),
+    model: path.join(runDir, 'model'),
+    baseModel: path.join(runDir, 'base-model'),
+    eval: path.join(runDir, 'eval'),
+  };
 }
 
 async function runLocked(configFile: string, options: RunOptions, prep: Prepared, runDir: string): Promise<RunResult> {
-  const progress = (p: RunProgress) => options.onProgress?.(p);
   const { config, baseDir } = prep;
   const statePath = path.join(runDir, RUN_STATE_FILE);
   const state = await readRunState(statePath, configFile);
-  const markDone = async (stage: RunStage) => {
-    if (!state.done.includes(stage)) state.done.push(stage);
-    // Temp file + rename: a crash while writing leaves the previous state, never half of one.
-    await writeFileSafely(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
-  };
   const base = resolveModelSpec(baseDir, config.model.base);
   const tokenizerDir = config.model.tokenizer ? resolveModelSpec(baseDir, config.model.tokenizer) : base;
   const tok = await loadTokenizer(tokenizerDir, base);
-  const format = tok.format;
-  const common = { pad_token_id: tok.pad, eos_token_id: tok.eos };
-
-  const totals = new Map<string, number>();
-  const train = async (stage: 'stage1' | 'stage2', job: SftJob | DpoJob): Promise<'done' | 'cancelled'> => {
-    const started = Date.now();
-    let firstStep: number | undefined;
-    const run = await runTrainerJob(options.python, job, {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onLog ? { onLog: options.onLog } : {}),
-      onEvent: (e: TrainerEvent) => {
-        if (e.event === 'start' && typeof e.total_steps === 'number') totals.set(stage, e.total_steps);
-        if (e.event !== 'step' || typeof e.step !== 'number') return;
-        const total = totals.get(stage);
-        const metrics = Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
-        // ETA from this process's own pace: a resumed job starts counting at its checkpoint.
-        firstStep ??= e.step - 1;
-        const done = e.step - firstStep;
-        const eta = total ? ((Date.now() - started) / 1000 / done) * (total - e.step) : undefined;
-        progress({
-          stage,
-          message: `step ${e.step}${total ? ` of ${total}` : ''}`,
-          step: e.step,
-          ...(total ? { total } : {}),
-          ...(eta !== undefined ? { etaSeconds: eta } : {}),
-          metrics,
-        });
-      },
-    });
-    return run.outcome;
-  };
-
-  // prepare: the stage-1 mixture, tokenized
-  const stage1Data = path.join(runDir, 'stage1.tokens.jsonl');
   const finetune = config.method === 'finetune';
-  // Examples whose prompt would not fit max_length lose their oldest turns (never the personas).
-  // stage1.select_none_max: how many select items each example gives (selectCounts; 1 without it).
-  const selects = finetune ? new Map<string, number>() : selectCounts(prep.train, config.stage1.select_none_max, config.seed);
-  if (!state.done.includes('prepare')) {
+  const ctx: RunContext = {
+    configFile,
+    options,
+    prep,
+    config,
+    runDir,
+    state,
+    finetune,
+    base,
+    tokenizerDir,
+    tok,
+    special: { pad_token_id: tok.pad, eos_token_id: tok.eos },
+    selects: finetune ? new Map<string, number>() : selectCounts(prep.train, config.stage1.select_none_max, config.seed),
+    stage2Examples: sampleExamples(stage2Candidates(prep.train), config.stage2.examples, config.seed),
+    progress: (p) => options.onProgress?.(p),
+    markDone: async (stage) => {
+      if (!state.done.includes(stage)) state.done.push(stage);
+      await writeFileSafely(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
+    },
+  };
+  // Each stage skips itself when state.json says it is done; a cancelled one ends the run at its checkpoint.
+  const stages: readonly ((ctx: RunContext) => Promise<'done' | 'cancelled'>)[] = finetune
+    ? [prepareStage, stage1Stage, exportStage, evaluateStage]
+    : [prepareStage, stage1Stage, generateStage, stage2Stage, exportStage, evaluateStage];
+  for (const stage of stages) if ((await stage(ctx)) === 'cancelled') return cancelled(runDir, state);
+  const places = runPlaces(runDir);
+  return {
+    outcome: 'done',
+    runDir,
+    model: places.model,
+    stages: state.done,
+    ...(prep.heldOut.length ? { report: path.join(places.eval, 'report.json') } : {}),
+  };
+}
+
+/** prepare: the stage-1 mixture (or the fine-tuning items), tokenized. */
+async function prepareStage(ctx: RunContext): Promise<'done'> {
+  const { config, prep, tok, selects, finetune } = ctx;
+  const format = tok.format;
+  if (!ctx.state.done.includes('prepare')) {
+    // Examples whose prompt would not fit max_length lose their oldest turns (never the personas).
+    // stage1.select_none_max: how many select items each example gives (selectCounts; 1 without it).
     const encodeItems = (ex: ResolvedExample) =>
       (finetune
         ? finetuneItems([ex], format)
@@ -564,7 +492,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     }
     if (tooLong.length) {
       throw new Error(
-        `${tooLong.length} training example${tooLong.length === 1 ? ' does' : 's do'} not fit stage1.max_length (${config.stage1.max_length} tokens) even with only the last turn of the dialogue: the persona facts and the response are too long. Shorten the facts (or the response), or raise stage1.max_length in ${path.basename(configFile)}:\n` +
+        `${tooLong.length} training example${tooLong.length === 1 ? ' does' : 's do'} not fit stage1.max_length (${config.stage1.max_length} tokens) even with only the last turn of the dialogue: the persona facts and the response are too long. Shorten the facts (or the response), or raise stage1.max_length in ${path.basename(ctx.configFile)}:\n` +
           tooLong
             .slice(0, 10)
             .map((ex) => `${ex.source ?? ex.id}: ${ex.personas.length} facts, ${ex.personas.join(' ').split(/\s+/).length} words`)
@@ -572,190 +500,224 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
           (tooLong.length > 10 ? `\n… and ${tooLong.length - 10} more` : ''),
       );
     }
-    await writeJsonl(stage1Data, rows);
-    await markDone('prepare');
+    await writeJsonl(runPlaces(ctx.runDir).stage1Data, rows);
+    await ctx.markDone('prepare');
   }
-  progress({
+  ctx.progress({
     stage: 'prepare',
     message: finetune
       ? `${prep.train.length} training examples (plain fine-tuning baseline), ${prep.heldOut.length} held out, ${prep.personas.size} personas`
       : `${prep.train.length} training examples (${prep.train.length * 2} stage-1 items${selectNote(prep.train, selects)}), ${prep.heldOut.length} held out, ${prep.personas.size} personas, ${prep.pairs.length} annotated pairs`,
   });
+  return 'done';
+}
 
-  const stage1Dir = path.join(runDir, 'stage1');
-  if (!state.done.includes('stage1')) {
-    progress({ stage: 'stage1', message: finetune ? 'Plain fine-tuning (persona + history -> response)' : 'Persona-aware learning (select + generate)' });
-    if ((await train('stage1', sftJob(config, { model: base, data: stage1Data, out: stage1Dir, ...common }))) === 'cancelled') return cancelled(runDir, state);
-    await markDone('stage1');
-  }
-  const stage1Model = path.join(stage1Dir, 'final');
-
-  // Stage 2's examples: those that name a persona sentence (stage2Candidates), all of them or the
-  // run config's seeded subset (stage2.examples).
-  const stage2Examples = sampleExamples(stage2Candidates(prep.train), config.stage2.examples, config.seed);
-  const generateDir = path.join(runDir, 'generate');
-  if (!finetune && !state.done.includes('generate')) {
-    progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
-    const d = config.stage2.rejected;
-    const encodePrompts = (ex: ResolvedExample) => rejectionPrompts([ex], format).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
-    const prompts = stage2Examples.flatMap((ex) => fitted(ex, encodePrompts, (r) => r.prompt.length + d.max_new_tokens <= config.stage2.max_length));
-    const data = path.join(runDir, 'generate.tokens.jsonl');
-    await writeJsonl(data, prompts);
-    const job = generateJob(config, { model: stage1Model, data, out: generateDir, ...common });
-    const run = await runTrainerJob(options.python, job, {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onLog ? { onLog: options.onLog } : {}),
-      onEvent: (e) => {
-        if (e.event === 'step' && typeof e.done === 'number' && typeof e.total === 'number') {
-          progress({ stage: 'generate', message: `${e.done} of ${e.total} sampled`, step: e.done, total: e.total });
-        }
-      },
-    });
-    if (run.outcome === 'cancelled') return cancelled(runDir, state);
-    await markDone('generate');
-  }
-
-  const stage2Dir = path.join(runDir, 'stage2');
-  if (!finetune && !state.done.includes('stage2')) {
-    const generated = (await fs.readFile(path.join(generateDir, 'generated.jsonl'), 'utf8'))
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as GeneratedRow);
-    // The end of a turn ends the response: a sample that runs on into the partner's line is cut
-    // there, which ends it as the model chose to. One that hit max_new_tokens first was cut.
-    const rejected = new Map<string, Rejection>(
-      generated.map((g) => {
-        const text = tok.decode([...g.tokens]);
-        const turn = text.indexOf('\n');
-        return [String(g.id), { text: (turn >= 0 ? text.slice(0, turn) : text).trim(), ended: turn >= 0 || g.ended !== false }];
-      }),
-    );
-    // A cut rejection gets no eos: the model never chose to end it there.
-    const encodePair = (p: TextPair) => ({
-      text: p,
-      tokens: {
-        prompt: tok.encode(p.prompt),
-        chosen: [...tok.encode(p.chosen), tok.eos],
-        rejected: [...tok.encode(p.rejected), ...(p.rejectedCut ? [] : [tok.eos])],
-      },
-    });
-    const encoded = [
-      ...stage2Examples.flatMap((ex) =>
-        fitted(
-          ex,
-          (x) => stage2Pairs([x], rejected, format).map(encodePair),
-          (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length,
-        ),
-      ),
-      ...annotatedPairs(prep.pairs, prep.personas, format).map(encodePair),
-    ];
-    const pairs: TextPair[] = encoded.map((e) => e.text);
-    if (pairs.length === 0)
-      throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
-    // The generated pairs, in PAL Studio's pairs format: a writer can read and annotate them.
-    await writeJsonl(
-      path.join(runDir, 'stage2.pairs.jsonl'),
-      pairs.map((p) => ({
-        prompt: p.prompt,
-        chosen: p.chosen.trim(),
-        rejected: p.rejected.trim(),
-        origin: p.origin,
-        dialogue: { id: p.id },
-        status: 'chosen',
-      })),
-    );
-    const data = path.join(runDir, 'stage2.tokens.jsonl');
-    await writeJsonl(
-      data,
-      encoded.map((e) => e.tokens),
-    );
-    progress({ stage: 'stage2', message: `Persona alignment (DPO) on ${pairs.length} pairs` });
-    const job = dpoJob(config, { model: stage1Model, data, out: stage2Dir, ...common });
-    if ((await train('stage2', job)) === 'cancelled') return cancelled(runDir, state);
-    await markDone('stage2');
-  }
-
-  const modelDir = path.join(runDir, 'model');
-  if (!state.done.includes('export')) {
-    progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
-    const trained = path.join(finetune ? stage1Dir : stage2Dir, 'final');
-    await exportForInference(
-      options.python,
-      trained,
-      modelDir,
-      tokenizerDir,
-      format.kind,
-      finetune ? ['plain'] : ['select', 'generate'],
-      Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length),
-    );
-    await markDone('export');
-  }
-
-  const evalDir = path.join(runDir, 'eval');
-  if (prep.heldOut.length === 0) {
-    progress({ stage: 'evaluate', message: 'No held-out examples (split "valid" or "test"): nothing to evaluate on.' });
-  } else if (!state.done.includes('evaluate')) {
-    const baseOnnx = path.join(runDir, 'base-model');
-    progress({ stage: 'evaluate', message: `Select then generate on ${prep.heldOut.length} held-out examples, before and after alignment` });
-    // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
-    // The same context as the aligned model, so both see the same (trimmed) dialogues. A base that
-    // PAL Studio trained on select (its pal.json says so, e.g. the default model) selects by itself.
-    const baseTasks = trainedTasks(await readPalInfo(base));
-    await exportForInference(
-      options.python,
-      base,
-      baseOnnx,
-      tokenizerDir,
-      format.kind,
-      baseTasks,
-      Math.max(config.stage1.max_length, finetune ? 0 : config.stage2.max_length),
-    );
-    const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
-    const e = config.evaluation;
-    const evaluationDecoding = {
-      maxNewTokens: e.max_new_tokens,
-      numBeams: e.num_beams,
-      repetitionPenalty: e.repetition_penalty,
-      noRepeatNgramSize: e.no_repeat_ngram_size,
-    };
-    const predict = async (folder: string, file: string) => {
-      const r = await predictExamples(folder, prep.heldOut, {
-        ...evaluationDecoding,
-        seed: config.seed,
-        ...(options.signal ? { signal: options.signal } : {}),
+/** A training job (stage 1 or 2) with its steps reported as progress, ETA included. */
+async function train(ctx: RunContext, stage: TrainingStage, job: SftJob | DpoJob): Promise<'done' | 'cancelled'> {
+  const { options } = ctx;
+  const started = Date.now();
+  let firstStep: number | undefined;
+  let total: number | undefined;
+  const run = await runTrainerJob(options.python, job, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onLog ? { onLog: options.onLog } : {}),
+    onEvent: (e: TrainerEvent) => {
+      if (e.event === 'start' && typeof e.total_steps === 'number') total = e.total_steps;
+      if (e.event !== 'step' || typeof e.step !== 'number') return;
+      const metrics = Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+      // ETA from this process's own pace: a resumed job starts counting at its checkpoint.
+      firstStep ??= e.step - 1;
+      const done = e.step - firstStep;
+      const eta = total ? ((Date.now() - started) / 1000 / done) * (total - e.step) : undefined;
+      ctx.progress({
+        stage,
+        message: `step ${e.step}${total ? ` of ${total}` : ''}`,
+        step: e.step,
+        ...(total ? { total } : {}),
+        ...(eta !== undefined ? { etaSeconds: eta } : {}),
+        metrics,
       });
-      if (!r) return false;
-      await writeJsonl(file, r.rows);
-      timing[path.basename(file, '.jsonl')] = {
-        examples: r.rows.length,
-        seconds: r.seconds,
-        msPerExample: (r.seconds * 1000) / Math.max(1, r.rows.length),
-        device: r.device,
-      };
-      return true;
-    };
-    const before = path.join(evalDir, 'predictions-before.jsonl');
-    const after = path.join(evalDir, 'predictions-after.jsonl');
-    try {
-      if (!(await predict(baseOnnx, before)) || !(await predict(modelDir, after))) return cancelled(runDir, state);
-    } catch (err) {
-      if (err instanceof GenerationCancelled) return cancelled(runDir, state);
-      throw err;
-    }
-    const result = await runEvaluation({ predictions: after, baseline: before, ...(options.nli ? { nli: options.nli } : {}) });
-    await writeReports(evalDir, result, options.nli);
-    // How long select then generate took per example (the evaluation decoding, this machine): for model cards and ETAs.
-    await fs.writeFile(path.join(evalDir, 'timing.json'), `${JSON.stringify(timing, null, 2)}\n`);
-    const a = result.run.evaluation.report;
-    const b = result.baseline!.evaluation.report;
-    progress({
-      stage: 'evaluate',
-      message: `BLEU-1 ${b.bleu1.toFixed(4)} -> ${a.bleu1.toFixed(4)}, ROUGE-L ${b.rougeL.toFixed(4)} -> ${a.rougeL.toFixed(4)}, selection accuracy ${fmt(b.selectionAccuracy)} -> ${fmt(a.selectionAccuracy)}`,
-    });
-    await markDone('evaluate');
+    },
+  });
+  return run.outcome;
+}
+
+/** stage 1: persona-aware learning (select + generate, 1:1), or plain fine-tuning. */
+async function stage1Stage(ctx: RunContext): Promise<'done' | 'cancelled'> {
+  if (ctx.state.done.includes('stage1')) return 'done';
+  const places = runPlaces(ctx.runDir);
+  ctx.progress({ stage: 'stage1', message: ctx.finetune ? 'Plain fine-tuning (persona + history -> response)' : 'Persona-aware learning (select + generate)' });
+  if ((await train(ctx, 'stage1', sftJob(ctx.config, { model: ctx.base, data: places.stage1Data, out: places.stage1, ...ctx.special }))) === 'cancelled')
+    return 'cancelled';
+  await ctx.markDone('stage1');
+  return 'done';
+}
+
+/** generate: the stage-1 model's persona-blind responses (history only), stage 2's rejections. */
+async function generateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
+  if (ctx.state.done.includes('generate')) return 'done';
+  const { config, tok, options } = ctx;
+  const places = runPlaces(ctx.runDir);
+  ctx.progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
+  const d = config.stage2.rejected;
+  const encodePrompts = (ex: ResolvedExample) => rejectionPrompts([ex], tok.format).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
+  const prompts = ctx.stage2Examples.flatMap((ex) => fitted(ex, encodePrompts, (r) => r.prompt.length + d.max_new_tokens <= config.stage2.max_length));
+  await writeJsonl(places.generateData, prompts);
+  const job = generateJob(config, { model: places.stage1Model, data: places.generateData, out: places.generate, ...ctx.special });
+  const run = await runTrainerJob(options.python, job, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onLog ? { onLog: options.onLog } : {}),
+    onEvent: (e) => {
+      if (e.event === 'step' && typeof e.done === 'number' && typeof e.total === 'number') {
+        ctx.progress({ stage: 'generate', message: `${e.done} of ${e.total} sampled`, step: e.done, total: e.total });
+      }
+    },
+  });
+  if (run.outcome === 'cancelled') return 'cancelled';
+  await ctx.markDone('generate');
+  return 'done';
+}
+
+/** stage 2: DPO on (gold, persona-blind rejection) pairs and the writers' annotated pairs, against the stage-1 model. */
+async function stage2Stage(ctx: RunContext): Promise<'done' | 'cancelled'> {
+  if (ctx.state.done.includes('stage2')) return 'done';
+  const { config, tok, prep } = ctx;
+  const format = tok.format;
+  const places = runPlaces(ctx.runDir);
+  const generated = (await fs.readFile(path.join(places.generate, 'generated.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as GeneratedRow);
+  // The end of a turn ends the response: a sample that runs on into the partner's line is cut
+  // there, which ends it as the model chose to. One that hit max_new_tokens first was cut.
+  const rejected = new Map<string, Rejection>(
+    generated.map((g) => {
+      const text = tok.decode([...g.tokens]);
+      const turn = text.indexOf('\n');
+      return [String(g.id), { text: (turn >= 0 ? text.slice(0, turn) : text).trim(), ended: turn >= 0 || g.ended !== false }];
+    }),
+  );
+  // A cut rejection gets no eos: the model never chose to end it there.
+  const encodePair = (p: TextPair) => ({
+    text: p,
+    tokens: {
+      prompt: tok.encode(p.prompt),
+      chosen: [...tok.encode(p.chosen), tok.eos],
+      rejected: [...tok.encode(p.rejected), ...(p.rejectedCut ? [] : [tok.eos])],
+    },
+  });
+  const encoded = [
+    ...ctx.stage2Examples.flatMap((ex) =>
+      fitted(
+        ex,
+        (x) => stage2Pairs([x], rejected, format).map(encodePair),
+        (r) => r.tokens.prompt.length + Math.max(r.tokens.chosen.length, r.tokens.rejected.length) <= config.stage2.max_length,
+      ),
+    ),
+    ...annotatedPairs(prep.pairs, prep.personas, format).map(encodePair),
+  ];
+  const pairs: TextPair[] = encoded.map((e) => e.text);
+  if (pairs.length === 0) throw new Error('Stage 2 has no pairs: every sampled response was empty or equal to the gold one, and there are no annotated pairs.');
+  // The generated pairs, in PAL Studio's pairs format: a writer can read and annotate them.
+  await writeJsonl(
+    places.stage2Pairs,
+    pairs.map((p) => ({ prompt: p.prompt, chosen: p.chosen.trim(), rejected: p.rejected.trim(), origin: p.origin, dialogue: { id: p.id }, status: 'chosen' })),
+  );
+  await writeJsonl(
+    places.stage2Data,
+    encoded.map((e) => e.tokens),
+  );
+  ctx.progress({ stage: 'stage2', message: `Persona alignment (DPO) on ${pairs.length} pairs` });
+  const job = dpoJob(config, { model: places.stage1Model, data: places.stage2Data, out: places.stage2, ...ctx.special });
+  if ((await train(ctx, 'stage2', job)) === 'cancelled') return 'cancelled';
+  await ctx.markDone('stage2');
+  return 'done';
+}
+
+/** The longest sequence the run trained on: the exported models are made for it. */
+function exportLength(ctx: RunContext): number {
+  return Math.max(ctx.config.stage1.max_length, ctx.finetune ? 0 : ctx.config.stage2.max_length);
+}
+
+/** export: the trained model as ONNX with its tokenizer, for the engine's inference. */
+async function exportStage(ctx: RunContext): Promise<'done'> {
+  if (ctx.state.done.includes('export')) return 'done';
+  const places = runPlaces(ctx.runDir);
+  ctx.progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
+  const trained = ctx.finetune ? places.stage1Model : path.join(places.stage2, 'final');
+  await exportForInference(
+    ctx.options.python,
+    trained,
+    places.model,
+    ctx.tokenizerDir,
+    ctx.tok.format.kind,
+    ctx.finetune ? ['plain'] : ['select', 'generate'],
+    exportLength(ctx),
+  );
+  await ctx.markDone('export');
+  return 'done';
+}
+
+/** evaluate: select then generate on the held-out examples with the base and the aligned model, and the report. */
+async function evaluateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
+  const { prep, config, options } = ctx;
+  if (prep.heldOut.length === 0) {
+    ctx.progress({ stage: 'evaluate', message: 'No held-out examples (split "valid" or "test"): nothing to evaluate on.' });
+    return 'done';
   }
-  return { outcome: 'done', runDir, model: modelDir, stages: state.done, ...(prep.heldOut.length ? { report: path.join(evalDir, 'report.json') } : {}) };
+  if (ctx.state.done.includes('evaluate')) return 'done';
+  const places = runPlaces(ctx.runDir);
+  ctx.progress({ stage: 'evaluate', message: `Select then generate on ${prep.heldOut.length} held-out examples, before and after alignment` });
+  // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
+  // The same context as the aligned model, so both see the same (trimmed) dialogues. A base that
+  // PAL Studio trained on select (its pal.json says so, e.g. the default model) selects by itself.
+  const baseTasks = trainedTasks(await readPalInfo(ctx.base));
+  await exportForInference(options.python, ctx.base, places.baseModel, ctx.tokenizerDir, ctx.tok.format.kind, baseTasks, exportLength(ctx));
+  const timing: Record<string, { examples: number; seconds: number; msPerExample: number; device: string }> = {};
+  const e = config.evaluation;
+  const evaluationDecoding = {
+    maxNewTokens: e.max_new_tokens,
+    numBeams: e.num_beams,
+    repetitionPenalty: e.repetition_penalty,
+    noRepeatNgramSize: e.no_repeat_ngram_size,
+  };
+  const predict = async (folder: string, file: string) => {
+    const r = await predictExamples(folder, prep.heldOut, {
+      ...evaluationDecoding,
+      seed: config.seed,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (!r) return false;
+    await writeJsonl(file, r.rows);
+    timing[path.basename(file, '.jsonl')] = {
+      examples: r.rows.length,
+      seconds: r.seconds,
+      msPerExample: (r.seconds * 1000) / Math.max(1, r.rows.length),
+      device: r.device,
+    };
+    return true;
+  };
+  const before = path.join(places.eval, 'predictions-before.jsonl');
+  const after = path.join(places.eval, 'predictions-after.jsonl');
+  try {
+    if (!(await predict(places.baseModel, before)) || !(await predict(places.model, after))) return 'cancelled';
+  } catch (err) {
+    if (err instanceof GenerationCancelled) return 'cancelled';
+    throw err;
+  }
+  const result = await runEvaluation({ predictions: after, baseline: before, ...(options.nli ? { nli: options.nli } : {}) });
+  await writeReports(places.eval, result, options.nli);
+  // How long select then generate took per example (the evaluation decoding, this machine): for model cards and ETAs.
+  await fs.writeFile(path.join(places.eval, 'timing.json'), `${JSON.stringify(timing, null, 2)}\n`);
+  const a = result.run.evaluation.report;
+  const b = result.baseline!.evaluation.report;
+  ctx.progress({
+    stage: 'evaluate',
+    message: `BLEU-1 ${b.bleu1.toFixed(4)} -> ${a.bleu1.toFixed(4)}, ROUGE-L ${b.rougeL.toFixed(4)} -> ${a.rougeL.toFixed(4)}, selection accuracy ${fmt(b.selectionAccuracy)} -> ${fmt(a.selectionAccuracy)}`,
+  });
+  await ctx.markDone('evaluate');
+  return 'done';
 }
 
 /** What stage1.select_none_max did to the select items, for the prepare message ('' when nothing). */

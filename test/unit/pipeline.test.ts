@@ -13,7 +13,9 @@ import { loadModel, respond, selectThenGenerate } from '../../src/engine/inferen
 import { knownModelNamed, resolveModelSpec } from '../../src/engine/baseModels';
 import { cacheRoot, embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
-import { acquireRunLock, checkRunPaths, fitted, listRuns, prepareRun, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import { fitted, listRuns, prepareRun, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import { acquireRunLock } from '../../src/engine/runLock';
+import { checkRunPaths } from '../../src/engine/runPaths';
 import { parseRunConfig } from '../../src/core/formats/runConfig';
 import { pythonEnvironment } from '../../src/engine/python';
 import { hasTorch, python, skipWithoutTorch, wordPieceTokenizer } from './python-torch';

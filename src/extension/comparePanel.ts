@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { CompareReportsRequest } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
 import { webviewHtml, webviewOptions } from './webviewHtml';
-import { parseFromCompareView } from '../../webview/protocol';
+import { parseFromCompareView, type ToCompareView } from '../../webview/compare/protocol';
 
 export async function compareReports(extensionUri: vscode.Uri, host: EngineHost): Promise<void> {
   const found = await vscode.workspace.findFiles('**/report.json', '**/node_modules/**');
@@ -28,7 +28,8 @@ export async function compareReports(extensionUri: vscode.Uri, host: EngineHost)
   panel.webview.onDidReceiveMessage((raw: unknown) => {
     // The only message this view sends; anything else is ignored.
     if (parseFromCompareView(raw)) {
-      void panel.webview.postMessage({ type: 'comparison', comparison });
+      const message: ToCompareView = { type: 'comparison', comparison };
+      void panel.webview.postMessage(message);
     }
   });
 }

@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { formatEngineInfo } from '../engine/format';
 import type { EngineInfo } from '../engine/protocol';
-import { parseFromEngineInfoView, type EngineInfoAction, type ToEngineInfoView } from '../../webview/protocol';
+import { parseFromEngineInfoView, type EngineInfoAction, type ToEngineInfoView } from '../../webview/engine-info/protocol';
 import type { EngineHost } from './engineHost';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 

@@ -11,7 +11,7 @@ import { editPersona, parsePersona } from '../core/formats/persona';
 import { GenerateTextNotification, SelectThenGenerateRequest } from '../engine/protocol';
 import type { EngineHost } from './engineHost';
 import { defaultModel, modelLabel } from './models';
-import { parseFromPersonaEditor, type ToPersonaEditor } from '../../webview/protocol';
+import { parseFromPersonaEditor, type ToPersonaEditor } from '../../webview/persona-editor/protocol';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
 export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
@@ -60,7 +60,7 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
   /** Select then generate with the persona as it is now (saved or not), streaming into the view. */
   private async tryIt(document: vscode.TextDocument, panel: vscode.WebviewPanel, message: string): Promise<void> {
     const facts = parsePersona(document.getText(), document.uri.fsPath).persona?.facts;
-    const post = (m: unknown) => void panel.webview.postMessage(m);
+    const post = (m: ToPersonaEditor) => void panel.webview.postMessage(m);
     if (!facts?.length) {
       post({ type: 'tryIt', state: 'error', message: 'The persona needs at least one fact (and no errors) to try it.' });
       return;

@@ -21,7 +21,9 @@ import { parseMetrics } from '../../src/core/runHistory';
 import { parseRunState } from '../../src/core/runFolder';
 import { parseFromGenerationPanel } from '../../webview/generation-panel/protocol';
 import { parseFromPairAnnotator } from '../../webview/pair-annotator/protocol';
-import { parseFromCompareView, parseFromEngineInfoView, parseFromPersonaEditor } from '../../webview/protocol';
+import { parseFromCompareView } from '../../webview/compare/protocol';
+import { parseFromEngineInfoView } from '../../webview/engine-info/protocol';
+import { parseFromPersonaEditor } from '../../webview/persona-editor/protocol';
 import { parseFromRunDashboard } from '../../webview/run-dashboard/protocol';
 
 const RUNS = Number(process.env.PAL_FUZZ_RUNS ?? 1000);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ENGINE_INFO_ACTIONS, parseFromCompareView, parseFromEngineInfoView, parseFromPersonaEditor } from '../../webview/protocol';
+import { parseFromCompareView } from '../../webview/compare/protocol';
+import { ENGINE_INFO_ACTIONS, parseFromEngineInfoView } from '../../webview/engine-info/protocol';
+import { parseFromPersonaEditor } from '../../webview/persona-editor/protocol';
 
 test('well-formed messages from the engine-info view are accepted', () => {
   assert.deepEqual(parseFromEngineInfoView({ type: 'ready' }), { type: 'ready' });

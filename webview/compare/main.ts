@@ -1,5 +1,5 @@
 /** The run comparison view: two evaluation reports side by side, posted by the extension. */
-import type { ComparisonResult } from '../../src/engine/protocol';
+import type { ToCompareView } from './protocol';
 import { h } from '../shared/dom';
 
 declare function acquireVsCodeApi(): { postMessage(message: { type: 'ready' }): void };
@@ -13,7 +13,7 @@ function fmt(v: number | null): string {
 /** Metrics where more is not better: their changes are shown without a verdict colour. */
 const NEUTRAL = new Set(['avgLength', 'count']);
 
-window.addEventListener('message', (event: MessageEvent<{ type: 'comparison'; comparison: ComparisonResult }>) => {
+window.addEventListener('message', (event: MessageEvent<ToCompareView>) => {
   if (event.data?.type !== 'comparison') return;
   const c = event.data.comparison;
   app.replaceChildren(

@@ -8,7 +8,7 @@ import '@vscode-elements/elements/dist/vscode-divider/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import type { EngineInfo, PythonAttempt } from '../../src/engine/protocol';
 import { formatBytes } from '../../src/core/units';
-import type { EngineInfoAction, FromEngineInfoView, ToEngineInfoView } from '../protocol';
+import type { EngineInfoAction, FromEngineInfoView, ToEngineInfoView } from './protocol';
 import { h } from '../shared/dom';
 
 declare function acquireVsCodeApi(): { postMessage(message: FromEngineInfoView): void };

@@ -7,7 +7,7 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import type { FromPersonaEditor, PersonaPath, PersonaProblem, ToPersonaEditor } from '../protocol';
+import type { FromPersonaEditor, PersonaPath, PersonaProblem, ToPersonaEditor } from './protocol';
 import { h } from '../shared/dom';
 
 declare function acquireVsCodeApi(): { postMessage(message: FromPersonaEditor): void };

@@ -1,45 +1,10 @@
 /**
- * Messages between the extension and its webviews, shared by both sides (as vscode-hexeditor does
- * with its shared protocol). A webview is untrusted territory: every message from it is checked by
- * `parseFromWebview` before the extension acts on it.
+ * Messages between the persona editor (a custom text editor on *.persona.yaml,
+ * src/extension/personaEditor.ts) and its webview: the webview shows a form over the file and asks
+ * for edits; the extension makes them in the text document (so undo, save and the text view all
+ * work) and posts the document back after every change, whoever made it. Every message from the
+ * webview is checked by `parseFromPersonaEditor` first.
  */
-import type { EngineInfo } from '../src/engine/protocol';
-
-export type EngineInfoPanelState = 'loading' | 'ready' | 'error';
-
-/** Extension to the engine-info webview. */
-export type ToEngineInfoView =
-  | { readonly type: 'info'; readonly info: EngineInfo; readonly engineState: string }
-  | { readonly type: 'loading'; readonly what: string }
-  | { readonly type: 'error'; readonly message: string };
-
-export const ENGINE_INFO_ACTIONS = ['refresh', 'selectPython', 'showLog', 'restartEngine', 'copy'] as const;
-export type EngineInfoAction = (typeof ENGINE_INFO_ACTIONS)[number];
-
-/** Engine-info webview to the extension. */
-export type FromEngineInfoView = { readonly type: 'ready' } | { readonly type: 'action'; readonly action: EngineInfoAction };
-
-export function parseFromEngineInfoView(message: unknown): FromEngineInfoView | undefined {
-  if (typeof message !== 'object' || message === null) return undefined;
-  const m = message as Record<string, unknown>;
-  const keys = Object.keys(m);
-  if (m.type === 'ready' && keys.length === 1) return { type: 'ready' };
-  if (m.type === 'action' && keys.length === 2 && typeof m.action === 'string' && (ENGINE_INFO_ACTIONS as readonly string[]).includes(m.action)) {
-    return { type: 'action', action: m.action as EngineInfoAction };
-  }
-  return undefined;
-}
-
-/** The comparison view to the extension: only that it is ready for the comparison. */
-export function parseFromCompareView(message: unknown): { readonly type: 'ready' } | undefined {
-  if (typeof message !== 'object' || message === null) return undefined;
-  return (message as { type?: unknown }).type === 'ready' && Object.keys(message).length === 1 ? { type: 'ready' } : undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The persona editor (a custom text editor on *.persona.yaml): the webview shows a form over the
-// file and asks for edits; the extension makes them in the text document (so undo, save and the
-// text view all work) and posts the document back after every change, whoever made it.
 
 /** A problem, for the form: where it is in the text and what it says. */
 export interface PersonaProblem {

@@ -9,7 +9,8 @@
  */
 import { NotificationType, NotificationType0, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { Problem } from '../core/formats/types';
-import type { RunStage } from '../core/runFolder';
+import type { RunStage, RunState, TrainingStage } from '../core/runFolder';
+import type { EvalRow, MetricRecord } from '../core/runHistory';
 import type { LeftOut } from '../core/exporters/pairs';
 // The engine's own result types, where the engine and its clients must agree on their shape.
 import type { ImportResult } from './data';
@@ -255,6 +256,23 @@ export interface StartRunResult {
 
 export const StartRunRequest = new RequestType<StartRunParams, StartRunResult, void>('run/start');
 export const CancelRunRequest = new RequestType<{ runId: string }, { cancelled: boolean }, void>('run/cancel');
+/** A run folder as the training dashboard shows it (src/engine/runFolderView.ts reads it). */
+export interface RunFolderView {
+  readonly state: RunState;
+  /**
+   * Each training stage's steps in order. A NaN (a diverged loss) travels as null in JSON: read
+   * the records back with core's `toMetricRecord`.
+   */
+  readonly metrics: Readonly<Record<TrainingStage, readonly MetricRecord[]>>;
+  readonly evaluation: readonly EvalRow[] | null;
+  readonly hasReportHtml: boolean;
+  /** Problems of single files (file:line: what), the rest of the run still shown. */
+  readonly warnings: readonly string[];
+}
+
+/** The dashboard's view of a run folder; `shownAs` is how messages name the folder (relative to the workspace). */
+export const ReadRunFolderRequest = new RequestType<{ runDir: string; shownAs?: string }, RunFolderView, void>('run/folder');
+
 export const RunProgressNotification = new NotificationType<RunProgressParams>('run/progress');
 export const RunFinishedNotification = new NotificationType<RunFinishedParams>('run/finished');
 

@@ -22,6 +22,7 @@ import {
   RunProgressNotification,
   RunFinishedNotification,
   SelectThenGenerateRequest,
+  ReadRunFolderRequest,
   GenerateTextNotification,
   CompareReportsRequest,
   type EngineSettings,
@@ -29,6 +30,7 @@ import {
 import { exportFile, importFile, validateFile } from './data';
 import { ModelCache } from './modelCache';
 import { pythonFor, RunManager } from './runs';
+import { readRunFolder } from './runFolderView';
 import { compareRuns } from './eval';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -87,6 +89,7 @@ export function serveEngine(connection: MessageConnection, options: ServeOptions
       );
     return runs.start(params.config, params.allowedRoots);
   });
+  connection.onRequest(ReadRunFolderRequest, (params) => readRunFolder(params.runDir, params.shownAs));
   connection.onRequest(CancelRunRequest, (params) => ({ cancelled: runs.cancel(params.runId) }));
   connection.onRequest(CompareReportsRequest, async ({ a, b }) => {
     const read = async (f: string) => {

@@ -35,7 +35,7 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   activeHost = host;
   const diagnostics = new PalDiagnostics(host);
   const runs = new RunFollower(host);
-  const dashboards = new RunDashboards(context.extensionUri, runs, output, report);
+  const dashboards = new RunDashboards(context.extensionUri, runs, host, output, report);
   context.subscriptions.push(dashboards);
   context.subscriptions.push(PairAnnotatorProvider.register(context.extensionUri, output, report));
   context.subscriptions.push(output, host, diagnostics, runs, registerCompletion(), PersonaEditorProvider.register(context.extensionUri, output, host));

@@ -1,6 +1,7 @@
 /**
- * The training dashboard: one webview per run folder, showing the run from disk (state.json,
- * stage1/ and stage2/metrics.jsonl, eval/report.json) and, while the run is live, its progress and each
+ * The training dashboard: one webview per run folder, showing the run as the engine reads it from
+ * its folder (run/folder: state.json, stage1/ and stage2/metrics.jsonl, eval/report.json) and,
+ * while the run is live, its progress and each
  * trainer step as it comes. Stop, Resume and "Use this model" act on it. The view keeps only the
  * run folder (vscode.setState), so it re-renders from the extension whenever it is shown again,
  * and the serializer reopens it after VS Code restarts.
@@ -9,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { runHints } from '../core/dpoHints';
-import { appendRecord, evaluationRows, parseMetrics, stageStatuses, toMetricRecord, type EvalRow, type MetricRecord } from '../core/runHistory';
+import { appendRecord, stageStatuses, toMetricRecord, type EvalRow, type MetricRecord } from '../core/runHistory';
 import { parseRunState, type RunStage, type RunState, type TrainingStage } from '../core/runFolder';
 import {
   parseFromRunDashboard,
@@ -18,6 +19,8 @@ import {
   type RunDashboardState,
   type ToRunDashboard,
 } from '../../webview/run-dashboard/protocol';
+import { ReadRunFolderRequest } from '../engine/protocol';
+import type { EngineHost } from './engineHost';
 import type { LiveRun, RunFollower } from './runCommands';
 import type { TestReport } from './testReport';
 import { webviewHtml, webviewOptions } from './webviewHtml';
@@ -34,6 +37,7 @@ export class RunDashboards implements vscode.Disposable {
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly runs: RunFollower,
+    private readonly host: EngineHost,
     private readonly output: vscode.LogOutputChannel,
     private readonly report: TestReport,
   ) {
@@ -121,7 +125,7 @@ export class RunDashboards implements vscode.Disposable {
     panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.png');
     panel.webview.options = webviewOptions(this.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, 'run-dashboard', `PAL run: ${path.basename(runDir)}`);
-    const dashboard = new RunDashboardPanel(panel, runDir, this.runs, this.output, this.report, () => this.panels.delete(runDir));
+    const dashboard = new RunDashboardPanel(panel, runDir, this.runs, this.host, this.output, this.report, () => this.panels.delete(runDir));
     this.panels.set(runDir, dashboard);
   }
 
@@ -142,16 +146,6 @@ async function checkRunDir(runDir: string | undefined): Promise<string | undefin
   if (!inside) return undefined;
   const stat = await fs.stat(path.join(resolved, 'state.json')).catch(() => undefined);
   return stat?.isFile() ? resolved : undefined;
-}
-
-/** A file's text, or undefined when it does not exist (yet). */
-async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 class RunDashboardPanel {
@@ -177,6 +171,7 @@ class RunDashboardPanel {
     readonly panel: vscode.WebviewPanel,
     private readonly runDir: string,
     private readonly runs: RunFollower,
+    private readonly host: EngineHost,
     private readonly output: vscode.LogOutputChannel,
     private readonly report: TestReport,
     private readonly onDispose: () => void,
@@ -195,32 +190,21 @@ class RunDashboardPanel {
     );
   }
 
-  /** Reads the run folder again and shows it from scratch. */
+  /** Reads the run folder again (through the engine, which reads every run file) and shows it from scratch. */
   async load(): Promise<void> {
     this.queued = [];
     const warnings: string[] = [];
-    const file = (...p: string[]) => path.join(this.runDir, ...p);
-    const shown = (f: string) => vscode.workspace.asRelativePath(f);
     try {
-      const stateText = await readIfExists(file('state.json'));
-      this.state = stateText === undefined ? { done: [], config: null, startedAt: null } : parseRunState(stateText, shown(file('state.json')));
+      const view = await this.host.client.request(ReadRunFolderRequest, { runDir: this.runDir, shownAs: vscode.workspace.asRelativePath(this.runDir) });
+      this.state = view.state;
+      // JSON-RPC carries a NaN as null: toMetricRecord reads null back as NaN.
+      for (const stage of ['stage1', 'stage2'] as const) this.metrics[stage] = view.metrics[stage].flatMap((r) => toMetricRecord(r) ?? []);
+      this.evaluation = view.evaluation ? [...view.evaluation] : null;
+      this.hasReportHtml = view.hasReportHtml;
+      warnings.push(...view.warnings);
     } catch (err) {
-      warnings.push((err as Error).message);
+      warnings.push(`The engine could not read ${vscode.workspace.asRelativePath(this.runDir)}: ${(err as Error).message}`);
     }
-    for (const stage of ['stage1', 'stage2'] as const) {
-      const text = await readIfExists(file(stage, 'metrics.jsonl')).catch((err: Error) => (warnings.push(err.message), undefined));
-      const parsed = parseMetrics(text ?? '', shown(file(stage, 'metrics.jsonl')));
-      this.metrics[stage] = parsed.records;
-      warnings.push(...parsed.warnings);
-    }
-    try {
-      const reportText = await readIfExists(file('eval', 'report.json'));
-      this.evaluation = reportText === undefined ? null : evaluationRows(reportText, shown(file('eval', 'report.json')));
-    } catch (err) {
-      this.evaluation = null;
-      warnings.push((err as Error).message);
-    }
-    this.hasReportHtml = (await readIfExists(file('eval', 'report.html')).catch(() => undefined)) !== undefined;
     this.hasModel = this.state.done.includes('export');
     this.warnings = warnings;
     for (const w of warnings) this.output.warn(`Training dashboard: ${w}`);

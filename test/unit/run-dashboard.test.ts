@@ -1,10 +1,14 @@
 // The training dashboard's pure parts: a run folder read back (with bad lines), the DPO hints,
 // and the messages its webview may send.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runHints, stageHints, type HintId } from '../../src/core/dpoHints';
 import { appendRecord, evaluationRows, formatEta, parseMetrics, series, stageStatuses, toMetricRecord, type MetricRecord } from '../../src/core/runHistory';
 import { parseRunState, RUN_STAGES } from '../../src/core/runFolder';
+import { readRunFolder } from '../../src/engine/runFolderView';
 import { formatTick, niceTicks } from '../../webview/run-dashboard/chart';
 import { parseFromRunDashboard, parseRunDashboardSavedState, RUN_DASHBOARD_ACTIONS } from '../../webview/run-dashboard/protocol';
 
@@ -343,5 +347,39 @@ test('the saved state the serializer restores from: a run folder string, nothing
   assert.deepEqual(parseRunDashboardSavedState({ runDir: '/w/runs/a', extra: 1 }), { runDir: '/w/runs/a' }, 'extra fields are dropped, not trusted');
   for (const bad of [null, undefined, 'x', [], {}, { runDir: 3 }, { runDir: '' }, { runDir: 'a\0b' }, { runDir: 'x'.repeat(5000) }]) {
     assert.equal(parseRunDashboardSavedState(bad), undefined, JSON.stringify(bad));
+  }
+});
+
+test('run/folder: the engine reads a run folder for the dashboard, each damaged file a warning naming it, the rest shown', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pal-runview-'));
+  try {
+    // A folder with nothing yet (a run that has just started): empty, no warning.
+    assert.deepEqual(await readRunFolder(dir, 'runs/x'), {
+      state: { done: [], config: null, startedAt: null },
+      metrics: { stage1: [], stage2: [] },
+      evaluation: null,
+      hasReportHtml: false,
+      warnings: [],
+    });
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ done: ['prepare', 'stage1'], config: '/w/x.palrun.yaml', startedAt: '2026-01-01T00:00:00Z' }));
+    mkdirSync(path.join(dir, 'stage1'));
+    writeFileSync(path.join(dir, 'stage1', 'metrics.jsonl'), '{"step": 1, "loss": 2.5}\n{"step": 2, "loss": NaN}\nnot json\n');
+    mkdirSync(path.join(dir, 'eval'));
+    writeFileSync(path.join(dir, 'eval', 'report.json'), '{"rouge": 1}');
+    const view = await readRunFolder(dir, 'runs/x');
+    assert.deepEqual(view.state.done, ['prepare', 'stage1']);
+    assert.equal(view.metrics.stage1.length, 2);
+    assert.ok(Number.isNaN(view.metrics.stage1[1]!.loss), 'a diverged loss is read as NaN');
+    assert.equal(view.evaluation, null);
+    assert.equal(view.warnings.length, 2, view.warnings.join('\n'));
+    assert.match(view.warnings[0]!, /^runs\/x\/stage1\/metrics\.jsonl:3: /);
+    assert.match(view.warnings[1]!, /^runs\/x\/eval\/report\.json:1: not a PAL evaluation report/);
+    // A damaged state.json is a warning too; the steps are still shown.
+    writeFileSync(path.join(dir, 'state.json'), '{"done": [');
+    const damaged = await readRunFolder(dir, 'runs/x');
+    assert.match(damaged.warnings[0]!, /^runs\/x\/state\.json:1: not valid JSON/);
+    assert.equal(damaged.metrics.stage1.length, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,0 +1,51 @@
+/**
+ * A run folder as the training dashboard shows it: the stages done (state.json), every step of
+ * each training stage (metrics.jsonl), the before/after evaluation (eval/report.json). The engine
+ * reads it and answers `run/folder`; the dashboard reads no file of a run itself. Each file's
+ * problem becomes a warning naming it (as `shownAs` shows the folder), so one damaged file never
+ * hides the rest of a run.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { parseRunState, RUN_STATE_FILE, type TrainingStage } from '../core/runFolder';
+import { evaluationRows, parseMetrics } from '../core/runHistory';
+import type { RunFolderView } from './protocol';
+
+/** A file's text, or undefined when it does not exist (yet). */
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export async function readRunFolder(runDir: string, shownAs: string = runDir): Promise<RunFolderView> {
+  const warnings: string[] = [];
+  const file = (...p: string[]) => path.join(runDir, ...p);
+  const shown = (...p: string[]) => path.join(shownAs, ...p);
+  let state: RunFolderView['state'] = { done: [], config: null, startedAt: null };
+  try {
+    const text = await readIfExists(file(RUN_STATE_FILE));
+    if (text !== undefined) state = parseRunState(text, shown(RUN_STATE_FILE));
+  } catch (err) {
+    warnings.push((err as Error).message);
+  }
+  const metrics: Record<TrainingStage, RunFolderView['metrics']['stage1']> = { stage1: [], stage2: [] };
+  for (const stage of ['stage1', 'stage2'] as const) {
+    const text = await readIfExists(file(stage, 'metrics.jsonl')).catch((err: Error) => (warnings.push(err.message), undefined));
+    const parsed = parseMetrics(text ?? '', shown(stage, 'metrics.jsonl'));
+    metrics[stage] = parsed.records;
+    warnings.push(...parsed.warnings);
+  }
+  let evaluation: RunFolderView['evaluation'] = null;
+  try {
+    const text = await readIfExists(file('eval', 'report.json'));
+    evaluation = text === undefined ? null : evaluationRows(text, shown('eval', 'report.json'));
+  } catch (err) {
+    warnings.push((err as Error).message);
+  }
+  const hasReportHtml = (await fs.stat(file('eval', 'report.html')).catch(() => undefined))?.isFile() ?? false;
+  return { state, metrics, evaluation, hasReportHtml, warnings };
+}

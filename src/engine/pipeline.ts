@@ -28,7 +28,7 @@ import { allProblems, records } from '../core/formats/jsonl';
 import { parsePairs } from '../core/formats/pairs';
 import { parsePersona } from '../core/formats/persona';
 import { formatProblem, hasErrors } from '../core/formats/problems';
-import { parseRunConfig } from '../core/formats/runConfig';
+import { parseRunConfig, trainerSettings } from '../core/formats/runConfig';
 import type { Persona, PreferencePair, RunConfig } from '../core/formats/types';
 import {
   annotatedPairs,
@@ -297,41 +297,19 @@ export interface JobPlace {
   readonly eos_token_id: number;
 }
 
-/** A stage's optimisation settings, from the run config's stage block: each of its training keys, by the same name. */
-function optimisation(config: RunConfig, stage: 'stage1' | 'stage2') {
-  const s = config[stage];
-  return {
-    epochs: s.epochs,
-    lr: s.lr,
-    warmup_steps: s.warmup_steps,
-    schedule: s.schedule,
-    grad_clip: s.grad_clip,
-    weight_decay: s.weight_decay,
-    batch_size: s.batch_size,
-    grad_accum: s.grad_accum,
-    max_length: s.max_length,
-    lora: s.lora,
-    seed: config.seed,
-    device: config.device,
-    precision: config.precision,
-  };
+/** What every job of a run shares: its seed, device and precision. */
+function runtime(config: RunConfig) {
+  return { seed: config.seed, device: config.device, precision: config.precision };
 }
 
-/** Stage 1's job (and the plain fine-tuning baseline's). */
+/** Stage 1's job (and the plain fine-tuning baseline's): every trainer setting of stage1, by name. */
 export function sftJob(config: RunConfig, place: JobPlace): SftJob {
-  return { stage: 'sft', ...place, ...optimisation(config, 'stage1') };
+  return { stage: 'sft', ...place, ...runtime(config), ...trainerSettings(config, 'stage1') };
 }
 
-/** Stage 2's job: DPO against the stage-1 model (`place.model`). */
+/** Stage 2's job: DPO against the stage-1 model (`place.model`), every trainer setting of stage2 by name. */
 export function dpoJob(config: RunConfig, place: JobPlace): DpoJob {
-  return {
-    stage: 'dpo',
-    ...place,
-    ...optimisation(config, 'stage2'),
-    beta: config.stage2.beta,
-    loss: config.stage2.loss,
-    label_smoothing: config.stage2.label_smoothing,
-  };
+  return { stage: 'dpo', ...place, ...runtime(config), ...trainerSettings(config, 'stage2') };
 }
 
 /** The persona-blind samples stage 2 rejects: the stage-1 model on history-only prompts. */
@@ -341,9 +319,7 @@ export function generateJob(config: RunConfig, place: JobPlace): GenerateJob {
     ...place,
     batch_size: config.stage2.batch_size,
     max_length: config.stage2.max_length,
-    seed: config.seed,
-    device: config.device,
-    precision: config.precision,
+    ...runtime(config),
     decoding: config.stage2.rejected,
   };
 }

@@ -9,6 +9,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parsePythonJsonLine } from '../core/runHistory';
+import type { TrainerSettings } from '../core/formats/runConfig';
+import type { LoraConfig } from '../core/formats/types';
 import { pythonEnvironment } from './python';
 import JOB_CONTRACT from '../trainer/pal_trainer/job_contract.json';
 
@@ -32,13 +34,17 @@ interface JobBase {
 }
 
 /** LoRA as the trainer takes it (the run config's stage lora block). */
-export interface LoraJob {
-  readonly r: number;
-  readonly alpha: number;
-  readonly dropout: number;
-  readonly targets: readonly string[];
+export type LoraJob = Readonly<LoraConfig>;
+
+/** How a job runs: precision, and the trainer's own checkpointing knobs (not run-config settings). */
+interface Runtime {
+  readonly precision: string;
+  readonly checkpoint_every?: number;
+  readonly keep_checkpoints?: number;
+  readonly max_steps?: number | null;
 }
 
+/** Optimisation settings of a job that is not a run stage (pre-training). */
 interface Optimisation {
   readonly lr: number;
   readonly warmup_steps: number;
@@ -46,30 +52,20 @@ interface Optimisation {
   readonly grad_clip: number;
   readonly grad_accum: number;
   readonly weight_decay: number;
-  readonly precision: string;
-  readonly checkpoint_every?: number;
-  readonly keep_checkpoints?: number;
 }
 
-export interface SftJob extends JobBase, Optimisation {
+/** Stage 1's job: the run config's stage1 block (less the engine's own settings, core's ENGINE_STAGE_SETTINGS) as it is. */
+export interface SftJob extends JobBase, Runtime, Readonly<TrainerSettings<'stage1'>> {
   readonly stage: 'sft';
-  readonly epochs: number;
-  readonly lora: LoraJob | null;
-  readonly max_steps?: number | null;
 }
 
-export interface DpoJob extends JobBase, Optimisation {
+/** Stage 2's job: the stage2 block likewise (beta, loss, label_smoothing with the optimisation settings). */
+export interface DpoJob extends JobBase, Runtime, Readonly<TrainerSettings<'stage2'>> {
   readonly stage: 'dpo';
-  readonly epochs: number;
-  readonly lora: LoraJob | null;
-  readonly max_steps?: number | null;
-  readonly beta: number;
-  readonly loss: 'sigmoid' | 'ipo';
-  readonly label_smoothing: number;
 }
 
 /** Pre-training on a token stream: steps, not epochs. */
-export interface LmJob extends JobBase, Optimisation {
+export interface LmJob extends JobBase, Runtime, Optimisation {
   readonly stage: 'lm';
   readonly max_steps: number;
   readonly epochs?: number;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { parseRunConfig } from '../../src/core/formats/runConfig';
+import { ENGINE_STAGE_SETTINGS, parseRunConfig } from '../../src/core/formats/runConfig';
 import { runConfigSchema } from '../../src/core/formats/schemas';
 import { trainerDir } from '../../src/engine/paths';
 import { dpoJob, generateJob, sftJob } from '../../src/engine/pipeline';
@@ -28,12 +28,6 @@ seed: 17
 `;
 const place = { model: '/m', data: '/d', out: '/o', pad_token_id: 4, eos_token_id: 5 };
 
-// Settings the engine itself uses, not the trainer: the one list of exceptions.
-const ENGINE_ONLY: Readonly<Record<'stage1' | 'stage2', readonly string[]>> = {
-  stage1: ['select_none_max'], // which select items the mixture holds (prepare)
-  stage2: ['examples', 'rejected'], // which examples get a rejection; rejected is the generate job's decoding
-};
-
 test('every job the engine builds keeps the contract, and every stage setting reaches its job by name', () => {
   const doc = parseRunConfig(CONFIG, 'contract.palrun.yaml');
   assert.deepEqual(doc.problems, []);
@@ -48,13 +42,23 @@ test('every job the engine builds keeps the contract, and every stage setting re
     ['stage2', jobs.dpo],
   ] as const) {
     for (const key of properties(stage)) {
-      if (ENGINE_ONLY[stage].includes(key)) continue;
+      if ((ENGINE_STAGE_SETTINGS[stage] as readonly string[]).includes(key)) continue;
       assert.ok(key in job, `${stage}.${key} is not in the ${job.stage} job`);
       assert.deepEqual((job as unknown as Record<string, unknown>)[key], (config[stage] as unknown as Record<string, unknown>)[key], `${stage}.${key}`);
     }
   }
   assert.deepEqual(jobs.generate.decoding, config.stage2.rejected);
   for (const job of Object.values(jobs)) assert.deepEqual([job.seed, job.device, job.precision], [17, 'cpu', 'bf16']);
+});
+
+test('a stage key the schema does not name (warned about as a typo) stays out of the job, so the trainer is not refused it', () => {
+  const doc = parseRunConfig(CONFIG.replace('stage1: {epochs: 7,', 'stage1: {learning_rate: 0.1, epochs: 7,'), 'contract.palrun.yaml');
+  assert.ok(doc.config);
+  assert.ok(doc.problems.some((p) => p.severity === 'warning' && /learning_rate/.test(p.message)));
+  assert.equal((doc.config.stage1 as unknown as Record<string, unknown>).learning_rate, 0.1, 'the config keeps what the file says');
+  const job = sftJob(doc.config, place);
+  assert.equal('learning_rate' in job, false);
+  assert.equal(checkJob(job), undefined);
 });
 
 test('checkJob names unknown and missing keys', () => {

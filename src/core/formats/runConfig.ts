@@ -8,6 +8,7 @@ import type { Document } from 'yaml';
 import { parseYamlText } from './documents';
 import { problem } from './problems';
 import type { Problem, RunConfig } from './types';
+import { runConfigSchema } from './schemas';
 import { fillDefaults, validateAgainstSchema, type Locator } from './validate';
 
 export function isRunConfigFile(file: string): boolean {
@@ -98,4 +99,34 @@ function lintRunConfig(c: RunConfig, file: string, locator: Locator): Problem[] 
     );
   }
   return out;
+}
+
+/**
+ * The stage settings the engine uses itself; every other setting of a stage block goes to that
+ * stage's trainer job under its own name (`trainerSettings`). The one list of exceptions.
+ */
+export const ENGINE_STAGE_SETTINGS = {
+  stage1: ['select_none_max'], // which select items the mixture holds (prepare)
+  stage2: ['examples', 'rejected'], // which examples get a rejection; `rejected` is the generate job's decoding
+} as const satisfies Record<'stage1' | 'stage2', readonly string[]>;
+
+export type TrainingStageBlock = keyof typeof ENGINE_STAGE_SETTINGS;
+
+/** What a stage block sends its trainer job: the block less the engine's own settings. */
+export type TrainerSettings<S extends TrainingStageBlock> = Omit<RunConfig[S], (typeof ENGINE_STAGE_SETTINGS)[S][number]>;
+
+/**
+ * A stage block's trainer settings, by the schema's names: a setting added to the schema reaches
+ * the job without another line here (the job contract, job_contract.json, then says whether the
+ * trainer knows it). Keys the schema does not name (a typo the validator warned about) stay out.
+ */
+export function trainerSettings<S extends TrainingStageBlock>(config: RunConfig, stage: S): TrainerSettings<S> {
+  const properties = (runConfigSchema.properties as Record<string, { properties: Record<string, unknown> }>)[stage]!.properties;
+  const engineOnly: readonly string[] = ENGINE_STAGE_SETTINGS[stage];
+  const block = config[stage] as unknown as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.keys(properties)
+      .filter((k) => !engineOnly.includes(k) && block[k] !== undefined)
+      .map((k) => [k, block[k]]),
+  ) as TrainerSettings<S>;
 }

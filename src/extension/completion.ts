@@ -14,7 +14,7 @@ const SCHEMA_OF: Record<FileKind, Schema> = {
   persona: SCHEMAS.persona as Schema,
   dialogues: SCHEMAS.dialogue as Schema,
   pairs: SCHEMAS.pair as Schema,
-  palrun: SCHEMAS.palrun as Schema,
+  palrun: SCHEMAS.palrun as unknown as Schema,
 };
 
 export function registerCompletion(): vscode.Disposable {

@@ -35,8 +35,7 @@ test('every job the engine builds keeps the contract, and every stage setting re
   const jobs = { sft: sftJob(config, place), dpo: dpoJob(config, place), generate: generateJob(config, place) };
   for (const job of Object.values(jobs)) assert.equal(checkJob(job), undefined, job.stage);
   assert.equal(checkJob(pretrainJob({ python: 'python3', model: '/m', data: '/d', out: '/o', steps: 10 })), undefined, 'lm');
-  const properties = (stage: 'stage1' | 'stage2') =>
-    Object.keys((runConfigSchema.properties as Record<string, { properties: Record<string, unknown> }>)[stage]!.properties);
+  const properties = (stage: 'stage1' | 'stage2') => Object.keys(runConfigSchema.properties[stage].properties);
   for (const [stage, job] of [
     ['stage1', jobs.sft],
     ['stage2', jobs.dpo],

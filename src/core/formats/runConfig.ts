@@ -121,7 +121,7 @@ export type TrainerSettings<S extends TrainingStageBlock> = Omit<RunConfig[S], (
  * trainer knows it). Keys the schema does not name (a typo the validator warned about) stay out.
  */
 export function trainerSettings<S extends TrainingStageBlock>(config: RunConfig, stage: S): TrainerSettings<S> {
-  const properties = (runConfigSchema.properties as Record<string, { properties: Record<string, unknown> }>)[stage]!.properties;
+  const properties = runConfigSchema.properties[stage].properties;
   const engineOnly: readonly string[] = ENGINE_STAGE_SETTINGS[stage];
   const block = config[stage] as unknown as Record<string, unknown>;
   return Object.fromEntries(

@@ -10,7 +10,32 @@
 
 type Schema = Record<string, unknown>;
 
-const nonEmptyText = (description: string): Schema => ({ type: 'string', minLength: 1, description });
+/**
+ * The TypeScript type of what a schema accepts, with every default filled in (as the validators
+ * fill them): a property with a `default`, or named in `required`, is always there; the others are
+ * optional. Covers what these schemas use: enum, string/number/integer/boolean/null, arrays with
+ * `items`, and objects with `properties` (also as `["object", "null"]`). So the run config's type is
+ * the schema's, and a setting is declared once.
+ */
+type Primitive<T> = T extends 'integer' | 'number' ? number : T extends 'string' ? string : T extends 'boolean' ? boolean : T extends 'null' ? null : never;
+type Filled<P, R> = { -readonly [K in keyof P as P[K] extends { readonly default: unknown } ? K : K extends R ? K : never]: FromSchema<P[K]> };
+type Optional<P, R> = { -readonly [K in keyof P as P[K] extends { readonly default: unknown } ? never : K extends R ? never : K]?: FromSchema<P[K]> };
+type ObjectOf<P, S> = Filled<P, S extends { readonly required: readonly (infer R)[] } ? R : never> &
+  Optional<P, S extends { readonly required: readonly (infer R)[] } ? R : never>;
+type NullIfAllowed<S> = S extends { readonly type: readonly (infer T)[] } ? ('null' extends T ? null : never) : never;
+export type FromSchema<S> = S extends { readonly enum: readonly (infer E)[] }
+  ? E
+  : S extends { readonly properties: infer P }
+    ? ObjectOf<P, S> | NullIfAllowed<S>
+    : S extends { readonly type: 'array'; readonly items: infer I }
+      ? FromSchema<I>[]
+      : S extends { readonly type: infer T }
+        ? T extends readonly (infer U)[]
+          ? Primitive<U>
+          : Primitive<T>
+        : unknown;
+
+const nonEmptyText = (description: string) => ({ type: 'string', minLength: 1, description }) as const satisfies Schema;
 
 const dialogueTurn: Schema = {
   type: 'object',
@@ -110,7 +135,7 @@ export const pairSchema: Schema = {
   },
 };
 
-const lora: Schema = {
+const lora = {
   type: ['object', 'null'],
   description: 'LoRA adapters instead of full fine-tuning (null: full fine-tuning).',
   properties: {
@@ -119,21 +144,22 @@ const lora: Schema = {
     dropout: { type: 'number', minimum: 0, maximum: 1, default: 0.05 },
     targets: { type: 'array', items: { type: 'string' }, default: ['q_proj', 'k_proj', 'v_proj', 'o_proj'], description: 'Module names to adapt.' },
   },
-};
+} as const satisfies Schema;
 
-const common = (lr: number, epochs: number): Record<string, Schema> => ({
-  epochs: { type: 'integer', minimum: 1, default: epochs, description: 'Passes over the data.' },
-  lr: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: lr, description: 'Peak learning rate (AdamW).' },
-  warmup_steps: { type: 'integer', minimum: 0, default: 100, description: 'Linear warm-up steps.' },
-  schedule: { enum: ['constant', 'cosine'], default: 'constant', description: 'After warm-up: constant (as PAL’s code) or cosine decay.' },
-  grad_clip: { type: 'number', exclusiveMinimum: 0, default: 10, description: 'Gradient norm clip.' },
-  batch_size: { type: 'integer', minimum: 1, default: 8, description: 'Examples per step per process.' },
-  grad_accum: { type: 'integer', minimum: 1, default: 1, description: 'Steps accumulated before each update.' },
-  max_length: { type: 'integer', minimum: 16, default: 512, description: 'Tokens per example; the prompt’s start is cut, never the target.' },
-  weight_decay: { type: 'number', minimum: 0, default: 0, description: 'AdamW weight decay (PAL’s code and TRL: 0).' },
-});
+const common = (lr: number, epochs: number) =>
+  ({
+    epochs: { type: 'integer', minimum: 1, default: epochs, description: 'Passes over the data.' },
+    lr: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: lr, description: 'Peak learning rate (AdamW).' },
+    warmup_steps: { type: 'integer', minimum: 0, default: 100, description: 'Linear warm-up steps.' },
+    schedule: { enum: ['constant', 'cosine'], default: 'constant', description: 'After warm-up: constant (as PAL’s code) or cosine decay.' },
+    grad_clip: { type: 'number', exclusiveMinimum: 0, default: 10, description: 'Gradient norm clip.' },
+    batch_size: { type: 'integer', minimum: 1, default: 8, description: 'Examples per step per process.' },
+    grad_accum: { type: 'integer', minimum: 1, default: 1, description: 'Steps accumulated before each update.' },
+    max_length: { type: 'integer', minimum: 16, default: 512, description: 'Tokens per example; the prompt’s start is cut, never the target.' },
+    weight_decay: { type: 'number', minimum: 0, default: 0, description: 'AdamW weight decay (PAL’s code and TRL: 0).' },
+  }) as const satisfies Record<string, Schema>;
 
-export const runConfigSchema: Schema = {
+export const runConfigSchema = {
   $id: 'https://pal-studio.dev/schemas/palrun.schema.json',
   $schema: 'http://json-schema.org/draft-07/schema#',
   title: 'PAL Studio alignment run',
@@ -240,7 +266,7 @@ export const runConfigSchema: Schema = {
     output: { type: 'string', minLength: 1, default: 'runs', description: 'Folder for the run directory, relative to this file.' },
     seed: { type: 'integer', minimum: 0, default: 42 },
   },
-};
+} as const satisfies Schema;
 
 export const SCHEMAS = {
   persona: personaSchema,

@@ -7,6 +7,8 @@
  * a file written by a newer PAL Studio, or extended by hand, loses nothing when this one saves it.
  */
 
+import type { FromSchema, runConfigSchema } from './schemas';
+
 /** One turn of an example dialogue: `speaker` is "user", "persona" or a character name. */
 export interface DialogueTurn {
   speaker: string;
@@ -83,74 +85,23 @@ export interface PreferencePair {
   [key: string]: unknown;
 }
 
-export interface LoraConfig {
-  r: number;
-  alpha: number;
-  dropout: number;
-  /** Module names to adapt, e.g. ["q_proj", "v_proj"]. */
-  targets: string[];
-}
+// The run config's types are its schema's (schemas.ts, FromSchema): a setting is declared once,
+// there, with its default and description.
+type RunConfigSchema = typeof runConfigSchema;
+type Stage1Schema = RunConfigSchema['properties']['stage1'];
+type Stage2Schema = RunConfigSchema['properties']['stage2'];
 
-export interface DecodingConfig {
-  temperature: number;
-  top_k: number;
-  top_p: number;
-  max_new_tokens: number;
-}
-
+/** A stage's LoRA block (null in the config: full fine-tuning). */
+export type LoraConfig = NonNullable<FromSchema<Stage1Schema['properties']['lora']>>;
+/** How the stage-1 model samples stage 2's rejected responses (stage2.rejected). */
+export type DecodingConfig = FromSchema<Stage2Schema['properties']['rejected']>;
 /** How the evaluation decodes, the same for the models before and after alignment (deterministic). */
-export interface EvaluationDecoding {
-  max_new_tokens: number;
-  num_beams: number;
-  repetition_penalty: number;
-  no_repeat_ngram_size: number;
-}
+export type EvaluationDecoding = FromSchema<RunConfigSchema['properties']['evaluation']>;
+export type Stage1Config = FromSchema<Stage1Schema>;
+export type Stage2Config = FromSchema<Stage2Schema>;
 
-/** What both stages' optimisation takes (the schema's `common` block). */
-export interface StageTraining {
-  epochs: number;
-  lr: number;
-  warmup_steps: number;
-  schedule: 'constant' | 'cosine';
-  grad_clip: number;
-  batch_size: number;
-  grad_accum: number;
-  max_length: number;
-  weight_decay: number;
-  lora: LoraConfig | null;
-}
-
-export interface Stage1Config extends StageTraining {
-  /** At most this fraction of select items answer "none" (the rest give their place to repeats of named ones, seeded); absent: one each. */
-  select_none_max?: number;
-}
-
-export interface Stage2Config extends StageTraining {
-  beta: number;
-  loss: 'sigmoid' | 'ipo';
-  label_smoothing: number;
-  /** How the stage-1 model samples rejected responses from history-only prompts. */
-  rejected: DecodingConfig;
-  /** How many training examples (drawn with the run's seed) get a sampled rejection; absent: all. */
-  examples?: number;
-}
-
-/** `*.palrun.yaml`, with every default filled in (the schema's defaults: schemas.ts). */
-export interface RunConfig {
-  name: string;
-  /** `pal`: both stages, select then generate. `finetune`: the paper's baseline (persona + history -> response, one stage). */
-  method: 'pal' | 'finetune';
-  model: { base: string; tokenizer?: string };
-  data: { dialogues: string[]; pairs: string[]; personas: string[] };
-  stage1: Stage1Config;
-  stage2: Stage2Config;
-  evaluation: EvaluationDecoding;
-  device: string;
-  precision: 'auto' | 'fp32' | 'bf16' | 'fp16';
-  output: string;
-  seed: number;
-  [key: string]: unknown;
-}
+/** `*.palrun.yaml`, with every default filled in (the schema's defaults) and the name (the file's, when not given). */
+export type RunConfig = Omit<FromSchema<RunConfigSchema>, 'name'> & { name: string; [key: string]: unknown };
 
 /** A problem found in a file, located for a person and for editors (1-based line and column). */
 export interface Problem {

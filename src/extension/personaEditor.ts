@@ -5,6 +5,7 @@
  * exit and "Reopen Editor With… Text Editor" work, and the form follows the text whoever changes
  * it. The webview never writes anything itself.
  */
+import { INTERACTIVE_DECODING } from '../core/decoding';
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { editPersona, parsePersona } from '../core/formats/persona';
@@ -33,7 +34,14 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
     panel.webview.options = webviewOptions(this.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, 'persona-editor', 'Persona');
     const post = () => void panel.webview.postMessage(view(document));
+    const postModel = () => {
+      const message: ToPersonaEditor = { type: 'tryIt', state: 'model', model: modelLabel(this.model()) };
+      void panel.webview.postMessage(message);
+    };
     const subscriptions = [
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('palStudio.models.default')) postModel();
+      }),
       vscode.workspace.onDidChangeTextDocument((e) => {
         if (e.document.uri.toString() === document.uri.toString() && e.contentChanges.length > 0) post();
       }),
@@ -43,8 +51,10 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
           this.output.warn(`Ignored a malformed message from the persona editor: ${JSON.stringify(raw)?.slice(0, 200)}`);
           return;
         }
-        if (message.type === 'ready') post();
-        else if (message.type === 'openText') await vscode.commands.executeCommand('vscode.openWith', document.uri, 'default');
+        if (message.type === 'ready') {
+          post();
+          postModel();
+        } else if (message.type === 'openText') await vscode.commands.executeCommand('vscode.openWith', document.uri, 'default');
         else if (message.type === 'tryIt') await this.tryIt(document, panel, message.message);
         else await this.edit(document, message.path, message.value);
       }),
@@ -73,7 +83,7 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
     post({ type: 'tryIt', state: 'started', model: modelLabel(model) });
     this.output.info(`Try it (${vscode.workspace.asRelativePath(document.uri)}): select then generate with ${model}`);
     try {
-      const r = await this.host.client.request(SelectThenGenerateRequest, { model, personas: facts, history: [message], streamId });
+      const r = await this.host.client.request(SelectThenGenerateRequest, { model, personas: facts, history: [message], streamId, ...INTERACTIVE_DECODING });
       this.output.info(`Try it: fact ${r.selected + 1} selected (${r.selectionSource}), ${r.response.length} characters on ${r.device}`);
       post({ type: 'tryIt', state: 'done', selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, response: r.response });
     } catch (err) {

@@ -224,6 +224,10 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await view.locator('h1', { hasText: 'Mara Quell' }).waitFor({ timeout: 30_000 });
     assert.equal(await view.locator('ol.facts > li').count(), 5);
     assert.equal(await view.locator('[data-path="facts.1"]').getAttribute('aria-label'), 'Fact 2');
+    // Facts carry their numbers on screen, as "fact 4" elsewhere in the studio (issue 17).
+    assert.deepEqual(await view.locator('ol.facts > li .fact-number').allTextContents(), ['1.', '2.', '3.', '4.', '5.']);
+    // The description box shows the whole description (it was two rows and clipped).
+    assert.ok(Number(await view.locator('[data-path="description"]').getAttribute('rows')) >= 4);
     await saveArtifacts('persona editor (light theme)', false); // code-server's default theme is light
 
     // An edit in the form changes that one line of the document, and saving writes exactly that.
@@ -265,5 +269,9 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     await s.setTheme('Dark Modern');
     await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
     await saveArtifacts('persona editor (dark theme)', false);
+    const dark = await background();
+    await s.setTheme('Dark High Contrast');
+    await waitFor('the high contrast theme', async () => (await background()) !== dark, 30_000);
+    await saveArtifacts('persona editor (high contrast)', false);
   });
 });

@@ -68,13 +68,32 @@ describe('PAL Studio in Restricted Mode (an untrusted workspace)', { timeout: 30
     await page.keyboard.press('Control+S');
     await waitFor('the saved edit', () => readFileSync(file, 'utf8').includes(`${first} (edited)`), 15_000);
 
-    // No model setting: "Try it" answers with the default model embedded in the extension (ONNX, no Python).
+    // No model setting: "Try it" answers with the default model embedded in the extension (ONNX,
+    // no Python), and says so by name, not by the extension's folder (issue 17).
+    const modelLine = view.locator('[data-testid="try-model"]');
+    await modelLine.filter({ hasText: 'Answering:' }).waitFor({ timeout: 30_000 });
+    assert.match(await modelLine.textContent(), /^Answering: pal-default, embedded \(/);
+    assert.equal((await view.locator('.try-it vscode-button').textContent()).trim(), 'Ask', 'the button says what it does');
     const message = view.locator('[data-path="try.message"] input');
     await message.fill('where are you going tonight ?');
     await message.press('Enter');
     const used = view.locator('[data-testid="try-selected"]', { hasText: 'Persona fact used:' });
     await used.waitFor({ timeout: 60_000 });
     assert.match(await used.textContent(), /\(selected by the model\)/);
+    // The reply is on screen when it is done (it was below the fold), and decoded as a run's
+    // evaluation decodes: no 3 words twice (the embedded model looped: "i have a dog , but i have a dog").
+    const reply = view.locator('[data-testid="try-reply"]');
+    const visible = await reply.evaluate((el) => {
+      const r = el.getBoundingClientRect();
+      return r.top >= 0 && r.bottom <= window.innerHeight;
+    });
+    assert.ok(visible, 'the reply is scrolled into view');
+    const words = (await reply.textContent()).toLowerCase().split(/\s+/).filter(Boolean);
+    const trigrams = words.slice(2).map((w, i) => `${words[i]} ${words[i + 1]} ${w}`);
+    assert.equal(new Set(trigrams).size, trigrams.length, `no 3-gram twice: ${words.join(' ')}`);
+    // The fact it used is marked in words, not with a second focus ring.
+    const marked = view.locator('ol.facts > li.selected');
+    if ((await marked.count()) > 0) assert.equal(await marked.locator('[data-testid="fact-used"]').isVisible(), true);
   });
 
   scenario('trusting the workspace turns Python on without a reload', async () => {

@@ -3,6 +3,7 @@
  * the panel names samples by index when it saves a pair, so a pair holds only text the model wrote.
  * Every message from the panel is checked field by field by `parseFromGenerationPanel`.
  */
+import { INTERACTIVE_DECODING } from '../../src/core/decoding';
 
 /** A persona file of the workspace, as the panel lists it. */
 export interface PanelPersona {
@@ -47,8 +48,9 @@ export const DEFAULT_DECODING: Decoding = {
   topK: 50,
   topP: 0.95,
   maxNewTokens: 40,
-  repetitionPenalty: 1,
-  noRepeatNgramSize: 0,
+  // As Try it and the recipes' evaluations decode (core/decoding.ts), so a small model does not loop.
+  repetitionPenalty: INTERACTIVE_DECODING.repetitionPenalty,
+  noRepeatNgramSize: INTERACTIVE_DECODING.noRepeatNgramSize,
   samples: 2,
   seed: 1,
 };

@@ -24,13 +24,20 @@ const examples = (): Example[] => (Array.isArray(persona.examples) ? structuredC
 
 type Field = HTMLElement & { value: string };
 
+/** Rows for a text box: the whole text shown (at about 80 characters a line), 4 at least, 14 at most. */
+function rowsFor(text: string): number {
+  const lines = text.split('\n').reduce((n, line) => n + Math.max(1, Math.ceil(line.length / 80)), 0);
+  return Math.min(14, Math.max(4, lines + 1));
+}
+
 function textField(path: string, label: string, value: unknown, multiline = false): Field {
+  const text = typeof value === 'string' ? value : '';
   const el = h(multiline ? 'vscode-textarea' : 'vscode-textfield', {
     'data-path': path,
     'aria-label': label,
-    ...(multiline ? { rows: '2', resize: 'vertical' } : {}),
+    ...(multiline ? { rows: String(rowsFor(text)), resize: 'vertical' } : {}),
   }) as Field;
-  el.value = typeof value === 'string' ? value : '';
+  el.value = text;
   return el;
 }
 
@@ -71,8 +78,10 @@ function factsSection(): HTMLElement {
     });
     return h(
       'li',
-      { class: 'fact' },
+      { class: 'fact', 'data-number': String(i + 1) },
+      h('span', { class: 'fact-number', 'aria-hidden': 'true' }, `${i + 1}.`),
       el,
+      h('span', { class: 'fact-used', 'data-testid': 'fact-used' }, 'used in the reply'),
       iconButton('arrow-up', `Move fact ${i + 1} up`, () => move(i, i - 1), i === 0),
       iconButton('arrow-down', `Move fact ${i + 1} down`, () => move(i, i + 1), i === facts.length - 1),
       iconButton('trash', `Remove fact ${i + 1}`, () =>
@@ -245,17 +254,18 @@ function render(message: DocumentMessage): void {
 const tryIt = (() => {
   const input = textField('try.message', 'Message to the character', '');
   input.setAttribute('placeholder', 'do you ever get lonely out there ?');
-  const send = h('vscode-button', { icon: 'send', 'aria-label': 'Send the message: select then generate with this persona' }, 'Send');
+  const ask = h('vscode-button', { icon: 'comment', 'aria-label': 'Ask: the model selects a fact, then replies with it' }, 'Ask');
+  const modelLine = h('div', { class: 'hint', 'data-testid': 'try-model' });
   const selected = h('div', { class: 'hint', 'data-testid': 'try-selected', 'aria-live': 'polite' });
   const reply = h('div', { class: 'reply', 'data-testid': 'try-reply', 'aria-live': 'polite' });
   let busy = false;
   const go = () => {
     if (busy || input.value.trim() === '') return;
     busy = true;
-    send.setAttribute('disabled', '');
+    ask.setAttribute('disabled', '');
     vscode.postMessage({ type: 'tryIt', message: input.value.trim() });
   };
-  send.addEventListener('click', go);
+  ask.addEventListener('click', go);
   input.addEventListener('keydown', (e: KeyboardEvent) => {
     if (e.key === 'Enter') go();
   });
@@ -263,26 +273,36 @@ const tryIt = (() => {
     'section',
     { class: 'try-it', 'aria-labelledby': 'try-title' },
     h('h2', { id: 'try-title' }, 'Try it'),
-    h('div', { class: 'hint' }, 'Select then generate with these facts (saved or not): the model picks the fact to use, then replies with it highlighted.'),
-    h('div', { class: 'fact add' }, input, send),
+    h('div', { class: 'hint' }, 'Ask the character something: the model picks the fact to use (saved or not), then replies with it highlighted.'),
+    modelLine,
+    h('div', { class: 'fact add' }, input, ask),
     selected,
     reply,
   );
   document.body.append(section);
+  // The reply is what the writer waits for: keep it on screen, however long the form above is.
+  const show = (el: HTMLElement) => el.scrollIntoView({ block: 'nearest' });
+  const clearSelected = () => {
+    for (const li of app.querySelectorAll('ol.facts > li.selected')) li.classList.remove('selected');
+  };
   return (m: TryItMessage) => {
-    if (m.state === 'started') {
+    if (m.state === 'model') {
+      modelLine.textContent = `Answering: ${m.model} (the palStudio.models.default setting chooses another)`;
+    } else if (m.state === 'started') {
       reply.textContent = '';
-      selected.textContent = `Asking ${m.model}…`;
-      for (const li of app.querySelectorAll('ol.facts > li.selected')) li.classList.remove('selected');
+      selected.textContent = `Thinking (${m.model})…`;
+      clearSelected();
+      show(reply);
     } else if (m.state === 'text') {
       reply.textContent += m.piece;
     } else {
       busy = false;
-      send.removeAttribute('disabled');
+      ask.removeAttribute('disabled');
       if (m.state === 'error') {
         selected.textContent = '';
         reply.textContent = m.message;
         reply.setAttribute('role', 'alert');
+        show(reply);
         return;
       }
       reply.removeAttribute('role');
@@ -295,6 +315,7 @@ const tryIt = (() => {
             : 'no selection: a plain fine-tuned model';
       selected.textContent = `Persona fact used: ${m.selectedText} (${how})`;
       if (m.selected >= 0) app.querySelectorAll('ol.facts > li')[m.selected]?.classList.add('selected');
+      show(reply);
     }
   };
 })();

@@ -17,6 +17,13 @@ export interface SamplingRecord {
   readonly no_repeat_ngram_size?: number;
   /** The seeds of the chosen and the rejected response. */
   readonly seeds: readonly [number, number];
+  /** The persona fact each was generated with (chosen, rejected): index among the facts of persona_ids in order (-1: none), and its words. */
+  readonly selected?: readonly [SelectedFact, SelectedFact];
+}
+
+export interface SelectedFact {
+  readonly index: number;
+  readonly text: string;
 }
 
 export interface SampledPairInput {
@@ -47,7 +54,15 @@ export function sampledPair(input: SampledPairInput): PreferencePair {
     origin: 'annotated',
     time: input.time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
     status: 'chosen',
-    ...(input.sampling ? { sampling: { ...input.sampling, seeds: [...input.sampling.seeds] } } : {}),
+    ...(input.sampling
+      ? {
+          sampling: {
+            ...input.sampling,
+            seeds: [...input.sampling.seeds],
+            ...(input.sampling.selected ? { selected: input.sampling.selected.map((s) => ({ ...s })) } : {}),
+          },
+        }
+      : {}),
   };
 }
 

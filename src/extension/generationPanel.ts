@@ -5,6 +5,7 @@
  * (a saved pair holds only what the model wrote) and appends through the text document, so the
  * append is undoable and never overwrites what a writer has open and unsaved.
  */
+import { RUN_STATE_FILE } from '../core/runFolder';
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { parsePersona } from '../core/formats/persona';
@@ -75,6 +76,10 @@ export class GenerationPanel {
       watcher.onDidCreate(refresh),
       watcher.onDidChange(refresh),
       watcher.onDidDelete(refresh),
+      // "Use this model" (the dashboard) and the setting itself: the panel names the model that answers.
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('palStudio.models.default')) refresh();
+      }),
       panel.webview.onDidReceiveMessage((raw: unknown) => {
         const message = parseFromGenerationPanel(raw);
         if (!message) {
@@ -210,6 +215,11 @@ export class GenerationPanel {
         ...(g.decoding.repetitionPenalty !== 1 ? { repetition_penalty: g.decoding.repetitionPenalty } : {}),
         ...(g.decoding.noRepeatNgramSize !== 0 ? { no_repeat_ngram_size: g.decoding.noRepeatNgramSize } : {}),
         seeds: [g.seeds[chosenIndex]!, g.seeds[rejectedIndex]!],
+        // The fact each reply was generated with highlighted (-1: none), among the personas' facts in order.
+        selected: [
+          { index: chosen.selected, text: chosen.selectedText },
+          { index: rejected.selected, text: rejected.selectedText },
+        ],
       },
     });
     const { line, saved } = await appendLine(target, record);
@@ -230,10 +240,17 @@ export class GenerationPanel {
   /** The workspace's pairs files, the last one used first, or a new file. */
   private async pickPairsFile(personaId: string): Promise<vscode.Uri | undefined> {
     const last = this.context.workspaceState.get<string>(LAST_PAIRS_FILE);
-    const files = (await vscode.workspace.findFiles('**/*.pairs.jsonl', '**/node_modules/**')).map((uri) => ({
-      uri,
-      label: vscode.workspace.asRelativePath(uri),
-    }));
+    // A run's own stage2.pairs.jsonl (beside its state.json) is the run's output, not a writer's file.
+    const found = await vscode.workspace.findFiles('**/*.pairs.jsonl', '**/node_modules/**');
+    const inRunFolder = await Promise.all(
+      found.map((uri) =>
+        vscode.workspace.fs.stat(vscode.Uri.joinPath(uri, '..', RUN_STATE_FILE)).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    const files = found.filter((_, i) => !inRunFolder[i]).map((uri) => ({ uri, label: vscode.workspace.asRelativePath(uri) }));
     files.sort((a, b) => Number(b.uri.toString() === last) - Number(a.uri.toString() === last) || a.label.localeCompare(b.label));
     const items = [
       ...files.map((f) => ({ ...f, description: f.uri.toString() === last ? 'last used' : undefined })),

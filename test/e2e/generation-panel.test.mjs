@@ -2,13 +2,21 @@
 // embedded default model (the model setting is empty), judge them in one gesture and save the pair
 // into a pairs file as one appended, undoable line (test/e2e/harness.mjs).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe } from 'node:test';
 import { studio, waitFor } from './harness.mjs';
 
 // Desktop VS Code's default (code-server, a web build, saves after a delay): so that an unsaved edit stays unsaved.
-const s = studio({ settings: { 'files.autoSave': 'off' } });
+const s = studio({
+  settings: { 'files.autoSave': 'off' },
+  // A finished run's own pairs (beside its state.json): not a file a writer saves pairs into.
+  prepare(ws) {
+    mkdirSync(path.join(ws, 'runs', 'old-run'), { recursive: true });
+    writeFileSync(path.join(ws, 'runs', 'old-run', 'state.json'), '{"done": ["prepare"]}\n');
+    writeFileSync(path.join(ws, 'runs', 'old-run', 'stage2.pairs.jsonl'), '');
+  },
+});
 const { events, runCommand, scenario, saveArtifacts } = s;
 let page, workspace;
 
@@ -69,6 +77,9 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await view.locator('vscode-button', { hasText: 'Save as preference pair' }).click();
     const input = page.locator('.quick-input-widget input[type="text"]');
     await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 15_000 });
+    const offered = await page.locator('.quick-input-list .monaco-list-row').allTextContents();
+    assert.ok(!offered.some((row) => row.includes('runs/old-run')), `a run's own pairs file is not offered: ${offered.join(' | ')}`);
     await input.fill('mara.pairs');
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'pairs/mara.pairs.jsonl' }).first().waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
@@ -94,7 +105,25 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     assert.equal(pair.origin, 'annotated');
     assert.equal(pair.status, 'chosen');
     assert.ok(Math.abs(Date.parse(pair.time) - Date.now()) < 10 * 60_000, 'judged just now');
-    assert.deepEqual(pair.sampling, { model: 'pal-default', temperature: 0.8, top_k: 50, top_p: 0.95, max_new_tokens: 40, seeds: [2, 1] });
+    // Decoded as Try it and a run's evaluation decode (no 3-gram twice, a repetition penalty), and
+    // with the fact each reply was generated with, as its card showed it (issue 17).
+    const { selected, ...sampling } = pair.sampling;
+    assert.deepEqual(sampling, {
+      model: 'pal-default',
+      temperature: 0.8,
+      top_k: 50,
+      top_p: 0.95,
+      max_new_tokens: 40,
+      repetition_penalty: 1.2,
+      no_repeat_ngram_size: 3,
+      seeds: [2, 1],
+    });
+    const shown = [await used.nth(1).textContent(), await used.nth(0).textContent()];
+    assert.equal(selected.length, 2);
+    selected.forEach((s, i) => {
+      assert.ok(Number.isInteger(s.index) && s.index >= -1 && s.index < 5, JSON.stringify(s));
+      assert.ok(shown[i].startsWith(`Persona fact used: ${s.text} (`), `${shown[i]} vs ${s.text}`);
+    });
     await view.locator('[data-testid="saved"]', { hasText: 'Saved to pairs/mara.pairs.jsonl, line 4.' }).waitFor({ timeout: 10_000 });
     assert.equal(
       await view.locator('vscode-button', { hasText: 'Save as preference pair' }).getAttribute('disabled'),

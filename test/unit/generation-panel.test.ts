@@ -37,6 +37,38 @@ test('one turn of history makes a standard (text) pair, judged, annotated, with 
   assert.deepEqual(doc.lines[0]!.problems, []);
 });
 
+test('a pair records the fact each reply was generated with, and stays a valid pairs line', () => {
+  const selected = [
+    { index: 0, text: '1. i have a cat named tern .' },
+    { index: -1, text: 'none' },
+  ] as const;
+  const sampling = {
+    model: 'pal-default',
+    temperature: 0.8,
+    top_k: 50,
+    top_p: 0.95,
+    max_new_tokens: 40,
+    repetition_penalty: 1.2,
+    no_repeat_ngram_size: 3,
+    seeds: [2, 1] as const,
+    selected,
+  };
+  const pair = sampledPair({
+    history: ['do you have a cat ?'],
+    personaIds: ['mara-lighthouse'],
+    chosen: 'tern keeps me company .',
+    rejected: 'no pets .',
+    time,
+    sampling,
+  });
+  assert.deepEqual((pair.sampling as { selected: unknown }).selected, [
+    { index: 0, text: '1. i have a cat named tern .' },
+    { index: -1, text: 'none' },
+  ]);
+  assert.notEqual((pair.sampling as { selected: unknown[] }).selected[0], selected[0], "a copy, not the caller's object");
+  assert.deepEqual(parsePairs(JSON.stringify(pair), 'x.pairs.jsonl').lines[0]!.problems, []);
+});
+
 test("a longer dialogue makes a conversational pair whose roles count back from the user's last turn, as stage 2 reads it", () => {
   const history = ['hello !', 'evening . the lamp is lit .', 'are you scared of the storm ?'];
   const pair = sampledPair({ history, personaIds: ['mara-lighthouse'], chosen: 'storms i can handle .', rejected: 'i hide in the basement .', time });

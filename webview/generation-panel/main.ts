@@ -121,7 +121,8 @@ function renderTurns(): void {
       const speaker = i % 2 === 0 ? 'User' : characterName();
       const field = h('vscode-textarea', {
         'data-turn': String(i),
-        rows: '1',
+        // Room for a real turn (one row was too small to read back what was typed).
+        rows: '3',
         resize: 'vertical',
         maxlength: String(MAX_TURN_LENGTH),
         'aria-label': `Turn ${i + 1}, ${speaker}`,

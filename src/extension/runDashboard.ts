@@ -135,6 +135,21 @@ export class RunDashboards implements vscode.Disposable {
   }
 }
 
+/**
+ * A run's eval/report.html in a webview beside the dashboard, the same in a local and a remote
+ * window (a remote window, code-server included, opened its HTML source). The report is static:
+ * no script runs, and its own Content-Security-Policy allows nothing but its inline style.
+ */
+async function showReport(runDir: string): Promise<void> {
+  const file = vscode.Uri.file(path.join(runDir, 'eval', 'report.html'));
+  const html = new TextDecoder().decode(await vscode.workspace.fs.readFile(file));
+  const panel = vscode.window.createWebviewPanel('palStudio.evaluationReport', `PAL report: ${path.basename(runDir)}`, vscode.ViewColumn.Beside, {
+    enableScripts: false,
+    localResourceRoots: [],
+  });
+  panel.webview.html = html;
+}
+
 /** The folder, resolved, when it is inside a workspace folder and holds a state.json. */
 async function checkRunDir(runDir: string | undefined): Promise<string | undefined> {
   if (!runDir || !path.isAbsolute(runDir)) return undefined;
@@ -331,13 +346,9 @@ class RunDashboardPanel {
         );
         return;
       }
-      case 'openReport': {
-        const html = vscode.Uri.file(path.join(this.runDir, 'eval', 'report.html'));
-        // A browser shows the report as it is meant to be read; a remote window opens its source.
-        if (vscode.env.remoteName === undefined) await vscode.env.openExternal(html);
-        else await vscode.commands.executeCommand('vscode.open', html);
+      case 'openReport':
+        await showReport(this.runDir);
         return;
-      }
       case 'openConfig':
         if (this.state.config ?? live?.config) await vscode.commands.executeCommand('vscode.open', vscode.Uri.file((live?.config ?? this.state.config)!));
         return;

@@ -109,7 +109,27 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     }
     assert.equal(await view.locator('[data-testid="evaluation"] tr[data-metric="count"] td').first().textContent(), String(report.baseline.count));
     assert.ok(await view.locator('vscode-button[data-action="openReport"]').count(), 'a button opens report.html');
+    // A change too small to show is no change: no "+0.0000" in green (issue 17).
+    for (const row of await view.locator('[data-testid="evaluation"] tr[data-metric]').all()) {
+      const change = row.locator('td').nth(2);
+      const text = (await change.textContent()).trim();
+      if (/^[+-]?0\.0000$/.test(text)) {
+        assert.equal(text, '0.0000', 'no sign on no change');
+        assert.equal(await change.getAttribute('class'), '', 'no colour on no change');
+      }
+    }
+    // The run is over: the hints speak of it in the past.
+    assert.equal(await view.locator('p.muted', { hasText: 'so far' }).count(), 0, '"so far" is for a running run');
     await saveArtifacts('training dashboard (light theme)', false);
+
+    // "Open report" shows report.html rendered in a webview, in this remote window too (code-server;
+    // it opened the HTML source before).
+    await view.locator('vscode-button[data-action="openReport"]').click();
+    await page.locator('.tab', { hasText: 'PAL report:' }).waitFor({ timeout: 15_000 });
+    const report = s.webview();
+    await report.locator('h1', { hasText: 'PAL evaluation' }).waitFor({ timeout: 15_000 });
+    assert.ok((await report.locator('table').count()) > 0, 'the metrics table, rendered');
+    await page.locator('.tab', { hasText: 'PAL report:' }).locator('.codicon-close').click();
   });
 
   scenario('"Use this model" sets palStudio.models.default in the machine\'s settings', async () => {

@@ -131,7 +131,7 @@ function renderStages(s: RunDashboardState): void {
   parts.stages.replaceChildren(...children);
 }
 
-function renderHints(hints: readonly Hint[]): void {
+function renderHints(hints: readonly Hint[], running: boolean): void {
   const hasSteps = metrics.stage1.length + metrics.stage2.length > 0;
   parts.hints.replaceChildren(
     h('h2', { id: 'hints-heading' }, 'What the numbers say'),
@@ -155,14 +155,20 @@ function renderHints(hints: readonly Hint[]): void {
       : h(
           'p',
           { class: 'muted' },
-          hasSteps ? 'Nothing looks wrong in the training metrics so far.' : 'Hints about the training appear here once it has taken some steps.',
+          !hasSteps
+            ? 'Hints about the training appear here once it has taken some steps.'
+            : running
+              ? 'Nothing looks wrong in the training metrics so far.'
+              : 'Nothing looked wrong in the training metrics.',
         ),
   );
 }
 
-function renderCharts(): void {
+/** The charts of each stage that has steps; the stage training now comes first, where it is seen without scrolling. */
+function renderCharts(current: RunDashboardState['progress']): void {
   const sections: HTMLElement[] = [];
-  for (const stage of ['stage1', 'stage2'] as const) {
+  const order = current?.stage === 'stage2' ? (['stage2', 'stage1'] as const) : (['stage1', 'stage2'] as const);
+  for (const stage of order) {
     const records = metrics[stage];
     if (!records.length) continue;
     const title = stage === 'stage1' ? STAGE_NAMES.stage1.title : STAGE_NAMES.stage2.title;
@@ -202,7 +208,9 @@ function renderEvaluation(s: RunDashboardState): void {
         h('th', { scope: 'col' }, 'Change'),
       ),
       ...s.evaluation.map((r) => {
-        const delta = r.before !== null && r.after !== null ? r.after - r.before : null;
+        const raw = r.before !== null && r.after !== null ? r.after - r.before : null;
+        // A change too small to show (0.0000 at four places) is no change: no sign, no colour.
+        const delta = raw !== null && r.key !== 'count' && Math.abs(raw) < 0.00005 ? 0 : raw;
         const verdict = delta === null || delta === 0 || NEUTRAL.has(r.key) ? '' : delta > 0 ? 'up' : 'down';
         return h(
           'tr',
@@ -244,8 +252,8 @@ function render(s: RunDashboardState): void {
     ...(s.error ? [h('div', { class: 'problem', role: 'alert' }, h('p', {}, `The run ${s.status === 'failed' ? 'failed' : 'stopped'}: ${s.error}`))] : []),
   );
   renderStages(s);
-  renderHints(s.hints);
-  renderCharts();
+  renderHints(s.hints, s.status === 'running');
+  renderCharts(s.progress);
   renderEvaluation(s);
   renderWarnings(s.warnings);
   if (!parts.header.isConnected) app.replaceChildren(...Object.values(parts));

@@ -126,9 +126,9 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     // it opened the HTML source before).
     await view.locator('vscode-button[data-action="openReport"]').click();
     await page.locator('.tab', { hasText: 'PAL report:' }).waitFor({ timeout: 15_000 });
-    const report = s.webview();
-    await report.locator('h1', { hasText: 'PAL evaluation' }).waitFor({ timeout: 15_000 });
-    assert.ok((await report.locator('table').count()) > 0, 'the metrics table, rendered');
+    const reportView = s.webview();
+    await reportView.locator('h1', { hasText: 'PAL evaluation' }).waitFor({ timeout: 15_000 });
+    assert.ok((await reportView.locator('table').count()) > 0, 'the metrics table, rendered');
     await page.locator('.tab', { hasText: 'PAL report:' }).locator('.codicon-close').click();
   });
 

@@ -299,9 +299,10 @@ function editLine(text: string, edit: (body: string, tree: JsonNode) => TextEdit
 /**
  * The line after a judgement: `first` keeps chosen > rejected, `second` swaps them (the second
  * response is the better one), both set status "chosen"; `tie` and `skip` set that status. `time`
- * (ISO 8601) is set; every other field keeps its exact text.
+ * (ISO 8601, `judgementTime`) and `annotator` (when given) are set; every other field keeps its
+ * exact text.
  */
-export function judgedLine(text: string, judgement: Judgement, time: string): string {
+export function judgedLine(text: string, judgement: Judgement, time: string, annotator?: string): string {
   return editLine(text, (body, tree) => {
     const edits: TextEdit[] = [];
     if (judgement === 'second') {
@@ -314,6 +315,8 @@ export function judgedLine(text: string, judgement: Judgement, time: string): st
     const status: PairStatus = judgement === 'tie' ? 'tie' : judgement === 'skip' ? 'skipped' : 'chosen';
     edits.push(setProperty(body, tree, 'status', status));
     edits.push(setProperty(body, tree, 'time', time));
+    // The judgement is this annotator's now (a re-judged line kept the first annotator's name).
+    if (annotator) edits.push(setProperty(body, tree, 'annotator', annotator));
     return edits;
   });
 }
@@ -418,4 +421,21 @@ export function lineView(
     rationale: optional(pair.rationale),
     warnings: parsed.problems.map(where),
   };
+}
+
+/**
+ * Whether a pending pair is shown blind with its rejected response on the left: a seeded coin
+ * per line (FNV-1a over the seed, the line number and the prompt), so that the file's order
+ * (chosen left) does not tell the annotator which response was chosen, and the same pair keeps its
+ * order whenever it is shown.
+ */
+export function blindFlip(line: number, prompt: string | readonly { readonly role: string; readonly content: string }[], seed: number): boolean {
+  const text = `${seed}\n${line}\n${typeof prompt === 'string' ? prompt : JSON.stringify(prompt)}`;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  // The high bits mix best in FNV-1a.
+  return hash >>> 31 === 1;
 }

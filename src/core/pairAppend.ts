@@ -36,6 +36,11 @@ export interface SampledPairInput {
   readonly sampling?: SamplingRecord;
 }
 
+/** When a pair was judged, as every pair records it: ISO 8601 in UTC to the second ("2026-12-01T10:20:30Z"). */
+export function judgementTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 /**
  * A judged pair. One turn of history is TRL's standard format (text); longer dialogues are its
  * conversational format, with roles counted back from the last turn (the user's), as PAL's prompts
@@ -52,7 +57,7 @@ export function sampledPair(input: SampledPairInput): PreferencePair {
     rejected: conversational ? reply(input.rejected) : input.rejected,
     persona_ids: [...input.personaIds],
     origin: 'annotated',
-    time: input.time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    time: judgementTime(input.time),
     status: 'chosen',
     ...(input.sampling
       ? {

@@ -6,6 +6,7 @@
  * counts; the index of the whole file lives here and follows each document change line by line.
  */
 import { performance } from 'node:perf_hooks';
+import * as os from 'node:os';
 import * as vscode from 'vscode';
 import {
   DEFAULT_FILTER,
@@ -19,6 +20,7 @@ import {
   type PairFilter,
 } from '../core/annotator';
 import { parsePersona } from '../core/formats/persona';
+import { judgementTime } from '../core/pairAppend';
 import { parseFromPairAnnotator, type FromPairAnnotator, type Move, type ToPairAnnotator } from '../../webview/pair-annotator/protocol';
 import type { TestReport } from './testReport';
 import { webviewHtml, webviewOptions } from './webviewHtml';
@@ -68,6 +70,9 @@ export class PairAnnotatorProvider implements vscode.CustomTextEditorProvider {
     const subscriptions = [
       vscode.workspace.onDidChangeTextDocument((e) => {
         if (e.document === document && e.contentChanges.length > 0) session.documentChanged(e);
+      }),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('palStudio.annotator.blind')) session.refresh();
       }),
       panel.webview.onDidReceiveMessage((raw: unknown) => {
         const message = parseFromPairAnnotator(raw);
@@ -154,6 +159,11 @@ class AnnotatorSession {
 
   setPersonas(personas: PersonaLookup): void {
     this.personas = personas;
+    this.refresh();
+  }
+
+  /** Shows the pair on screen again (the personas or a setting changed). */
+  refresh(): void {
     if (this.ready) this.post('');
   }
 
@@ -216,12 +226,16 @@ class AnnotatorSession {
       return;
     }
     const before = this.document.lineAt(line).text;
-    const text = judgedLine(before, judgement, new Date().toISOString());
+    const text = judgedLine(before, judgement, judgementTime(new Date()), annotatorName());
     // The index takes the new line first, so the next pair can be on screen while VS Code applies
     // the edit (a round trip through the window); the next message waits for the edit all the same.
     this.index.setLine(line, text);
     const pending = this.index.nextPending(line, this.filter);
-    const note = `Line ${line + 1}: ${JUDGED[judgement]}. ${pending === undefined ? 'No pending pair is left in this filter.' : `Next pending pair: line ${pending + 1}.`}`;
+    // Where the next pending pair is; browsing judged pairs (All, Chosen…), there is nothing to say
+    // when none is left (the note said "No pending pair is left" at every judgement).
+    const next =
+      pending !== undefined ? ` Next pending pair: line ${pending + 1}.` : this.filter.status === 'pending' ? ' No pending pair is left in this filter.' : '';
+    const note = `Line ${line + 1}: ${JUDGED[judgement]}.${next}`;
     if (pending !== undefined) {
       this.current = pending;
       // The window applies the edit of a large document slowly (~80 ms for 100,000 lines): let the
@@ -337,6 +351,7 @@ class AnnotatorSession {
       position,
       counts: this.index.counts(),
       note,
+      blind: blindOrder(),
     };
     void this.panel.webview.postMessage(message);
     if (action && start !== undefined && this.report.enabled) this.timings.set(seq, { action, start, handledMs: performance.now() - start });
@@ -368,4 +383,20 @@ class AnnotatorSession {
       this.report.write({ event: 'pair-annotator-key', action: timing.action, lines: this.document.lineCount, handledMs: timing.handledMs, renderedMs, keyMs });
     }
   }
+}
+
+/** Who judges: the palStudio.annotator.name setting, else this machine's user name. */
+function annotatorName(): string | undefined {
+  const configured = vscode.workspace.getConfiguration('palStudio').get<string>('annotator.name')?.trim();
+  if (configured) return configured;
+  try {
+    return os.userInfo().username || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The blind order's seed when palStudio.annotator.blind is on (the default), else null. */
+function blindOrder(): { readonly seed: number } | null {
+  return vscode.workspace.getConfiguration('palStudio').get<boolean>('annotator.blind', true) ? { seed: 1 } : null;
 }

@@ -25,7 +25,9 @@ const LARGE_PAIRS = 100_000;
 
 const s = studio({
   // The large file is over the web editor's 10 MB confirmation; a person would click "Open Anyway".
-  settings: { 'workbench.editorLargeFileConfirmation': 1024 },
+  // The file's order on screen (chosen left): these scenarios judge by it. The blind order has its
+  // own scenario (pair-annotator-blind.test.mjs). Who judges: written on every judged line.
+  settings: { 'workbench.editorLargeFileConfirmation': 1024, 'palStudio.annotator.blind': false, 'palStudio.annotator.name': 'e2e writer' },
   prepare(ws) {
     writeFileSync(path.join(ws, 'pairs', 'review.pairs.jsonl'), REVIEW.join(''));
     const lines = [];
@@ -99,12 +101,16 @@ describe('the pair annotator in a real VS Code (code-server)', { timeout: 600_00
     assert.ok(!saved[6].endsWith('\n'), 'still no final newline');
     const before = original.map((l) => (l.trim() && !l.includes('cut off') ? JSON.parse(l) : undefined));
     const after = saved.map((l) => (l.trim() && !l.includes('cut off') ? JSON.parse(l) : undefined));
-    const rest = ({ status: _status, time: _time, ...fields }) => fields;
+    const rest = ({ status: _status, time: _time, annotator: _annotator, ...fields }) => fields;
     assert.deepEqual([after[0].status, rest(after[0])], ['chosen', rest(before[0])]);
     assert.deepEqual([after[1].status, after[1].chosen, after[1].rejected], ['chosen', before[1].rejected, before[1].chosen], 'key 2 swapped the responses');
     assert.deepEqual([after[4].status, after[4]['x-batch'], after[4].chosen], ['skipped', 7, before[4].chosen]);
     assert.deepEqual([after[5].status, rest(after[5])], ['tie', rest(before[5])]);
-    for (const i of [0, 1, 4, 5]) assert.ok(!Number.isNaN(Date.parse(after[i].time)), `line ${i + 1} has the time of its judgement`);
+    for (const i of [0, 1, 4, 5]) {
+      // The time as the generation panel writes it (to the second, UTC), and who judged (issue 17).
+      assert.match(after[i].time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, `line ${i + 1} has the time of its judgement`);
+      assert.equal(after[i].annotator, 'e2e writer', `line ${i + 1} names its annotator`);
+    }
 
     // z undoes through VS Code (the view follows to the line), and so does Ctrl+Z: back to the original bytes.
     await view.locator('[data-testid="progress"]').click(); // the keys go to the webview

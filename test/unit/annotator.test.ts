@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  blindFlip,
   DEFAULT_FILTER,
   documentLines,
   editedResponseLine,
@@ -291,4 +292,34 @@ test('messages from the pair annotator: anything else is rejected, including one
     { type: 'save' },
   ];
   for (const m of bad) assert.equal(parseFromPairAnnotator(m), undefined, JSON.stringify(m)?.slice(0, 100));
+});
+
+test('a judgement names its annotator, replacing the one a re-judged line had (issue 17)', () => {
+  const line = '{"prompt": "p", "chosen": "c", "rejected": "r", "annotator": "ana", "status": "chosen"}';
+  assert.equal(
+    judgedLine(line, 'second', TIME, 'ben'),
+    `{"prompt": "p", "chosen": "r", "rejected": "c", "annotator": "ben", "status": "chosen", "time": "${TIME}"}`,
+  );
+  assert.equal(
+    judgedLine('{"prompt":"p","chosen":"c","rejected":"r"}', 'tie', TIME, 'ben'),
+    `{"prompt":"p","chosen":"c","rejected":"r","status":"tie","time":"${TIME}","annotator":"ben"}`,
+  );
+  // No name known: the line says nothing of who judged.
+  assert.equal(judgedLine('{"prompt":"p","chosen":"c","rejected":"r"}', 'first', TIME).includes('annotator'), false);
+});
+
+test('the blind order is a seeded coin per pair: the same pair, the same side; both sides over many pairs', () => {
+  const flips = Array.from({ length: 400 }, (_, i) => blindFlip(i + 1, `question ${i} ?`, 1));
+  assert.deepEqual(
+    Array.from({ length: 400 }, (_, i) => blindFlip(i + 1, `question ${i} ?`, 1)),
+    flips,
+    'the same seed and pair, the same order',
+  );
+  const left = flips.filter(Boolean).length;
+  assert.ok(left > 160 && left < 240, `about half: ${left} of 400`);
+  assert.notDeepEqual(
+    Array.from({ length: 400 }, (_, i) => blindFlip(i + 1, `question ${i} ?`, 2)),
+    flips,
+    'another seed, another order',
+  );
 });

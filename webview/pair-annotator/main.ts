@@ -12,6 +12,7 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import type { FromPairAnnotator, Judgement, LineView, PairFilter, ResponseSide, StatusFilter, ToPairAnnotator } from './protocol';
 import { h } from '../shared/dom';
+import { blindFlip } from '../../src/core/annotator';
 
 declare function acquireVsCodeApi(): { postMessage(message: FromPairAnnotator): void };
 const vscode = acquireVsCodeApi();
@@ -29,6 +30,9 @@ const STATUS_LABELS: Record<StatusFilter, string> = {
   invalid: 'Invalid lines',
 };
 const SIDE_LABELS: Record<ResponseSide, string> = { chosen: 'Left: chosen in the file now', rejected: 'Right: rejected in the file now' };
+const BLIND_LABELS = { left: 'Response A', right: 'Response B' } as const;
+/** The pair on screen is shown blind with its rejected response on the left (palStudio.annotator.blind). */
+let flipped = false;
 
 let view: View | undefined;
 /** Set while a judgement or an edit is on its way: keys wait for the view it brings back. */
@@ -41,10 +45,12 @@ let keyPressedAt: number | undefined;
 const post = (m: FromPairAnnotator) => vscode.postMessage(m);
 const busy = () => Date.now() < busyUntil;
 
+/** `first`/`second`: the left/right response on screen is better; the file's order is what the line gets. */
 function judge(judgement: Judgement): void {
   if (view?.item?.kind !== 'pair' || busy() || editing) return;
   busyUntil = Date.now() + 3000;
-  post({ type: 'judge', line: view.item.line, judgement });
+  const inFile = flipped && (judgement === 'first' || judgement === 'second') ? (judgement === 'first' ? 'second' : 'first') : judgement;
+  post({ type: 'judge', line: view.item.line, judgement: inFile });
 }
 
 function button(key: string, label: string, description: string, onClick: () => void): HTMLElement {
@@ -167,13 +173,14 @@ function personasBlock(pair: Pair): HTMLElement | string {
   );
 }
 
-function responsePanel(pair: Pair, side: ResponseSide): HTMLElement {
-  const key = side === 'chosen' ? '1' : '2';
+function responsePanel(pair: Pair, side: ResponseSide, place: 'left' | 'right', blind: boolean): HTMLElement {
+  const key = place === 'left' ? '1' : '2';
   const text = side === 'chosen' ? pair.chosen : pair.rejected;
+  const label = blind ? BLIND_LABELS[place] : SIDE_LABELS[side];
   const edit = h('vscode-button', {
     icon: 'edit',
     secondary: '',
-    'aria-label': `Edit the ${side === 'chosen' ? 'left' : 'right'} response (key E)`,
+    'aria-label': `Edit the ${place} response (key E)`,
     title: 'Edit (E)',
   });
   edit.addEventListener('click', () => startEdit(side));
@@ -184,9 +191,10 @@ function responsePanel(pair: Pair, side: ResponseSide): HTMLElement {
       tabindex: '0',
       role: 'group',
       'data-side': side,
-      'aria-label': `${SIDE_LABELS[side]}. Key ${key}: this one is better.`,
+      'data-place': place,
+      'aria-label': `${label}. Key ${key}: this one is better.`,
     },
-    h('h2', {}, h('kbd', {}, key), ` ${SIDE_LABELS[side]}`, edit),
+    h('h2', {}, h('kbd', {}, key), ` ${label}`, edit),
     h('p', { class: 'annotator-text', 'data-testid': `response-${side}` }, text),
   );
   panel.addEventListener('focusin', () => (focusedSide = side));
@@ -213,6 +221,10 @@ function renderItem(v: View): void {
     );
     return;
   }
+  // Pending pairs are judged blind when the setting says so; judged ones show the file's order.
+  const blind = v.blind !== null && item.status === 'pending';
+  flipped = blind && blindFlip(item.line, item.prompt, v.blind!.seed);
+  if (!itemArea.contains(document.activeElement)) focusedSide = flipped ? 'rejected' : 'chosen'; // E edits the left one
   const meta = [`status: ${item.status}${item.statusGiven ? '' : ' (no status in the file: used as given)'}`];
   if (item.origin) meta.push(`origin: ${item.origin}`);
   if (item.annotator) meta.push(`annotator: ${item.annotator}`);
@@ -222,11 +234,19 @@ function renderItem(v: View): void {
     ...(item.warnings.length ? [h('ul', { class: 'annotator-warnings' }, ...item.warnings.map((w) => h('li', { class: 'warning' }, w)))] : []),
     personasBlock(item),
     promptBlock(item.prompt),
-    h('div', { class: 'annotator-responses' }, responsePanel(item, 'chosen'), responsePanel(item, 'rejected')),
+    h(
+      'div',
+      { class: 'annotator-responses' },
+      ...(flipped
+        ? [responsePanel(item, 'rejected', 'left', true), responsePanel(item, 'chosen', 'right', true)]
+        : [responsePanel(item, 'chosen', 'left', blind), responsePanel(item, 'rejected', 'right', blind)]),
+    ),
     h(
       'p',
-      { class: 'hint' },
-      `Left is the response the file now holds as chosen, right the rejected one${item.conversational ? ' (the last message of each)' : ''}. 1: the left is better. 2: the right is better, and the file swaps them so the better one is chosen.`,
+      { class: 'hint', 'data-testid': 'order' },
+      blind
+        ? `A blind judgement: responses A and B in a seeded order, not the file's${item.conversational ? ' (the last message of each)' : ''}. 1: A is better. 2: B is better. The file then holds the better one as chosen.`
+        : `Left is the response the file now holds as chosen, right the rejected one${item.conversational ? ' (the last message of each)' : ''}. 1: the left is better. 2: the right is better, and the file swaps them so the better one is chosen.`,
     ),
     ...(item.rationale ? [h('p', { class: 'hint' }, `Rationale: ${item.rationale}`)] : []),
   );

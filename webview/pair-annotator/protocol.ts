@@ -21,6 +21,8 @@ export type ToPairAnnotator = {
   readonly counts: IndexCounts;
   /** What just happened, for the status line (read out by screen readers). */
   readonly note: string;
+  /** A pending pair's responses in a seeded left/right order (palStudio.annotator.blind); null: the file's order. */
+  readonly blind: { readonly seed: number } | null;
 };
 
 export const MOVES = ['next', 'previous', 'first', 'last'] as const;

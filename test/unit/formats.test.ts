@@ -60,6 +60,26 @@ extensions:
     assert.match(serializePersona(removed), /# Mara, written by hand/);
   });
 
+  test('a fact quoted because it had to be is written plain once it no longer needs quotes; a quoted number stays quoted (issue 17)', () => {
+    const text = 'id: x\nname: X\nfacts:\n  - "i say: hello"\n  - "styled by hand"\n  - "123"\n';
+    const fixed = editPersona(parsePersona(text, 'x.persona.yaml'), ['facts', 0], 'i say hello');
+    assert.equal(serializePersona(fixed), text.replace('"i say: hello"', 'i say hello'));
+    // Quotes the writer chose (the old value did not need them) stay; so do quotes a value needs.
+    const styled = editPersona(parsePersona(text, 'x.persona.yaml'), ['facts', 1], 'still by hand');
+    assert.equal(serializePersona(styled), text.replace('"styled by hand"', '"still by hand"'));
+    const number = editPersona(parsePersona(text, 'x.persona.yaml'), ['facts', 2], '456');
+    assert.equal(serializePersona(number), text.replace('"123"', '"456"'));
+    assert.deepEqual(number.persona!.facts[2], '456');
+    const needs = editPersona(fixed, ['facts', 0], 'i say: hello again');
+    assert.equal(needs.persona!.facts[0], 'i say: hello again');
+  });
+
+  test("a structural edit keeps the spacing before an unrelated line's comment (issue 17)", () => {
+    const text = 'id: ines\nname: Inês Lobo   # keep the accent\nfacts:\n  - i like tea .\n';
+    const added = editPersona(parsePersona(text, 'ines.persona.yaml'), ['facts'], ['i like tea .', 'i grew up in porto .']);
+    assert.equal(serializePersona(added), `${text}  - i grew up in porto .\n`);
+  });
+
   test('a JSON persona is edited in place: the rest of its formatting is untouched', () => {
     const json = '{\n    "id": "dev",\n    "name": "Dev",\n    "facts": ["i ride a bike ."],\n    "x-custom": {"keep": true}\n}\n';
     const doc = parsePersona(json, 'dev.persona.json');

@@ -4,7 +4,7 @@
  * comments and key order.
  */
 import { findNodeAtLocation, parseTree, type Node as JsonNode, type ParseError, printParseErrorCode } from 'jsonc-parser';
-import { Composer, CST, isMap, isPair, isScalar, LineCounter, Parser, type Document, type Node as YamlNode } from 'yaml';
+import { Composer, CST, isMap, isPair, isScalar, LineCounter, parseDocument, Parser, type Document, type Node as YamlNode } from 'yaml';
 import { positionAt, problem } from './problems';
 import type { Problem } from './types';
 import type { JsonPath, Locator, Range } from './validate';
@@ -149,10 +149,45 @@ export function editYaml(parsed: { doc: Document.Parsed; tokens: CST.Token[] }, 
   const node = parsed.doc.getIn(path, true);
   const scalarValue = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
   if (scalarValue && isScalar(node) && node.srcToken && CST.isScalar(node.srcToken)) {
-    CST.setScalarValue(node.srcToken, String(value), typeof value === 'string' ? {} : { type: 'PLAIN' });
+    // A string keeps its quoting, unless it was quoted because it had to be ("a: b") and no longer
+    // needs it: then it is written plain, as a writer would (issue 17: a fixed fact stayed quoted).
+    const unquote =
+      typeof value === 'string' && node.srcToken.type !== 'scalar' && typeof node.value === 'string' && !plainReadsAs(node.value) && plainReadsAs(value);
+    CST.setScalarValue(node.srcToken, String(value), typeof value === 'string' && !unquote ? {} : { type: 'PLAIN' });
     return parsed.tokens.map((t) => CST.stringify(t)).join('');
   }
+  const before = parsed.tokens.map((t) => CST.stringify(t)).join('');
   if (value === undefined) parsed.doc.deleteIn(path);
   else parsed.doc.setIn(path, value);
-  return parsed.doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+  return keepCommentSpacing(before, parsed.doc.toString({ lineWidth: 0, flowCollectionPadding: false }));
+}
+
+/** Whether `text` written as a plain YAML scalar reads back as that same string ("true", "123", "a: b" do not). */
+function plainReadsAs(text: string): boolean {
+  if (text === '' || text !== text.trim() || /[\n\r]/.test(text)) return false;
+  try {
+    return parseDocument(`x: ${text}\n`).get('x') === text;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The document model writes one space before a trailing comment: a line the edit did not touch
+ * gets its own spacing back ("name: Inês Lobo   # keep the accent" was collapsed by an edit
+ * elsewhere in the file).
+ */
+function keepCommentSpacing(before: string, after: string): string {
+  const key = (line: string) => line.replace(/\s+#/, ' #');
+  const original = new Map<string, string>();
+  for (const line of before.split(/\r?\n/)) if (/\s#/.test(line) && !original.has(key(line))) original.set(key(line), line);
+  if (original.size === 0) return after;
+  return after
+    .split('\n')
+    .map((line) => {
+      const cr = line.endsWith('\r') ? '\r' : '';
+      const body = cr ? line.slice(0, -1) : line;
+      return /\s#/.test(body) ? (original.get(key(body)) ?? body) + cr : line;
+    })
+    .join('\n');
 }

@@ -11,6 +11,7 @@ import { NotificationType, NotificationType0, RequestType, RequestType0 } from '
 import type { Problem } from '../core/formats/types';
 import type { RunStage, RunState, TrainingStage } from '../core/runFolder';
 import type { EvalRow, MetricRecord } from '../core/runHistory';
+import type { RunVerdict } from '../core/runVerdict';
 import type { LeftOut } from '../core/exporters/pairs';
 // The engine's own result types, where the engine and its clients must agree on their shape.
 import type { ImportResult } from './data';
@@ -266,6 +267,8 @@ export interface RunFolderView {
   readonly metrics: Readonly<Record<TrainingStage, readonly MetricRecord[]>>;
   readonly evaluation: readonly EvalRow[] | null;
   readonly hasReportHtml: boolean;
+  /** Replies before and after on held-out prompts, and the signs of collapse; null before the evaluation. */
+  readonly verdict: RunVerdict | null;
   /** Problems of single files (file:line: what), the rest of the run still shown. */
   readonly warnings: readonly string[];
 }

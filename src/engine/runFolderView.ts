@@ -9,6 +9,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { parseRunState, RUN_STATE_FILE, type TrainingStage } from '../core/runFolder';
 import { evaluationRows, parseMetrics } from '../core/runHistory';
+import { runVerdict } from '../core/runVerdict';
+import { readPredictions } from './eval';
 import type { RunFolderView } from './protocol';
 
 /** A file's text, or undefined when it does not exist (yet). */
@@ -47,5 +49,14 @@ export async function readRunFolder(runDir: string, shownAs: string = runDir): P
     warnings.push((err as Error).message);
   }
   const hasReportHtml = (await fs.stat(file('eval', 'report.html')).catch(() => undefined))?.isFile() ?? false;
-  return { state, metrics, evaluation, hasReportHtml, warnings };
+  let verdict: RunFolderView['verdict'] = null;
+  if (evaluation) {
+    try {
+      const [before, after] = await Promise.all(['before', 'after'].map((w) => readPredictions(file('eval', `predictions-${w}.jsonl`))));
+      verdict = runVerdict(before!, after!);
+    } catch (err) {
+      warnings.push(`The verdict needs the evaluation's predictions: ${(err as Error).message}`);
+    }
+  }
+  return { state, metrics, evaluation, hasReportHtml, verdict, warnings };
 }

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { runHints } from '../core/dpoHints';
+import type { RunVerdict } from '../core/runVerdict';
 import { appendRecord, stageStatuses, toMetricRecord, type EvalRow, type MetricRecord } from '../core/runHistory';
 import { parseRunState, type RunStage, type RunState, type TrainingStage } from '../core/runFolder';
 import {
@@ -171,6 +172,7 @@ class RunDashboardPanel {
   private state: RunState = { done: [], config: null, startedAt: null };
   private warnings: string[] = [];
   private evaluation: EvalRow[] | null = null;
+  private verdict: RunVerdict | null = null;
   private hasReportHtml = false;
   private hasModel = false;
   /** How the live run this panel followed ended (cleared when it is resumed). */
@@ -215,6 +217,7 @@ class RunDashboardPanel {
       // JSON-RPC carries a NaN as null: toMetricRecord reads null back as NaN.
       for (const stage of ['stage1', 'stage2'] as const) this.metrics[stage] = view.metrics[stage].flatMap((r) => toMetricRecord(r) ?? []);
       this.evaluation = view.evaluation ? [...view.evaluation] : null;
+      this.verdict = view.verdict;
       this.hasReportHtml = view.hasReportHtml;
       warnings.push(...view.warnings);
     } catch (err) {
@@ -283,6 +286,7 @@ class RunDashboardPanel {
       hints: runHints(this.metrics),
       warnings: this.warnings,
       evaluation: this.evaluation,
+      verdict: this.verdict,
       hasReportHtml: this.hasReportHtml,
       model: this.hasModel ? model : null,
       modelInUse: this.hasModel && vscode.workspace.getConfiguration('palStudio').get<string>(MODEL_SETTING) === model,

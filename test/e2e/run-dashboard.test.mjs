@@ -118,6 +118,18 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
         assert.equal(await change.getAttribute('class'), '', 'no colour on no change');
       }
     }
+    // The verdict in words (issue 17): held-out prompts with the replies before and after and the
+    // fact selected, as the predictions on disk say, and either the signs of collapse or none.
+    const verdict = view.locator('[data-testid="verdict"]');
+    await verdict.locator('h2', { hasText: 'Verdict' }).waitFor({ timeout: 15_000 });
+    const after = readFileSync(path.join(runDir(), 'eval', 'predictions-after.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const rows = verdict.locator('table tr');
+    assert.equal(await rows.count(), 1 + Math.min(5, after.length), 'a header and up to five examples');
+    assert.equal((await rows.nth(1).locator('td').nth(2).textContent()).trim(), after[0].prediction.trim());
+    assert.equal((await verdict.locator('[data-testid="collapse"] li').count()) > 0, (await verdict.locator('[data-testid="no-collapse"]').count()) === 0);
     // The run is over: the hints speak of it in the past.
     assert.equal(await view.locator('p.muted', { hasText: 'so far' }).count(), 0, '"so far" is for a running run');
     await saveArtifacts('training dashboard (light theme)', false);

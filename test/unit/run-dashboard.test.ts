@@ -9,6 +9,8 @@ import { runHints, stageHints, type HintId } from '../../src/core/dpoHints';
 import { appendRecord, evaluationRows, formatEta, parseMetrics, series, stageStatuses, toMetricRecord, type MetricRecord } from '../../src/core/runHistory';
 import { parseRunState, RUN_STAGES } from '../../src/core/runFolder';
 import { readRunFolder } from '../../src/engine/runFolderView';
+import { repeatsAPhrase, runVerdict } from '../../src/core/runVerdict';
+import type { PredictionRecord } from '../../src/core/metrics/evaluate';
 import { formatTick, niceTicks } from '../../webview/run-dashboard/chart';
 import { parseFromRunDashboard, parseRunDashboardSavedState, RUN_DASHBOARD_ACTIONS } from '../../webview/run-dashboard/protocol';
 
@@ -359,6 +361,7 @@ test('run/folder: the engine reads a run folder for the dashboard, each damaged 
       metrics: { stage1: [], stage2: [] },
       evaluation: null,
       hasReportHtml: false,
+      verdict: null,
       warnings: [],
     });
     writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ done: ['prepare', 'stage1'], config: '/w/x.palrun.yaml', startedAt: '2026-01-01T00:00:00Z' }));
@@ -382,4 +385,41 @@ test('run/folder: the engine reads a run folder for the dashboard, each damaged 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the verdict quotes held-out replies before and after, and names each sign of collapse it sees', () => {
+  const personas = ['i have a cat .', 'i ride a bike .', 'i bake bread .'];
+  const record = (i: number, prediction: string, selected: number): PredictionRecord => ({
+    id: `e${i}`,
+    prediction,
+    reference: 'x',
+    personas,
+    history: [`question ${i} ?`],
+    selected,
+  });
+  const before = Array.from({ length: 20 }, (_, i) => record(i, `a varied reply number ${i} about my day and my town`, i % 3));
+  const healthy = runVerdict(
+    before,
+    before.map((r, i) => ({ ...r, prediction: `my own answer ${i} with a cat and a bike`, selected: (i + 1) % 3 })),
+  );
+  assert.deepEqual(healthy.collapse, []);
+  assert.equal(healthy.examples.length, 5);
+  assert.deepEqual(healthy.examples[1], {
+    prompt: 'question 4 ?',
+    before: before[4]!.prediction,
+    after: 'my own answer 4 with a cat and a bike',
+    selected: 'i bake bread .',
+  });
+  // Collapsed: fact 2 every time, a loop, short, and all alike.
+  const collapsed = runVerdict(
+    before,
+    before.map((r) => ({ ...r, prediction: 'noodle noodle noodle noodle', selected: 1 })),
+  );
+  assert.deepEqual(
+    collapsed.collapse.map((c) => c.sign),
+    ['same-fact', 'repeated-phrases', 'shorter', 'alike'],
+  );
+  assert.match(collapsed.collapse[0]!.message, /fact 2 in 100% of the turns/);
+  assert.equal(repeatsAPhrase('i have a dog , but i have a dog'), true);
+  assert.equal(repeatsAPhrase('i have a dog and a cat'), false);
 });

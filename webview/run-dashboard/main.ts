@@ -71,6 +71,7 @@ const parts = {
   stages: h('section', { 'aria-labelledby': 'stages-heading' }),
   hints: h('section', { 'aria-labelledby': 'hints-heading', 'data-testid': 'hints' }),
   charts: h('section', { 'aria-label': 'Training charts' }),
+  verdict: h('section', { 'data-testid': 'verdict' }),
   evaluation: h('section', {}),
   warnings: h('section', {}),
 };
@@ -236,6 +237,51 @@ function renderWarnings(warnings: readonly string[]): void {
   );
 }
 
+/** The run in words: does it collapse, and what do the replies look like before and after. */
+function renderVerdict(s: RunDashboardState): void {
+  const v = s.verdict;
+  if (!v) {
+    parts.verdict.replaceChildren();
+    return;
+  }
+  parts.verdict.replaceChildren(
+    h('h2', { id: 'verdict-heading' }, 'Verdict: the replies before and after'),
+    v.collapse.length
+      ? h(
+          'ul',
+          { class: 'hints', 'data-testid': 'collapse' },
+          ...v.collapse.map((c) =>
+            h(
+              'li',
+              { class: 'hint warning', 'data-sign': c.sign },
+              h('span', { class: 'codicon codicon-warning', 'aria-hidden': 'true' }),
+              ' ',
+              h('strong', {}, 'Collapse: '),
+              c.message,
+            ),
+          ),
+        )
+      : h(
+          'p',
+          { 'data-testid': 'no-collapse' },
+          'No sign of collapse: the aligned model selects different facts, does not loop, and its replies are as long and as varied as before.',
+        ),
+    h(
+      'table',
+      { 'aria-labelledby': 'verdict-heading', class: 'verdict-examples' },
+      h(
+        'tr',
+        {},
+        h('th', { scope: 'col' }, 'Held-out prompt'),
+        h('th', { scope: 'col' }, 'Before'),
+        h('th', { scope: 'col' }, 'After'),
+        h('th', { scope: 'col' }, 'Fact selected'),
+      ),
+      ...v.examples.map((e) => h('tr', {}, h('td', {}, e.prompt), h('td', {}, e.before), h('td', {}, e.after), h('td', {}, e.selected ?? 'none'))),
+    ),
+  );
+}
+
 function render(s: RunDashboardState): void {
   vscode.setState({ runDir: s.runDir });
   parts.header.replaceChildren(
@@ -254,6 +300,7 @@ function render(s: RunDashboardState): void {
   renderStages(s);
   renderHints(s.hints, s.status === 'running');
   renderCharts(s.progress);
+  renderVerdict(s);
   renderEvaluation(s);
   renderWarnings(s.warnings);
   if (!parts.header.isConnected) app.replaceChildren(...Object.values(parts));

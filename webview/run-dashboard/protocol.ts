@@ -7,6 +7,7 @@
 import type { Hint } from '../../src/core/dpoHints';
 import type { EvalRow, MetricRecord, StageStatus } from '../../src/core/runHistory';
 import type { RunStage } from '../../src/core/runFolder';
+import type { RunVerdict } from '../../src/core/runVerdict';
 
 export interface RunDashboardProgress {
   readonly stage: RunStage;
@@ -30,6 +31,8 @@ export interface RunDashboardState {
   /** Lines of the run folder that could not be read (file:line: why). */
   readonly warnings: readonly string[];
   readonly evaluation: readonly EvalRow[] | null;
+  /** Replies before and after on held-out prompts and the signs of collapse, in words (once evaluated). */
+  readonly verdict: RunVerdict | null;
   readonly hasReportHtml: boolean;
   /** The exported model folder, once the export stage is done. */
   readonly model: string | null;

@@ -22,7 +22,9 @@ import {
   type PanelPersona,
   type ToGenerationPanel,
 } from './protocol';
-import { h } from '../shared/dom';
+import { h, keepSelectAllInTextFields } from '../shared/dom';
+
+keepSelectAllInTextFields();
 
 declare function acquireVsCodeApi(): { postMessage(message: FromGenerationPanel): void };
 const vscode = acquireVsCodeApi();

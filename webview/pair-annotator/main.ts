@@ -11,8 +11,10 @@ import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import type { FromPairAnnotator, Judgement, LineView, PairFilter, ResponseSide, StatusFilter, ToPairAnnotator } from './protocol';
-import { h } from '../shared/dom';
+import { h, keepSelectAllInTextFields } from '../shared/dom';
 import { blindFlip } from '../../src/core/annotator';
+
+keepSelectAllInTextFields();
 
 declare function acquireVsCodeApi(): { postMessage(message: FromPairAnnotator): void };
 const vscode = acquireVsCodeApi();

@@ -8,7 +8,9 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { FromPersonaEditor, PersonaPath, PersonaProblem, ToPersonaEditor } from './protocol';
-import { h } from '../shared/dom';
+import { h, keepSelectAllInTextFields } from '../shared/dom';
+
+keepSelectAllInTextFields();
 
 declare function acquireVsCodeApi(): { postMessage(message: FromPersonaEditor): void };
 const vscode = acquireVsCodeApi();

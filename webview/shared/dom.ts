@@ -8,3 +8,18 @@ export function h(tag: string, attrs: Record<string, string> = {}, ...children: 
   for (const child of children) el.append(typeof child === 'string' ? document.createTextNode(child) : child);
   return el;
 }
+
+/**
+ * Ctrl+A (Cmd+A) in a text field selects the field's text at once, and VS Code does not hear of it.
+ * A webview passes every key to VS Code, whose select-all then came back to the webview late:
+ * typing right after Ctrl+A, the first letter was typed and then selected and lost (issue 17).
+ * Stopping the key at the document keeps it from the webview host's listener on the window; the
+ * browser's own select-all (the default action) still happens.
+ */
+export function keepSelectAllInTextFields(): void {
+  document.addEventListener('keydown', (e) => {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey || e.shiftKey || e.key.toLowerCase() !== 'a') return;
+    const target = e.composedPath()[0];
+    if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) e.stopPropagation();
+  });
+}

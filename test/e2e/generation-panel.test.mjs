@@ -200,6 +200,11 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await s.setTheme('Dark Modern');
     await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
     await saveArtifacts('generation panel (dark theme)', false);
+    const dark = await background();
+    await s.setTheme('Dark High Contrast');
+    await waitFor('the high-contrast theme', async () => (await background()) !== dark, 30_000);
+    await saveArtifacts('generation panel (high-contrast theme)', false);
+    await s.setTheme('Light Modern'); // the next scenario's screenshots start from the default
   });
 
   scenario("a persona file's editor title opens the panel with that persona picked", async () => {

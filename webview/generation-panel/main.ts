@@ -22,7 +22,7 @@ import {
   type PanelPersona,
   type ToGenerationPanel,
 } from './protocol';
-import { h, keepSelectAllInTextFields } from '../shared/dom';
+import { h, howSelected, keepSelectAllInTextFields } from '../shared/dom';
 
 keepSelectAllInTextFields();
 
@@ -257,12 +257,7 @@ function renderCards(): void {
   cards.replaceChildren(
     ...g.samples.map((s, i) => {
       const verdict = judgement.chosen === i ? 'chosen' : judgement.rejected === i ? 'rejected' : '';
-      const how =
-        s.selectionSource === 'model'
-          ? 'selected by the model'
-          : s.selectionSource === 'retrieval'
-            ? 'BM25 retrieval: this model was not trained on select'
-            : 'no selection: a plain fine-tuned model';
+      const how = howSelected(s.selectionSource);
       const done = s.state === 'done';
       const card = h(
         'article',

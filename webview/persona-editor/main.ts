@@ -8,7 +8,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textarea/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { FromPersonaEditor, PersonaPath, PersonaProblem, ToPersonaEditor } from './protocol';
-import { h, keepSelectAllInTextFields } from '../shared/dom';
+import { h, howSelected, keepSelectAllInTextFields } from '../shared/dom';
 
 keepSelectAllInTextFields();
 
@@ -309,12 +309,7 @@ const tryIt = (() => {
       }
       reply.removeAttribute('role');
       reply.textContent = m.response;
-      const how =
-        m.selectionSource === 'model'
-          ? 'selected by the model'
-          : m.selectionSource === 'retrieval'
-            ? 'BM25 retrieval: this model was not trained on select'
-            : 'no selection: a plain fine-tuned model';
+      const how = howSelected(m.selectionSource);
       selected.textContent = `Persona fact used: ${m.selectedText} (${how})`;
       if (m.selected >= 0) app.querySelectorAll('ol.facts > li')[m.selected]?.classList.add('selected');
       show(reply);

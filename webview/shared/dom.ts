@@ -23,3 +23,12 @@ export function keepSelectAllInTextFields(): void {
     if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) e.stopPropagation();
   });
 }
+
+/** How the fact a reply used was chosen, in words (Try it and the generation panel say it alike). */
+export function howSelected(selectionSource: string): string {
+  return selectionSource === 'model'
+    ? 'selected by the model'
+    : selectionSource === 'retrieval'
+      ? 'BM25 retrieval: this model was not trained on select'
+      : 'no selection: a plain fine-tuned model';
+}

@@ -25,7 +25,7 @@ export function keepSelectAllInTextFields(): void {
 }
 
 /** How the fact a reply used was chosen, in words (Try it and the generation panel say it alike). */
-export function howSelected(selectionSource: string): string {
+export function howSelected(selectionSource: string | undefined): string {
   return selectionSource === 'model'
     ? 'selected by the model'
     : selectionSource === 'retrieval'

@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { runHints } from '../core/dpoHints';
+import { staticPage } from '../core/html';
 import type { RunVerdict } from '../core/runVerdict';
 import { appendRecord, stageStatuses, toMetricRecord, type EvalRow, type MetricRecord } from '../core/runHistory';
 import { parseRunState, type RunStage, type RunState, type TrainingStage } from '../core/runFolder';
@@ -148,7 +149,7 @@ async function showReport(runDir: string): Promise<void> {
     enableScripts: false,
     localResourceRoots: [],
   });
-  panel.webview.html = html;
+  panel.webview.html = staticPage(html);
 }
 
 /** The folder, resolved, when it is inside a workspace folder and holds a state.json. */

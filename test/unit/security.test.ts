@@ -3,6 +3,7 @@
 // from the one CSP-carrying shell, and an engine that listens on nothing (only its parent, over
 // the stdio pipes, can talk to it).
 import assert from 'node:assert/strict';
+import { STATIC_PAGE_CSP, staticPage } from '../../src/core/html';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
@@ -53,7 +54,8 @@ test('every webview page is the shared shell with its Content-Security-Policy an
     .filter(({ file }) => file.startsWith(path.join('src', 'extension')))
     .flatMap(({ file, text }) => [...text.matchAll(/\.html\s*=\s*([^;]+);/g)].map((m) => ({ file, value: m[1]! })));
   assert.ok(pages.length >= 6);
-  for (const { file, value } of pages) assert.match(value, /^webviewHtml\(/, `${file} builds its own page`);
+  // A page is the shell (scripts by nonce), or a static page (a report: no script, nothing loads).
+  for (const { file, value } of pages) assert.match(value, /^(webviewHtml|staticPage)\(/, `${file} builds its own page`);
   const source = readFileSync(path.join(root, 'src', 'extension', 'webviewHtml.ts'), 'utf8');
   const shell = (/const csp = \[[^\]]*\]/.exec(source)?.[0] ?? '').replace(/^\s*\/\/.*$/gm, '');
   assert.match(shell, /default-src 'none'/);
@@ -106,3 +108,14 @@ test(
     assert.ok(unnamed >= 2, `the stdio socket pairs were found (${unnamed})`);
   },
 );
+
+test('a static page (a report) shown in a webview runs nothing and loads nothing, whatever policy it came with', () => {
+  const page = staticPage(
+    '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src *"><title>r</title></head><body><h1>r</h1></body></html>',
+  );
+  assert.equal([...page.matchAll(/Content-Security-Policy/g)].length, 1, 'one policy');
+  assert.ok(page.includes(`content="${STATIC_PAGE_CSP}"`));
+  assert.ok(!page.includes('default-src *'));
+  assert.ok(staticPage('<p>no head</p>').startsWith('<meta http-equiv="Content-Security-Policy"'));
+  assert.throws(() => staticPage('<html><head></head><body><script>alert(1)</script></body></html>'), /holds a script/);
+});

@@ -138,14 +138,14 @@ export class RunDashboards implements vscode.Disposable {
 }
 
 /**
- * A run's eval/report.html in a webview beside the dashboard, the same in a local and a remote
+ * A run's eval/report.html in a webview tab next to the dashboard's, the same in a local and a remote
  * window (a remote window, code-server included, opened its HTML source). The report is static:
  * no script runs, and its own Content-Security-Policy allows nothing but its inline style.
  */
 async function showReport(runDir: string): Promise<void> {
   const file = vscode.Uri.file(path.join(runDir, 'eval', 'report.html'));
   const html = new TextDecoder().decode(await vscode.workspace.fs.readFile(file));
-  const panel = vscode.window.createWebviewPanel('palStudio.evaluationReport', `PAL report: ${path.basename(runDir)}`, vscode.ViewColumn.Beside, {
+  const panel = vscode.window.createWebviewPanel('palStudio.evaluationReport', `PAL report: ${path.basename(runDir)}`, vscode.ViewColumn.Active, {
     enableScripts: false,
     localResourceRoots: [],
   });

@@ -16,7 +16,7 @@ import { PairAnnotatorProvider } from './pairAnnotator';
 import { PersonaEditorProvider } from './personaEditor';
 import { selectPython } from './pythonPicker';
 import { RunFollower } from './runCommands';
-import { openFirst, openSampleProject, updateProjectOpen } from './sampleProject';
+import { openFirst, openSampleProject } from './sampleProject';
 import { RunDashboards } from './runDashboard';
 import { TestReport } from './testReport';
 
@@ -62,8 +62,6 @@ export function activate(context: vscode.ExtensionContext): PalStudioApi {
   command('palStudio.exportData', () => exportData(host));
   command('palStudio.compareReports', () => compareReports(context.extensionUri, host));
   command('palStudio.openSampleProject', () => openSampleProject(context.extensionUri));
-  void updateProjectOpen();
-  context.subscriptions.push(vscode.workspace.onDidChangeWorkspaceFolders(() => void updateProjectOpen()));
   command('palStudio.openFirst', (kind) => openFirst(kind));
   command('palStudio.openGenerationPanel', (persona) => GenerationPanel.show(context, host, output, persona instanceof vscode.Uri ? persona : undefined));
   command('palStudio.startRun', (resource) => {

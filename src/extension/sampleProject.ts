@@ -34,19 +34,6 @@ async function freeFolder(parent: vscode.Uri, name: string): Promise<vscode.Uri>
   }
 }
 
-/** The context key the walkthrough's first step waits for: a folder with PAL files is open. */
-export const PROJECT_OPEN_CONTEXT = 'palStudio.projectOpen';
-
-/**
- * Sets PROJECT_OPEN_CONTEXT from the workspace: the first step ticks once the writer has a PAL
- * project open (the sample, or their own), not when the command merely ran (a cancelled folder
- * dialog ticked it).
- */
-export async function updateProjectOpen(): Promise<void> {
-  const found = await vscode.workspace.findFiles('**/*.{palrun.yaml,palrun.yml,persona.yaml,persona.yml}', '**/node_modules/**', 1);
-  await vscode.commands.executeCommand('setContext', PROJECT_OPEN_CONTEXT, found.length > 0);
-}
-
 const KINDS = {
   persona: { glob: '**/*.persona.{yaml,yml,json}', what: 'persona (*.persona.yaml)' },
   pairs: { glob: '**/*.pairs.jsonl', what: 'preference-pairs file (*.pairs.jsonl)' },

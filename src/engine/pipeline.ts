@@ -382,6 +382,8 @@ interface RunContext {
   readonly progress: (p: RunProgress) => void;
   /** Records a stage as done in state.json (temp file + rename: a crash leaves the previous state). */
   readonly markDone: (stage: RunStage) => Promise<void>;
+  /** Where each stage writes, inside the run folder. */
+  readonly places: ReturnType<typeof runPlaces>;
 }
 
 /** Where each stage writes, inside the run folder. */
@@ -424,6 +426,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     selects: finetune ? new Map<string, number>() : selectCounts(prep.train, config.stage1.select_none_max, config.seed),
     stage2Examples: sampleExamples(stage2Candidates(prep.train), config.stage2.examples, config.seed),
     progress: (p) => options.onProgress?.(p),
+    places: runPlaces(runDir),
     markDone: async (stage) => {
       if (!state.done.includes(stage)) state.done.push(stage);
       await writeFileSafely(statePath, `${JSON.stringify(state, null, 2)}\n`, true);
@@ -434,7 +437,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     ? [prepareStage, stage1Stage, exportStage, evaluateStage]
     : [prepareStage, stage1Stage, generateStage, stage2Stage, exportStage, evaluateStage];
   for (const stage of stages) if ((await stage(ctx)) === 'cancelled') return cancelled(runDir, state);
-  const places = runPlaces(runDir);
+  const { places } = ctx;
   return {
     outcome: 'done',
     runDir,
@@ -476,7 +479,7 @@ async function prepareStage(ctx: RunContext): Promise<'done'> {
           (tooLong.length > 10 ? `\n… and ${tooLong.length - 10} more` : ''),
       );
     }
-    await writeJsonl(runPlaces(ctx.runDir).stage1Data, rows);
+    await writeJsonl(ctx.places.stage1Data, rows);
     await ctx.markDone('prepare');
   }
   ctx.progress({
@@ -521,7 +524,7 @@ async function train(ctx: RunContext, stage: TrainingStage, job: SftJob | DpoJob
 /** stage 1: persona-aware learning (select + generate, 1:1), or plain fine-tuning. */
 async function stage1Stage(ctx: RunContext): Promise<'done' | 'cancelled'> {
   if (ctx.state.done.includes('stage1')) return 'done';
-  const places = runPlaces(ctx.runDir);
+  const { places } = ctx;
   ctx.progress({ stage: 'stage1', message: ctx.finetune ? 'Plain fine-tuning (persona + history -> response)' : 'Persona-aware learning (select + generate)' });
   if ((await train(ctx, 'stage1', sftJob(ctx.config, { model: ctx.base, data: places.stage1Data, out: places.stage1, ...ctx.special }))) === 'cancelled')
     return 'cancelled';
@@ -533,7 +536,7 @@ async function stage1Stage(ctx: RunContext): Promise<'done' | 'cancelled'> {
 async function generateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
   if (ctx.state.done.includes('generate')) return 'done';
   const { config, tok, options } = ctx;
-  const places = runPlaces(ctx.runDir);
+  const { places } = ctx;
   ctx.progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
   const d = config.stage2.rejected;
   const encodePrompts = (ex: ResolvedExample) => rejectionPrompts([ex], tok.format).map((p) => ({ id: p.id, prompt: tok.encode(p.prompt) }));
@@ -559,7 +562,7 @@ async function stage2Stage(ctx: RunContext): Promise<'done' | 'cancelled'> {
   if (ctx.state.done.includes('stage2')) return 'done';
   const { config, tok, prep } = ctx;
   const format = tok.format;
-  const places = runPlaces(ctx.runDir);
+  const { places } = ctx;
   const generated = (await fs.readFile(path.join(places.generate, 'generated.jsonl'), 'utf8'))
     .trim()
     .split('\n')
@@ -619,7 +622,7 @@ function exportLength(ctx: RunContext): number {
 /** export: the trained model as ONNX with its tokenizer, for the engine's inference. */
 async function exportStage(ctx: RunContext): Promise<'done'> {
   if (ctx.state.done.includes('export')) return 'done';
-  const places = runPlaces(ctx.runDir);
+  const { places } = ctx;
   ctx.progress({ stage: 'export', message: 'Exporting for inference (ONNX)' });
   const trained = ctx.finetune ? places.stage1Model : path.join(places.stage2, 'final');
   await exportForInference(
@@ -643,7 +646,7 @@ async function evaluateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
     return 'done';
   }
   if (ctx.state.done.includes('evaluate')) return 'done';
-  const places = runPlaces(ctx.runDir);
+  const { places } = ctx;
   ctx.progress({ stage: 'evaluate', message: `Select then generate on ${prep.heldOut.length} held-out examples, before and after alignment` });
   // The base model has not learnt the select task: its selection is BM25's, labelled in the report.
   // The same context as the aligned model, so both see the same (trimmed) dialogues. A base that

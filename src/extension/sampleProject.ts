@@ -20,6 +20,12 @@ export async function openSampleProject(extensionUri: vscode.Uri): Promise<void>
   const target = await freeFolder(parent[0], 'pal-studio-sample');
   // copy() never overwrites: the folder is new, so nothing a user wrote can be replaced.
   await vscode.workspace.fs.copy(vscode.Uri.joinPath(extensionUri, 'samples', 'studio'), target, { overwrite: false });
+  // The walkthrough's first step ticks on this command (package.json, completionEvents), which runs
+  // only once a folder was chosen and the sample copied: ticking on palStudio.openSampleProject
+  // itself ticked it when the folder dialog was cancelled (issue 17). vscode.openFolder is the
+  // window's command, so the walkthrough sees it run; a command of this extension, run from here,
+  // never reaches the window. (An onContext key set on activation did not work either: a key that
+  // already holds when the walkthrough is registered never ticks its step in VS Code 1.139.)
   await vscode.commands.executeCommand('vscode.openFolder', target, { forceNewWindow: vscode.workspace.workspaceFolders !== undefined });
 }
 

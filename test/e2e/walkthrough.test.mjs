@@ -11,6 +11,16 @@ const s = studio();
 const { events, runCommand, scenario } = s;
 let page, workspace;
 
+/** Whether the walkthrough (open in its Welcome tab) shows its first step as done. */
+async function sampleStepChecked() {
+  // Clicking the tab of the walkthrough in front takes it back to the Welcome page's start.
+  const tab = page.locator('.tab', { hasText: 'Welcome' });
+  if (!(await tab.evaluate((t) => t.classList.contains('active')))) await tab.click();
+  const step = page.locator('.gettingStartedContainer .getting-started-step', { hasText: 'Open the sample project' });
+  await step.waitFor({ timeout: 15_000 });
+  return (await step.locator('.codicon-getting-started-step-checked').count()) > 0;
+}
+
 describe('the first-run walkthrough', { timeout: 300_000 }, () => {
   before(async () => {
     await s.open();
@@ -36,6 +46,7 @@ describe('the first-run walkthrough', { timeout: 300_000 }, () => {
     ]) {
       assert.equal(await walkthrough.locator('.getting-started-step', { hasText: step }).count(), 1, `step "${step}"`);
     }
+    assert.equal(await sampleStepChecked(), false, 'no sample project was opened yet');
     await walkthrough.locator('.getting-started-step', { hasText: 'Write a persona' }).click();
     await walkthrough.locator('.getting-started-step.expanded .monaco-button', { hasText: 'Open a Persona' }).click();
     await s.webview().locator('ol.facts > li').first().waitFor({ timeout: 30_000 });
@@ -52,9 +63,18 @@ describe('the first-run walkthrough', { timeout: 300_000 }, () => {
     const parent = path.join(workspace, 'projects');
     mkdirSync(path.join(parent, 'pal-studio-sample'), { recursive: true });
     writeFileSync(path.join(parent, 'pal-studio-sample', 'mine.txt'), 'a file of my own\n');
+    // Cancelled: nothing is copied, and the walkthrough's first step stays open (it ticked; issue 17).
     await runCommand('PAL: Open the Sample Project');
-    // code-server's folder picker is a quick input with a path in it.
-    const input = page.locator('.quick-input-widget input[type="text"]');
+    // code-server's folder picker is a quick input with a path in it (the palette's input, until
+    // the command has run, is another one in the same place).
+    const input = page.locator('.quick-input-widget input[type="text"][aria-label*="where should the sample project go"]');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.press('Escape');
+    await input.waitFor({ state: 'hidden', timeout: 15_000 });
+    await waitFor('the command to have run', () => events('command').filter((e) => e.id === 'palStudio.openSampleProject').length === 1, 15_000);
+    assert.equal(await sampleStepChecked(), false, 'a cancelled dialog opened no sample');
+
+    await runCommand('PAL: Open the Sample Project');
     await input.waitFor({ state: 'visible', timeout: 15_000 });
     await input.fill(`${parent}/`);
     await page.locator('.quick-input-widget .monaco-button', { hasText: 'Create the sample project here' }).click();
@@ -67,5 +87,7 @@ describe('the first-run walkthrough', { timeout: 300_000 }, () => {
       readFileSync(path.join(sample, 'personas', 'mara-the-lighthouse-keeper.persona.yaml'), 'utf8'),
     );
     assert.deepEqual(readdirSync(path.join(parent, 'pal-studio-sample')), ['mine.txt'], 'the folder that was there is untouched');
+    // The sample's folder was opened (in a new window: this one has a folder): the first step is done.
+    await waitFor('the first step ticked', () => sampleStepChecked(), 30_000);
   });
 });

@@ -50,6 +50,10 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await waitFor("Mara's facts", async () => (await view.locator('[data-testid="facts"] li').count()) === 5, 15_000);
     assert.equal(await view.locator('[data-testid="facts"] li').nth(2).textContent(), 'my only company most weeks is a one-eyed cat named tern .');
     const turn = view.locator('[data-turn="0"] textarea');
+    // The User box has room for a real turn: three rows at least (it had one; issue 17).
+    assert.ok((await turn.evaluate((t) => t.rows)) >= 3, 'three rows');
+    const lineHeight = await turn.evaluate((t) => parseFloat(getComputedStyle(t).lineHeight) || 0);
+    assert.ok((await turn.evaluate((t) => t.clientHeight)) >= 3 * lineHeight, 'three rows on screen');
     await turn.fill('do you have a cat ?');
     await waitFor('Generate to be enabled', async () => (await generate.getAttribute('disabled')) === null, 15_000);
     await page.keyboard.press('Control+Enter');

@@ -48,6 +48,16 @@ describe('the pair annotator judges blind by default', { timeout: 300_000 }, () 
       'no side says which one the file holds as chosen',
     );
     await saveArtifacts('pair annotator, blind (light theme)', false);
+    // The blind view in the dark and high-contrast themes too.
+    const background = () => view.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);
+    const light = await background();
+    await s.setTheme('Dark Modern');
+    await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
+    await saveArtifacts('pair annotator, blind (dark theme)', false);
+    const dark = await background();
+    await s.setTheme('Dark High Contrast');
+    await waitFor('the high-contrast theme', async () => (await background()) !== dark, 30_000);
+    await saveArtifacts('pair annotator, blind (high-contrast theme)', false);
 
     // Judge every pair "A is better" (key 1) and record which text was A; the file must then hold
     // that text as chosen, wherever the seeded order put it.
@@ -81,5 +91,6 @@ describe('the pair annotator judges blind by default', { timeout: 300_000 }, () 
       30_000,
     );
     saved.forEach((line, i) => assert.equal(line.chosen, shownA[i], `line ${i + 1}: A was judged better, so A is chosen`));
+
   });
 });

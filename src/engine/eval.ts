@@ -29,6 +29,7 @@ import {
 import { readTextFile, writeFileSafely } from './data';
 import { transformers } from './transformers';
 import { PAL_STUDIO_VERSION } from '../core/version';
+import { formatChange } from '../core/units';
 
 // ---------------------------------------------------------------------------------------------
 // Reading predictions
@@ -299,8 +300,7 @@ function formatValue(v: Numeric, key?: string): string {
 
 function formatDelta(a: Numeric, b: Numeric, key?: string): string {
   if (typeof a !== 'number' || typeof b !== 'number') return '';
-  const d = b - a;
-  return `${d >= 0 ? '+' : ''}${key === 'count' ? String(d) : d.toFixed(4)}`;
+  return formatChange(b - a, key === 'count');
 }
 
 function textTable(header: string[], rows: string[][]): string {

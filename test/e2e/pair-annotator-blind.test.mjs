@@ -91,6 +91,5 @@ describe('the pair annotator judges blind by default', { timeout: 300_000 }, () 
       30_000,
     );
     saved.forEach((line, i) => assert.equal(line.chosen, shownA[i], `line ${i + 1}: A was judged better, so A is chosen`));
-
   });
 });

@@ -36,6 +36,30 @@ const points = async (view, chart) => {
 };
 const metricLines = (file) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
+/**
+ * "Open report" on the dashboard `view`: report.html rendered in a webview tab (in this remote
+ * window too: code-server opened its HTML source before, issue 17) in the window's colours, kept
+ * as a screenshot, then
+ * closed, so that the dashboard is the last webview for what follows (a tab's close button shows
+ * on hover; the palette's "View: Close Editor" would pick "Close All Editor Groups").
+ */
+async function reportScreenshot(view, name) {
+  const background = (frame) => frame.locator('body').evaluate((b) => getComputedStyle(b).backgroundColor);
+  const dashboard = await background(view);
+  await view.locator('vscode-button[data-action="openReport"]').click();
+  const reportTab = s.page.locator('.tab', { hasText: 'PAL report:' });
+  await reportTab.waitFor({ timeout: 15_000 });
+  const reportView = s.webview();
+  await reportView.locator('h1', { hasText: 'PAL evaluation' }).waitFor({ timeout: 15_000 });
+  assert.ok((await reportView.locator('table').count()) > 0, 'the metrics table, rendered');
+  // In the window's colours, as the dashboard (it was a white page in the dark themes).
+  assert.equal(await background(reportView), dashboard, "the report's background is the window's");
+  await saveArtifacts(name, false);
+  await reportTab.hover();
+  await reportTab.locator('.tab-actions a.action-label[aria-label^="Close"]').click();
+  await waitFor('the report tab to close', async () => (await reportTab.count()) === 0, 15_000);
+}
+
 describe('the training dashboard in a real VS Code (code-server)', { timeout: 600_000 }, () => {
   before(async () => {
     await s.open();
@@ -59,6 +83,8 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     const seen = { stage1: new Set(), stage2: new Set() };
     let sawSteps = false;
     let sawStatusPercent = false;
+    let stage2Running = 0;
+    let stage2ChartsInView = 0;
     const evaluation = view.locator('[data-testid="evaluation"]');
     await waitFor(
       'the evaluation table',
@@ -67,12 +93,23 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
         const progress = view.locator('[data-testid="progress"]');
         if ((await textsNow(progress)).some((text) => /step \d+ of \d+/.test(text))) sawSteps = true;
         if ((await textsNow(statusItem)).some((text) => /PAL run tiny-sample · stage [12] · \d+%/.test(text))) sawStatusPercent = true;
+        // While stage 2 runs, its charts (once it has steps) come first, on screen without scrolling
+        // (they were below stage 1's, under the fold; issue 17).
+        const running = await view.locator('[data-testid="stages"] li[data-stage="stage2"][data-status="running"]').count();
+        const tops = await view.locator('[data-testid="chart-stage2-loss"]').evaluateAll((els) => els.map((el) => el.getBoundingClientRect().top));
+        if (running && tops.length) {
+          stage2Running++;
+          const viewport = await view.locator('body').evaluate(() => window.innerHeight);
+          if (tops[0] < viewport - 100) stage2ChartsInView++;
+        }
         return (await evaluation.count()) > 0;
       },
       240_000,
     );
     assert.ok(sawSteps, 'the progress line showed "step x of y"');
     assert.ok(sawStatusPercent, 'the status-bar item showed the stage and its percentage');
+    assert.ok(stage2Running > 0, 'stage 2 was seen running, with steps');
+    assert.equal(stage2ChartsInView, stage2Running, "stage 2's loss chart was on screen whenever stage 2 was seen running");
     // Live: each chart was seen with some of its points before it had all of them.
     const stage1Lines = metricLines(path.join(runDir(), 'stage1', 'metrics.jsonl'));
     const stage2Lines = metricLines(path.join(runDir(), 'stage2', 'metrics.jsonl'));
@@ -136,21 +173,18 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
 
     // "Open report" shows report.html rendered in a webview, in this remote window too (code-server;
     // it opened the HTML source before).
-    await view.locator('vscode-button[data-action="openReport"]').click();
-    await page.locator('.tab', { hasText: 'PAL report:' }).waitFor({ timeout: 15_000 });
-    const reportView = s.webview();
-    await reportView.locator('h1', { hasText: 'PAL evaluation' }).waitFor({ timeout: 15_000 });
-    assert.ok((await reportView.locator('table').count()) > 0, 'the metrics table, rendered');
-    // Closed again, so that the dashboard is the last webview for the scenarios that follow (a tab's
-    // close button shows on hover; the palette's "View: Close Editor" would pick "Close All Editor Groups").
-    const reportTab = page.locator('.tab', { hasText: 'PAL report:' });
-    await reportTab.hover();
-    await reportTab.locator('.tab-actions a.action-label[aria-label^="Close"]').click();
-    await waitFor('the report tab to close', async () => (await page.locator('.tab', { hasText: 'PAL report:' }).count()) === 0, 15_000);
+    await reportScreenshot(view, 'evaluation report (light theme)');
   });
 
   scenario('"Use this model" sets palStudio.models.default in the machine\'s settings', async () => {
-    const view = s.webview();
+    // A generation panel open before the model changes names the new model at once (it kept saying
+    // "pal-default, embedded" while the run's model answered; issue 17).
+    await runCommand('PAL: Open Generation Panel');
+    const panel = s.webview();
+    const modelLine = panel.locator('[data-testid="model"]');
+    await modelLine.filter({ hasText: /^Model: pal-default, embedded/ }).waitFor({ timeout: 30_000 });
+    await page.locator('.tab', { hasText: 'PAL run: tiny-sample' }).click();
+    const view = s.webview(-2); // the dashboard, made before the panel
     await view.locator('vscode-button[data-action="useModel"]', { hasText: 'Use this model' }).click();
     const model = path.join(runDir(), 'model');
     await waitFor('the use-model event', () => events('use-model').find((e) => e.model === model), 15_000);
@@ -165,6 +199,13 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
       .locator('.notifications-toasts .notification-toast', { hasText: 'now answers with the model of run tiny-sample' })
       .first()
       .waitFor({ timeout: 15_000 });
+    const panelTab = page.locator('.tab', { hasText: 'PAL Generation' });
+    await panelTab.click();
+    await modelLine.filter({ hasText: /^Model: runs\/tiny-sample\/model/ }).waitFor({ timeout: 15_000 });
+    // Closed again, so that the dashboard is the last webview for the scenarios that follow.
+    await panelTab.hover();
+    await panelTab.locator('.tab-actions a.action-label[aria-label^="Close"]').click();
+    await waitFor('the panel tab to close', async () => (await panelTab.count()) === 0, 15_000);
   });
 
   scenario('Stop stops a run at a checkpoint, and Resume carries on from it', async () => {
@@ -294,11 +335,13 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
     await waitFor('the dark theme', async () => (await background()) !== light, 30_000);
     await view.locator('[data-testid="chart-stage2-rewards"]').scrollIntoViewIfNeeded();
     await saveArtifacts('training dashboard (dark theme)', false);
+    await reportScreenshot(view, 'evaluation report (dark theme)');
     // High contrast: VS Code marks the webview's body, and the panel's borders come from its contrast colour.
     const dark = await background();
     await s.setTheme('Dark High Contrast');
     await waitFor('the high-contrast theme', async () => (await background()) !== dark, 30_000);
     assert.ok(await view.locator('body.vscode-high-contrast').count(), 'the webview knows the theme is high contrast');
     await saveArtifacts('training dashboard (high-contrast theme)', false);
+    await reportScreenshot(view, 'evaluation report (high-contrast theme)');
   });
 });

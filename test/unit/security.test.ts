@@ -3,7 +3,7 @@
 // from the one CSP-carrying shell, and an engine that listens on nothing (only its parent, over
 // the stdio pipes, can talk to it).
 import assert from 'node:assert/strict';
-import { STATIC_PAGE_CSP, staticPage } from '../../src/core/html';
+import { STATIC_PAGE_CSP, STATIC_PAGE_THEME, staticPage } from '../../src/core/html';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
@@ -118,4 +118,13 @@ test('a static page (a report) shown in a webview runs nothing and loads nothing
   assert.ok(!page.includes('default-src *'));
   assert.ok(staticPage('<p>no head</p>').startsWith('<meta http-equiv="Content-Security-Policy"'));
   assert.throws(() => staticPage('<html><head></head><body><script>alert(1)</script></body></html>'), /holds a script/);
+});
+
+test("a static page takes the window's colours after its own style, so that they win (a white report in a dark window)", () => {
+  const page = staticPage('<html><head><style>body { background: #fff; }</style></head><body><p>r</p></body></html>');
+  assert.ok(page.includes(STATIC_PAGE_THEME));
+  assert.ok(page.indexOf(STATIC_PAGE_THEME) > page.indexOf('background: #fff'), "after the page's own style");
+  assert.ok(page.indexOf(STATIC_PAGE_THEME) < page.indexOf('<body>'), 'in the head');
+  assert.match(STATIC_PAGE_THEME, /background: var\(--vscode-editor-background\)/);
+  assert.ok(staticPage('<p>no head</p>').endsWith(STATIC_PAGE_THEME));
 });

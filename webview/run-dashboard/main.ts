@@ -9,6 +9,7 @@ import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import type { Hint } from '../../src/core/dpoHints';
 import { appendRecord, formatEta, series, type MetricRecord, type StageStatus } from '../../src/core/runHistory';
 import { RUN_STAGES, STAGE_NAMES, type TrainingStage } from '../../src/core/runFolder';
+import { formatChange, shownChange } from '../../src/core/units';
 import { h } from '../shared/dom';
 import { lineChart } from './chart';
 import type { FromRunDashboard, RunDashboardAction, RunDashboardSavedState, RunDashboardState, ToRunDashboard } from './protocol';
@@ -165,10 +166,15 @@ function renderHints(hints: readonly Hint[], running: boolean): void {
   );
 }
 
-/** The charts of each stage that has steps; the stage training now comes first, where it is seen without scrolling. */
-function renderCharts(current: RunDashboardState['progress']): void {
+/**
+ * The charts of each stage that has steps; while stage 2 trains its charts come first, where they
+ * are seen without scrolling. The stage list decides, as on screen: the progress line can still
+ * name the stage before for a moment after stage 2 began.
+ */
+function renderCharts(s: RunDashboardState): void {
   const sections: HTMLElement[] = [];
-  const order = current?.stage === 'stage2' ? (['stage2', 'stage1'] as const) : (['stage1', 'stage2'] as const);
+  const stage2First = s.stages.stage2 === 'running' || s.progress?.stage === 'stage2';
+  const order = stage2First ? (['stage2', 'stage1'] as const) : (['stage1', 'stage2'] as const);
   for (const stage of order) {
     const records = metrics[stage];
     if (!records.length) continue;
@@ -211,7 +217,7 @@ function renderEvaluation(s: RunDashboardState): void {
       ...s.evaluation.map((r) => {
         const raw = r.before !== null && r.after !== null ? r.after - r.before : null;
         // A change too small to show (0.0000 at four places) is no change: no sign, no colour.
-        const delta = raw !== null && r.key !== 'count' && Math.abs(raw) < 0.00005 ? 0 : raw;
+        const delta = raw === null ? null : shownChange(raw, r.key === 'count');
         const verdict = delta === null || delta === 0 || NEUTRAL.has(r.key) ? '' : delta > 0 ? 'up' : 'down';
         return h(
           'tr',
@@ -219,7 +225,7 @@ function renderEvaluation(s: RunDashboardState): void {
           h('th', { scope: 'row' }, r.label),
           h('td', {}, fmt(r.before, r.key)),
           h('td', {}, fmt(r.after, r.key)),
-          h('td', { class: verdict }, delta === null ? '' : `${delta > 0 ? '+' : ''}${fmt(delta, r.key)}`),
+          h('td', { class: verdict }, raw === null ? '' : formatChange(raw, r.key === 'count')),
         );
       }),
     ),
@@ -299,7 +305,7 @@ function render(s: RunDashboardState): void {
   );
   renderStages(s);
   renderHints(s.hints, s.status === 'running');
-  renderCharts(s.progress);
+  renderCharts(s);
   renderVerdict(s);
   renderEvaluation(s);
   renderWarnings(s.warnings);

@@ -39,6 +39,8 @@ from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.utils import canonicalize_name, parse_wheel_filename
 
 src, dst = sys.argv[1], sys.argv[2]
+# Not locked, nor what only it pulls in: installed before the lock, from requirements-torch.txt.
+NOT_LOCKED = {"torch"}
 pythons = os.environ["PAL_LOCK_PYTHONS"].split()
 index = os.environ["PAL_LOCK_INDEX_URL"].rstrip("/")
 
@@ -101,14 +103,30 @@ for py in pythons:
         cmd += [str(r) for r in top]
         print(f"lock-python: resolving for Python {py}", file=sys.stderr)
         subprocess.run(cmd, check=True)
-        pins = {}
+        pins, requires = {}, {}
         for item in json.load(open(report))["install"]:
             name, version = canonicalize_name(item["metadata"]["name"]), item["metadata"]["version"]
             pins[name] = version
+            requires[name] = item["metadata"].get("requires_dist", [])
             url = item["download_info"]["url"]
             sha = item["download_info"].get("archive_info", {}).get("hashes", {}).get("sha256")
             seen_hash[(name, version, url.rsplit("/", 1)[-1])] = sha
-        resolved[py] = pins
+        # Keep what the requirements need without going through torch: torch is installed first
+        # (requirements-torch.txt, the platform's own build: CPU, CUDA or ROCm), and what only it
+        # needs comes with it (on manylinux x86_64 PyPI's torch would bring GBs of nvidia-* wheels).
+        env = env_for(py, PLATFORMS[0][1])
+        needed, todo = set(), [(canonicalize_name(r.name), set(r.extras)) for r in top]
+        while todo:
+            name, extras = todo.pop()
+            if name in NOT_LOCKED or (name, frozenset(extras)) in needed:
+                continue
+            needed.add((name, frozenset(extras)))
+            for dep in requires.get(name, []):
+                dep = Requirement(dep)
+                if not dep.marker or any(dep.marker.evaluate({**env, "extra": e}) for e in extras | {""}):
+                    todo.append((canonicalize_name(dep.name), set(dep.extras)))
+        kept = {name for name, _ in needed}
+        resolved[py] = {name: v for name, v in pins.items() if name in kept}
 
 # 3. Merge into lines: one per (name, version), with a python_version marker where versions differ.
 def py_key(p):

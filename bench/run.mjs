@@ -31,10 +31,43 @@ function bench(what, command, args) {
 const node = (script, ...args) => [process.execPath, [path.join(root, 'bench', script), ...args]];
 const py = (...args) => [python, [path.join(root, 'bench', 'trainer_bench.py'), ...args]];
 
+// The field's peers (transformers' Trainer, TRL's DPOTrainer) where the trainer's environment has
+// them (the tests' requirements: npm test's set-up installs them); else the plain loop alone.
+const hasFieldPeers = (() => {
+  try {
+    execFileSync(python, ['-c', 'import transformers, trl, peft, datasets'], { stdio: 'ignore', env });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const peers = hasFieldPeers ? 'plain,transformers' : 'plain';
+if (!hasFieldPeers) console.error(`bench: ${python} lacks transformers, TRL, PEFT or datasets: the trainer is compared with the plain loop only`);
+// Rows at 64, 128 and 256 tokens: PAL's rows are short dialogue turns, where a fixed cost per step shows.
 const trainer = bench(
-  `trainer tokens/s, ours vs a plain PyTorch loop (${python}, ${threads} threads)`,
-  ...py('--sizes', quick ? '7m' : '7m,30m', '--stages', 'sft,dpo', '--steps', quick ? '5' : '8', '--rounds', quick ? '1' : '2'),
+  `trainer tokens/s, ours vs ${peers.replace(',', ' and ')} (${python}, ${threads} threads)`,
+  ...py(
+    '--sizes',
+    quick ? '7m' : '7m,30m',
+    '--stages',
+    'sft,dpo',
+    '--lengths',
+    '64,128,256',
+    '--peers',
+    peers,
+    '--steps',
+    quick ? '5' : '8',
+    '--rounds',
+    quick ? '1' : '2',
+  ),
 );
+// The pretrained base's size (SmolLM2-135M's shape), one round at the shortest rows: a step takes seconds here.
+const trainer135m = quick
+  ? null
+  : bench(
+      'trainer tokens/s at 135M (batch 8 × 64)',
+      ...py('--sizes', '135m', '--stages', 'sft,dpo', '--lengths', '64', '--peers', peers, '--steps', '5', '--rounds', '1'),
+    );
 const metrics = bench(
   'metrics: BLEU-1..4 + ROUGE-L + Distinct-1/2 over 10,000 ConvAI2 pairs, ours vs nltk + coco-caption ROUGE-L',
   ...node('metrics_bench.mjs'),
@@ -64,12 +97,8 @@ const annotator = bench(
 );
 const engine = bench('engine start to ready (spawn to engine/initialize answered)', ...node('engine_start_bench.mjs'));
 
-// The sweep: how the costs grow (ours only, except the trainer, which keeps its peer).
+// The sweep: how the costs grow (ours only; the trainer's table already sweeps lengths and sizes).
 const sweep = {
-  trainer_length: bench(
-    'sweep: trainer (7M, stage 1) at sequence lengths 64 and 256',
-    ...py('--sizes', '7m', '--stages', 'sft', '--lengths', '64,256', '--steps', '5', '--rounds', '1'),
-  ).trainer,
   metrics_pairs: [1_000, 100_000].map((n) =>
     bench(`sweep: metrics on ${n} pairs`, ...node('metrics_bench.mjs', '--pairs', String(n), '--no-peer', '--runs', '3')),
   ),
@@ -81,7 +110,7 @@ const sweep = {
 const results = {
   date: new Date().toISOString(),
   machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) },
-  trainer: trainer.trainer,
+  trainer: [...trainer.trainer, ...(trainer135m?.trainer ?? [])],
   metrics,
   generation,
   generation_135m: generation135m,
@@ -100,11 +129,16 @@ console.log(
 );
 console.log('| path | ours | peer (same run) | ratio | goal | met |');
 console.log('| --- | --- | --- | --- | --- | --- |');
+const PEER_NAMES = { plain: 'plain PyTorch loop', transformers: "transformers' Trainer" };
+const GOALS = { plain: 0.95, transformers: 1.0 };
 for (const r of results.trainer) {
   const stage = r.stage === 'sft' ? 'stage 1' : 'DPO';
-  console.log(
-    `| trainer ${stage}, ${r.size} (${(r.parameters / 1e6).toFixed(1)}M), batch 8 × ${r.length} | ${f0(r.ours_tokens_per_s)} tokens/s, ${f0(r.ours_gflops)} GFLOP/s = ${(100 * r.utilisation).toFixed(0)}% of peak | ${f0(r.peer_tokens_per_s)} tokens/s (plain PyTorch loop) | ${f2(r.ratio_median)} (fastest steps ${f2(r.ratio_fastest)}) | ≥ 0.95 | ${ok(r.ratio_median >= 0.95)} |`,
-  );
+  for (const [name, p] of Object.entries(r.peers)) {
+    const peerName = name === 'transformers' && r.stage === 'dpo' ? "TRL's DPOTrainer, reference log-probs precomputed" : PEER_NAMES[name];
+    console.log(
+      `| trainer ${stage}, ${r.size} (${(r.parameters / 1e6).toFixed(1)}M), ${r.stage === 'dpo' ? 'pairs' : 'batch'} 8 × ${r.length} | ${f0(r.ours_tokens_per_s)} tokens/s, ${f0(r.ours_gflops)} GFLOP/s = ${(100 * r.utilisation).toFixed(0)}% of peak | ${f0(p.tokens_per_s)} tokens/s (${peerName}) | ${f2(p.ratio_median)} (fastest steps ${f2(p.ratio_fastest)}) | ≥ ${GOALS[name].toFixed(2)} | ${ok(p.ratio_median >= GOALS[name])} |`,
+    );
+  }
 }
 if (generation) {
   console.log(
@@ -139,13 +173,6 @@ console.log(
 console.log('\nSweep (how the costs grow):\n');
 console.log('| what | size | ours | peer | ratio |');
 console.log('| --- | --- | --- | --- | --- |');
-for (const r of [...results.trainer.filter((t) => t.stage === 'sft'), ...sweep.trainer_length].sort(
-  (a, b) => a.parameters - b.parameters || a.length - b.length,
-)) {
-  console.log(
-    `| trainer stage 1 | ${r.size}, length ${r.length} | ${f0(r.ours_tokens_per_s)} tokens/s | ${f0(r.peer_tokens_per_s)} tokens/s | ${f2(r.ratio_median)} |`,
-  );
-}
 for (const r of [...sweep.metrics_pairs.slice(0, 1), metrics, ...sweep.metrics_pairs.slice(1)])
   console.log(`| metrics | ${r.pairs} pairs | ${f2(r.ours_ms)} ms (${f2((r.ours_ms / r.pairs) * 1000)} µs a pair) | | |`);
 for (const r of [...sweep.annotator_pairs, annotator]) console.log(`| annotator open | ${r.pairs} pairs | ${f0(r.open_ms.median)} ms | | |`);

@@ -1,19 +1,27 @@
-"""Training throughput of PAL Studio's trainer against a minimal plain PyTorch loop.
+"""Training throughput of PAL Studio's trainer against its peers: a minimal plain PyTorch loop, and
+the field's own libraries, transformers' Trainer (stage 1) and TRL's DPOTrainer (stage 2).
 
-Both train the same model (pal_trainer.model.CausalLM) on the same batches with AdamW: the peer is
-the shortest correct loop (stage 1: forward, masked cross-entropy, backward, clip, step; DPO: the
-policy and a frozen reference score chosen and rejected stacked in one batch, -log σ(β·Δ),
-backward, clip, step); ours is the real job (pal_trainer.train.train, stage "sft" or "dpo") with
-its checkpointing turned down to the end of the run. The ratio ours/peer says what the trainer's
-bookkeeping costs. Achieved FLOP/s are set against this machine's measured fp32 matmul peak (a
-large torch.mm), the most any training step here could reach. Prints one JSON object.
+All train the same weights on the same batches with AdamW, in the same precision:
+- plain: the shortest correct loop on pal_trainer.model.CausalLM (stage 1: forward, masked
+  cross-entropy, backward, clip, step; DPO: the policy and a frozen reference score chosen and
+  rejected stacked in one batch, -log σ(β·Δ), backward, clip, step);
+- transformers: the same weights loaded as transformers' LlamaForCausalLM; stage 1 through
+  `transformers.Trainer` with completion-only loss (prompt labels -100), stage 2 through
+  `trl.DPOTrainer` (sigmoid loss, β 0.1, reference = the same stage-1 weights, its reference
+  log-probabilities precomputed, which TRL offers: that pass is timed and spread over the steps);
+- ours: the real job (pal_trainer.train.train, stage "sft" or "dpo") with its checkpointing turned
+  down to the end of the run.
+Each side logs its loss every step. A step's time is the interval between the ends of two
+consecutive steps (all of a loop's work: batch, forward, backward, optimiser, logging); the first
+two steps warm up and are dropped. Achieved FLOP/s are set against this machine's measured matmul
+peak (a large torch.mm in the run's precision), or with --peak-tflops against a datasheet's (MFU).
+Prints one JSON object.
 
-usage: python bench/trainer_bench.py [--steps N] [--sizes 7m,30m] [--stages sft,dpo] [--lengths 128]
-                                    [--device cpu|cuda] [--precision fp32|bf16] [--batch 8]
+usage: python bench/trainer_bench.py [--steps N] [--sizes 7m,30m,135m] [--stages sft,dpo]
+          [--lengths 64,128,256] [--peers plain,transformers] [--lora] [--device cpu|cuda]
+          [--precision fp32|bf16] [--batch 8] [--peak-tflops T]
 
-On a CUDA GPU (the ~100M row): --device cuda --precision bf16 --sizes 100m --lengths 512 --batch 16.
-Both sides then run under bf16 autocast, time their steps after a device synchronisation, and the
-peak is a large bf16 matmul's.
+GPU (docs/performance.md, "GPU"): bash bench/gpu.sh runs the rows the issue asks for.
 """
 
 import argparse
@@ -38,9 +46,17 @@ SIZES = {
     # ~7M and ~30M parameters, Llama-style with grouped-query attention and tied embeddings.
     "7m": dict(vocab_size=4096, hidden_size=256, intermediate_size=688, num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2),
     "30m": dict(vocab_size=8192, hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4),
-    # ~100M (the GPU row): a 32k vocabulary, as real tokenizers have.
+    # ~100M: a 32k vocabulary, as real tokenizers have.
     "100m": dict(vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4),
+    # SmolLM2-135M's shape (the pretrained base PAL Studio fetches), random weights.
+    "135m": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3),
 }
+# A run config's LoRA defaults (src/core/formats/schemas.ts), dropout off so that both sides do the
+# same work (PEFT's dropout and ours draw different masks).
+LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+LR = 1e-4
+CLIP = 10.0
+BETA = 0.1
 BATCH = 8
 DEVICE = torch.device("cpu")
 AMP = None  # torch.bfloat16 with --precision bf16
@@ -109,24 +125,125 @@ def dpo_loss(model, reference, batch, beta=0.1):
     return -F.logsigmoid(beta * delta).mean(), ids.numel()
 
 
-def plain_loop(model_dir, data, steps, stage):
-    """The peer: as little as a correct training step needs."""
+def step_times(ends):
+    """Step times from the ends of consecutive steps, from the third step on (the first two warm up
+    allocators and caches)."""
+    return [b - a for a, b in zip(ends[1:], ends[2:], strict=False)]
+
+
+def plain_loop(model_dir, data, steps, stage, tmp):
+    """The plain peer: as little as a correct training step needs."""
     model = CausalLM.from_pretrained(model_dir, device=DEVICE, dtype=torch.float32)
     model.train()
     reference = CausalLM.from_pretrained(model_dir, device=DEVICE, dtype=torch.float32).eval().requires_grad_(False) if stage == "dpo" else None
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
+    opt = torch.optim.AdamW(model.parameters(), lr=LR)
+    ends = []
     for s in range(steps):
-        t0 = time.perf_counter()  # building the batch is part of any loop's step, as it is of ours
-        batch = data[s * BATCH : (s + 1) * BATCH]
+        batch = data[s * BATCH : (s + 1) * BATCH]  # building the batch is part of any loop's step
         loss, _ = sft_loss(model, batch) if stage == "sft" else dpo_loss(model, reference, batch)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        loss.item()  # its loss, logged as every side logs it
         sync()
-        times.append(time.perf_counter() - t0)
-    return times
+        ends.append(time.perf_counter())
+    return step_times(ends), 0.0
+
+
+def word_tokenizer(vocab):
+    """A tokenizer whose ids are the bench's: "t5" is id 5. TRL takes text and tokenizes it itself;
+    with this one it reads exactly the ids the other sides train on."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = {"<pad>": 0, "<s>": 1, "</s>": 2, **{f"t{i}": i for i in range(3, vocab)}}
+    backend = Tokenizer(models.WordLevel(vocab=words, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", bos_token="<s>")
+
+
+def transformers_loop(model_dir, data, steps, stage, tmp):
+    """The field's peer: transformers' Trainer with completion-only loss (stage 1), TRL's
+    DPOTrainer with precomputed reference log-probabilities (stage 2); PEFT's LoRA with --lora.
+    Returns the step times and the seconds TRL spent precomputing (0 for stage 1)."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    model = transformers.LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft_config = None
+    if USE_LORA:
+        import peft
+
+        peft_config = peft.LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"], target_modules=LORA["targets"])
+    ends = []
+
+    class Clock(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            sync()
+            ends.append(time.perf_counter())
+
+    common = dict(
+        output_dir=os.path.join(tmp, "peer"),
+        per_device_train_batch_size=BATCH,
+        max_steps=steps,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=CLIP,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=DEVICE.type == "cpu",
+        bf16=AMP is not None,
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    if stage == "sft":
+        rows_ = [{"input_ids": r["prompt"] + r["target"], "labels": [-100] * len(r["prompt"]) + r["target"]} for r in data]
+        if peft_config:
+            import peft
+
+            model = peft.get_peft_model(model, peft_config)
+        trainer = transformers.Trainer(
+            model=model,
+            args=transformers.TrainingArguments(**common),
+            train_dataset=datasets.Dataset.from_list(rows_),
+            data_collator=transformers.default_data_collator,
+            callbacks=[Clock()],
+        )
+        trainer.train()
+        return step_times(ends), 0.0
+
+    import trl
+
+    precompute = []
+
+    class TimedDPOTrainer(trl.DPOTrainer):
+        def _precompute_ref_logps(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            out = super()._precompute_ref_logps(*args, **kwargs)
+            sync()
+            precompute.append(time.perf_counter() - t0)
+            return out
+
+    words = lambda ids: " ".join(f"t{i}" for i in ids)  # noqa: E731
+    # TRL appends the tokenizer's EOS to each response: the bench's responses end with one (id 2).
+    pairs = [{"prompt": words(r["prompt"]), "chosen": " " + words(r["chosen"][:-1]), "rejected": " " + words(r["rejected"][:-1])} for r in data]
+    trainer = TimedDPOTrainer(
+        model=model,
+        args=trl.DPOConfig(**common, beta=BETA, loss_type=["sigmoid"], precompute_ref_log_probs=True, max_length=None),
+        train_dataset=datasets.Dataset.from_list(pairs),
+        processing_class=word_tokenizer(model.config.vocab_size),
+        callbacks=[Clock()],
+        peft_config=peft_config,
+    )
+    trainer.train()
+    return step_times(ends), sum(precompute)
 
 
 def ours(model_dir, data_path, out, steps, stage, length):
@@ -142,18 +259,24 @@ def ours(model_dir, data_path, out, steps, stage, length):
         "max_steps": steps,
         "checkpoint_every": 10**9,
         "device": str(DEVICE),
-        "lr": 1e-4,
+        "lr": LR,
+        "grad_clip": CLIP,
+        "beta": BETA,
         "warmup_steps": 0,
+        "lora": LORA if USE_LORA else None,
         "precision": "bf16" if AMP else "fp32",
     }
-    times = []
+    ends = []
 
-    class Collect(T.Events):
+    class Clock(T.Events):
         def metric(self, **fields):
-            times.append(fields["step_time"])
+            super().metric(**fields)
+            sync()
+            ends.append(time.perf_counter())
 
-    T.train(job, T.Distributed("cpu"), Collect(out, True))
-    return times
+    os.makedirs(out, exist_ok=True)
+    T.train(job, T.Distributed("cpu"), Clock(out, True))
+    return step_times(ends)
 
 
 def matmul_peak_gflops(n=2048, repeats=5):
@@ -180,29 +303,43 @@ def timed(fn):
     return time.perf_counter() - t0
 
 
+PEERS = {"plain": plain_loop, "transformers": transformers_loop}
+USE_LORA = False
+
+
 def main():
-    global DEVICE, AMP, BATCH
+    global DEVICE, AMP, BATCH, USE_LORA
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--sizes", default="7m,30m")
     ap.add_argument("--stages", default="sft,dpo")
     ap.add_argument("--lengths", default="128", help="sequence lengths (prompt + response) to sweep")
+    ap.add_argument("--peers", default="plain", help="plain and/or transformers (transformers' Trainer, TRL's DPOTrainer)")
+    ap.add_argument("--lora", action="store_true", help="LoRA (a run config's defaults) on every side; the plain loop has none")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast, on GPUs that have it")
     ap.add_argument("--batch", type=int, default=BATCH, help="sequences (DPO: pairs) per step")
+    ap.add_argument("--peak-tflops", type=float, help="the device's datasheet peak in this precision: utilisation becomes MFU against it")
     args = ap.parse_args()
     DEVICE = torch.device(args.device)
     if args.precision == "bf16" and DEVICE.type != "cuda":
         ap.error("--precision bf16 is for GPUs: the trainer runs fp32 on the CPU")
     AMP = torch.bfloat16 if args.precision == "bf16" else None
     BATCH = args.batch
-    peak = matmul_peak_gflops()
+    USE_LORA = args.lora
+    peers = args.peers.split(",")
+    if unknown := [p for p in peers if p not in PEERS]:
+        ap.error(f"unknown peer {unknown[0]} (known: {', '.join(PEERS)})")
+    if USE_LORA and "plain" in peers:
+        ap.error("--lora: the plain loop has no LoRA; use --peers transformers")
+    measured_peak = matmul_peak_gflops()
+    peak = args.peak_tflops * 1e3 if args.peak_tflops else measured_peak
     results = []
     for size in args.sizes.split(","):
         for stage in args.stages.split(","):
             for length in (int(x) for x in args.lengths.split(",")):
-                results.append(measure(size, stage, length, args.steps, args.rounds, peak))
+                results.append(measure(size, stage, length, args.steps, args.rounds, peak, peers))
                 print(f"trainer bench: {json.dumps(results[-1])}", file=sys.stderr)
     gpu = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None
     print(
@@ -215,12 +352,16 @@ def main():
                     "gpu": gpu,
                     "precision": args.precision,
                     "batch": BATCH,
+                    "lora": LORA if USE_LORA else None,
                     "python": platform.python_version(),
                     "torch": torch.__version__,
+                    "libraries": library_versions(),
                     "torch_threads": torch.get_num_threads(),
                     "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-                    "matmul_peak_gflops": peak,
+                    "matmul_peak_gflops": measured_peak,
                     "matmul_peak_dtype": str(AMP or torch.float32).replace("torch.", ""),
+                    "peak_gflops": peak,
+                    "peak_from": "datasheet (--peak-tflops)" if args.peak_tflops else "measured matmul",
                 },
                 "trainer": results,
             }
@@ -228,32 +369,47 @@ def main():
     )
 
 
-def measure(size, stage, length, steps, rounds, peak):
+def library_versions():
+    versions = {}
+    for name in ("transformers", "trl", "peft", "accelerate"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
+    return versions
+
+
+def measure(size, stage, length, steps, rounds, peak, peers):
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         model = CausalLM(config(size))
         params = count_parameters(model)
         model.save_pretrained(os.path.join(tmp, "model"))
+        del model
         data = rows(config(size).vocab_size, BATCH * steps, length, stage)
         data_path = os.path.join(tmp, f"{stage}.jsonl")
         with open(data_path, "w", encoding="utf-8") as f:
             for r in data:
                 f.write(json.dumps(r) + "\n")
-        # Rounds alternate the two, so that a noisy moment on a shared machine hits both alike.
-        peer, mine = [], []
+        # Rounds alternate the sides, so that a noisy moment on a shared machine hits all alike.
+        times = {p: [] for p in peers}
+        precompute = {p: 0.0 for p in peers}
+        mine = []
         for r in range(rounds):
-            peer += plain_loop(os.path.join(tmp, "model"), data, steps, stage)[2:]
-            mine += ours(os.path.join(tmp, "model"), data_path, os.path.join(tmp, f"run{r}"), steps, stage, length)[2:]
+            for p in peers:
+                t, pre = PEERS[p](os.path.join(tmp, "model"), data, steps, stage, os.path.join(tmp, f"{p}{r}"))
+                times[p] += t
+                precompute[p] += pre
+            mine += ours(os.path.join(tmp, "model"), data_path, os.path.join(tmp, f"run{r}"), steps, stage, length)
     # Tokens through the policy per step (DPO: chosen and rejected, so twice the rows).
     tokens = BATCH * length * (2 if stage == "dpo" else 1)
-    # The first two steps of each run warm up allocators and caches and are dropped. The median
-    # is the typical step; the fastest step is the least disturbed by other work on the machine.
-    p, o = statistics.median(peer), statistics.median(mine)
-    # Forward + backward of the policy is 6 FLOPs per parameter and token (attention's share left
-    # out: short sequences); DPO adds the reference's forward, 2 more.
-    flops_per_token = (6 if stage == "sft" else 8) * params
+    o = statistics.median(mine)
+    # Forward + backward is 6 FLOPs per parameter and token with every weight trained, 4 with the
+    # base frozen (LoRA: no weight gradients; the adapters' own FLOPs left out); DPO adds the
+    # reference's forward, 2 more. Attention's share is left out (short sequences).
+    flops_per_token = ((4 if USE_LORA else 6) + (2 if stage == "dpo" else 0)) * params
     gflops = flops_per_token * tokens / o / 1e9
-    return {
+    row = {
         "size": size,
         "stage": stage,
         "length": length,
@@ -261,12 +417,23 @@ def measure(size, stage, length, steps, rounds, peak):
         "tokens_per_step": tokens,
         "steps_timed": len(mine),
         "ours_tokens_per_s": tokens / o,
-        "peer_tokens_per_s": tokens / p,
-        "ratio_median": p / o,
-        "ratio_fastest": min(peer) / min(mine),
         "ours_gflops": gflops,
         "utilisation": gflops / peak,
+        "peers": {},
     }
+    for p in peers:
+        # A precomputed pass (TRL's reference log-probs) is work of the run: spread over its steps.
+        per_step = statistics.median(times[p]) + precompute[p] / (rounds * steps)
+        row["peers"][p] = {
+            "tokens_per_s": tokens / per_step,
+            "ratio_median": per_step / o,
+            "ratio_fastest": (min(times[p]) + precompute[p] / (rounds * steps)) / min(mine),
+            **({"precompute_s_per_step": precompute[p] / (rounds * steps)} if precompute[p] else {}),
+        }
+    # The first peer's figures at the top level, as bench/run.mjs and results.json have read them.
+    first = row["peers"][peers[0]]
+    row.update(peer=peers[0], peer_tokens_per_s=first["tokens_per_s"], ratio_median=first["ratio_median"], ratio_fastest=first["ratio_fastest"])
+    return row
 
 
 def cpu_name():

@@ -16,10 +16,12 @@ const s = studio({
     // looks of the test, which must see the charts while they grow. Longer stages, same run.
     const tiny = path.join(ws, 'tiny.palrun.yaml');
     writeFileSync(tiny, readFileSync(tiny, 'utf8').replace('stage1: {epochs: 1,', 'stage1: {epochs: 6,').replace('stage2: {epochs: 1,', 'stage2: {epochs: 4,'));
-    // The same run for longer: long enough to stop in the middle of stage 1.
+    // The same run, long enough to be stopped in the middle of stage 1 by every scenario below.
+    // At 40 epochs (280 steps) the whole run took 14 s on 2 cores, and a scenario that spent that
+    // long elsewhere (a second VS Code window starting) found it done instead of running (CI).
     writeFileSync(
       path.join(ws, 'long.palrun.yaml'),
-      readFileSync(tiny, 'utf8').replace('name: tiny-sample', 'name: long-sample').replace('stage1: {epochs: 6,', 'stage1: {epochs: 40,'),
+      readFileSync(tiny, 'utf8').replace('name: tiny-sample', 'name: long-sample').replace('stage1: {epochs: 6,', 'stage1: {epochs: 1000,'),
     );
   },
 });
@@ -292,6 +294,7 @@ describe('the training dashboard in a real VS Code (code-server)', { timeout: 60
       await second.close();
     }
     // The first window's run went on undisturbed: stop it, every step once.
+    assert.equal(await view.locator('[data-testid="run-status"]').textContent(), 'running', 'the run still runs in the first window');
     await view.locator('vscode-button[data-action="stop"]').click();
     await waitFor('the run to stop', async () => (await view.locator('[data-testid="run-status"]').textContent()) === 'stopped', 60_000);
     const steps = metricLines(metrics).map((l) => JSON.parse(l).step);

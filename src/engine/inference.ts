@@ -10,7 +10,7 @@
  * a model trained as the plain fine-tuning baseline (pal.json tasks ["plain"]) answers from its own
  * prompt, with no selection at all.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
 import { mulberry32 } from '../core/random';
@@ -102,6 +102,28 @@ export interface LoadOptions {
   readonly allowRemote?: boolean;
 }
 
+/** Below this much ONNX weight a model runs its operators on one CPU thread (see sessionOptions). */
+const ONE_THREAD_BELOW_BYTES = 32 * 1024 * 1024;
+
+/**
+ * ONNX Runtime's session options for a model folder. A small model's operators are too small to
+ * split: with ONNX Runtime's default, a thread per core, the threads spent more time meeting than
+ * working, and the embedded 2.6M model generated in 27 ms what one thread generates in 18 (2 cores,
+ * docs/performance.md). A larger model (the 135M base: first token 150 ms on two threads, 235 on
+ * one) keeps the default.
+ */
+export function sessionOptions(folder: string, device: 'cpu' | 'cuda'): { session_options?: { intraOpNumThreads: number } } {
+  if (device !== 'cpu' || !existsSync(folder)) return {};
+  const onnx = path.join(folder, 'onnx');
+  let bytes = 0;
+  try {
+    for (const name of readdirSync(onnx)) if (name.startsWith('model')) bytes += statSync(path.join(onnx, name)).size;
+  } catch {
+    return {};
+  }
+  return bytes > 0 && bytes < ONE_THREAD_BELOW_BYTES ? { session_options: { intraOpNumThreads: 1 } } : {};
+}
+
 export async function loadModel(folder: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const tf: Tf = transformers({ allowRemote: options.allowRemote === true });
   const local = { local_files_only: options.allowRemote !== true };
@@ -121,7 +143,7 @@ export async function loadModel(folder: string, options: LoadOptions = {}): Prom
   let deviceNote: string | undefined;
   let model: Tf;
   try {
-    model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32' });
+    model = await tf.AutoModelForCausalLM.from_pretrained(folder, { ...local, device, dtype: 'fp32', ...sessionOptions(folder, device) });
   } catch (err) {
     if (device === 'cpu') damaged(path.join('onnx', 'model.onnx'))(err);
     deviceNote = `The CUDA provider of onnxruntime-node did not load (${(err as Error).message.split('\n')[0]}); running on the CPU. Installing onnxruntime-node with ONNXRUNTIME_NODE_INSTALL_CUDA=v12 adds it.`;
@@ -415,6 +437,33 @@ async function beamSearch(m: LoadedModel, promptIds: number[], maxNew: number, o
   return { text, tokens: best };
 }
 
+/** Per tokenizer: the prompt's last line and an answer, to the answer's tokens after that line. */
+const answerTokens = new WeakMap<object, Map<string, readonly number[] | null>>();
+
+/**
+ * The tokens `answer` adds after the select prompt, or undefined when the prompt and the answer do
+ * not tokenize apart. A tokenizer's merges do not reach past the prompt's last line (every
+ * pre-tokenizer here splits at a newline), so the tokens depend on that line and the answer alone:
+ * worked out once from the whole text, checked against the line alone, and kept. Tokenizing the
+ * whole prompt again for each of the answers was a third of select's cost over plain generation.
+ */
+function answerIds(m: LoadedModel, prompt: string, promptIds: readonly number[], answer: string): number[] | undefined {
+  let known = answerTokens.get(m.tokenizer as object);
+  if (!known) answerTokens.set(m.tokenizer as object, (known = new Map()));
+  const line = prompt.slice(prompt.lastIndexOf('\n') + 1);
+  const key = `${line}\u0000${answer}`;
+  let ids = known.get(key);
+  if (ids === undefined) {
+    const whole = encode(m, prompt + answer);
+    const fromLine = encode(m, line + answer).slice(encode(m, line).length);
+    const apart = whole.length > promptIds.length && promptIds.every((id, i) => whole[i] === id);
+    const suffix = whole.slice(promptIds.length);
+    ids = apart && suffix.length === fromLine.length && suffix.every((id, i) => fromLine[i] === id) ? suffix : null;
+    if (known.size < 256) known.set(key, ids);
+  }
+  return ids ? [...ids] : undefined;
+}
+
 /**
  * The select task as the closed choice it is: the model scores each answer it was taught to give
  * ("k." for each fact, "none") in one batched step over the prompt's cache, instead of decoding
@@ -444,9 +493,9 @@ export async function chooseSelection(
   });
   const suffixes: number[][] = [];
   for (const answer of answers) {
-    const ids = encode(m, select + answer);
-    if (ids.length <= promptIds.length || promptIds.some((id, i) => ids[i] !== id)) return undefined;
-    suffixes.push(ids.slice(promptIds.length));
+    const ids = answerIds(m, select, promptIds, answer);
+    if (!ids) return undefined;
+    suffixes.push(ids);
   }
   const first = await step(m, [promptIds], promptIds.length, undefined);
   onPromptPast?.(first.past as Record<string, OrtTensor>);
@@ -494,6 +543,21 @@ export interface SelectThenGenerateResult extends SelectionAndResponse {
   readonly generatePrompt: string;
 }
 
+/**
+ * How many more tokens the generate prompt takes than the select prompt of the same turns, at most
+ * (the longest fact highlighted): the two differ only after their shared start, so their ends alone
+ * are tokenized. Off by a token at most, where a merge crosses the place they part.
+ */
+function generateExtra(m: LoadedModel, x: PromptInput): number {
+  const longest = x.personas.reduce((best, p, i) => (best < 0 || p.length > x.personas[best]!.length ? i : best), -1);
+  const select = selectPrompt(x, m.promptFormat);
+  const generate = generatePrompt(x, longest, m.promptFormat);
+  let k = 0;
+  while (k < select.length && k < generate.length && select[k] === generate[k]) k++;
+  const start = Math.max(0, select.lastIndexOf('\n', k - 1) + 1);
+  return encode(m, generate.slice(start)).length - encode(m, select.slice(start)).length;
+}
+
 export async function selectThenGenerate(
   m: LoadedModel,
   input: PromptInput,
@@ -504,22 +568,26 @@ export async function selectThenGenerate(
   const useModel = given === undefined && (how === 'model' || (how === 'auto' && m.trainedForSelect));
   const fitsWith = (prompt: (x: PromptInput) => string, newTokens: number) => (x: PromptInput) => encode(m, prompt(x)).length + newTokens <= m.maxLength;
   const f = m.promptFormat;
+  const maxNew = options.maxNewTokens ?? 40;
   let selected: number;
   let selectAnswer: string | undefined;
-  let prefix: PrefixCache | undefined;
+  let selectPast: { ids: readonly number[]; past: Record<string, OrtTensor> } | undefined;
   let selectProbabilities: SelectProbabilities | undefined;
+  let fitted = input;
   if (useModel) {
-    const fitted = trimHistory(
-      input,
-      fitsWith((x) => selectPrompt(x, f), 8),
-    );
+    fitted = trimHistory(input, (x) => {
+      const select = encode(m, selectPrompt(x, f)).length;
+      return select + 8 <= m.maxLength && select + generateExtra(m, x) + maxNew <= m.maxLength;
+    });
     // The persona and dialogue blocks open both prompts: their keys and values are computed once.
+    // Both prompts keep the same turns (fitted above for the longer of the two budgets), so the
+    // generate prompt shares all but its last lines; its own fit below trims more only when the
+    // estimate was short by a token.
     const select = selectPrompt(fitted, f);
-    const shared = sharedLength(encode(m, select), encode(m, generatePrompt(fitted, -1, f)));
     // On the CPU the model never frees a cache it was given, so the generate prompt may reuse it.
-    const keep = shared >= 16 && m.device === 'cpu' && (options.numBeams ?? 1) <= 1;
+    const keep = m.device === 'cpu' && (options.numBeams ?? 1) <= 1;
     const onPromptPast = (past: Record<string, OrtTensor>) => {
-      if (keep) prefix = { ids: encode(m, select).slice(0, shared), past: truncatePast(m.tf, past, shared) };
+      if (keep) selectPast = { ids: encode(m, select), past };
     };
     const choice = await chooseSelection(m, select, fitted.personas, onPromptPast);
     if (choice) {
@@ -545,12 +613,17 @@ export async function selectThenGenerate(
   }
   const prompt = generatePrompt(
     trimHistory(
-      input,
-      fitsWith((x) => generatePrompt(x, selected, f), options.maxNewTokens ?? 40),
+      fitted,
+      fitsWith((x) => generatePrompt(x, selected, f), maxNew),
     ),
     selected,
     f,
   );
+  let prefix: PrefixCache | undefined;
+  if (selectPast) {
+    const shared = sharedLength(selectPast.ids, encode(m, prompt));
+    if (shared >= 16) prefix = { ids: selectPast.ids.slice(0, shared), past: truncatePast(m.tf, selectPast.past, shared) };
+  }
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, prefix ? { prefix } : {});
   return {
     selected,

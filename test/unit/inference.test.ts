@@ -18,6 +18,7 @@ import {
   generateText,
   loadModel,
   selectThenGenerate,
+  sessionOptions,
   topIndices,
   type LoadedModel,
 } from '../../src/engine/inference';
@@ -183,6 +184,48 @@ test('select then generate computes the shared persona and dialogue blocks once,
     const alone = await generateText(m, both.generatePrompt, { maxNewTokens: 24, stopAtNewline: true });
     assert.equal(both.response, alone.text, `the reply to ${history.at(-1)}`);
     assert.ok(both.response.length > 0);
+  }
+});
+
+test('a history too long for the model: select and generate keep the same last turns, the reply fits, and it is the reply the prompts alone give', async () => {
+  const m = await loadModel(embeddedModelDir());
+  const personas = ['i keep a lighthouse .', 'my cat is called tern .', 'i bake bread every morning .', 'i write to my sister in lisbon .'];
+  const turns = [
+    'hello !',
+    'hi , who are you ?',
+    'i keep the light on the point .',
+    'is it lonely out there ?',
+    'my cat keeps me company .',
+    'what is its name ?',
+  ];
+  const history = Array.from({ length: 24 }, (_, i) => turns[i % turns.length]!);
+  const both = await selectThenGenerate(m, { personas, history }, { maxNewTokens: 24 });
+  // The turns the generate prompt kept: the select prompt must have seen exactly these (one fit
+  // for both, so the generate prompt reuses the select prompt's cache up to its last lines).
+  const kept = [...Array(history.length).keys()]
+    .map((k) => history.slice(k))
+    .find((h) => generatePrompt({ personas, history: h }, both.selected) === both.generatePrompt);
+  assert.ok(kept && kept.length < history.length, 'the history was trimmed from its start');
+  assert.ok(encode(m, both.generatePrompt).length + 24 <= m.maxLength, 'the prompt and the reply fit');
+  const choice = await chooseSelection(m, selectPrompt({ personas, history: kept }), personas);
+  assert.ok(choice);
+  assert.deepEqual(both.selectProbabilities, choice.probabilities, 'the select prompt kept the same turns');
+  const alone = await generateText(m, both.generatePrompt, { maxNewTokens: 24, stopAtNewline: true });
+  assert.equal(both.response, alone.text);
+});
+
+test("a small model's operators run on one CPU thread, a large one's on ONNX Runtime's default, the GPU's untouched", () => {
+  assert.deepEqual(sessionOptions(embeddedModelDir(), 'cpu'), { session_options: { intraOpNumThreads: 1 } });
+  assert.deepEqual(sessionOptions(embeddedModelDir(), 'cuda'), {});
+  const large = mkdtempSync(path.join(os.tmpdir(), 'pal-large-'));
+  try {
+    mkdirSync(path.join(large, 'onnx'));
+    writeFileSync(path.join(large, 'onnx', 'model.onnx'), 'graph');
+    // Weights in an external data file count too (a sparse file: nothing is written).
+    execFileSync('truncate', ['-s', '64M', path.join(large, 'onnx', 'model.onnx_data')]);
+    assert.deepEqual(sessionOptions(large, 'cpu'), {});
+  } finally {
+    rmSync(large, { recursive: true, force: true });
   }
 });
 

@@ -28,7 +28,7 @@ peers=plain,transformers
 }
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.csv"
-common=(--device cuda --precision bf16 --stages sft,dpo --lengths 512 --batch 64 --rounds 1 --peak-tflops "$peak")
+common=(--device cuda --precision bf16 --stages sft,dpo --lengths 512 --batch 64 --rounds 1 --peak-tflops "$peak" --memory)
 if [[ $peers == *transformers* ]]; then
   "$python" bench/trainer_bench.py "${common[@]}" --sizes 135m --lora --peers transformers --steps 12 | tee "$out/135m-lora.json"
 fi

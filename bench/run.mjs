@@ -59,6 +59,7 @@ const trainer = bench(
     quick ? '5' : '8',
     '--rounds',
     quick ? '1' : '2',
+    '--memory',
   ),
 );
 // The pretrained base's size (SmolLM2-135M's shape), one round at the shortest rows: a step takes seconds here.
@@ -66,8 +67,14 @@ const trainer135m = quick
   ? null
   : bench(
       'trainer tokens/s at 135M (batch 8 × 64)',
-      ...py('--sizes', '135m', '--stages', 'sft,dpo', '--lengths', '64', '--peers', peers, '--steps', '5', '--rounds', '1'),
+      ...py('--sizes', '135m', '--stages', 'sft,dpo', '--lengths', '64', '--peers', peers, '--steps', '5', '--rounds', '1', '--memory'),
     );
+// PAL's real rows are of mixed lengths (a hundred tokens to the model's limit): one epoch of
+// ConvAI2's stage-1 items with batches grouped by length against random ones.
+const grouping = bench(
+  'trainer on ConvAI2-length rows: batches grouped by length vs random',
+  ...node('grouping_bench.mjs', '--examples', quick ? '100' : '200'),
+);
 const metrics = bench(
   'metrics: BLEU-1..4 + ROUGE-L + Distinct-1/2 over 10,000 ConvAI2 pairs, ours vs nltk + coco-caption ROUGE-L',
   ...node('metrics_bench.mjs'),
@@ -111,6 +118,7 @@ const results = {
   date: new Date().toISOString(),
   machine: { ...trainer.machine, node: process.version, platform: `${os.platform()}/${os.arch()}`, memory_gib: Math.round(os.totalmem() / 2 ** 30) },
   trainer: [...trainer.trainer, ...(trainer135m?.trainer ?? [])],
+  grouping,
   metrics,
   generation,
   generation_135m: generation135m,
@@ -135,11 +143,16 @@ for (const r of results.trainer) {
   const stage = r.stage === 'sft' ? 'stage 1' : 'DPO';
   for (const [name, p] of Object.entries(r.peers)) {
     const peerName = name === 'transformers' && r.stage === 'dpo' ? "TRL's DPOTrainer, reference log-probs precomputed" : PEER_NAMES[name];
+    // Peak memory (--memory): each side's process, imports included.
+    const peakOf = (side) => (r.peak_memory_mb?.[side] !== undefined ? `, peak ${f0(r.peak_memory_mb[side])} MB` : '');
     console.log(
-      `| trainer ${stage}, ${r.size} (${(r.parameters / 1e6).toFixed(1)}M), ${r.stage === 'dpo' ? 'pairs' : 'batch'} 8 × ${r.length} | ${f0(r.ours_tokens_per_s)} tokens/s, ${f0(r.ours_gflops)} GFLOP/s = ${(100 * r.utilisation).toFixed(0)}% of peak | ${f0(p.tokens_per_s)} tokens/s (${peerName}) | ${f2(p.ratio_median)} (fastest steps ${f2(p.ratio_fastest)}) | ≥ ${GOALS[name].toFixed(2)} | ${ok(p.ratio_median >= GOALS[name])} |`,
+      `| trainer ${stage}, ${r.size} (${(r.parameters / 1e6).toFixed(1)}M), ${r.stage === 'dpo' ? 'pairs' : 'batch'} 8 × ${r.length} | ${f0(r.ours_tokens_per_s)} tokens/s, ${f0(r.ours_gflops)} GFLOP/s = ${(100 * r.utilisation).toFixed(0)}% of peak${peakOf('ours')} | ${f0(p.tokens_per_s)} tokens/s${peakOf(name)} (${peerName}) | ${f2(p.ratio_median)} (fastest steps ${f2(p.ratio_fastest)}) | ≥ ${GOALS[name].toFixed(2)} | ${ok(p.ratio_median >= GOALS[name])} |`,
     );
   }
 }
+console.log(
+  `| trainer stage 1, ${grouping.size}, ${grouping.rows} ConvAI2 stage-1 rows, batch ${grouping.batch}, grouped by length | ${f0(grouping.grouped.tokens_per_s)} real tokens/s, ${(100 * grouping.grouped.padding).toFixed(1)}% padding | ${f0(grouping.random.tokens_per_s)} real tokens/s, ${(100 * grouping.random.padding).toFixed(1)}% padding (random batches) | ${f2(grouping.speedup)} | > 1 | ${ok(grouping.speedup > 1)} |`,
+);
 if (generation) {
   console.log(
     `| generation, default model, greedy, ${generation.new_tokens} new tokens | ${f0(generation.ours_tokens_per_s)} tokens/s, first token ${f0(generation.ours_first_token_ms_median)} ms | ${generation.peer_tokens_per_s ? f0(generation.peer_tokens_per_s) : 'n/a'} tokens/s (PyTorch, KV cache) | ${generation.ratio ? f2(generation.ratio) : 'n/a'} | > 1 | ${ok(generation.ratio > 1)} |`,

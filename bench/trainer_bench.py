@@ -15,11 +15,14 @@ Each side logs its loss every step. A step's time is the interval between the en
 consecutive steps (all of a loop's work: batch, forward, backward, optimiser, logging); the first
 two steps warm up and are dropped. Achieved FLOP/s are set against this machine's measured matmul
 peak (a large torch.mm in the run's precision), or with --peak-tflops against a datasheet's (MFU).
-Prints one JSON object.
+With --memory, each side's peak memory as well: each side trains a few steps at every length in a
+process of its own (a process's peak never comes down), shortest length first, and reports its
+peak resident set (CPU; imports and all, what a user's process takes) or the peak allocated on the
+GPU after each length. Prints one JSON object.
 
 usage: python bench/trainer_bench.py [--steps N] [--sizes 7m,30m,135m] [--stages sft,dpo]
           [--lengths 64,128,256] [--peers plain,transformers] [--lora] [--device cpu|cuda]
-          [--precision fp32|bf16] [--batch 8] [--peak-tflops T]
+          [--precision fp32|bf16] [--batch 8] [--peak-tflops T] [--memory]
 
 GPU (docs/performance.md, "GPU"): bash bench/gpu.sh runs the rows the issue asks for.
 """
@@ -28,7 +31,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -321,6 +326,8 @@ def main():
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast, on GPUs that have it")
     ap.add_argument("--batch", type=int, default=BATCH, help="sequences (DPO: pairs) per step")
     ap.add_argument("--peak-tflops", type=float, help="the device's datasheet peak in this precision: utilisation becomes MFU against it")
+    ap.add_argument("--memory", action="store_true", help="each side's peak memory too, in a process of its own")
+    ap.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child process of --memory: SIDE:MODEL_DIR
     args = ap.parse_args()
     DEVICE = torch.device(args.device)
     if args.precision == "bf16" and DEVICE.type != "cuda":
@@ -333,14 +340,25 @@ def main():
         ap.error(f"unknown peer {unknown[0]} (known: {', '.join(PEERS)})")
     if USE_LORA and "plain" in peers:
         ap.error("--lora: the plain loop has no LoRA; use --peers transformers")
+    lengths = sorted(int(x) for x in args.lengths.split(","))
+    if args.memory_of:
+        side, model_dir = args.memory_of.split(":", 1)
+        print(json.dumps(memory_of(side, model_dir, args.sizes, args.stages, lengths)))
+        return
     measured_peak = matmul_peak_gflops()
     peak = args.peak_tflops * 1e3 if args.peak_tflops else measured_peak
     results = []
     for size in args.sizes.split(","):
         for stage in args.stages.split(","):
-            for length in (int(x) for x in args.lengths.split(",")):
-                results.append(measure(size, stage, length, args.steps, args.rounds, peak, peers))
-                print(f"trainer bench: {json.dumps(results[-1])}", file=sys.stderr)
+            rows_ = [measure(size, stage, length, args.steps, args.rounds, peak, peers) for length in lengths]
+            if args.memory:
+                memory = peak_memory(size, stage, lengths, ["ours", *peers])
+                for row in rows_:
+                    row["peak_memory_mb"] = {side: by_length[str(row["length"])] for side, by_length in memory.items()}
+                    row["memory_after_imports_mb"] = memory["ours"]["imports"]
+            for row in rows_:
+                results.append(row)
+                print(f"trainer bench: {json.dumps(row)}", file=sys.stderr)
     gpu = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None
     print(
         json.dumps(
@@ -367,6 +385,65 @@ def main():
             }
         )
     )
+
+
+# The settings a --memory child takes from its parent (the rest are the defaults).
+CHILD_FLAGS = ("--device", "--precision", "--batch")
+
+
+def peak_memory(size, stage, lengths, sides):
+    """Each side's peak memory in MB at each length: {side: {length: MB}}. The model is written once
+    here, and each side runs in a fresh process (python bench/trainer_bench.py --memory-of)."""
+    flags = [a for i, a in enumerate(sys.argv[1:], 1) if a in CHILD_FLAGS or sys.argv[i - 1] in CHILD_FLAGS]
+    flags += ["--lora"] if USE_LORA else []
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        CausalLM(config(size)).save_pretrained(os.path.join(tmp, "model"))
+        for side in sides:
+            args = ["--memory-of", f"{side}:{os.path.join(tmp, 'model')}", "--sizes", size, "--stages", stage, "--lengths", ",".join(map(str, lengths))]
+            child = subprocess.run([sys.executable, os.path.abspath(__file__), *args, *flags], capture_output=True, text=True, check=False)
+            if child.returncode != 0:
+                raise SystemExit(f"trainer bench: the memory of {side} ({size} {stage}) failed:\n{child.stderr[-3000:]}")
+            out[side] = json.loads(child.stdout.strip().splitlines()[-1])
+    return out
+
+
+def memory_of(side, model_dir, size, stage, lengths, steps=4):
+    """In a process of its own: `side` trains `steps` steps at each length, shortest first; after each,
+    the process's peak so far (resident set on the CPU, in MB; allocated on a GPU)."""
+    peaks = {"imports": peak_rss_mb() if DEVICE.type == "cpu" else 0.0}  # torch and the trainer, before any work
+    with tempfile.TemporaryDirectory() as tmp:
+        for length in lengths:
+            data = rows(config(size).vocab_size, BATCH * steps, length, stage)
+            if DEVICE.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(DEVICE)
+            if side == "ours":
+                data_path = os.path.join(tmp, f"{length}.jsonl")
+                with open(data_path, "w", encoding="utf-8") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in data)
+                ours(model_dir, data_path, os.path.join(tmp, f"run{length}"), steps, stage, length)
+            else:
+                PEERS[side](model_dir, data, steps, stage, os.path.join(tmp, f"{side}{length}"))
+            if DEVICE.type == "cuda":
+                peaks[str(length)] = torch.cuda.max_memory_allocated(DEVICE) / 2**20
+            else:
+                peaks[str(length)] = peak_rss_mb()
+    return peaks
+
+
+def peak_rss_mb():
+    """This process's peak resident set. Linux's VmHWM, not getrusage's ru_maxrss: that one carries
+    the parent's peak over fork and exec (every side read as the bench's own 819 MB)."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
 def library_versions():

@@ -20,8 +20,8 @@ import { python, skipWithoutTorch } from './python-torch';
 const CONFIG = `name: contract
 model: {base: m}
 data: {dialogues: [d.dialogues.jsonl]}
-stage1: {epochs: 7, lr: 0.00031, warmup_steps: 13, schedule: cosine, grad_clip: 2.5, batch_size: 3, grad_accum: 5, max_length: 99, weight_decay: 0.07, lora: {r: 5, alpha: 11, dropout: 0.02, targets: [q_proj]}, select_none_max: 0.4}
-stage2: {epochs: 4, lr: 0.0000021, warmup_steps: 9, schedule: cosine, grad_clip: 3.5, batch_size: 6, grad_accum: 2, max_length: 77, weight_decay: 0.03, lora: {r: 3, alpha: 7, dropout: 0.01, targets: [v_proj]}, beta: 0.25, loss: ipo, label_smoothing: 0.1, examples: 12, rejected: {temperature: 0.7, top_k: 5, top_p: 0.9, max_new_tokens: 17}}
+stage1: {epochs: 7, lr: 0.00031, warmup_steps: 13, schedule: cosine, grad_clip: 2.5, batch_size: 3, grad_accum: 5, max_length: 99, weight_decay: 0.07, group_by_length: false, lora: {r: 5, alpha: 11, dropout: 0.02, targets: [q_proj]}, select_none_max: 0.4}
+stage2: {epochs: 4, lr: 0.0000021, warmup_steps: 9, schedule: cosine, grad_clip: 3.5, batch_size: 6, grad_accum: 2, max_length: 77, weight_decay: 0.03, group_by_length: false, lora: {r: 3, alpha: 7, dropout: 0.01, targets: [v_proj]}, beta: 0.25, loss: ipo, label_smoothing: 0.1, examples: 12, rejected: {temperature: 0.7, top_k: 5, top_p: 0.9, max_new_tokens: 17}}
 device: cpu
 precision: bf16
 seed: 17

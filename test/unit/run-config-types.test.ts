@@ -21,6 +21,7 @@ type Training = {
   grad_accum: number;
   max_length: number;
   weight_decay: number;
+  group_by_length: boolean;
   lora: LoraConfig | null;
 };
 same<Equal<LoraConfig, { r: number; alpha: number; dropout: number; targets: string[] }>>();

@@ -42,6 +42,7 @@ const job = (name: string, extra: Partial<SftJob> = {}): SftJob => ({
   schedule: 'constant',
   grad_clip: 10,
   weight_decay: 0,
+  group_by_length: true,
   lora: null,
   precision: 'auto',
   seed: 42,

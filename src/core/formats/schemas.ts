@@ -157,6 +157,12 @@ const common = (lr: number, epochs: number) =>
     grad_accum: { type: 'integer', minimum: 1, default: 1, description: 'Steps accumulated before each update.' },
     max_length: { type: 'integer', minimum: 16, default: 512, description: 'Tokens per example; the prompt’s start is cut, never the target.' },
     weight_decay: { type: 'number', minimum: 0, default: 0, description: 'AdamW weight decay (PAL’s code and TRL: 0).' },
+    group_by_length: {
+      type: 'boolean',
+      default: true,
+      description:
+        'Batches of examples of about one length (transformers’ group_by_length): much less padding on dialogue rows of mixed lengths. false: batches drawn at random.',
+    },
   }) as const satisfies Record<string, Schema>;
 
 export const runConfigSchema = {

@@ -45,6 +45,7 @@ DEFAULTS = {
     "grad_accum": 1,
     "max_length": 512,
     "weight_decay": 0.0,
+    "group_by_length": True,
     "lora": None,
     "beta": 0.1,
     "loss": "sigmoid",
@@ -353,7 +354,7 @@ def train(job, dist, events):
             raise ValueError("an lm job needs max_steps: a token stream has no natural epoch")
         source = D.TokenStreamSource(job["data"], job["seed"], job["max_length"], job["max_steps"])
     else:
-        source = D.ExampleSource(job["data"], stage, job["seed"])
+        source = D.ExampleSource(job["data"], stage, job["seed"], job["group_by_length"], job["max_length"])
     steps_per_epoch = len(source.batches(0, global_batch))
     if steps_per_epoch == 0:
         raise ValueError(f"{job['data']}: {len(source)} examples are fewer than one global batch of {global_batch}")
@@ -409,6 +410,9 @@ def train(job, dist, events):
             sync = contextlib.nullcontext() if (last or dist.world == 1) else net.no_sync()
             first = first_scored(labels)
             with sync, torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+                # DPO: the reference scores the pairs first, so that its logits are gone before the
+                # policy's activations are held for the backward pass (the peak is one, not both).
+                ref_sum = reference_logps(model, reference, lora, ids, attn, labels, first) if stage == "dpo" else None
                 logits, _ = net(ids, attention_mask=attn, logits_to_keep=ids.shape[1] - first + 1)
                 if stage != "dpo":
                     # Fused cross-entropy: the same sum as -token_logps, without a second pass.
@@ -416,7 +420,7 @@ def train(job, dist, events):
                     loss_sum = F.cross_entropy(flat.float() if amp else flat, shifted_labels(labels, first).reshape(-1), ignore_index=D.IGNORE, reduction="sum")
                     add(sums, loss=loss_sum.item())
                 else:
-                    loss_sum = dpo_step_losses(job, model, reference, lora, logits, ids, attn, labels, first, sums)
+                    loss_sum = dpo_step_losses(job, logits, labels, first, ref_sum, sums)
                 # DDP averages gradients over processes; scaling by world size makes it a sum.
                 loss = loss_sum * dist.world / global_count
                 (scaler.scale(loss) if scaler else loss).backward()
@@ -500,11 +504,11 @@ def add(sums, **values):
         sums[k] = sums.get(k, 0.0) + v
 
 
-def dpo_step_losses(job, model, reference, lora, logits, ids, mask, labels, first, sums):
-    """Sum over this micro-batch's pairs of the DPO loss; accumulates TRL's metrics into `sums`.
-    `logits` are the policy's from position first - 1 on (first_scored)."""
-    logp_sum, counts = token_logps(logits, labels, first)
-    keep = logits.shape[1]  # the reference scores the same positions as the policy
+def reference_logps(model, reference, lora, ids, mask, labels, first):
+    """The reference's summed log-probabilities of each row's labels (no gradient), over the same
+    positions the policy scores (first_scored). With LoRA the reference is the model with its
+    adapters switched off."""
+    keep = ids.shape[1] - first + 1
     with torch.no_grad():
         if lora:
             set_lora_enabled(model, False)
@@ -512,10 +516,17 @@ def dpo_step_losses(job, model, reference, lora, logits, ids, mask, labels, firs
             set_lora_enabled(model, True)
         else:
             ref_logits, _ = reference(ids, attention_mask=mask, logits_to_keep=keep)
-        ref_sum, _ = token_logps(ref_logits, labels, first)
+        return token_logps(ref_logits, labels, first)[0]
+
+
+def dpo_step_losses(job, logits, labels, first, ref_sum, sums):
+    """Sum over this micro-batch's pairs of the DPO loss; accumulates TRL's metrics into `sums`.
+    `logits` are the policy's from position first - 1 on (first_scored); `ref_sum` the
+    reference's (reference_logps)."""
+    logp_sum, counts = token_logps(logits, labels, first)
     if job["loss"] == "ipo":
         logp_sum, ref_sum = logp_sum / counts.clamp(min=1), ref_sum / counts.clamp(min=1)
-    half = ids.shape[0] // 2
+    half = labels.shape[0] // 2
     pi_c, pi_r, ref_c, ref_r = logp_sum[:half], logp_sum[half:], ref_sum[:half], ref_sum[half:]
     losses = dpo_losses(pi_c, pi_r, ref_c, ref_r, job["beta"], job["loss"], job["label_smoothing"])
     rewards_c = job["beta"] * (pi_c - ref_c).detach()

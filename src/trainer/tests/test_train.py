@@ -203,6 +203,24 @@ class LossTest(unittest.TestCase):
         parts = D.shard(list(range(8)), 1, 2, 2)
         self.assertEqual(parts, [[2, 3], [6, 7]])
 
+    def test_batches_grouped_by_length_pad_little_and_stay_a_function_of_seed_and_epoch(self):
+        rng = random.Random(5)
+        lengths = [rng.randint(60, 512) for _ in range(1000)]
+        padding = lambda batches: sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)  # noqa: E731
+        plain = D.global_batches(len(lengths), 8, 3, 1)
+        grouped = D.global_batches(len(lengths), 8, 3, 1, lengths)
+        self.assertEqual(grouped, D.global_batches(len(lengths), 8, 3, 1, lengths))
+        self.assertNotEqual(grouped, D.global_batches(len(lengths), 8, 3, 2, lengths))
+        # Every example at most once, as many batches as without grouping.
+        flat = [i for b in grouped for i in b]
+        self.assertEqual(len(flat), len(set(flat)))
+        self.assertEqual((len(grouped), {len(b) for b in grouped}), (len(plain), {8}))
+        self.assertLess(padding(grouped), padding(plain) / 10)
+        # The long batches are not all at one end of the epoch.
+        longest = [max(lengths[i] for i in b) for b in grouped]
+        self.assertGreater(max(longest[: len(longest) // 4]), 400)
+        self.assertLess(min(longest[: len(longest) // 4]), 200)
+
 
 class RunTest(unittest.TestCase):
     @classmethod

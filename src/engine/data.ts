@@ -22,6 +22,8 @@ import { sampleExamples } from '../core/mixture';
 import { guessImportFormat, type ImportFormat } from '../core/importers/guess';
 import { importParlai } from '../core/importers/parlai';
 import { importSyntheticPersonaChat } from '../core/importers/spc';
+import { fetchedModelDir, fetchModel, isFetched, LABELLER_ENCODER } from './baseModels';
+import { labelSemantically, loadEmbedder } from './embedder';
 
 export async function validateFile(file: string, text?: string, lint: PersonaLintOptions = DEFAULT_PERSONA_LINT): Promise<Problem[]> {
   return validateText(file, text ?? (await readTextFile(file)), lint);
@@ -131,7 +133,20 @@ export interface ImportOptions {
    * (Synthetic-Persona-Chat: 82%), and a model trained on it learns to ignore its persona.
    */
   readonly balance?: boolean;
+  /**
+   * How the persona sentence each response relies on is labelled (docs/labeller.md): "words",
+   * content-word overlap; "semantic", the overlap and then a sentence-embedding match where it found
+   * none (all-MiniLM-L6-v2, fetched into the cache when asked for); "auto" (the default), semantic
+   * when the encoder is already fetched (set-up fetches it), else words.
+   */
+  readonly labeller?: LabellerChoice;
+  /** Progress of a fetch or of the embedding pass. */
+  readonly onProgress?: (message: string) => void;
+  /** The trainer's interpreter, which converts the encoder when "semantic" must fetch it. */
+  readonly python?: () => Promise<string>;
 }
+
+export type LabellerChoice = 'words' | 'semantic' | 'auto';
 
 export interface ImportResult {
   readonly format: ImportFormat;
@@ -140,7 +155,29 @@ export interface ImportResult {
   readonly count: number;
   /** The split the examples were given, and why (dialogue imports). */
   readonly split?: { readonly split: DialogueExample['split']; readonly from: 'option' | 'file name' | 'default' };
+  /** The labeller that labelled the examples (dialogue imports), and how many the semantic match named a sentence for. */
+  readonly labeller?: { readonly kind: 'words' | 'semantic'; readonly semanticLabels?: number };
   readonly problems: Problem[];
+}
+
+/**
+ * The examples relabelled by the semantic match, with how many it named a sentence for (the
+ * encoder is loaded for the call and released after it).
+ */
+async function labelWithEncoder(examples: readonly DialogueExample[], options: ImportOptions): Promise<{ examples: DialogueExample[]; named: number }> {
+  let folder = fetchedModelDir(LABELLER_ENCODER);
+  if (!isFetched(LABELLER_ENCODER)) {
+    if (!options.python) throw new Error(`The semantic labeller needs ${LABELLER_ENCODER}: run "pal model fetch ${LABELLER_ENCODER}" (set-up does).`);
+    folder = await fetchModel(LABELLER_ENCODER, { python: await options.python(), ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+  }
+  options.onProgress?.(`Labelling ${examples.filter((e) => e.persona_index < 0).length} responses by meaning (${LABELLER_ENCODER})`);
+  const embedder = await loadEmbedder(folder);
+  try {
+    const relabelled = await labelSemantically(examples, embedder);
+    return { examples: relabelled, named: relabelled.filter((e, i) => e.persona_index !== examples[i]!.persona_index).length };
+  } finally {
+    await embedder.dispose();
+  }
 }
 
 /** The split a file's name says ("train_both_original.txt", "valid_self.txt", "convai2_dev.txt"), if any. */
@@ -189,15 +226,27 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
         ? importCorpus(text, options.input, split)
         : importSyntheticPersonaChat(text, options.input, split);
   const { problems } = imported;
-  const pool = options.balance ? balanceLabels(imported.examples, options.seed ?? 42) : imported.examples;
+  const choice = options.labeller ?? 'auto';
+  const semantic = choice === 'semantic' || (choice === 'auto' && isFetched(LABELLER_ENCODER));
+  let semanticLabels = 0;
+  const label = async (xs: readonly DialogueExample[]) => {
+    if (!semantic) return [...xs];
+    const done = await labelWithEncoder(xs, options);
+    semanticLabels += done.named;
+    return done.examples;
+  };
+  // --balance draws by label, so every example is labelled first; otherwise only those kept are.
+  const pool = options.balance ? balanceLabels(await label(imported.examples), options.seed ?? 42) : imported.examples;
   const drawn = options.sample !== undefined ? sampleExamples(pool, options.sample, options.seed ?? 42) : pool;
-  const examples = options.limit !== undefined ? drawn.slice(0, options.limit) : drawn;
+  const kept = options.limit !== undefined ? drawn.slice(0, options.limit) : drawn;
+  const examples = options.balance ? kept : await label(kept);
   // Nothing to import: no empty file is left to block the next try.
   if (examples.length === 0) return { format, out: options.out, count: 0, problems };
   // The split the importer gave (its own default when neither the option nor the name said one).
   const splitInfo = { split: examples[0]!.split, from: options.split ? ('option' as const) : named ? ('file name' as const) : ('default' as const) };
   await writeFileSafely(options.out, examples.map((e) => `${JSON.stringify(e)}\n`).join(''), options.force ?? false);
-  return { format, out: options.out, count: examples.length, split: splitInfo, problems };
+  const labeller = semantic ? { kind: 'semantic' as const, semanticLabels } : { kind: 'words' as const };
+  return { format, out: options.out, count: examples.length, split: splitInfo, labeller, problems };
 }
 
 /** Every labelled example and as many unlabelled ones, drawn with `seed`, in file order. */

@@ -50,7 +50,7 @@ import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } fro
 import { ensureFolder, readTextFile, writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond, type DecodingOptions, type SelectThenGenerateResult } from './inference';
-import { fetchModel, isFetched, knownModelNamed, resolveModelSpec } from './baseModels';
+import { fetchModel, isFetched, knownModel, knownModelNamed, knownModelNames, resolveModelSpec } from './baseModels';
 import { acquireRunLock } from './runLock';
 import { checkRunPaths, fileConfinement } from './runPaths';
 import { pythonEnvironment } from './python';
@@ -351,6 +351,12 @@ async function fetchNamedModels(configFile: string, options: RunOptions): Promis
   const { config, baseDir } = await loadRunConfig(configFile);
   for (const spec of [config.model.base, config.model.tokenizer]) {
     const name = spec ? knownModelNamed(baseDir, spec) : undefined;
+    if (name && knownModel(name)?.kind === 'pip-encoder')
+      throw new Error(
+        `${configFile}: "${name}" is a sentence-embedding model (the labeller's), not a language model to train; model.base names one of ${knownModelNames()
+          .filter((n) => knownModel(n)?.kind !== 'pip-encoder')
+          .join(', ')} or a model folder.`,
+      );
     if (!name || isFetched(name)) continue;
     await fetchModel(name, {
       python: options.python,

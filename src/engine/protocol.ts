@@ -14,7 +14,7 @@ import type { EvalRow, MetricRecord } from '../core/runHistory';
 import type { RunVerdict } from '../core/runVerdict';
 import type { LeftOut } from '../core/exporters/pairs';
 // The engine's own result types, where the engine and its clients must agree on their shape.
-import type { ImportResult } from './data';
+import type { ImportResult, LabellerChoice } from './data';
 
 /** Bumped on any incompatible change; the client refuses an engine that speaks another version. */
 export const ENGINE_PROTOCOL_VERSION = 1;
@@ -187,6 +187,8 @@ export interface ImportParams {
   readonly split?: 'train' | 'valid' | 'test';
   /** Keep the first N examples only. */
   readonly limit?: number;
+  /** data.ts ImportOptions.labeller (default "auto": the semantic match when its encoder is fetched). */
+  readonly labeller?: LabellerChoice;
 }
 
 export type { ImportResult };

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { fetchedModelDir, LABELLER_ENCODER } from '../../src/engine/baseModels';
 import { packageRoot } from '../../src/engine/paths';
 import { personaChatDir, skipWithoutData } from './shared-data';
 
@@ -35,23 +36,56 @@ test('pal validate: problems as file:line:column: severity: message, exit 1', ()
 
 test('pal import: ConvAI2 text into a dialogue set that validates, without ever replacing a file unasked', { skip: noData }, () => {
   const out = path.join(dir, 'convai2.dialogues.jsonl');
-  const r = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out);
+  // Word labels here: this test is about the import itself; the semantic labeller has its own below.
+  const r = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out, '--labeller', 'words');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /Imported 5270 examples .* \(persona-chat; split valid, from the file name\)/);
+  assert.match(r.stderr, /^Labelled by word overlap\.$/m);
   const lines = readFileSync(out, 'utf8').trim().split('\n');
   assert.equal(lines.length, 5270);
   assert.equal(pal('validate', out).status, 0);
   writeFileSync(out, 'my own work\n');
-  const again = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out);
+  const again = pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out, '--labeller', 'words');
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already exists; choose another name or pass --force/);
   assert.equal(readFileSync(out, 'utf8'), 'my own work\n', 'the existing file is untouched');
-  assert.equal(pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out, '--force').status, 0);
+  assert.equal(pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out, '--force', '--labeller', 'words').status, 0);
+  assert.match(
+    pal('import', path.join(data, 'convai2_valid_dev.txt'), '--out', out, '--labeller', 'meaning').stderr,
+    /--labeller must be words, semantic or auto/,
+  );
 });
+
+const encoderFetched = existsSync(path.join(fetchedModelDir(LABELLER_ENCODER), 'onnx', 'model.onnx'));
+test(
+  'pal import --labeller semantic: the kept examples are labelled by meaning where words found no persona sentence',
+  { skip: noData || (!encoderFetched && process.env.CI !== 'true' && `${LABELLER_ENCODER} is not fetched`) },
+  () => {
+    const read = (f: string) =>
+      readFileSync(f, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string; persona_index: number });
+    const [words, semantic] = [path.join(dir, 'words.dialogues.jsonl'), path.join(dir, 'semantic.dialogues.jsonl')];
+    const input = path.join(data, 'convai2_valid_dev.txt');
+    assert.equal(pal('import', input, '--out', words, '--limit', '60', '--labeller', 'words').status, 0);
+    const r = pal('import', input, '--out', semantic, '--limit', '60', '--labeller', 'semantic');
+    assert.equal(r.status, 0, r.stderr);
+    const byMeaning = Number(/then by meaning \(all-minilm-l6-v2\) where no sentence shared enough words: (\d+) responses/.exec(r.stderr)?.[1]);
+    const [w, s] = [read(words), read(semantic)];
+    assert.deepEqual(
+      s.map((e) => e.id),
+      w.map((e) => e.id),
+    );
+    const changed = s.filter((e, i) => e.persona_index !== w[i]!.persona_index);
+    assert.ok(changed.length > 0 && changed.length === byMeaning, `${changed.length} changed, ${byMeaning} reported`);
+    for (const e of changed) assert.equal(w[s.indexOf(e)]!.persona_index, -1, 'only "none" labels are given a sentence');
+  },
+);
 
 test('pal import guesses Synthetic-Persona-Chat CSV and Character Cards from their content', { skip: noData }, () => {
   const spc = path.join(dir, 'spc.dialogues.jsonl');
-  const r = pal('import', path.join(data, 'synthetic_persona_chat_test.csv'), '--out', spc);
+  const r = pal('import', path.join(data, 'synthetic_persona_chat_test.csv'), '--out', spc, '--labeller', 'words');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /\(spc; split test, from the file name\)/);
   assert.equal(pal('validate', spc).status, 0);

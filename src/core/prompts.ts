@@ -92,6 +92,16 @@ export function personaBlock(personas: readonly string[]): string {
   return personas.map((p, i) => `${i + 1}. ${clean(p)}`).join('\n');
 }
 
+/**
+ * A whole dialogue laid out as PAL's text prompts lay one out: the facts of one speaker, then every
+ * turn tagged by who says it (that speaker's turns are the persona's). Pre-training text, so that a
+ * base trained by PAL Studio has seen the format its prompts use before stage 1 (issue 16).
+ */
+export function factsAndDialogueText(personas: readonly string[], turns: readonly { readonly own: boolean; readonly text: string }[]): string {
+  const lines = turns.map((t) => `${t.own ? PERSONA_TAG : PARTNER_TAG}: ${clean(t.text)}`);
+  return `${FACTS_HEADER}\n${personaBlock(personas)}\n\nDialogue:\n${lines.join('\n')}`;
+}
+
 /** Speaker tags counted back from the end: the last turn is the partner's, then they alternate. */
 export function dialogueBlock(history: readonly string[]): string {
   const n = history.length;

@@ -756,7 +756,7 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
     const n = typeof limit === 'string' ? Number(limit) : undefined;
     if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError('--limit-dialogues must be an integer of at least 1');
     const r = await encodeCorpora({ tokenizer, corpora, out, ...(n ? { limitDialogues: n } : {}), log: (line) => io.err(`${line}\n`) });
-    io.err(`${r.dialogues} dialogues, ${r.tokens} tokens in ${r.seconds.toFixed(1)} s -> ${r.out}\n`);
+    io.err(`${r.dialogues} dialogues (${r.withFacts} with a speaker's facts block), ${r.tokens} tokens in ${r.seconds.toFixed(1)} s -> ${r.out}\n`);
     io.out(`${r.out}\n`);
     return 0;
   }

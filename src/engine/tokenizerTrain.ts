@@ -40,8 +40,22 @@ export async function corpusFiles(folder: string): Promise<string[]> {
   return names.map((n) => path.join(folder, n));
 }
 
-/** Streams every turn text of the corpora, dialogue by dialogue. */
-export async function* corpusTurns(files: readonly string[], limitDialogues = Infinity): AsyncGenerator<{ dialogue: number; text: string }> {
+/** A turn of a corpus dialogue; `personas` when the dialogue gives its speakers' (persona_a, persona_b). */
+export interface CorpusTurn {
+  readonly dialogue: number;
+  readonly text: string;
+  readonly speaker: string;
+  readonly personas?: { readonly a?: readonly string[]; readonly b?: readonly string[] };
+}
+
+function personasOf(d: { persona_a?: unknown; persona_b?: unknown }): CorpusTurn['personas'] | undefined {
+  const list = (v: unknown) => (Array.isArray(v) && v.every((s) => typeof s === 'string') && v.length > 0 ? (v as string[]) : undefined);
+  const [a, b] = [list(d.persona_a), list(d.persona_b)];
+  return a || b ? { ...(a ? { a } : {}), ...(b ? { b } : {}) } : undefined;
+}
+
+/** Streams every turn of the corpora, dialogue by dialogue. */
+export async function* corpusTurns(files: readonly string[], limitDialogues = Infinity): AsyncGenerator<CorpusTurn> {
   let dialogue = 0;
   for (const file of files) {
     if (dialogue >= limitDialogues) return;
@@ -54,13 +68,16 @@ export async function* corpusTurns(files: readonly string[], limitDialogues = In
         lineNo++;
         if (line.trim() === '') continue;
         if (dialogue >= limitDialogues) break;
-        let d: { turns?: { text?: unknown }[] };
+        let d: { turns?: { text?: unknown; speaker?: unknown }[]; persona_a?: unknown; persona_b?: unknown };
         try {
           d = JSON.parse(line) as typeof d;
         } catch (err) {
           throw new Error(`${file}:${lineNo}: not JSON (${(err as Error).message})`, { cause: err });
         }
-        for (const t of d.turns ?? []) if (typeof t.text === 'string' && t.text !== '') yield { dialogue, text: t.text };
+        const personas = personasOf(d);
+        for (const t of d.turns ?? [])
+          if (typeof t.text === 'string' && t.text !== '')
+            yield { dialogue, text: t.text, speaker: typeof t.speaker === 'string' ? t.speaker : '', ...(personas ? { personas } : {}) };
         dialogue++;
       }
     } finally {

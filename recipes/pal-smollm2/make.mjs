@@ -7,6 +7,12 @@
 //
 //   npm run make-model:smollm2                 # each step resumes or is skipped when done
 //   npm run make-model:smollm2 -- --until train
+//   npm run make-model:smollm2 -- --seed 43    # PAL and the baseline again with another seed
+//
+// PAL against the baseline compares each run's own export (run/model: fp32 ONNX) for both; the
+// shipped adapter (int8 ONNX in the cache) is compared with the embedded model. Another seed
+// trains and scores the two runs alone (runs/pal-seed43, runs/finetune-seed43, results-seed43.json)
+// and ships nothing.
 //
 // Work goes to .pal-studio/pal-smollm2 (ignored by git); the adapter to models/pal-smollm2-135m.
 import { existsSync, promises as fs } from 'node:fs';
@@ -23,8 +29,14 @@ const sets = path.join(work, 'data');
 const trainSet = path.join(sets, 'spc-train.dialogues.jsonl');
 const runHeldOut = path.join(sets, 'convai2-dev50.dialogues.jsonl');
 const evalSet = path.join(sets, 'convai2-dev.dialogues.jsonl');
-const run = path.join(work, 'runs', 'pal');
-const finetuneRun = path.join(work, 'runs', 'finetune');
+const RECIPE_SEED = 42; // the seed the two run configs name
+const seedArg = process.argv.includes('--seed') ? Number(process.argv[process.argv.indexOf('--seed') + 1]) : RECIPE_SEED;
+if (!Number.isInteger(seedArg) || seedArg < 0) throw new Error('--seed takes a whole number');
+// pal train --seed names a run of another seed <name>-seed<N>; the recipe's files follow it.
+const suffix = seedArg === RECIPE_SEED ? '' : `-seed${seedArg}`;
+const seedFlag = suffix ? ['--seed', `${seedArg}`] : [];
+const run = path.join(work, 'runs', `pal${suffix}`);
+const finetuneRun = path.join(work, 'runs', `finetune${suffix}`);
 // The model card's comparison: PAL's decoding (beam 3, no 3 tokens twice), as the run evaluates.
 const DECODING = ['--beams', '3', '--no-repeat-ngram', '3', '--max-new-tokens', '40'];
 
@@ -84,11 +96,11 @@ await step(
 await step(
   'train',
   () => existsSync(path.join(run, 'eval', 'report.json')),
-  () => pal(['train', path.join(here, 'pal.palrun.yaml')]),
+  () => pal(['train', path.join(here, 'pal.palrun.yaml'), ...seedFlag]),
 );
 await step(
   'ship',
-  () => false,
+  () => suffix !== '',
   async () => {
     // Both stages' adapters as one (stacked factors: exact), float16, beside the card and pal.json.
     const tmp = `${ship}.tmp`;
@@ -110,17 +122,23 @@ await step(
 );
 
 const predictions = (name) => path.join(work, 'eval', `${name}.predictions.jsonl`);
-// The baseline last: `--until predict-pal-default` has the aligned model's numbers first.
-for (const [name, model] of [
-  ['pal-smollm2-135m', 'pal-smollm2-135m'],
-  ['pal-default', 'pal-default'],
-  ['finetune', path.join(finetuneRun, 'model')],
-]) {
-  if (name === 'finetune')
+// The shipped model first (`--until predict-pal-default` has its numbers), the baseline last.
+const systems = [
+  ...(suffix
+    ? []
+    : [
+        ['pal-smollm2-135m', 'pal-smollm2-135m'],
+        ['pal-default', 'pal-default'],
+      ]),
+  [`pal-run${suffix}`, path.join(run, 'model')],
+  [`finetune${suffix}`, path.join(finetuneRun, 'model')],
+];
+for (const [name, model] of systems) {
+  if (name.startsWith('finetune'))
     await step(
-      'train-finetune',
+      `train-finetune${suffix}`,
       () => existsSync(path.join(finetuneRun, 'eval', 'report.json')),
-      () => pal(['train', path.join(here, 'finetune.palrun.yaml')]),
+      () => pal(['train', path.join(here, 'finetune.palrun.yaml'), ...seedFlag]),
     );
   await step(
     `predict-${name}`,
@@ -128,7 +146,7 @@ for (const [name, model] of [
     () => pal(['predict', '--model', model, evalSet, '--out', predictions(name), ...DECODING]),
   );
 }
-const results = path.join(work, 'results.json');
+const results = path.join(work, `results${suffix}.json`);
 await step(
   'measure',
   () => false,
@@ -142,20 +160,16 @@ await step(
       delete r.examples;
       return r;
     };
-    const out = {
-      reports: {
-        'pal-smollm2-135m': await report('pal-smollm2-135m'),
-        finetune: await report('finetune'),
-        'pal-default': await report('pal-default'),
-      },
-      run: await readJson(path.join(run, 'eval', 'report.json'), {}),
-    };
+    const reportFile = (name) => path.join(work, 'eval', name, 'report.json');
+    const out = { seed: seedArg, reports: {} };
+    for (const [name] of systems) out.reports[name] = await report(name);
+    out.run = await readJson(path.join(run, 'eval', 'report.json'), {});
     delete out.run.examples;
     const adapter = path.join(ship, 'adapter_model.safetensors');
-    out.shipped = { adapterBytes: existsSync(adapter) ? (await fs.stat(adapter)).size : null };
+    if (!suffix) out.shipped = { adapterBytes: existsSync(adapter) ? (await fs.stat(adapter)).size : null };
     await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
-    await pal(['compare', path.join(work, 'eval', 'pal-default', 'report.json'), path.join(work, 'eval', 'pal-smollm2-135m', 'report.json')]);
-    await pal(['compare', path.join(work, 'eval', 'finetune', 'report.json'), path.join(work, 'eval', 'pal-smollm2-135m', 'report.json')]);
+    if (!suffix) await pal(['compare', reportFile('pal-default'), reportFile('pal-smollm2-135m')]);
+    await pal(['compare', reportFile(`finetune${suffix}`), reportFile(`pal-run${suffix}`)]);
   },
 );
 console.error(`\nDone. Results: ${path.relative(root, results)}; the adapter: ${path.relative(root, ship)}`);

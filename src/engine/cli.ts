@@ -423,7 +423,7 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
 
 const TRAIN_COMMAND: Command = {
   summary: 'Run PAL (stage 1, rejection sampling, stage 2, export) from a *.palrun.yaml.',
-  help: `Usage: pal train <run.palrun.yaml> [--python PATH] [--nli FOLDER] [--allow-outside]
+  help: `Usage: pal train <run.palrun.yaml> [--seed N] [--python PATH] [--nli FOLDER] [--allow-outside]
 
   Runs PAL on the run config: the stage-1 mixture from its dialogue sets, stage 1, persona-blind
   rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, an ONNX
@@ -435,23 +435,28 @@ const TRAIN_COMMAND: Command = {
   Every path the config names (model, data, output) must lie inside the current folder or the
   config's own folder (model.base may also be pal-default, the embedded model): a config from
   elsewhere cannot read or write anywhere else. --allow-outside lifts that.
+
+  --seed N   Train with seed N instead of the config's: the run is named <name>-seed<N> (a run of
+             the config's own seed keeps its name), so seeds of one config run side by side.
 `,
   run: trainCommand,
 };
 
 async function trainCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--python', '--nli'], ['-h', '--help', '--allow-outside'], 'train');
+  const { positional, options } = parseArgs(args, ['--python', '--nli', '--seed'], ['-h', '--help', '--allow-outside'], 'train');
   if (options['-h'] || options['--help']) {
     io.out(TRAIN_COMMAND.help);
     return 0;
   }
   if (positional.length !== 1) throw new UsageError('pal train takes one run config (*.palrun.yaml)');
+  const seed = numberOption(options, '--seed', true);
   const python = await trainerPython(options);
   const t0 = Date.now();
   return interruptible(io, 'Stopping at the next checkpoint (Ctrl-C again to force)…', async (signal) => {
     const result = await runAlignment(positional[0]!, {
       python,
       signal,
+      ...(seed !== undefined ? { seed } : {}),
       ...(options['--allow-outside'] ? {} : { allowedRoots: [process.cwd(), nodePath.dirname(nodePath.resolve(positional[0]!))] }),
       ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
       onProgress: (p) => {

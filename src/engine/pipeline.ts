@@ -81,6 +81,16 @@ export interface RunOptions {
    * ~/.ssh or write over files elsewhere.
    */
   readonly allowedRoots?: readonly string[];
+  /** Another seed than the run config's (`runWithSeed`): seeds for one config without copies of it. */
+  readonly seed?: number;
+}
+
+/**
+ * The run config with another seed: a run of another seed is named `<name>-seed<seed>`, so that it
+ * neither resumes nor overwrites the config's own run (a run folder resumes whatever it holds).
+ */
+export function runWithSeed(config: RunConfig, seed: number | undefined): RunConfig {
+  return seed === undefined || seed === config.seed ? config : { ...config, seed, name: `${config.name}-seed${seed}` };
 }
 
 export interface RunResult {
@@ -127,12 +137,12 @@ async function listFiles(entries: readonly string[], baseDir: string, suffix: Re
 }
 
 /** A run config, read and checked: its problems are one error naming the file. */
-async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; baseDir: string; warnings: string[] }> {
+async function loadRunConfig(configFile: string, seed?: number): Promise<{ config: RunConfig; baseDir: string; warnings: string[] }> {
   const text = await readTextFile(configFile);
   const doc = parseRunConfig(text, configFile);
   if (!doc.config || hasErrors(doc.problems)) throw new Error(`${configFile} has problems:\n${doc.problems.map(formatProblem).join('\n')}`);
   return {
-    config: doc.config,
+    config: runWithSeed(doc.config, seed),
     baseDir: path.dirname(path.resolve(configFile)),
     warnings: doc.problems.filter((p) => p.severity === 'warning').map(formatProblem),
   };
@@ -142,8 +152,8 @@ async function loadRunConfig(configFile: string): Promise<{ config: RunConfig; b
  * Reads and checks everything a run trains on. With `allowedRoots`, every path is confined to them
  * before anything is opened (a file outside, read and reported as parse errors, would leak it).
  */
-export async function prepareRun(configFile: string, allowedRoots?: readonly string[]): Promise<Prepared> {
-  const { config, baseDir, warnings } = await loadRunConfig(configFile);
+export async function prepareRun(configFile: string, allowedRoots?: readonly string[], seed?: number): Promise<Prepared> {
+  const { config, baseDir, warnings } = await loadRunConfig(configFile, seed);
   if (allowedRoots) await checkRunPaths(configFile, config, baseDir, allowedRoots);
   const confine = fileConfinement(configFile, allowedRoots);
   const confined = (key: string) => (confine ? (f: string) => confine(f, key) : undefined);
@@ -328,7 +338,7 @@ export async function runAlignment(configFile: string, options: RunOptions): Pro
   options.onProgress?.({ stage: 'prepare', message: `Reading ${configFile}` });
   await fetchNamedModels(configFile, options);
   // Paths are confined before any data file is opened (prepareRun checks them first).
-  const prep = await prepareRun(configFile, options.allowedRoots);
+  const prep = await prepareRun(configFile, options.allowedRoots, options.seed);
   const { config, baseDir } = prep;
   for (const warning of prep.warnings) options.onProgress?.({ stage: 'prepare', message: warning });
   const runDir = path.resolve(baseDir, config.output, config.name);

@@ -13,7 +13,7 @@ import { loadModel, respond, selectThenGenerate } from '../../src/engine/inferen
 import { knownModelNamed, resolveModelSpec } from '../../src/engine/baseModels';
 import { cacheRoot, embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
-import { fitted, listRuns, prepareRun, runAlignment, type RunProgress } from '../../src/engine/pipeline';
+import { fitted, listRuns, prepareRun, runAlignment, runWithSeed, type RunProgress } from '../../src/engine/pipeline';
 import { acquireRunLock } from '../../src/engine/runLock';
 import { checkRunPaths } from '../../src/engine/runPaths';
 import { parseRunConfig } from '../../src/core/formats/runConfig';
@@ -524,5 +524,25 @@ test('one process per run folder: a live holder is named, a dead one is taken ov
     await assert.rejects(acquireRunLock(runDir), /is being run on elsewhere \(pid 1, since earlier\)\. If that run is over, delete .*run\.lock/);
   } finally {
     rmSync(runDir, { recursive: true, force: true });
+  }
+});
+
+test('pal train --seed: another seed than the config’s runs under <name>-seed<N>, the config’s own seed keeps the name', async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'pal-seed-'));
+  try {
+    const example = { id: 'a', personas: ['i fish .'], history: ['hi'], response: 'i fish .', persona_index: 0, split: 'train' };
+    writeFileSync(path.join(root, 'd.dialogues.jsonl'), `${JSON.stringify(example)}\n`);
+    const configFile = path.join(root, 'r.palrun.yaml');
+    writeFileSync(configFile, 'name: r\nmodel: {base: pal-default}\ndata: {dialogues: [d.dialogues.jsonl]}\noutput: runs\nseed: 7\n');
+    const own = await prepareRun(configFile);
+    assert.deepEqual([own.config.name, own.config.seed], ['r', 7]);
+    const same = await prepareRun(configFile, undefined, 7);
+    assert.deepEqual([same.config.name, same.config.seed], ['r', 7], 'the config’s own seed: the same run');
+    const other = await prepareRun(configFile, undefined, 43);
+    assert.deepEqual([other.config.name, other.config.seed], ['r-seed43', 43]);
+    assert.deepEqual(other.config.stage1, own.config.stage1, 'nothing else changes');
+    assert.equal(runWithSeed(own.config, undefined), own.config);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

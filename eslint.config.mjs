@@ -7,7 +7,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-test/**', 'node_modules/**', '.pal-studio/**', 'models/**', 'out/**', '**/*.d.ts'] },
+  { ignores: ['dist/**', 'dist-test/**', 'dist-bench/**', 'node_modules/**', '.pal-studio/**', 'models/**', 'out/**', '**/*.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

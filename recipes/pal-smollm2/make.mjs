@@ -9,13 +9,13 @@
 //   npm run make-model:smollm2 -- --until train
 //   npm run make-model:smollm2 -- --seed 43    # PAL and the baseline again with another seed
 //
-// PAL against the baseline compares each run's own export (run/model: fp32 ONNX) for both; the
-// shipped adapter (int8 ONNX in the cache) is compared with the embedded model. Another seed
-// trains and scores the two runs alone (runs/pal-seed43, runs/finetune-seed43, results-seed43.json)
+// Every model is scored as the studio runs the shipped one: its LoRA adapter merged into the base
+// and exported as int8 ONNX (the baseline's into <work>/models/finetune). Another seed trains and
+// scores PAL and the baseline alone (runs/pal-seed43, runs/finetune-seed43, results-seed43.json)
 // and ships nothing.
 //
 // Work goes to .pal-studio/pal-smollm2 (ignored by git); the adapter to models/pal-smollm2-135m.
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { data, pal, readJson, recipe, root, trainerModule } from '../lib.mjs';
@@ -40,10 +40,12 @@ const finetuneRun = path.join(work, 'runs', `finetune${suffix}`);
 // The model card's comparison: PAL's decoding (beam 3, no 3 tokens twice), as the run evaluates.
 const DECODING = ['--beams', '3', '--no-repeat-ngram', '3', '--max-new-tokens', '40'];
 
+// The base's folder in the studio's cache, as pal model fetch prints it.
+let base;
 await step(
   'fetch',
   () => false,
-  () => pal(['model', 'fetch', 'smollm2-135m']),
+  async () => (base = (await pal(['model', 'fetch', 'smollm2-135m'], { capture: true })).trim()),
 );
 await step(
   'data',
@@ -98,20 +100,39 @@ await step(
   () => existsSync(path.join(run, 'eval', 'report.json')),
   () => pal(['train', path.join(here, 'pal.palrun.yaml'), ...seedFlag]),
 );
+/** PAL's two stages' adapters as one (stacked factors: exact), float16, with the run's pal.json. */
+async function combinedAdapter(out) {
+  await fs.rm(out, { recursive: true, force: true });
+  await trainerModule('pal_trainer.combine_adapters', [
+    path.join(run, 'stage1', 'final', 'adapter'),
+    path.join(run, 'stage2', 'final', 'adapter'),
+    '--out',
+    out,
+  ]);
+  await fs.copyFile(path.join(run, 'model', 'pal.json'), path.join(out, 'pal.json'));
+}
+
+/** A run's adapter merged into the base and exported as the studio's models are (int8 ONNX). */
+async function exportInt8(runDir, adapter, out) {
+  const tmp = `${out}.tmp`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  await trainerModule('pal_trainer.export_onnx', [base, tmp, '--adapter', adapter, '--weights', 'int8', '--safetensors', 'fp16']);
+  await fs.copyFile(path.join(runDir, 'model', 'pal.json'), path.join(tmp, 'pal.json'));
+  await fs.rm(out, { recursive: true, force: true });
+  await fs.rename(tmp, out);
+}
+
+// Shipped once after the run: an adapter in models/ newer than the run's stage 2 is not replaced.
+const shippedAfterRun = () => {
+  const [shipped, trained] = [path.join(ship, 'adapter_model.safetensors'), path.join(run, 'stage2', 'final', 'adapter', 'adapter_model.safetensors')];
+  return existsSync(shipped) && existsSync(trained) && statSync(shipped).mtimeMs > statSync(trained).mtimeMs;
+};
 await step(
   'ship',
-  () => suffix !== '',
+  () => suffix !== '' || shippedAfterRun(),
   async () => {
-    // Both stages' adapters as one (stacked factors: exact), float16, beside the card and pal.json.
     const tmp = `${ship}.tmp`;
-    await fs.rm(tmp, { recursive: true, force: true });
-    await trainerModule('pal_trainer.combine_adapters', [
-      path.join(run, 'stage1', 'final', 'adapter'),
-      path.join(run, 'stage2', 'final', 'adapter'),
-      '--out',
-      tmp,
-    ]);
-    await fs.copyFile(path.join(run, 'model', 'pal.json'), path.join(tmp, 'pal.json'));
+    await combinedAdapter(tmp);
     // The card is written by hand from results.json (numbers, and what they mean); keep it.
     await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);
     await fs.rm(ship, { recursive: true, force: true });
@@ -123,22 +144,34 @@ await step(
 
 const predictions = (name) => path.join(work, 'eval', `${name}.predictions.jsonl`);
 // The shipped model first (`--until predict-pal-default` has its numbers), the baseline last.
-const systems = [
-  ...(suffix
-    ? []
-    : [
-        ['pal-smollm2-135m', 'pal-smollm2-135m'],
-        ['pal-default', 'pal-default'],
-      ]),
-  [`pal-run${suffix}`, path.join(run, 'model')],
-  [`finetune${suffix}`, path.join(finetuneRun, 'model')],
-];
+const models = path.join(work, 'models');
+const systems = suffix
+  ? [
+      [`pal${suffix}`, path.join(models, `pal${suffix}`)],
+      [`finetune${suffix}`, path.join(models, `finetune${suffix}`)],
+    ]
+  : [
+      ['pal-smollm2-135m', 'pal-smollm2-135m'],
+      ['pal-default', 'pal-default'],
+      ['finetune', path.join(models, 'finetune')],
+    ];
 for (const [name, model] of systems) {
   if (name.startsWith('finetune'))
     await step(
       `train-finetune${suffix}`,
       () => existsSync(path.join(finetuneRun, 'eval', 'report.json')),
       () => pal(['train', path.join(here, 'finetune.palrun.yaml'), ...seedFlag]),
+    );
+  if (path.isAbsolute(model))
+    await step(
+      `export-${name}`,
+      () => existsSync(path.join(model, 'onnx', 'model.onnx')),
+      async () => {
+        if (name.startsWith('finetune')) return exportInt8(finetuneRun, path.join(finetuneRun, 'stage1', 'final', 'adapter'), model);
+        const adapter = path.join(models, `${name}.adapter`);
+        await combinedAdapter(adapter);
+        await exportInt8(run, adapter, model);
+      },
     );
   await step(
     `predict-${name}`,
@@ -169,7 +202,7 @@ await step(
     if (!suffix) out.shipped = { adapterBytes: existsSync(adapter) ? (await fs.stat(adapter)).size : null };
     await fs.writeFile(results, `${JSON.stringify(out, null, 2)}\n`);
     if (!suffix) await pal(['compare', reportFile('pal-default'), reportFile('pal-smollm2-135m')]);
-    await pal(['compare', reportFile(`finetune${suffix}`), reportFile(`pal-run${suffix}`)]);
+    await pal(['compare', reportFile(`finetune${suffix}`), reportFile(suffix ? `pal${suffix}` : 'pal-smollm2-135m')]);
   },
 );
 console.error(`\nDone. Results: ${path.relative(root, results)}; the adapter: ${path.relative(root, ship)}`);

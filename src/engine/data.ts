@@ -155,16 +155,19 @@ export interface ImportResult {
   readonly count: number;
   /** The split the examples were given, and why (dialogue imports). */
   readonly split?: { readonly split: DialogueExample['split']; readonly from: 'option' | 'file name' | 'default' };
-  /** The labeller that labelled the examples (dialogue imports), and how many the semantic match named a sentence for. */
+  /** The labeller that labelled the examples (dialogue imports), and for how many of those written the semantic match named the sentence. */
   readonly labeller?: { readonly kind: 'words' | 'semantic'; readonly semanticLabels?: number };
   readonly problems: Problem[];
 }
 
 /**
- * The examples relabelled by the semantic match, with how many it named a sentence for (the
- * encoder is loaded for the call and released after it).
+ * The examples relabelled by the semantic match, with those it named a sentence for (the encoder
+ * is loaded for the call and released after it).
  */
-async function labelWithEncoder(examples: readonly DialogueExample[], options: ImportOptions): Promise<{ examples: DialogueExample[]; named: number }> {
+async function labelWithEncoder(
+  examples: readonly DialogueExample[],
+  options: ImportOptions,
+): Promise<{ examples: DialogueExample[]; named: ReadonlySet<DialogueExample> }> {
   let folder = fetchedModelDir(LABELLER_ENCODER);
   if (!isFetched(LABELLER_ENCODER)) {
     if (!options.python) throw new Error(`The semantic labeller needs ${LABELLER_ENCODER}: run "pal model fetch ${LABELLER_ENCODER}" (set-up does).`);
@@ -174,7 +177,7 @@ async function labelWithEncoder(examples: readonly DialogueExample[], options: I
   const embedder = await loadEmbedder(folder);
   try {
     const relabelled = await labelSemantically(examples, embedder);
-    return { examples: relabelled, named: relabelled.filter((e, i) => e.persona_index !== examples[i]!.persona_index).length };
+    return { examples: relabelled, named: new Set(relabelled.filter((e, i) => e.persona_index !== examples[i]!.persona_index)) };
   } finally {
     await embedder.dispose();
   }
@@ -228,11 +231,11 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
   const { problems } = imported;
   const choice = options.labeller ?? 'auto';
   const semantic = choice === 'semantic' || (choice === 'auto' && isFetched(LABELLER_ENCODER));
-  let semanticLabels = 0;
+  const byMeaning = new Set<DialogueExample>();
   const label = async (xs: readonly DialogueExample[]) => {
     if (!semantic) return [...xs];
     const done = await labelWithEncoder(xs, options);
-    semanticLabels += done.named;
+    for (const e of done.named) byMeaning.add(e);
     return done.examples;
   };
   // --balance draws by label, so every example is labelled first; otherwise only those kept are.
@@ -245,7 +248,8 @@ export async function importFile(options: ImportOptions): Promise<ImportResult> 
   // The split the importer gave (its own default when neither the option nor the name said one).
   const splitInfo = { split: examples[0]!.split, from: options.split ? ('option' as const) : named ? ('file name' as const) : ('default' as const) };
   await writeFileSafely(options.out, examples.map((e) => `${JSON.stringify(e)}\n`).join(''), options.force ?? false);
-  const labeller = semantic ? { kind: 'semantic' as const, semanticLabels } : { kind: 'words' as const };
+  // Counted among the examples written: a balanced draw labels the whole file first.
+  const labeller = semantic ? { kind: 'semantic' as const, semanticLabels: examples.filter((e) => byMeaning.has(e)).length } : { kind: 'words' as const };
   return { format, out: options.out, count: examples.length, split: splitInfo, labeller, problems };
 }
 

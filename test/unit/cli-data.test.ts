@@ -80,6 +80,11 @@ test(
     const changed = s.filter((e, i) => e.persona_index !== w[i]!.persona_index);
     assert.ok(changed.length > 0 && changed.length === byMeaning, `${changed.length} changed, ${byMeaning} reported`);
     for (const e of changed) assert.equal(w[s.indexOf(e)]!.persona_index, -1, 'only "none" labels are given a sentence');
+    // --balance labels the whole file first; the count is of the examples written.
+    const balanced = pal('import', input, '--out', semantic, '--force', '--balance', '--sample', '30', '--labeller', 'semantic');
+    assert.equal(balanced.status, 0, balanced.stderr);
+    const counted = Number(/where no sentence shared enough words: (\d+) responses/.exec(balanced.stderr)?.[1]);
+    assert.ok(counted > 0 && counted <= 30, `${counted} of 30 written`);
   },
 );
 

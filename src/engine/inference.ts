@@ -338,8 +338,9 @@ export function encode(m: LoadedModel, text: string): number[] {
   return [...ids];
 }
 
+/** The text of `ids`; none (a reply that ended at once, or no tokens allowed) is the empty text, where transformers.js throws. */
 export function decode(m: LoadedModel, ids: readonly number[]): string {
-  return m.tokenizer.decode(ids, { skip_special_tokens: true }) as string;
+  return ids.length === 0 ? '' : (m.tokenizer.decode(ids, { skip_special_tokens: true }) as string);
 }
 
 /** How a prompt's key/value cache is shared between prompts that start alike (select then generate). */

@@ -12,6 +12,7 @@ import { embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
 import {
   chooseSelection,
+  decode,
   discourageRepeats,
   encode,
   GenerationCancelled,
@@ -156,6 +157,13 @@ test('a hub id is never fetched unless the user allowed the hub: it is a missing
     process.chdir(cwd);
     rmSync(here, { recursive: true, force: true });
   }
+});
+
+test('a reply with no tokens is the empty text, greedy or beam (a model that ends at once crashed pal demo)', async () => {
+  const m = await loadModel(embeddedModelDir());
+  const prompt = generatePrompt({ personas: ['i keep a lighthouse .'], history: ['hello !'] }, 0);
+  for (const numBeams of [1, 3]) assert.equal((await generateText(m, prompt, { maxNewTokens: 0, numBeams })).text, '', `${numBeams} beams`);
+  assert.equal(decode(m, []), '');
 });
 
 test('a model folder given by a relative path is read from the current folder', async () => {

@@ -310,6 +310,10 @@ function render(s: RunDashboardState): void {
   renderEvaluation(s);
   renderWarnings(s.warnings);
   if (!parts.header.isConnected) app.replaceChildren(...Object.values(parts));
+  // While the run trains, its charts come before the hints: they are what moves, and a hint or two
+  // above them pushed stage 2's charts below the fold. Once it is over, the hints are read first.
+  if (s.status === 'running') app.insertBefore(parts.charts, parts.hints);
+  else app.insertBefore(parts.hints, parts.charts);
   app.setAttribute('aria-busy', 'false');
 }
 

@@ -14,6 +14,7 @@ import {
   readTextFile,
   validateFile,
   writeFileSafely,
+  LABELLER_CHOICES,
   type ExportTarget,
   type LabellerChoice,
 } from './data';
@@ -255,8 +256,8 @@ async function importCommand(args: readonly string[], io: Io): Promise<number> {
   if (split !== undefined && !['train', 'valid', 'test'].includes(split as string))
     throw new UsageError(`--split must be train, valid or test, not "${String(split)}"`);
   const labeller = options['--labeller'] ?? 'auto';
-  if (!['words', 'semantic', 'auto'].includes(labeller as string))
-    throw new UsageError(`--labeller must be words, semantic or auto, not "${String(labeller)}"`);
+  if (!(LABELLER_CHOICES as readonly unknown[]).includes(labeller))
+    throw new UsageError(`--labeller must be ${LABELLER_CHOICES.slice(0, -1).join(', ')} or ${LABELLER_CHOICES.at(-1)}, not "${String(labeller)}"`);
   const result = await importFile({
     labeller: labeller as LabellerChoice,
     python: () => trainerPython(options),

@@ -146,7 +146,9 @@ export interface ImportOptions {
   readonly python?: () => Promise<string>;
 }
 
-export type LabellerChoice = 'words' | 'semantic' | 'auto';
+/** The labellers `pal import --labeller` and the import request take. */
+export const LABELLER_CHOICES = ['words', 'semantic', 'auto'] as const;
+export type LabellerChoice = (typeof LABELLER_CHOICES)[number];
 
 export interface ImportResult {
   readonly format: ImportFormat;

@@ -17,7 +17,6 @@ const MAX_TOKENS = 128;
 
 export interface Embedder {
   readonly folder: string;
-  readonly dimension: number;
   /** One unit-length vector per text, in order. */
   embed(texts: readonly string[]): Promise<Float32Array[]>;
   dispose(): Promise<void>;
@@ -36,13 +35,11 @@ export async function loadEmbedder(folder: string): Promise<Embedder> {
   const local = { local_files_only: true };
   const tokenizer = await tf.AutoTokenizer.from_pretrained(folder, local);
   const model = await tf.AutoModel.from_pretrained(folder, { ...local, device: 'cpu', dtype: 'fp32' });
-  let dimension = 0;
 
   async function embedBatch(texts: readonly string[]): Promise<Float32Array[]> {
     const inputs = tokenizer([...texts], { padding: true, truncation: true, max_length: MAX_TOKENS }) as Record<string, Tensor>;
     const { last_hidden_state: hidden } = (await model(inputs)) as { last_hidden_state: Tensor };
     const [rows, seq, dim] = hidden.dims as [number, number, number];
-    dimension = dim;
     const data = hidden.data as Float32Array;
     const mask = inputs.attention_mask!.data as BigInt64Array;
     const out: Float32Array[] = [];
@@ -66,9 +63,6 @@ export async function loadEmbedder(folder: string): Promise<Embedder> {
 
   return {
     folder,
-    get dimension() {
-      return dimension;
-    },
     async embed(texts) {
       const order = texts.map((_, i) => i).sort((a, b) => texts[a]!.length - texts[b]!.length);
       const out = new Array<Float32Array>(texts.length);

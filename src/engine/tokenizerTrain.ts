@@ -8,6 +8,7 @@ import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
+import { dialoguePersonas } from '../core/importers/corpus';
 import { END_OF_TEXT, toTokenizerConfig, toTokenizerJson, trainBpeFromCounts, WordCounter, type BpeModel } from '../core/tokenizer/bpe';
 
 export interface TokenizerTrainOptions {
@@ -48,12 +49,6 @@ export interface CorpusTurn {
   readonly personas?: { readonly a?: readonly string[]; readonly b?: readonly string[] };
 }
 
-function personasOf(d: { persona_a?: unknown; persona_b?: unknown }): CorpusTurn['personas'] | undefined {
-  const list = (v: unknown) => (Array.isArray(v) && v.every((s) => typeof s === 'string') && v.length > 0 ? (v as string[]) : undefined);
-  const [a, b] = [list(d.persona_a), list(d.persona_b)];
-  return a || b ? { ...(a ? { a } : {}), ...(b ? { b } : {}) } : undefined;
-}
-
 /** Streams every turn of the corpora, dialogue by dialogue. */
 export async function* corpusTurns(files: readonly string[], limitDialogues = Infinity): AsyncGenerator<CorpusTurn> {
   let dialogue = 0;
@@ -74,7 +69,9 @@ export async function* corpusTurns(files: readonly string[], limitDialogues = In
         } catch (err) {
           throw new Error(`${file}:${lineNo}: not JSON (${(err as Error).message})`, { cause: err });
         }
-        const personas = personasOf(d);
+        // Read as the importer reads them, so pre-training sees the facts that stage 1 will.
+        const found = dialoguePersonas(d);
+        const personas = found.a || found.b ? found : undefined;
         for (const t of d.turns ?? [])
           if (typeof t.text === 'string' && t.text !== '')
             yield { dialogue, text: t.text, speaker: typeof t.speaker === 'string' ? t.speaker : '', ...(personas ? { personas } : {}) };

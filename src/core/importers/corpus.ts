@@ -27,6 +27,16 @@ interface CorpusTurn {
   text: string;
 }
 
+/**
+ * A corpus dialogue's personas as the importer reads them: `a` is the first speaker's, `b` the
+ * second's, each a list of non-empty trimmed sentences; absent when the dialogue gives none.
+ */
+export function dialoguePersonas(d: { persona_a?: unknown; persona_b?: unknown }): { a?: string[]; b?: string[] } {
+  const a = stringList(d.persona_a);
+  const b = stringList(d.persona_b);
+  return { ...(a?.length ? { a } : {}), ...(b?.length ? { b } : {}) };
+}
+
 function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) && value.every((s) => typeof s === 'string') ? value.map((s) => s.trim()).filter((s) => s !== '') : undefined;
 }
@@ -81,10 +91,9 @@ export function importCorpus(text: string, file: string, options: CorpusImportOp
     }
     const speakers = [...new Set(turns.map((t) => t.speaker))];
     const personas = new Map<string, string[]>();
-    const a = stringList(d.persona_a);
-    const b = stringList(d.persona_b);
-    if (speakers[0] !== undefined && a?.length) personas.set(speakers[0], a);
-    if (speakers[1] !== undefined && b?.length) personas.set(speakers[1], b);
+    const { a, b } = dialoguePersonas(d);
+    if (speakers[0] !== undefined && a) personas.set(speakers[0], a);
+    if (speakers[1] !== undefined && b) personas.set(speakers[1], b);
     if (personas.size === 0) {
       if (withoutPersonas++ === 0) firstWithout = line;
       return;

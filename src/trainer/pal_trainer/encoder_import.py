@@ -194,7 +194,6 @@ def import_encoder(source_folder, out, source=None):
         safetensors._write_json(os.path.join(tmp, "pooling.json"), {"mode": "mean", "normalize": True})
         safetensors._write_json(os.path.join(tmp, "source.json"), dict(source or {}))
         _chmod_as_umask(tmp)
-        os.chmod(os.path.join(tmp, "onnx"), 0o755)
         if os.path.isdir(out):
             os.rmdir(out)
         os.rename(tmp, out)

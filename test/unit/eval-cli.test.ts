@@ -51,6 +51,7 @@ test('pal eval --json gives every metric under its stable key, with hand-checked
     'selectionAccuracyNone',
     'pF1',
     'pCover',
+    'selectedFactUse',
     'cScore',
     'cScoreMax',
     'count',

@@ -30,6 +30,7 @@ import {
   tokenize,
   Vocabulary,
   type NliLabel,
+  usesSelectedFact,
 } from '../../src/core/metrics/index';
 import { loadNliModel, nliLabelMap } from '../../src/engine/eval';
 import { personaChatDir, skipWithoutData } from './shared-data';
@@ -391,6 +392,27 @@ describe('P-F1 and P-Cover (hand-verified)', () => {
     // "i ski": sentence 2 covers w(1) / 2, which beats sentence 1's 0.
     assert.ok(Math.abs(personaCover(tokenize('i ski'), personas, idf)! - w(1) / 2) < 1e-15);
     assert.equal(personaCover(tokenize('two dogs'), [], idf), null);
+  });
+});
+
+describe('selected fact used', () => {
+  const personas = ['i have two dogs.', 'i like to ski in the alps.', 'i work as a nurse.'];
+  test('counts, among turns that selected a fact, the replies that use that fact', () => {
+    const records = [
+      { prediction: 'my two dogs are asleep', reference: 'x', personas, selected: 0 }, // uses it
+      { prediction: 'i ski in the alps every winter', reference: 'x', personas, selected: 0 }, // uses another fact
+      { prediction: 'my dogs love skiing in the alps', reference: 'x', personas, selected: 1 }, // uses it, and one more
+      { prediction: 'hello there', reference: 'x', personas, selected: -1 }, // no fact selected: not counted
+      { prediction: 'i am a nurse', reference: 'x', personas }, // no selection recorded: not counted
+    ];
+    const { report, stats } = evaluateText(records, { bootstrap: false });
+    assert.deepEqual(
+      stats.map((s) => s.selectedFactUse),
+      [1, 0, 1, null, null],
+    );
+    assert.equal(report.selectedFactUse, 2 / 3);
+    assert.equal(usesSelectedFact({ prediction: 'my two dogs', reference: '', selected: 5, personas }), null, 'an index past the facts');
+    assert.equal(evaluateText([records[3]!], { bootstrap: false }).report.selectedFactUse, null);
   });
 });
 

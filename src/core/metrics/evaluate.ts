@@ -12,6 +12,7 @@ import { selectionAccuracy, type SelectionItem } from './selection';
 import { DEFAULT_TOKENIZATION, tokenize, Vocabulary, type Tokenization } from './tokenize';
 import { bootstrapIntervals, subsetReport, type BootstrapOptions, type Interval, type SubsetReport } from './bootstrap';
 import { bm25Select } from '../bm25';
+import { labelPersona } from '../labeller';
 
 /** One line of a predictions file. */
 export interface PredictionRecord {
@@ -44,6 +45,12 @@ export interface MetricReport {
   selectionAccuracyNone: number | null;
   pF1: number | null;
   pCover: number | null;
+  /**
+   * Of the replies whose turn selected a fact, the share that use it by the labeller's word-overlap
+   * rule (core/labeller.ts): PAL's generate step should say the highlighted fact, and this counts
+   * whether it did. A lower bound: a paraphrase sharing fewer words than the rule asks is missed.
+   */
+  selectedFactUse: number | null;
   cScore: number | null;
   cScoreMax: number | null;
   count: number;
@@ -103,6 +110,7 @@ export const METRIC_FIELDS: readonly { key: keyof MetricReport; label: string }[
   { key: 'selectionAccuracyNone', label: 'Selection accuracy (none)' },
   { key: 'pF1', label: 'P-F1' },
   { key: 'pCover', label: 'P-Cover' },
+  { key: 'selectedFactUse', label: 'Selected fact used' },
   { key: 'cScore', label: 'C.score (sum, Madotto et al.)' },
   { key: 'cScoreMax', label: 'C.score (max, PAL code)' },
   { key: 'count', label: 'Examples' },
@@ -135,6 +143,8 @@ export interface ExampleStats {
   readonly tokens: Int32Array;
   readonly pF1: number | null;
   readonly pCover: number | null;
+  /** 1 when the reply uses its selected fact, 0 when not, null when no fact was selected (see MetricReport). */
+  readonly selectedFactUse: number | null;
   readonly selection: SelectionItem | null;
   cScore: number | null;
   cScoreMax: number | null;
@@ -164,6 +174,7 @@ export const AGGREGATE_KEYS = [
   'selectionAccuracyNone',
   'pF1',
   'pCover',
+  'selectedFactUse',
   'cScore',
   'cScoreMax',
 ] as const;
@@ -179,7 +190,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
   const tokens: Int32Array[] = [];
   const items: SelectionItem[] = [];
   let rouge = 0;
-  const mean = { pF1: [0, 0], pCover: [0, 0], cScore: [0, 0], cScoreMax: [0, 0] };
+  const mean = { pF1: [0, 0], pCover: [0, 0], selectedFactUse: [0, 0], cScore: [0, 0], cScoreMax: [0, 0] };
   for (let k = 0; k < indexes.length; k++) {
     const e = stats[indexes[k]!]!;
     for (let n = 0; n < MAX_BLEU_ORDER; n++) {
@@ -191,7 +202,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
     rouge += e.rougeL;
     tokens.push(e.tokens);
     if (e.selection) items.push(e.selection);
-    for (const key of ['pF1', 'pCover', 'cScore', 'cScoreMax'] as const) {
+    for (const key of ['pF1', 'pCover', 'selectedFactUse', 'cScore', 'cScoreMax'] as const) {
       const v = e[key];
       if (v !== null) {
         mean[key][0]! += v;
@@ -215,6 +226,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
     selectionAccuracyNone: selection.none,
     pF1: avg(mean.pF1),
     pCover: avg(mean.pCover),
+    selectedFactUse: avg(mean.selectedFactUse),
     cScore: avg(mean.cScore),
     cScoreMax: avg(mean.cScoreMax),
   };
@@ -231,6 +243,13 @@ export interface EvaluateOptions {
   idf?: IdfTable;
   /** evaluate()'s intervals, subsets and trivial rows (default 1000 draws, seed 1); false leaves them out. */
   bootstrap?: BootstrapOptions | false;
+}
+
+/** 1 or 0 by the labeller's rule applied to the selected sentence alone (other facts the reply also uses do not count against it); null when no fact was selected. */
+export function usesSelectedFact(r: PredictionRecord): number | null {
+  const fact = typeof r.selected === 'number' && r.selected >= 0 ? r.personas?.[r.selected] : undefined;
+  if (fact === undefined) return null;
+  return labelPersona([fact], r.prediction) === 0 ? 1 : 0;
 }
 
 /** The IDF corpus of P-Cover: the reference responses and the persona sentences (each once per record). */
@@ -293,6 +312,7 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
       tokens: prediction,
       pF1,
       pCover,
+      selectedFactUse: usesSelectedFact(r),
       selection: typeof r.selected === 'number' && typeof r.gold_persona === 'number' ? { selected: r.selected, gold: r.gold_persona } : null,
       cScore: null,
       cScoreMax: null,
@@ -312,6 +332,7 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
   }
 
   const all = aggregate(stats, Int32Array.from(stats.keys()), vocabulary.size);
+  if (all.selectedFactUse === null) notes.push('Selected fact used not computed: no example has "personas" and a selected fact ("selected" >= 0)');
   const report: MetricReport = {
     bleu1: all.bleu1!,
     bleu2: all.bleu2!,
@@ -326,6 +347,7 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
     selectionAccuracyNone: all.selectionAccuracyNone,
     pF1: all.pF1,
     pCover: all.pCover,
+    selectedFactUse: all.selectedFactUse,
     cScore: null,
     cScoreMax: null,
     count: records.length,

@@ -30,6 +30,7 @@ import {
   tokenize,
   Vocabulary,
   type NliLabel,
+  recitesFact,
   usesSelectedFact,
 } from '../../src/core/metrics/index';
 import { loadNliModel, nliLabelMap } from '../../src/engine/eval';
@@ -413,6 +414,32 @@ describe('selected fact used', () => {
     assert.equal(report.selectedFactUse, 2 / 3);
     assert.equal(usesSelectedFact({ prediction: 'my two dogs', reference: '', selected: 5, personas }), null, 'an index past the facts');
     assert.equal(evaluateText([records[3]!], { bootstrap: false }).report.selectedFactUse, null);
+  });
+});
+
+describe('fact recited word for word', () => {
+  const personas = ['i have two dogs.', 'i like to ski in the alps.', 'i ski.'];
+  test('a persona sentence of 4 words or more inside the reply, whatever the case and punctuation', () => {
+    assert.equal(recitesFact('I like to ski in the Alps!', personas), true);
+    assert.equal(recitesFact('well , i have two dogs . and you ?', personas), true);
+    assert.equal(recitesFact('i have two dogsitters', personas), false, 'a word boundary');
+    assert.equal(recitesFact('i like to ski in the mountains', personas), false, 'most of it is not all of it');
+    assert.equal(recitesFact('i ski.', personas), false, 'a short fact said whole is not counted');
+  });
+  test('the report counts recitals among the replies that have personas', () => {
+    const { report, stats } = evaluateText(
+      [
+        { prediction: 'i have two dogs .', reference: 'x', personas },
+        { prediction: 'my dogs are asleep', reference: 'x', personas },
+        { prediction: 'i have two dogs .', reference: 'x' },
+      ],
+      { bootstrap: false },
+    );
+    assert.deepEqual(
+      stats.map((s) => s.factRecital),
+      [1, 0, null],
+    );
+    assert.equal(report.factRecital, 1 / 2);
   });
 });
 

@@ -6,7 +6,7 @@
 import { addBleuCounts, bleuFromCounts, emptyBleuCounts, MAX_BLEU_ORDER } from './bleu';
 import { consistencyScores, type NliClassify, type NliLabel } from './consistency';
 import { averageLength, distinctN } from './diversity';
-import { IdfTable, personaCover, personaF1 } from './persona';
+import { IdfTable, personaCover, personaF1, recitesFact } from './persona';
 import { ROUGE_L_BETA, rougeL } from './rouge';
 import { selectionAccuracy, type SelectionItem } from './selection';
 import { DEFAULT_TOKENIZATION, tokenize, Vocabulary, type Tokenization } from './tokenize';
@@ -51,6 +51,11 @@ export interface MetricReport {
    * whether it did. A lower bound: a paraphrase sharing fewer words than the rule asks is missed.
    */
   selectedFactUse: number | null;
+  /**
+   * The share of replies (with personas) that say a persona sentence of 4 words or more word for
+   * word (persona.ts recitesFact): P-F1 counts a recital as full persona use, a reader does not.
+   */
+  factRecital: number | null;
   cScore: number | null;
   cScoreMax: number | null;
   count: number;
@@ -111,6 +116,7 @@ export const METRIC_FIELDS: readonly { key: keyof MetricReport; label: string }[
   { key: 'pF1', label: 'P-F1' },
   { key: 'pCover', label: 'P-Cover' },
   { key: 'selectedFactUse', label: 'Selected fact used' },
+  { key: 'factRecital', label: 'Fact recited word for word' },
   { key: 'cScore', label: 'C.score (sum, Madotto et al.)' },
   { key: 'cScoreMax', label: 'C.score (max, PAL code)' },
   { key: 'count', label: 'Examples' },
@@ -122,6 +128,10 @@ export interface ExampleScores {
   rougeL: number;
   pF1: number | null;
   pCover: number | null;
+  /** 1 or 0: the reply uses its selected fact (null: none selected); see MetricReport. */
+  selectedFactUse: number | null;
+  /** 1 or 0: the reply recites a persona sentence (null: no personas); see MetricReport. */
+  factRecital: number | null;
   cScore: number | null;
   cScoreMax: number | null;
   /** The NLI label of each persona sentence, when C.score was computed. */
@@ -145,6 +155,8 @@ export interface ExampleStats {
   readonly pCover: number | null;
   /** 1 when the reply uses its selected fact, 0 when not, null when no fact was selected (see MetricReport). */
   readonly selectedFactUse: number | null;
+  /** 1 when the reply recites a persona sentence, 0 when not, null without personas. */
+  readonly factRecital: number | null;
   readonly selection: SelectionItem | null;
   cScore: number | null;
   cScoreMax: number | null;
@@ -175,6 +187,7 @@ export const AGGREGATE_KEYS = [
   'pF1',
   'pCover',
   'selectedFactUse',
+  'factRecital',
   'cScore',
   'cScoreMax',
 ] as const;
@@ -190,7 +203,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
   const tokens: Int32Array[] = [];
   const items: SelectionItem[] = [];
   let rouge = 0;
-  const mean = { pF1: [0, 0], pCover: [0, 0], selectedFactUse: [0, 0], cScore: [0, 0], cScoreMax: [0, 0] };
+  const mean = { pF1: [0, 0], pCover: [0, 0], selectedFactUse: [0, 0], factRecital: [0, 0], cScore: [0, 0], cScoreMax: [0, 0] };
   for (let k = 0; k < indexes.length; k++) {
     const e = stats[indexes[k]!]!;
     for (let n = 0; n < MAX_BLEU_ORDER; n++) {
@@ -202,7 +215,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
     rouge += e.rougeL;
     tokens.push(e.tokens);
     if (e.selection) items.push(e.selection);
-    for (const key of ['pF1', 'pCover', 'selectedFactUse', 'cScore', 'cScoreMax'] as const) {
+    for (const key of ['pF1', 'pCover', 'selectedFactUse', 'factRecital', 'cScore', 'cScoreMax'] as const) {
       const v = e[key];
       if (v !== null) {
         mean[key][0]! += v;
@@ -227,6 +240,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
     pF1: avg(mean.pF1),
     pCover: avg(mean.pCover),
     selectedFactUse: avg(mean.selectedFactUse),
+    factRecital: avg(mean.factRecital),
     cScore: avg(mean.cScore),
     cScoreMax: avg(mean.cScoreMax),
   };
@@ -288,17 +302,22 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
     const rouge = rougeL(prediction, reference);
     let pF1: number | null = null;
     let pCover: number | null = null;
+    let factRecital: number | null = null;
     if (r.personas && r.personas.length > 0) {
       const personas = r.personas.map((p) => tokenize(p, tokenization));
       pF1 = personaF1(predictionTokens, personas).f1;
       pCover = personaCover(predictionTokens, personas, idf);
+      factRecital = recitesFact(r.prediction, r.personas) ? 1 : 0;
       personaCount++;
     }
+    const selectedFactUse = usesSelectedFact(r);
     examples.push({
       bleu: Array.from({ length: MAX_BLEU_ORDER }, (_, n) => bleuFromCounts(pair, n + 1)),
       rougeL: rouge,
       pF1,
       pCover,
+      selectedFactUse,
+      factRecital,
       cScore: null,
       cScoreMax: null,
       nli: null,
@@ -312,7 +331,8 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
       tokens: prediction,
       pF1,
       pCover,
-      selectedFactUse: usesSelectedFact(r),
+      selectedFactUse,
+      factRecital,
       selection: typeof r.selected === 'number' && typeof r.gold_persona === 'number' ? { selected: r.selected, gold: r.gold_persona } : null,
       cScore: null,
       cScoreMax: null,
@@ -348,6 +368,7 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
     pF1: all.pF1,
     pCover: all.pCover,
     selectedFactUse: all.selectedFactUse,
+    factRecital: all.factRecital,
     cScore: null,
     cScoreMax: null,
     count: records.length,

@@ -25,6 +25,8 @@
  * the full definitions and what of the papers' text could and could not be checked.
  */
 
+import { tokenize } from './tokenize';
+
 /** English function words and contraction forms; fixed here so that metric values never drift. */
 export const PERSONA_STOP_WORDS: ReadonlySet<string> = new Set([
   'a',
@@ -281,4 +283,22 @@ export function personaCover(response: readonly string[], personas: readonly (re
     if (best === null || cover > best) best = cover;
   }
   return best;
+}
+
+/** A fact shorter than this many words ("i ski.") is not counted as recited: a reply can say it in passing. */
+export const MIN_RECITED_WORDS = 4;
+
+/**
+ * Whether a reply says one of the persona sentences word for word: the sentence's words (the
+ * "words" tokenisation, punctuation dropped, so "i hike." matches "I hike!") as one run inside the
+ * reply's. Reciting a fact raises P-F1 as much as using it in a reply of one's own, while a reader
+ * hears a recital; reports count it apart so that a P-F1 gain can be read for what it is.
+ */
+export function recitesFact(response: string, personas: readonly string[]): boolean {
+  const words = (text: string) => tokenize(text, 'words').filter((t) => /[\p{L}\p{N}]/u.test(t));
+  const reply = ` ${words(response).join(' ')} `;
+  return personas.some((p) => {
+    const fact = words(p);
+    return fact.length >= MIN_RECITED_WORDS && reply.includes(` ${fact.join(' ')} `);
+  });
 }

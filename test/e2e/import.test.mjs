@@ -36,18 +36,18 @@ describe('importing dialogues through the palette (code-server)', { timeout: 180
     await page.keyboard.press('F1');
     await s.pick('>PAL: Import Personas', 'Import Personas or Dialogues');
     await s.pick('PERSONA-CHAT', 'PERSONA-CHAT / ConvAI2');
-    // The open dialog: a path box (code-server's simple file dialog); the file's full path, Enter.
+    // The open dialog: a path box (code-server's simple file dialog). It fills in the workspace's
+    // folder once it has read it, over anything typed before (seen in CI: the folder was then
+    // accepted, "Please select a file."), so the file's path is typed after that, and checked.
     const input = page.locator('.quick-input-widget input[type="text"]');
-    await waitFor(
-      'the open dialog',
-      async () => (await input.isVisible()) && (await page.locator('.quick-input-widget', { hasText: 'Import' }).count()) > 0,
-      15_000,
-    );
-    await input.fill(path.join(workspace, SOURCE));
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: SOURCE }).first().waitFor({ timeout: 15_000 });
+    const source = path.join(workspace, SOURCE);
+    const value = () => input.inputValue().catch(() => '');
+    await waitFor('the open dialog showing the workspace', async () => (await value()) === `${workspace}/`, 15_000);
+    await input.fill(source);
+    await waitFor('the path typed into the open dialog', async () => (await value()) === source, 15_000);
     await page.keyboard.press('Enter');
     // The save dialog offers <name>.dialogues.jsonl beside it, in the workspace: taken as offered.
-    await waitFor('the save dialog offering the dialogues file', async () => (await input.inputValue().catch(() => '')).endsWith(OUT), 15_000);
+    await waitFor('the save dialog offering the dialogues file', async () => (await value()).endsWith(OUT), 15_000);
     await page.keyboard.press('Enter');
 
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Imported 3 examples' });

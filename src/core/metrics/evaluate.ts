@@ -194,6 +194,9 @@ export const AGGREGATE_KEYS = [
 export type AggregateKey = (typeof AGGREGATE_KEYS)[number];
 export type Aggregate = Record<AggregateKey, number | null>;
 
+/** The metrics that are means of a per-example value (examples without one are left out). */
+const MEAN_KEYS = ['pF1', 'pCover', 'selectedFactUse', 'factRecital', 'cScore', 'cScoreMax'] as const;
+
 /**
  * Every corpus metric over the examples at `indexes` (repeats allowed: a bootstrap draw). Corpus
  * BLEU sums its counts, the means average, Distinct counts the n-grams of the drawn predictions.
@@ -203,7 +206,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
   const tokens: Int32Array[] = [];
   const items: SelectionItem[] = [];
   let rouge = 0;
-  const mean = { pF1: [0, 0], pCover: [0, 0], selectedFactUse: [0, 0], factRecital: [0, 0], cScore: [0, 0], cScoreMax: [0, 0] };
+  const mean = Object.fromEntries(MEAN_KEYS.map((key) => [key, [0, 0]])) as Record<(typeof MEAN_KEYS)[number], [number, number]>;
   for (let k = 0; k < indexes.length; k++) {
     const e = stats[indexes[k]!]!;
     for (let n = 0; n < MAX_BLEU_ORDER; n++) {
@@ -215,7 +218,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
     rouge += e.rougeL;
     tokens.push(e.tokens);
     if (e.selection) items.push(e.selection);
-    for (const key of ['pF1', 'pCover', 'selectedFactUse', 'factRecital', 'cScore', 'cScoreMax'] as const) {
+    for (const key of MEAN_KEYS) {
       const v = e[key];
       if (v !== null) {
         mean[key][0]! += v;

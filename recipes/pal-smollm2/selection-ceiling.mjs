@@ -28,7 +28,8 @@ const m = await loadEngineModules(
   'selection-ceiling',
   `export { loadEmbedder, dot } from './src/engine/embedder';
    export { fetchedModelDir, LABELLER_ENCODER } from './src/engine/baseModels';
-   export { bm25Select } from './src/core/bm25';`,
+   export { bm25Select } from './src/core/bm25';
+   export { selectionAccuracy, trivialSelection } from './src/core/metrics/index';`,
 );
 const encoder = m.fetchedModelDir(m.LABELLER_ENCODER);
 if (!existsSync(path.join(encoder, 'onnx', 'model.onnx'))) throw new Error(`${m.LABELLER_ENCODER} is not fetched: pal model fetch ${m.LABELLER_ENCODER}`);
@@ -65,12 +66,15 @@ for (const file of files) {
   const withModel = records.every((r) => r.select_probabilities);
   const bm25 = records.map((r) => m.bm25Select(r.personas, r.history.at(-1)));
 
-  const rows = [];
-  rows.push(['always "none"', share(notUsed.length, records.length)]);
-  rows.push(["BM25 over the partner's last turn", share(records.filter((r, i) => bm25[i].index === r.gold_persona).length, records.length)]);
+  // The report's own trivial rows and selection accuracy (pal eval), on these records.
+  const trivial = m.trivialSelection(records);
+  const rows = [
+    ['always "none"', trivial.alwaysNone],
+    ["BM25 over the partner's last turn", trivial.bm25],
+  ];
   if (records.every((r) => typeof r.selected === 'number'))
-    rows.push(["the model's selection", share(records.filter((r) => Math.max(-1, r.selected) === Math.max(-1, r.gold_persona)).length, records.length)]);
-  let best = { threshold: Infinity, accuracy: share(notUsed.length, records.length) };
+    rows.push(["the model's selection", m.selectionAccuracy(records.map((r) => ({ selected: r.selected, gold: r.gold_persona }))).overall]);
+  let best = { threshold: Infinity, accuracy: trivial.alwaysNone };
   for (let t = 0.1; t <= 0.9; t += 0.025) {
     const right = records.filter((r, i) => {
       const k = argmax(cosines[i]);

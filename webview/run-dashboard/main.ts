@@ -312,8 +312,11 @@ function render(s: RunDashboardState): void {
   if (!parts.header.isConnected) app.replaceChildren(...Object.values(parts));
   // While the run trains, its charts come before the hints: they are what moves, and a hint or two
   // above them pushed stage 2's charts below the fold. Once it is over, the hints are read first.
-  if (s.status === 'running') app.insertBefore(parts.charts, parts.hints);
-  else app.insertBefore(parts.hints, parts.charts);
+  // Moved only when the order changes: re-inserting a section on every live update would take the
+  // keyboard focus out of it.
+  const chartsFirst = s.status === 'running';
+  if ((parts.charts.nextElementSibling === parts.hints) !== chartsFirst)
+    app.insertBefore(chartsFirst ? parts.charts : parts.hints, chartsFirst ? parts.hints : parts.charts);
   app.setAttribute('aria-busy', 'false');
 }
 

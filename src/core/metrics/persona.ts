@@ -295,7 +295,7 @@ export const MIN_RECITED_WORDS = 4;
  * hears a recital; reports count it apart so that a P-F1 gain can be read for what it is.
  */
 export function recitesFact(response: string, personas: readonly string[]): boolean {
-  const words = (text: string) => tokenize(text, 'words').filter((t) => /[\p{L}\p{N}]/u.test(t));
+  const words = (text: string) => tokenize(text, 'words').filter((t) => HAS_LETTER_OR_DIGIT.test(t));
   const reply = ` ${words(response).join(' ')} `;
   return personas.some((p) => {
     const fact = words(p);

@@ -11,6 +11,8 @@ import {
   evaluate,
   evaluateText,
   pairedBootstrap,
+  pairedShareDifference,
+  shareInterval,
   trivialSelection,
   type PredictionRecord,
 } from '../../src/core/metrics/index';
@@ -124,9 +126,57 @@ test('evaluate reports the labelled and unlabelled examples apart, and the trivi
   assert.equal(report.subsets!.labelled.metrics.selectionAccuracy, 0.5);
   assert.equal(report.subsets!.unlabelled.metrics.selectionAccuracy, 0.5);
   // Always "none": right on the two unlabelled examples. BM25 names dogs, ski, nothing, nothing.
-  assert.deepEqual(report.trivialSelection, { count: 4, alwaysNone: 0.5, bm25: 1 });
+  const t = report.trivialSelection!;
+  assert.deepEqual({ count: t.count, alwaysNone: t.alwaysNone, bm25: t.bm25 }, { count: 4, alwaysNone: 0.5, bm25: 1 });
+  // Their intervals, and the model's paired difference: 0.5 right against always "none"'s 0.5.
+  assert.ok(t.intervals!.alwaysNone!.low <= 0.5 && t.intervals!.alwaysNone!.high >= 0.5, JSON.stringify(t.intervals));
+  assert.deepEqual(t.intervals!.bm25, { low: 1, high: 1 });
+  assert.equal(t.modelOverAlwaysNone!.delta, 0);
+  assert.deepEqual(trivialSelection(records), { count: 4, alwaysNone: 0.5, bm25: 1 }, 'without bootstrap options: the rows alone');
   assert.ok(report.intervals!.bleu1);
   // Without histories BM25 has no query: n/a, not a made-up number.
   assert.equal(trivialSelection(records.map(({ history: _, ...r }) => r)).bm25, null);
   assert.equal((await evaluate(records, { bootstrap: false })).report.intervals, undefined);
+});
+
+test("a share's interval is its normal interval, and the paired difference of two shares tells them apart only when it should", () => {
+  const half = Array.from({ length: 400 }, (_, i) => i % 2);
+  const i = shareInterval(half, { resamples: 2000 })!;
+  // 0.5 +- 1.96 * sqrt(0.25 / 400) = 0.451 .. 0.549
+  assert.ok(Math.abs(i.low - 0.451) < 0.012 && Math.abs(i.high - 0.549) < 0.012, JSON.stringify(i));
+  const same = pairedShareDifference(half, half)!;
+  assert.deepEqual(same.interval, { low: 0, high: 0 });
+  // b right on 60 more of 400 examples than a, wrong on none where a is right: clearly above.
+  const better = half.map((h, k) => (h || k < 120 ? 1 : 0));
+  const d = pairedShareDifference(half, better)!;
+  assert.ok(Math.abs(d.delta - 60 / 400) < 1e-12, `${d.delta}`);
+  assert.ok(d.interval.low > 0.1 && d.interval.high < 0.2 && d.p < 0.001, JSON.stringify(d));
+  // Right on different halves, the same share: not told apart.
+  const other = half.map((h) => 1 - h);
+  const coin = pairedShareDifference(half, other)!;
+  assert.ok(coin.interval.low < 0 && coin.interval.high > 0 && coin.p > 0.05, JSON.stringify(coin));
+  assert.throws(() => pairedShareDifference(half, half.slice(1)), /same examples in both \(400 vs 399\)/);
+});
+
+test('trivialSelection: a model that names the right fact where "none" is wrong is above always "none"; one that names facts at random is below', () => {
+  const random = mulberry32(9);
+  const records: PredictionRecord[] = Array.from({ length: 300 }, (_, i) => ({
+    prediction: 'hi',
+    reference: 'hello',
+    personas: ['a b c', 'd e f', 'g h i'],
+    gold_persona: i % 5 < 2 ? -1 : i % 3,
+  }));
+  const oracle = trivialSelection(
+    records.map((r) => ({ ...r, selected: r.gold_persona })),
+    {},
+  );
+  assert.equal(oracle.alwaysNone, 0.4);
+  assert.ok(oracle.modelOverAlwaysNone!.interval.low > 0.5, JSON.stringify(oracle.modelOverAlwaysNone));
+  const guesser = trivialSelection(
+    records.map((r) => ({ ...r, selected: Math.floor(random() * 4) - 1 })),
+    {},
+  );
+  assert.ok(guesser.modelOverAlwaysNone!.interval.high < 0, JSON.stringify(guesser.modelOverAlwaysNone));
+  // A record without a selection: no paired difference (the model's accuracy would be over fewer examples).
+  assert.equal(trivialSelection([...records.map((r) => ({ ...r, selected: -1 })), records[0]!], {}).modelOverAlwaysNone, undefined);
 });

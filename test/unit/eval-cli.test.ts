@@ -99,6 +99,12 @@ test('without an NLI model, C.score is null and the report says so (never a stan
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /C\.score \(sum, Madotto et al\.\)\s+n\/a/);
   assert.match(table.stdout, /Note: C\.score not computed: no NLI model configured\./);
+  // The trivial rows with their intervals, and the model against always "none", paired.
+  assert.match(table.stdout, /always "none" 0\.0000 \(0\.0000–0\.0000\)/);
+  assert.match(
+    table.stdout,
+    /The model's selection accuracy minus always "none": \+0\.5000 \(0\.0000–1\.0000, p [\d.]+\): not told apart from always "none"\./,
+  );
 });
 
 test('--out writes report.json and a self-contained report.html that escapes every text', () => {
@@ -131,6 +137,7 @@ test('--out writes report.json and a self-contained report.html that escapes eve
   assert.ok(html.includes('<mark>i have two dogs .</mark>'));
   assert.ok(html.includes('<svg class="chart"'));
   assert.match(html, /Worst examples by P-F1/);
+  assert.match(html, /<p>The model&#39;s selection accuracy minus always &quot;none&quot;: /);
 });
 
 test('--baseline shows before, after and the change; pal compare puts two reports side by side', () => {

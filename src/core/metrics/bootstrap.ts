@@ -123,11 +123,42 @@ export function pairedBootstrap(a: Sample, b: Sample, options: BootstrapOptions 
     const y = pointB[k];
     if (x === null || y === null || deltas[k].length === 0) continue;
     const delta = y - x;
-    const d = CENTRED.has(k) ? centre(deltas[k], delta) : deltas[k];
-    const against = d.filter((v) => (delta >= 0 ? v <= 0 : v >= 0)).length;
-    out[k] = { delta, interval: interval(d, options.level ?? 0.95)!, p: Math.min(1, (2 * against) / d.length) };
+    out[k] = difference(delta, CENTRED.has(k) ? centre(deltas[k], delta) : deltas[k], options);
   }
   return out;
+}
+
+/** The observed difference with the interval and two-sided p of its draws. */
+function difference(delta: number, drawn: number[], options: BootstrapOptions): PairedDifference {
+  const against = drawn.filter((v) => (delta >= 0 ? v <= 0 : v >= 0)).length;
+  return { delta, interval: interval(drawn, options.level ?? 0.95)!, p: Math.min(1, (2 * against) / drawn.length) };
+}
+
+/** The mean of `values` over the drawn examples. */
+function drawnMean(values: ArrayLike<number>, indexes: Int32Array): number {
+  let sum = 0;
+  for (const i of indexes) sum += values[i]!;
+  return sum / indexes.length;
+}
+
+/**
+ * The interval of a share (hits: 1 or 0 per example), drawn as the metrics are: the trivial
+ * selectors' accuracy (always "none", BM25), which are not a model's metrics.
+ */
+export function shareInterval(hits: ArrayLike<number>, options: BootstrapOptions = {}): Interval | undefined {
+  const values: number[] = [];
+  draws(hits.length, options, (indexes) => values.push(drawnMean(hits, indexes)));
+  return interval(values, options.level ?? 0.95);
+}
+
+/** b - a for two shares over the same examples (hits[i] of both answer example i), paired as pairedBootstrap. */
+export function pairedShareDifference(a: ArrayLike<number>, b: ArrayLike<number>, options: BootstrapOptions = {}): PairedDifference | undefined {
+  if (a.length !== b.length) throw new Error(`a paired test needs the same examples in both (${a.length} vs ${b.length})`);
+  const deltas: number[] = [];
+  draws(a.length, options, (indexes) => deltas.push(drawnMean(b, indexes) - drawnMean(a, indexes)));
+  if (deltas.length === 0) return undefined;
+  const examples = Int32Array.from(options.indexes ?? Array.from({ length: a.length }, (_, i) => i));
+  return difference(drawnMean(b, examples) - drawnMean(a, examples), deltas, options);
 }
 
 /** The metrics of a subset of the examples (the labelled ones, say), with their intervals. */

@@ -8,9 +8,18 @@ import { consistencyScores, type NliClassify, type NliLabel } from './consistenc
 import { averageLength, distinctN } from './diversity';
 import { IdfTable, personaCover, personaF1, recitesFact } from './persona';
 import { ROUGE_L_BETA, rougeL } from './rouge';
-import { selectionAccuracy, type SelectionItem } from './selection';
+import { sameSelection, selectionAccuracy, type SelectionItem } from './selection';
 import { DEFAULT_TOKENIZATION, tokenize, Vocabulary, type Tokenization } from './tokenize';
-import { bootstrapIntervals, subsetReport, type BootstrapOptions, type Interval, type SubsetReport } from './bootstrap';
+import {
+  bootstrapIntervals,
+  pairedShareDifference,
+  shareInterval,
+  subsetReport,
+  type BootstrapOptions,
+  type Interval,
+  type PairedDifference,
+  type SubsetReport,
+} from './bootstrap';
 import { bm25Select } from '../bm25';
 import { labelPersona } from '../labeller';
 
@@ -84,19 +93,34 @@ export interface TrivialSelection {
   readonly alwaysNone: number | null;
   /** Null when the predictions carry no "history". */
   readonly bm25: number | null;
+  /** 95% bootstrap intervals of the two rows (the report's draws), when asked for. */
+  readonly intervals?: { readonly alwaysNone?: Interval; readonly bm25?: Interval };
+  /**
+   * The model's selection accuracy minus always "none"'s, paired over the same examples (when
+   * every labelled example has a selection): the model beats "none" only where the interval
+   * lies above 0. PERSONA-CHAT's replies mostly use no fact, so this is the bar that counts.
+   */
+  readonly modelOverAlwaysNone?: PairedDifference;
 }
 
-export function trivialSelection(records: readonly PredictionRecord[]): TrivialSelection {
+/** The trivial rows on these records; with bootstrap options, their intervals and the model's paired difference too. */
+export function trivialSelection(records: readonly PredictionRecord[], bootstrap?: BootstrapOptions): TrivialSelection {
   const labelled = records.filter((r) => typeof r.gold_persona === 'number');
   const withHistory = labelled.filter((r) => r.history && r.history.length > 0 && r.personas);
-  const share = (n: number, of: number) => (of ? n / of : null);
+  const mean = (hits: readonly number[]) => (hits.length ? hits.reduce((a, b) => a + b, 0) / hits.length : null);
+  const noneHits = labelled.map((r) => +sameSelection(-1, r.gold_persona!));
+  const bm25Hits =
+    withHistory.length === labelled.length && labelled.length > 0
+      ? labelled.map((r) => +sameSelection(bm25Select(r.personas!, r.history!.at(-1)!).index, r.gold_persona!))
+      : null;
+  const rows: TrivialSelection = { count: labelled.length, alwaysNone: mean(noneHits), bm25: bm25Hits && mean(bm25Hits) };
+  if (!bootstrap || labelled.length === 0) return rows;
+  const modelHits = labelled.every((r) => typeof r.selected === 'number') ? labelled.map((r) => +sameSelection(r.selected!, r.gold_persona!)) : null;
+  const modelOverAlwaysNone = modelHits ? pairedShareDifference(noneHits, modelHits, bootstrap) : undefined;
   return {
-    count: labelled.length,
-    alwaysNone: share(labelled.filter((r) => r.gold_persona! < 0).length, labelled.length),
-    bm25:
-      withHistory.length === labelled.length
-        ? share(withHistory.filter((r) => bm25Select(r.personas!, r.history!.at(-1)!).index === Math.max(-1, r.gold_persona!)).length, labelled.length)
-        : null,
+    ...rows,
+    intervals: { alwaysNone: shareInterval(noneHits, bootstrap), ...(bm25Hits ? { bm25: shareInterval(bm25Hits, bootstrap) } : {}) },
+    ...(modelOverAlwaysNone ? { modelOverAlwaysNone } : {}),
   };
 }
 
@@ -424,7 +448,7 @@ function withUncertainty(evaluation: Evaluation, records: readonly PredictionRec
   });
   if (labelled.length + unlabelled.length > 0) {
     report.subsets = { labelled: subsetReport(evaluation, labelled, bootstrap), unlabelled: subsetReport(evaluation, unlabelled, bootstrap) };
-    report.trivialSelection = trivialSelection(records);
+    report.trivialSelection = trivialSelection(records, bootstrap);
   }
   return evaluation;
 }

@@ -25,6 +25,11 @@ export interface SelectionAccuracy {
   noneCount: number;
 }
 
+/** Whether a selection is the gold one, any negative index on either side meaning "none". */
+export function sameSelection(selected: number, gold: number): boolean {
+  return Math.max(-1, selected) === Math.max(-1, gold);
+}
+
 export function selectionAccuracy(items: readonly SelectionItem[]): SelectionAccuracy {
   let correct = 0;
   let personaCount = 0;
@@ -32,11 +37,9 @@ export function selectionAccuracy(items: readonly SelectionItem[]): SelectionAcc
   let noneCount = 0;
   let noneCorrect = 0;
   for (const { selected, gold } of items) {
-    const s = selected < 0 ? -1 : selected;
-    const g = gold < 0 ? -1 : gold;
-    const right = s === g;
+    const right = sameSelection(selected, gold);
     if (right) correct++;
-    if (g === -1) {
+    if (gold < 0) {
       noneCount++;
       if (right) noneCorrect++;
     } else {

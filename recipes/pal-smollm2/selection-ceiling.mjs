@@ -4,6 +4,7 @@
 // model's selection beside selectors that need no training, on the same examples:
 //
 //   node recipes/pal-smollm2/selection-ceiling.mjs .pal-studio/pal-smollm2/eval/pal-smollm2-135m.predictions.jsonl [more.predictions.jsonl]
+//     [--in-domain <all ConvAI2 dev turns, as pal import writes them>]
 //
 // For each predictions file (written by `pal predict`, with history, personas, gold_persona and,
 // for a PAL model, select_probabilities), it prints:
@@ -14,14 +15,20 @@
 // - the best accuracy a cosine threshold reaches (a fact when its cosine with the partner's last
 //   turn clears the threshold, else "none"), the threshold chosen on these same examples: an
 //   optimistic ceiling for retrieval without training.
+// With --in-domain, a selector *trained on ConvAI2's own labels* (all 5,270 dev turns, imported as
+// the recipe imports its 500; see IN_DOMAIN below), scored out of fold: what learning the select
+// task in this domain could reach, on all the turns and on each file's.
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { loadEngineModules } from '../../bench/engine-bundle.mjs';
 import { root } from '../lib.mjs';
 
-const files = process.argv.slice(2);
-if (files.length === 0) {
-  console.error('usage: node recipes/pal-smollm2/selection-ceiling.mjs <predictions.jsonl> [...]');
+const args = process.argv.slice(2);
+const inDomainAt = args.indexOf('--in-domain');
+const inDomainFile = inDomainAt >= 0 ? args[inDomainAt + 1] : undefined;
+const files = inDomainAt >= 0 ? args.filter((_, i) => i !== inDomainAt && i !== inDomainAt + 1) : args;
+if (files.length === 0 || (inDomainAt >= 0 && !inDomainFile)) {
+  console.error('usage: node recipes/pal-smollm2/selection-ceiling.mjs <predictions.jsonl> [...] [--in-domain <dialogues.jsonl>]');
   process.exit(2);
 }
 const m = await loadEngineModules(
@@ -29,7 +36,8 @@ const m = await loadEngineModules(
   `export { loadEmbedder, dot } from './src/engine/embedder';
    export { fetchedModelDir, LABELLER_ENCODER } from './src/engine/baseModels';
    export { bm25Select } from './src/core/bm25';
-   export { selectionAccuracy, trivialSelection } from './src/core/metrics/index';`,
+   export { labelPersona } from './src/core/labeller';
+   export { pairedShareDifference, sameSelection, selectionAccuracy, shareInterval, trivialSelection } from './src/core/metrics/index';`,
 );
 const encoder = m.fetchedModelDir(m.LABELLER_ENCODER);
 if (!existsSync(path.join(encoder, 'onnx', 'model.onnx'))) throw new Error(`${m.LABELLER_ENCODER} is not fetched: pal model fetch ${m.LABELLER_ENCODER}`);
@@ -44,6 +52,129 @@ function auc(positives, negatives) {
   let wins = 0;
   for (const p of positives) for (const n of negatives) wins += p > n ? 1 : p === n ? 0.5 : 0;
   return share(wins, positives.length * negatives.length);
+}
+
+/** Embeddings by text, computed once: the in-domain selector reads each sentence many times. */
+const embedded = new Map();
+async function embed(texts) {
+  const missing = [...new Set(texts.filter((t) => !embedded.has(t)))];
+  for (let i = 0; i < missing.length; i += 256) {
+    const batch = missing.slice(i, i + 256);
+    (await embedder.embed(batch)).forEach((v, j) => embedded.set(batch[j], v));
+  }
+  return texts.map((t) => embedded.get(t));
+}
+const formatInterval = (i) => (i ? `[${fmt(i.low)}, ${fmt(i.high)}]` : '');
+const formatDifference = (d) => `${d.delta >= 0 ? '+' : ''}${fmt(d.delta)} ${formatInterval(d.interval)}`;
+
+// --- A selector trained in-domain (--in-domain) ---
+// Each option of a turn ("none", or fact k) gets a score linear in a few features, and a softmax
+// over the options is fitted to the labeller's labels (a conditional logit): on four fifths of the
+// persona sets, scoring the other fifth, five times, so that no persona is on both sides. The
+// features are what a select step can see before the reply: how close each fact is to the
+// partner's last two turns (MiniLM cosine, BM25), whether it is a question, whether the speaker
+// has already said the fact, and how far into the dialogue the turn is.
+const IN_DOMAIN = { folds: 5, iterations: 1500, learningRate: 0.05, l2: 1e-3 };
+
+async function turnFeatures(turn) {
+  const h = turn.history;
+  const facts = await embed(turn.personas);
+  const [last, before] = await embed([h.at(-1), h.at(-3) ?? '']);
+  const own = h.filter((_, i) => (h.length - 1 - i) % 2 === 1); // the speaker's earlier turns
+  const ownVectors = await embed(own);
+  const said = new Set(own.map((t) => m.labelPersona(turn.personas, t)).filter((k) => k >= 0));
+  const question = h.at(-1).includes('?') ? 1 : 0;
+  const bm25 = m.bm25Select(turn.personas, h.at(-1)).scores;
+  const bm25Top = Math.max(1e-9, ...bm25);
+  const fact = turn.personas.map((_, k) => {
+    const toLast = m.dot(facts[k], last);
+    const toOwn = ownVectors.length ? Math.max(...ownVectors.map((v) => m.dot(facts[k], v))) : 0;
+    const toBefore = h.length >= 3 ? m.dot(facts[k], before) : 0;
+    return [toLast, toLast * toLast, toLast * question, toBefore, toOwn, said.has(k) ? 1 : 0, bm25[k] / bm25Top, k === 0 ? 1 : 0, k / turn.personas.length];
+  });
+  const closest = Math.max(...fact.map((f) => f[0]));
+  const none = [1, question, Math.min(h.length, 15) / 15, closest, said.size / turn.personas.length, h.length === 1 ? 1 : 0];
+  return { fact, none };
+}
+
+const dotw = (w, x) => x.reduce((s, xi, j) => s + xi * w[j], 0);
+/** The options' scores: "none" first, then each fact. */
+const optionScores = (weights, t) => [dotw(weights.none, t.none), ...t.fact.map((f) => dotw(weights.fact, f))];
+
+/** Fits the conditional logit (Adam on the mean log-likelihood, L2) to turns with a `gold` index. */
+function fitSelector(turns) {
+  const nf = turns[0].fact[0].length;
+  const nn = turns[0].none.length;
+  const w = { fact: new Float64Array(nf), none: new Float64Array(nn) };
+  const params = [...Array(nf + nn).keys()];
+  const get = (j) => (j < nf ? w.fact[j] : w.none[j - nf]);
+  const set = (j, v) => (j < nf ? (w.fact[j] = v) : (w.none[j - nf] = v));
+  const mean = new Float64Array(nf + nn);
+  const square = new Float64Array(nf + nn);
+  for (let it = 1; it <= IN_DOMAIN.iterations; it++) {
+    const grad = new Float64Array(nf + nn);
+    for (const t of turns) {
+      const u = optionScores(w, t);
+      const top = Math.max(...u);
+      const e = u.map((x) => Math.exp(x - top));
+      const z = e.reduce((a, b) => a + b);
+      e.forEach((x, o) => {
+        const g = x / z - (o === t.gold + 1 ? 1 : 0);
+        if (o === 0) t.none.forEach((xj, j) => (grad[nf + j] += g * xj));
+        else t.fact[o - 1].forEach((xj, j) => (grad[j] += g * xj));
+      });
+    }
+    for (const j of params) {
+      const g = grad[j] / turns.length + IN_DOMAIN.l2 * get(j);
+      mean[j] = 0.9 * mean[j] + 0.1 * g;
+      square[j] = 0.999 * square[j] + 0.001 * g * g;
+      set(j, get(j) - (IN_DOMAIN.learningRate * mean[j]) / (1 - 0.9 ** it) / (Math.sqrt(square[j] / (1 - 0.999 ** it)) + 1e-8));
+    }
+  }
+  return (t) => argmax(optionScores(w, t)) - 1;
+}
+
+/** Every turn of the file, selected out of fold: id -> { selected, gold }. */
+async function inDomainSelection(file) {
+  const turns = [];
+  for (const [i, line] of readFileSync(file, 'utf8').split('\n').entries()) {
+    if (!line.trim()) continue;
+    const d = JSON.parse(line);
+    if (!Array.isArray(d.personas) || !Array.isArray(d.history) || typeof d.persona_index !== 'number' || !d.id)
+      throw new Error(`${file}:${i + 1}: a turn needs id, personas, history and persona_index (pal import writes them)`);
+    turns.push({ id: d.id, group: d.personas.join('\n'), gold: d.persona_index, ...(await turnFeatures(d)) });
+  }
+  const groups = [...new Set(turns.map((t) => t.group))];
+  const fold = new Map(groups.map((g, i) => [g, i % IN_DOMAIN.folds]));
+  const out = new Map();
+  for (let f = 0; f < IN_DOMAIN.folds; f++) {
+    const pick = fitSelector(turns.filter((t) => fold.get(t.group) !== f));
+    for (const t of turns.filter((t) => fold.get(t.group) === f)) out.set(t.id, { selected: pick(t), gold: t.gold });
+  }
+  return out;
+}
+
+/** Accuracy with its interval, and the paired difference from always "none", over selections. */
+function againstNone(items) {
+  const hits = items.map((x) => +m.sameSelection(x.selected, x.gold));
+  const none = items.map((x) => +m.sameSelection(-1, x.gold));
+  return {
+    accuracy: share(
+      hits.reduce((a, b) => a + b, 0),
+      hits.length,
+    ),
+    interval: m.shareInterval(hits),
+    overNone: m.pairedShareDifference(none, hits),
+  };
+}
+
+const inDomain = inDomainFile ? await inDomainSelection(inDomainFile) : null;
+if (inDomain) {
+  const all = againstNone([...inDomain.values()]);
+  console.log(
+    `\nA selector trained on ConvAI2's own labels (${inDomain.size} turns of ${path.relative(root, path.resolve(inDomainFile))}, ${IN_DOMAIN.folds}-fold by persona set):`,
+  );
+  console.log(`  accuracy out of fold ${fmt(all.accuracy)} ${formatInterval(all.interval)}; minus always "none": ${formatDifference(all.overNone)}`);
 }
 
 for (const file of files) {
@@ -111,5 +242,23 @@ for (const file of files) {
   }
   const maxCos = (i) => Math.max(...cosines[i]);
   console.log(`The best MiniLM cosine as that detector: AUC ${fmt(auc(used.map(maxCos), notUsed.map(maxCos)))}`);
+  const paired = (name, items) => {
+    const r = againstNone(items);
+    console.log(`  ${name.padEnd(48)} ${fmt(r.accuracy)} ${formatInterval(r.interval)}, minus always "none" ${formatDifference(r.overNone)}`);
+  };
+  console.log('Against always "none", paired over these turns (95% intervals):');
+  if (records.every((r) => typeof r.selected === 'number'))
+    paired(
+      "the model's selection",
+      records.map((r) => ({ selected: r.selected, gold: r.gold_persona })),
+    );
+  if (inDomain) {
+    const missing = records.filter((r) => !inDomain.has(r.id));
+    if (missing.length) throw new Error(`${file}: ${missing.length} turns (${missing[0].id}, ...) are not in ${inDomainFile}`);
+    paired(
+      'the selector trained on ConvAI2 (out of fold)',
+      records.map((r) => inDomain.get(r.id)),
+    );
+  }
 }
 await embedder.dispose();

@@ -203,8 +203,9 @@ for (const file of files) {
     ['always "none"', trivial.alwaysNone],
     ["BM25 over the partner's last turn", trivial.bm25],
   ];
-  if (records.every((r) => typeof r.selected === 'number'))
-    rows.push(["the model's selection", m.selectionAccuracy(records.map((r) => ({ selected: r.selected, gold: r.gold_persona }))).overall]);
+  // The model's selections (when every record has one), for its accuracy and its paired row below.
+  const selections = records.every((r) => typeof r.selected === 'number') ? records.map((r) => ({ selected: r.selected, gold: r.gold_persona })) : null;
+  if (selections) rows.push(["the model's selection", m.selectionAccuracy(selections).overall]);
   let best = { threshold: Infinity, accuracy: trivial.alwaysNone };
   for (let t = 0.1; t <= 0.9; t += 0.025) {
     const right = records.filter((r, i) => {
@@ -247,11 +248,7 @@ for (const file of files) {
     console.log(`  ${name.padEnd(48)} ${fmt(r.accuracy)} ${formatInterval(r.interval)}, minus always "none" ${formatDifference(r.overNone)}`);
   };
   console.log('Against always "none", paired over these turns (95% intervals):');
-  if (records.every((r) => typeof r.selected === 'number'))
-    paired(
-      "the model's selection",
-      records.map((r) => ({ selected: r.selected, gold: r.gold_persona })),
-    );
+  if (selections) paired("the model's selection", selections);
   if (inDomain) {
     const missing = records.filter((r) => !inDomain.has(r.id));
     if (missing.length) throw new Error(`${file}: ${missing.length} turns (${missing[0].id}, ...) are not in ${inDomainFile}`);

@@ -337,24 +337,29 @@ function formatBreakdown(report: MetricReport): string {
       )}`,
     );
   }
-  const trivial = trivialSelectionText(report.trivialSelection);
-  if (trivial) out.push(`\n${trivial}`);
+  const trivial = trivialSelectionLines(report.trivialSelection);
+  if (trivial.length) out.push(`\n${trivial.join('\n')}`);
   return out.length ? `${out.join('\n')}\n` : '';
 }
 
 /**
  * The trivial selectors' accuracy with their intervals, and the model's paired difference from
- * always "none" (the bar PERSONA-CHAT sets: most replies use no fact); '' when there are none.
+ * always "none" (the bar PERSONA-CHAT sets: most replies use no fact), a line each; none when
+ * there are no trivial rows.
  */
-function trivialSelectionText(t: TrivialSelection | undefined): string {
-  if (!t || t.count === 0) return '';
+function trivialSelectionLines(t: TrivialSelection | undefined): string[] {
+  if (!t || t.count === 0) return [];
   const row = (value: number | null, i: Interval | undefined) => `${formatValue(value)}${i ? ` (${formatInterval(i)})` : ''}`;
   const bm25 = t.bm25 === null ? 'n/a (the predictions carry no history)' : row(t.bm25, t.intervals?.bm25);
-  const text = `Selection accuracy without a model, on the same ${t.count} examples: always "none" ${row(t.alwaysNone, t.intervals?.alwaysNone)}; BM25 over the partner's last turn ${bm25}.`;
+  const lines = [
+    `Selection accuracy without a model, on the same ${t.count} examples: always "none" ${row(t.alwaysNone, t.intervals?.alwaysNone)}; BM25 over the partner's last turn ${bm25}.`,
+  ];
   const d = t.modelOverAlwaysNone;
-  if (!d) return text;
-  const verdict = d.interval.low > 0 ? 'above always "none"' : d.interval.high < 0 ? 'below always "none"' : 'not told apart from always "none"';
-  return `${text}\nThe model's selection accuracy minus always "none": ${formatChange(d.delta, false)} (${formatPaired(d)}): ${verdict}.`;
+  if (d) {
+    const verdict = d.interval.low > 0 ? 'above always "none"' : d.interval.high < 0 ? 'below always "none"' : 'not told apart from always "none"';
+    lines.push(`The model's selection accuracy minus always "none": ${formatChange(d.delta, false)} (${formatPaired(d)}): ${verdict}.`);
+  }
+  return lines;
 }
 
 /** The metric table `pal eval` prints (with before/after columns when there is a baseline). */
@@ -631,9 +636,7 @@ svg.chart text { font-size: 11px; fill: #1e1e1e; } svg.chart .before { fill: #b0
 ${notes.length ? `<ul class="notes">${notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : ''}
 <h2>Metrics</h2>
 <table class="metrics">${metricHeader}${metricRows}</table>
-${trivialSelectionText(report.trivialSelection)
-  .split('\n')
-  .filter(Boolean)
+${trivialSelectionLines(report.trivialSelection)
   .map((line) => `<p>${escapeHtml(line)}</p>`)
   .join('\n')}
 <h2>Charts</h2>

@@ -48,6 +48,7 @@ import { pythonFor, RunManager } from './runs';
 import { formatEngineInfo } from './format';
 import { createLogger } from './log';
 import { SELECTION_MODES, type LogLevel, type SelectionMode } from './protocol';
+import { NO_REPEAT_SOURCES, type NoRepeatSource } from '../core/decoding';
 import { PAL_STUDIO_VERSION } from '../core/version';
 import { trainTokenizer } from './tokenizerTrain';
 
@@ -537,6 +538,9 @@ const PREDICT_COMMAND: Command = {
   --limit N              the first N examples only
   --beams N              beam search of width N (default 1: greedy)
   --no-repeat-ngram N    no N tokens twice in a reply (0 = off)
+  --no-repeat-from W     where --no-repeat-ngram also looks: reply (default), dialogue (no N
+                         tokens of any turn either: the reply never parrots the partner), or
+                         prompt (the whole prompt, facts too, as Hugging Face's generate does)
   --repetition-penalty P tokens already in the reply are less likely (1 = off)
   --max-new-tokens N     reply length cap (default 40)
   --seed S               for sampling (default 42)
@@ -549,7 +553,18 @@ const PREDICT_COMMAND: Command = {
 };
 
 async function predictCommand(args: readonly string[], io: Io): Promise<number> {
-  const valued = ['--model', '--out', '--limit', '--beams', '--no-repeat-ngram', '--repetition-penalty', '--max-new-tokens', '--seed', '--selection'];
+  const valued = [
+    '--model',
+    '--out',
+    '--limit',
+    '--beams',
+    '--no-repeat-ngram',
+    '--no-repeat-from',
+    '--repetition-penalty',
+    '--max-new-tokens',
+    '--seed',
+    '--selection',
+  ];
   const { positional, options } = parseArgs(args, valued, ['--force', '-h', '--help'], 'predict');
   if (options['-h'] || options['--help']) {
     io.out(PREDICT_COMMAND.help);
@@ -561,6 +576,7 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
   const limit = typeof options['--limit'] === 'string' ? positiveInt(options['--limit'], '--limit') : undefined;
   const beams = numberOption(options, '--beams', true);
   const ngram = numberOption(options, '--no-repeat-ngram', true);
+  const from = noRepeatFrom(options);
   const penalty = numberOption(options, '--repetition-penalty', false);
   if (penalty !== undefined && penalty <= 0) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
   const maxNew = numberOption(options, '--max-new-tokens', true);
@@ -582,6 +598,7 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
     {
       ...(beams !== undefined ? { numBeams: beams } : {}),
       ...(ngram !== undefined ? { noRepeatNgramSize: ngram } : {}),
+      ...from,
       ...(penalty !== undefined ? { repetitionPenalty: penalty } : {}),
       ...(maxNew !== undefined ? { maxNewTokens: maxNew } : {}),
       seed: seed ?? 42,
@@ -603,7 +620,7 @@ const CHAT_COMMAND: Command = {
   summary: 'Select then generate with a model and a persona.',
   help: `Usage: pal chat --model <folder> (--persona <file.persona.yaml> | --facts "a.|b.") [--history "turn"]... "message"
                 [--temperature T] [--top-k K] [--top-p P] [--beams N] [--max-new-tokens N] [--seed S] [--selection auto|model|retrieval] [--json]
-                [--repetition-penalty P] [--no-repeat-ngram N]
+                [--repetition-penalty P] [--no-repeat-ngram N [--no-repeat-from reply|dialogue|prompt]]
 
   Select then generate: the model picks the persona sentence the reply should use (or BM25
   retrieval, labelled, for models not trained on PAL's select task), then writes the reply with
@@ -611,6 +628,8 @@ const CHAT_COMMAND: Command = {
 
   Small models decoding greedily tend to loop; --repetition-penalty 1.2 (tokens already in the
   reply are less likely) or --no-repeat-ngram 3 (no 3 tokens twice in the reply) curb that.
+  --no-repeat-from dialogue bans the dialogue's 3-grams too, so the reply never parrots what it
+  answers; prompt bans the whole prompt's, facts too, as Hugging Face's generate does.
 `,
   run: chatCommand,
 };
@@ -627,6 +646,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
     '--beams',
     '--repetition-penalty',
     '--no-repeat-ngram',
+    '--no-repeat-from',
     '--max-new-tokens',
     '--seed',
     '--selection',
@@ -684,6 +704,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   const penalty = numberOption(options, '--repetition-penalty', false);
   if (penalty !== undefined && !(penalty > 0)) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
   const ngram = numberOption(options, '--no-repeat-ngram', true);
+  const from = noRepeatFrom(options);
   const m = await loadModel(resolveModelSpec(process.cwd(), model));
   if (m.deviceNote) io.err(`${m.deviceNote}\n`);
   const json = options['--json'] === true;
@@ -698,6 +719,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
       ...defined('numBeams', beams),
       ...defined('repetitionPenalty', penalty),
       ...defined('noRepeatNgramSize', ngram),
+      ...from,
       ...defined('maxNewTokens', maxNew),
       ...defined('seed', seed),
       ...(selection ? { selection: selection as SelectionMode } : {}),
@@ -793,6 +815,16 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
   });
   io.out(`${r.files.join('\n')}\n`);
   return 0;
+}
+
+/** --no-repeat-from, checked: where the no-repeat ban also takes its n-grams from. */
+function noRepeatFrom(options: Record<string, string | boolean | undefined>): { noRepeatNgramFrom?: NoRepeatSource } {
+  const from = options['--no-repeat-from'];
+  if (from === undefined) return {};
+  if (!(NO_REPEAT_SOURCES as readonly unknown[]).includes(from))
+    throw new UsageError(`--no-repeat-from must be one of ${NO_REPEAT_SOURCES.join(', ')}, not "${String(from)}"`);
+  if (options['--no-repeat-ngram'] === undefined) throw new UsageError('--no-repeat-from needs --no-repeat-ngram N: it says where that ban looks');
+  return { noRepeatNgramFrom: from as NoRepeatSource };
 }
 
 function numberOption(options: Record<string, string | boolean | undefined>, name: string, integer: boolean): number | undefined {

@@ -264,6 +264,7 @@ export function discourageRepeats(
   size: number,
   response: readonly number[],
   options: Pick<DecodingOptions, 'repetitionPenalty' | 'noRepeatNgramSize'>,
+  prompt?: PromptNgrams,
 ): void {
   const penalty = options.repetitionPenalty ?? 1;
   if (penalty !== 1) {
@@ -274,15 +275,42 @@ export function discourageRepeats(
     }
   }
   const n = options.noRepeatNgramSize ?? 0;
-  if (n > 0 && response.length >= n) {
-    // The last n-1 tokens, and every earlier place they occur: the token that followed there is banned.
-    const start = response.length - n + 1;
-    for (let i = 0; i + n <= response.length; i++) {
-      let same = true;
-      for (let j = 0; j < n - 1 && same; j++) same = response[i + j] === response[start + j];
-      if (same) logits[offset + response[i + n - 1]!] = -Infinity;
-    }
+  if (n <= 0) return;
+  // With the prompt counted, the sequence is the prompt's last n-1 tokens and the response (the
+  // n-grams that hold a response token), and the prompt's own n-grams are looked up in its index.
+  const seq = prompt && prompt.n === n ? [...prompt.tail, ...response] : response;
+  if (seq.length < n - 1) return;
+  // The last n-1 tokens, and every earlier place they occur: the token that followed there is banned.
+  const start = seq.length - n + 1;
+  for (let i = 0; i + n <= seq.length; i++) {
+    let same = true;
+    for (let j = 0; j < n - 1 && same; j++) same = seq[i + j] === seq[start + j];
+    if (same) logits[offset + seq[i + n - 1]!] = -Infinity;
   }
+  if (seq !== response) for (const id of prompt!.next.get(seq.slice(start).join(',')) ?? []) logits[offset + id] = -Infinity;
+}
+
+/**
+ * A prompt's n-grams, for a no-repeat ban that counts the prompt as Hugging Face's generate does
+ * for a decoder-only model (its sequence is the prompt and the reply): each run of n-1 tokens to
+ * the tokens that follow it in the prompt, and the prompt's last n-1 tokens, which start the
+ * n-grams that reach into the reply.
+ */
+export interface PromptNgrams {
+  readonly n: number;
+  readonly next: ReadonlyMap<string, readonly number[]>;
+  readonly tail: readonly number[];
+}
+
+export function promptNgrams(promptIds: readonly number[], n: number): PromptNgrams {
+  const next = new Map<string, number[]>();
+  for (let i = 0; i + n <= promptIds.length; i++) {
+    const key = promptIds.slice(i, i + n - 1).join(',');
+    const followers = next.get(key);
+    if (followers) followers.push(promptIds[i + n - 1]!);
+    else next.set(key, [promptIds[i + n - 1]!]);
+  }
+  return { n, next, tail: promptIds.slice(Math.max(0, promptIds.length - n + 1)) };
 }
 
 function argmax(logits: Float32Array, offset: number, size: number): number {
@@ -349,6 +377,8 @@ export interface PromptCaching {
   readonly prefix?: PrefixCache;
   /** Receives the prompt's key/value cache, before any generated token. */
   readonly onPromptPast?: (past: Record<string, OrtTensor>) => void;
+  /** The n-grams a no-repeat ban takes from outside the reply (dialogueBan's), for a prompt that holds more than the dialogue. */
+  readonly ban?: PromptNgrams;
 }
 
 /** Continues `prompt` and returns the generated text (without the prompt). */
@@ -364,7 +394,8 @@ export async function generateText(
   const maxNew = options.maxNewTokens ?? 40;
   const eos = new Set(m.eosTokenIds);
   const cancelled = () => options.signal?.aborted === true;
-  if ((options.numBeams ?? 1) > 1) return beamSearch(m, promptIds, maxNew, options);
+  const seen = caching.ban ?? promptBan(promptIds, options);
+  if ((options.numBeams ?? 1) > 1) return beamSearch(m, promptIds, maxNew, options, seen);
 
   const random = rng(options.seed ?? 0);
   const out: number[] = [];
@@ -376,7 +407,7 @@ export async function generateText(
   onPromptPast?.(res.past as Record<string, OrtTensor>);
   for (let i = 0; i < maxNew; i++) {
     if (cancelled()) throw new GenerationCancelled();
-    discourageRepeats(res.logits, 0, res.vocab, out, options);
+    discourageRepeats(res.logits, 0, res.vocab, out, options, seen);
     const t = options.temperature ?? 0;
     const next = t > 0 ? sample(logSoftmax(res.logits, 0, res.vocab, t), options.topK ?? 0, options.topP ?? 1, random) : argmax(res.logits, 0, res.vocab);
     if (eos.has(next)) break;
@@ -392,8 +423,36 @@ export async function generateText(
   return { text: text.trim(), tokens: out };
 }
 
+/**
+ * The dialogue's n-grams for a ban from 'dialogue': each turn's tokens as it opens a message (the
+ * chat format) and after a space (a tagged line of the text format, and a reply that begins with a
+ * space), no n-gram across two turns. Its words mid-turn tokenize alike either way.
+ */
+export function dialogueBan(m: LoadedModel, history: readonly string[], options: DecodingOptions): PromptNgrams | undefined {
+  const n = options.noRepeatNgramSize ?? 0;
+  if (n <= 0 || options.noRepeatNgramFrom !== 'dialogue') return undefined;
+  const ids: number[] = [];
+  for (const turn of history) {
+    const text = turn.replace(/\s+/g, ' ').trim();
+    ids.push(...encode(m, text), -1, ...encode(m, ` ${text}`), -1);
+  }
+  return { ...promptNgrams(ids, n), tail: [] };
+}
+
+/** The prompt's n-grams for a ban from 'prompt'. */
+function promptBan(promptIds: readonly number[], options: DecodingOptions): PromptNgrams | undefined {
+  const n = options.noRepeatNgramSize ?? 0;
+  return n > 0 && options.noRepeatNgramFrom === 'prompt' ? promptNgrams(promptIds, n) : undefined;
+}
+
 /** Beam search over `numBeams` hypotheses, scored by summed log-probability / length (HF's default length penalty 1). */
-async function beamSearch(m: LoadedModel, promptIds: number[], maxNew: number, options: DecodingOptions): Promise<{ text: string; tokens: number[] }> {
+async function beamSearch(
+  m: LoadedModel,
+  promptIds: number[],
+  maxNew: number,
+  options: DecodingOptions,
+  seen: PromptNgrams | undefined,
+): Promise<{ text: string; tokens: number[] }> {
   const width = options.numBeams!;
   const eos = new Set(m.eosTokenIds);
   let beams: { tokens: number[]; score: number }[] = [{ tokens: [], score: 0 }];
@@ -403,7 +462,7 @@ async function beamSearch(m: LoadedModel, promptIds: number[], maxNew: number, o
     if (options.signal?.aborted) throw new GenerationCancelled();
     const candidates: { parent: number; token: number; score: number }[] = [];
     beams.forEach((b, row) => {
-      discourageRepeats(res.logits, row * res.vocab, res.vocab, b.tokens, options);
+      discourageRepeats(res.logits, row * res.vocab, res.vocab, b.tokens, options, seen);
       const logp = logSoftmax(res.logits, row * res.vocab, res.vocab);
       const top = topIndices(logp, 2 * width);
       for (const token of top) candidates.push({ parent: row, token, score: b.score + logp[token]! });
@@ -625,7 +684,8 @@ export async function selectThenGenerate(
     const shared = sharedLength(selectPast.ids, encode(m, prompt));
     if (shared >= 16) prefix = { ids: selectPast.ids.slice(0, shared), past: truncatePast(m.tf, selectPast.past, shared) };
   }
-  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, prefix ? { prefix } : {});
+  const ban = dialogueBan(m, fitted.history, options);
+  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, { ...(prefix ? { prefix } : {}), ...(ban ? { ban } : {}) });
   return {
     selected,
     selectedText: selectionText(input.personas, selected),
@@ -653,10 +713,9 @@ export async function respond(
 ): Promise<SelectThenGenerateResult> {
   if (!m.plainOnly || (options.selection !== undefined && options.selection !== 'auto')) return selectThenGenerate(m, input, options);
   const f = m.promptFormat;
-  const prompt = plainPrompt(
-    trimHistory(input, (x) => encode(m, plainPrompt(x, f)).length + (options.maxNewTokens ?? 40) <= m.maxLength),
-    f,
-  );
-  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options });
+  const fitted = trimHistory(input, (x) => encode(m, plainPrompt(x, f)).length + (options.maxNewTokens ?? 40) <= m.maxLength);
+  const prompt = plainPrompt(fitted, f);
+  const ban = dialogueBan(m, fitted.history, options);
+  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, ban ? { ban } : {});
   return { selected: -1, selectedText: NO_PERSONA, selectionSource: 'none', generatePrompt: prompt, response: text };
 }

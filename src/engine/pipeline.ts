@@ -676,6 +676,7 @@ async function evaluateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
     numBeams: e.num_beams,
     repetitionPenalty: e.repetition_penalty,
     noRepeatNgramSize: e.no_repeat_ngram_size,
+    noRepeatNgramFrom: e.no_repeat_ngram_from,
   };
   const predict = async (folder: string, file: string) => {
     const r = await predictExamples(folder, prep.heldOut, {

@@ -8,6 +8,7 @@
  * prints when something goes badly wrong (which the client logs as errors).
  */
 import { NotificationType, NotificationType0, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { NoRepeatSource } from '../core/decoding';
 import type { Problem } from '../core/formats/types';
 import type { RunStage, RunState, TrainingStage } from '../core/runFolder';
 import type { EvalRow, MetricRecord } from '../core/runHistory';
@@ -298,6 +299,14 @@ export interface DecodingSettings {
   readonly repetitionPenalty?: number;
   /** > 0: no n-gram of this size occurs twice in the response (Hugging Face's `no_repeat_ngram_size`, response only). */
   readonly noRepeatNgramSize?: number;
+  /**
+   * Where the no-repeat ban also takes its n-grams from: 'reply' (the reply alone; the default),
+   * 'dialogue' (each turn of the dialogue too, so the reply never parrots the partner or repeats an
+   * earlier turn, while the facts stay free to say), or 'prompt' (the whole prompt, as Hugging
+   * Face's generate does for a decoder-only model, whose sequence is the prompt and the reply:
+   * no fact is copied word for word either).
+   */
+  readonly noRepeatNgramFrom?: NoRepeatSource;
   readonly seed?: number;
 }
 
@@ -310,6 +319,7 @@ export const DECODING_SETTINGS = [
   'numBeams',
   'repetitionPenalty',
   'noRepeatNgramSize',
+  'noRepeatNgramFrom',
   'seed',
 ] as const satisfies readonly (keyof DecodingSettings)[];
 

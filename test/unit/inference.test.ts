@@ -13,11 +13,13 @@ import { pythonEnvironment } from '../../src/engine/python';
 import {
   chooseSelection,
   decode,
+  dialogueBan,
   discourageRepeats,
   encode,
   GenerationCancelled,
   generateText,
   loadModel,
+  promptNgrams,
   selectThenGenerate,
   sessionOptions,
   topIndices,
@@ -325,6 +327,116 @@ test('with no_repeat_ngram_size the embedded model never repeats a 3-token run i
   }
   const penalised = await generateText(m, prompt, { maxNewTokens: 60, repetitionPenalty: 1.5 });
   assert.ok(repeats(penalised.tokens) < repeats(plain.tokens), `the penalty repeats less: ${penalised.text}`);
+});
+
+test('no-repeat n-grams with the prompt counted ban what Hugging Face bans on the whole sequence, prompt and reply', () => {
+  // Hugging Face's NoRepeatNGramLogitsProcessor on a decoder-only model sees prompt + reply as one
+  // sequence: the token after every earlier occurrence of its last n-1 tokens is banned.
+  const bannedOnWhole = (seq: readonly number[], n: number) => {
+    const banned = new Set<number>();
+    if (seq.length < n - 1) return banned;
+    const last = seq.slice(seq.length - n + 1).join(',');
+    for (let i = 0; i + n <= seq.length; i++) if (seq.slice(i, i + n - 1).join(',') === last) banned.add(seq[i + n - 1]!);
+    return banned;
+  };
+  const vocab = 6;
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: vocab - 1 }), { minLength: 1, maxLength: 30 }),
+      fc.array(fc.integer({ min: 0, max: vocab - 1 }), { maxLength: 12 }),
+      fc.integer({ min: 1, max: 4 }),
+      (prompt, reply, n) => {
+        const row = new Float32Array(vocab).fill(1);
+        discourageRepeats(row, 0, vocab, reply, { noRepeatNgramSize: n }, promptNgrams(prompt, n));
+        const got = [...row.keys()].filter((i) => row[i] === -Infinity);
+        assert.deepEqual(
+          got,
+          [...bannedOnWhole([...prompt, ...reply], n)].sort((a, b) => a - b),
+        );
+      },
+    ),
+    { numRuns: 1000 },
+  );
+  // The reply's first token: the prompt ends 4 5, and "4 5 2" is in the prompt, so 2 is banned;
+  // without the prompt nothing is (the reply has no tokens yet).
+  const first = new Float32Array(6).fill(1);
+  discourageRepeats(first, 0, 6, [], { noRepeatNgramSize: 3 }, promptNgrams([4, 5, 2, 0, 4, 5], 3));
+  assert.deepEqual([...first], [1, 1, -Infinity, 1, 1, 1]);
+  const alone = new Float32Array(6).fill(1);
+  discourageRepeats(alone, 0, 6, [], { noRepeatNgramSize: 3 });
+  assert.deepEqual([...alone], [1, 1, 1, 1, 1, 1]);
+});
+
+test("with noRepeatNgramFrom 'prompt' the embedded model copies no n tokens running from its prompt, greedy and beam alike", async () => {
+  const m = await loadModel(embeddedModelDir());
+  const prompt = generatePrompt(
+    { personas: ['i keep a lighthouse .', 'i bake bread every morning .'], history: ['I love to cook pasta . what do you like to do ?'] },
+    -1,
+  );
+  const promptIds = encode(m, prompt);
+  // Pairs of tokens: this small model copies few runs of 3 from its prompt, but many of 2 ("to cook").
+  const n = 2;
+  const copied = (tokens: number[]) => {
+    const whole = [...promptIds, ...tokens];
+    const seen = new Set<string>();
+    let count = 0;
+    for (let i = 0; i + n <= whole.length; i++) {
+      const key = whole.slice(i, i + n).join(',');
+      if (i + n > promptIds.length && seen.has(key)) count++;
+      seen.add(key);
+    }
+    return count;
+  };
+  for (const numBeams of [1, 3]) {
+    // The test means something only if the reply copies its prompt when the prompt is not counted.
+    const replyOnly = await generateText(m, prompt, { maxNewTokens: 30, noRepeatNgramSize: n, numBeams });
+    assert.ok(copied(replyOnly.tokens) > 0, `beams ${numBeams}: the reply copies its prompt: ${replyOnly.text}`);
+    const counted = await generateText(m, prompt, { maxNewTokens: 30, noRepeatNgramSize: n, noRepeatNgramFrom: 'prompt', numBeams });
+    assert.equal(copied(counted.tokens), 0, `beams ${numBeams}: ${counted.text}`);
+    assert.ok(counted.tokens.length > 0);
+  }
+});
+
+test("with noRepeatNgramFrom 'dialogue' a reply copies no n tokens of a turn; the facts' own words are not banned", async () => {
+  const m = await loadModel(embeddedModelDir());
+  const turn = 'I love to cook pasta . what do you like to do ?';
+  const facts = ['i love to cook pasta .', 'i bake bread every morning .'];
+  const n = 2;
+  const ngrams = (ids: readonly number[]) => new Set(ids.slice(0, ids.length - n + 1).map((_, i) => ids.slice(i, i + n).join(',')));
+  const fromTurn = new Set([...ngrams(encode(m, turn)), ...ngrams(encode(m, ` ${turn}`))]);
+  const copies = (text: string, from: Set<string>) => [...ngrams(encode(m, text))].filter((g) => from.has(g)).length;
+  const reply = async (noRepeatNgramFrom?: 'dialogue') =>
+    (
+      await selectThenGenerate(
+        m,
+        { personas: facts, history: [turn] },
+        {
+          maxNewTokens: 30,
+          noRepeatNgramSize: n,
+          selection: { highlight: 0 },
+          ...(noRepeatNgramFrom ? { noRepeatNgramFrom } : {}),
+        },
+      )
+    ).response;
+  // Only meaningful if the reply parrots the turn when the ban counts the reply alone.
+  const plain = await reply();
+  assert.ok(copies(plain, fromTurn) > 0, `the reply copies the turn: ${plain}`);
+  const banned = await reply('dialogue');
+  assert.equal(copies(banned, fromTurn), 0, banned);
+  assert.ok(banned.length > 0);
+  // What the ban holds: the turn's pairs, and none of the other fact's, which only the prompt has.
+  const ban = dialogueBan(m, [turn], { noRepeatNgramSize: n, noRepeatNgramFrom: 'dialogue' })!;
+  const held = new Set([...ban.next].flatMap(([key, next]) => next.map((id) => `${key},${id}`)));
+  assert.deepEqual(
+    [...fromTurn].filter((g) => !held.has(g)),
+    [],
+  );
+  const otherFact = ngrams(encode(m, ` ${facts[1]}`));
+  assert.deepEqual(
+    [...otherFact].filter((g) => held.has(g) && !fromTurn.has(g)),
+    [],
+  );
+  assert.equal(dialogueBan(m, [turn], { noRepeatNgramSize: n }), undefined, 'reply alone by default');
 });
 
 test('topIndices: the k largest, largest first, ties by position, as a full sort gives them', () => {

@@ -26,7 +26,18 @@ type Training = {
 };
 same<Equal<LoraConfig, { r: number; alpha: number; dropout: number; targets: string[] }>>();
 same<Equal<DecodingConfig, { temperature: number; top_k: number; top_p: number; max_new_tokens: number }>>();
-same<Equal<EvaluationDecoding, { max_new_tokens: number; num_beams: number; repetition_penalty: number; no_repeat_ngram_size: number }>>();
+same<
+  Equal<
+    EvaluationDecoding,
+    {
+      max_new_tokens: number;
+      num_beams: number;
+      repetition_penalty: number;
+      no_repeat_ngram_size: number;
+      no_repeat_ngram_from: 'reply' | 'dialogue' | 'prompt';
+    }
+  >
+>();
 same<Equal<Stage1Config, Training & { select_none_max?: number }>>();
 same<Equal<Stage2Config, Training & { beta: number; loss: 'sigmoid' | 'ipo'; label_smoothing: number; examples?: number; rejected: DecodingConfig }>>();
 same<Equal<RunConfig['model'], { base: string; tokenizer?: string }>>();

@@ -8,6 +8,8 @@
  * of a known one), since files are shared with other tools.
  */
 
+import { NO_REPEAT_SOURCES } from '../decoding';
+
 type Schema = Record<string, unknown>;
 
 /**
@@ -259,6 +261,12 @@ export const runConfigSchema = {
           minimum: 0,
           default: 0,
           description: 'Above 0, no n-gram of this size occurs twice in a response (Hugging Face’s no_repeat_ngram_size, response only). 0 = off.',
+        },
+        no_repeat_ngram_from: {
+          enum: NO_REPEAT_SOURCES,
+          default: 'reply',
+          description:
+            'Where no_repeat_ngram_size also looks: reply (the response alone), dialogue (each dialogue turn too: no parroting), or prompt (the whole prompt, facts too, as Hugging Face’s generate does for a decoder-only model).',
         },
       },
     },

@@ -425,7 +425,7 @@ async function compareCommand(args: readonly string[], io: Io): Promise<number> 
 
 const TRAIN_COMMAND: Command = {
   summary: 'Run PAL (stage 1, rejection sampling, stage 2, export) from a *.palrun.yaml.',
-  help: `Usage: pal train <run.palrun.yaml> [--seed N] [--python PATH] [--nli FOLDER] [--allow-outside]
+  help: `Usage: pal train <run.palrun.yaml> [--seed N] [--from-stage1 RUN] [--python PATH] [--nli FOLDER] [--allow-outside]
 
   Runs PAL on the run config: the stage-1 mixture from its dialogue sets, stage 1, persona-blind
   rejections from the stage-1 model, stage 2 (DPO) with the writers' annotated pairs, an ONNX
@@ -440,12 +440,16 @@ const TRAIN_COMMAND: Command = {
 
   --seed N   Train with seed N instead of the config's: the run is named <name>-seed<N> (a run of
              the config's own seed keeps its name), so seeds of one config run side by side.
+  --from-stage1 RUN
+             Take the stage-1 model of another run (its folder, e.g. runs/pal) instead of
+             training one: the rejections, stage 2, export and evaluation run on it. For
+             stage-2 experiments on one stage 1; that run must have the same base.
 `,
   run: trainCommand,
 };
 
 async function trainCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--python', '--nli', '--seed'], ['-h', '--help', '--allow-outside'], 'train');
+  const { positional, options } = parseArgs(args, ['--python', '--nli', '--seed', '--from-stage1'], ['-h', '--help', '--allow-outside'], 'train');
   if (options['-h'] || options['--help']) {
     io.out(TRAIN_COMMAND.help);
     return 0;
@@ -459,6 +463,7 @@ async function trainCommand(args: readonly string[], io: Io): Promise<number> {
       python,
       signal,
       ...(seed !== undefined ? { seed } : {}),
+      ...(typeof options['--from-stage1'] === 'string' ? { fromStage1: options['--from-stage1'] } : {}),
       ...(options['--allow-outside'] ? {} : { allowedRoots: [process.cwd(), nodePath.dirname(nodePath.resolve(positional[0]!))] }),
       ...(typeof options['--nli'] === 'string' ? { nli: options['--nli'] } : {}),
       onProgress: (p) => {

@@ -83,6 +83,12 @@ export interface RunOptions {
   readonly allowedRoots?: readonly string[];
   /** Another seed than the run config's (`runWithSeed`): seeds for one config without copies of it. */
   readonly seed?: number;
+  /**
+   * Another run's folder whose stage-1 model this run takes instead of training its own: stage-2
+   * experiments on one stage-1 model, an hour of stage 1 on 2 CPU cores saved each. The run
+   * records where its stage 1 came from (stage1/source.json).
+   */
+  readonly fromStage1?: string;
 }
 
 /**
@@ -539,13 +545,70 @@ async function train(ctx: RunContext, stage: TrainingStage, job: SftJob | DpoJob
 
 /** stage 1: persona-aware learning (select + generate, 1:1), or plain fine-tuning. */
 async function stage1Stage(ctx: RunContext): Promise<'done' | 'cancelled'> {
-  if (ctx.state.done.includes('stage1')) return 'done';
+  const from = ctx.options.fromStage1;
+  if (ctx.state.done.includes('stage1')) {
+    if (from !== undefined) await checkStage1Source(ctx, from);
+    return 'done';
+  }
   const { places } = ctx;
+  if (from !== undefined) {
+    await copyStage1(ctx, from);
+    await ctx.markDone('stage1');
+    return 'done';
+  }
   ctx.progress({ stage: 'stage1', message: ctx.finetune ? 'Plain fine-tuning (persona + history -> response)' : 'Persona-aware learning (select + generate)' });
   if ((await train(ctx, 'stage1', sftJob(ctx.config, { model: ctx.base, data: places.stage1Data, out: places.stage1, ...ctx.special }))) === 'cancelled')
     return 'cancelled';
   await ctx.markDone('stage1');
   return 'done';
+}
+
+/** Where a run's stage-1 model came from, when it was taken from another run (`fromStage1`). */
+const STAGE1_SOURCE_FILE = 'source.json';
+
+/**
+ * Takes another run's stage-1 model as this run's: that run must have finished stage 1 from the
+ * same base (the same tokenizer and weights under its adapter), and this run must have a stage 2.
+ */
+async function copyStage1(ctx: RunContext, from: string): Promise<void> {
+  const source = path.resolve(from);
+  const fail = (why: string) => new Error(`--from-stage1 ${from}: ${why}`);
+  if (ctx.finetune) throw fail('a plain fine-tuning run (method: finetune) is its stage 1; there is no stage 2 to run on another stage 1.');
+  if (source === path.resolve(ctx.runDir)) throw fail('that is this run itself.');
+  const stateText = await fs.readFile(path.join(source, RUN_STATE_FILE), 'utf8').catch(() => null);
+  if (stateText === null) throw fail(`no ${RUN_STATE_FILE} there: not a run folder (runs live in the run config's output folder, one per run name).`);
+  const done = parseRunState(stateText, path.join(source, RUN_STATE_FILE)).done;
+  const trained = path.join(source, 'stage1', 'final');
+  if (!done.includes('stage1') || !(await fs.stat(trained).catch(() => undefined))?.isDirectory()) throw fail('that run has not finished stage 1.');
+  const job = JSON.parse(await fs.readFile(path.join(source, 'stage1', 'job.json'), 'utf8').catch(() => '{}')) as { model?: unknown };
+  if (typeof job.model !== 'string' || path.resolve(job.model) !== path.resolve(ctx.base))
+    throw fail(
+      `its stage 1 was trained from ${String(job.model ?? 'an unknown base')}, and this run's base is ${ctx.base} (model.base in ${path.basename(ctx.configFile)}).`,
+    );
+  ctx.progress({ stage: 'stage1', message: `Stage 1 taken from ${source} (not trained again)` });
+  const { places } = ctx;
+  const partial = `${places.stage1Model}.partial`;
+  await fs.rm(partial, { recursive: true, force: true });
+  await fs.mkdir(places.stage1, { recursive: true });
+  await fs.cp(trained, partial, { recursive: true });
+  await fs.rm(places.stage1Model, { recursive: true, force: true });
+  await fs.rename(partial, places.stage1Model);
+  await fs.copyFile(path.join(source, 'stage1', 'job.json'), path.join(places.stage1, 'job.json'));
+  await writeFileSafely(
+    path.join(places.stage1, STAGE1_SOURCE_FILE),
+    `${JSON.stringify({ run: source, copied_at: new Date().toISOString() }, null, 2)}\n`,
+    true,
+  );
+}
+
+/** A run whose stage 1 is done keeps it: --from-stage1 must name where it already came from. */
+async function checkStage1Source(ctx: RunContext, from: string): Promise<void> {
+  const text = await fs.readFile(path.join(ctx.places.stage1, STAGE1_SOURCE_FILE), 'utf8').catch(() => null);
+  const recorded = text === null ? undefined : (JSON.parse(text) as { run?: string }).run;
+  if (recorded !== undefined && path.resolve(recorded) === path.resolve(from)) return;
+  throw new Error(
+    `${ctx.runDir} already has its stage 1 (${recorded ? `taken from ${recorded}` : 'trained in this run'}); --from-stage1 ${from} does not replace it. Give the run config another name for a run on that stage 1.`,
+  );
 }
 
 /** generate: the stage-1 model's persona-blind responses (history only), stage 2's rejections. */

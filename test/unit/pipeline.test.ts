@@ -337,6 +337,51 @@ test('method finetune is the plain fine-tuning baseline: one stage, no selection
   assert.match(answer.generatePrompt, /Facts:\n1\. i have a dog named rex \.[^]*\nPersona:$/);
 });
 
+test("--from-stage1: a run takes another run's stage-1 model, trains only stage 2 on it, and records where it came from", { skip }, async () => {
+  const sam = await runAlignment(path.join(project, 'sam.palrun.yaml'), { python });
+  assert.equal(sam.outcome, 'done');
+  writeFileSync(path.join(project, 'reuse.palrun.yaml'), readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: reuse'));
+  const seen: RunProgress[] = [];
+  const reuse = await runAlignment(path.join(project, 'reuse.palrun.yaml'), { python, fromStage1: sam.runDir, onProgress: (p) => seen.push(p) });
+  assert.equal(reuse.outcome, 'done');
+  assert.deepEqual(reuse.stages, ['prepare', 'stage1', 'generate', 'stage2', 'export', 'evaluate']);
+  const weights = (run: string) => readFileSync(path.join(run, 'stage1', 'final', 'model.safetensors'));
+  assert.ok(weights(reuse.runDir).equals(weights(sam.runDir)), 'the same stage-1 weights');
+  assert.ok(!seen.some((p) => p.stage === 'stage1' && p.step !== undefined), 'stage 1 was not trained');
+  assert.ok(!existsSync(path.join(reuse.runDir, 'stage1', 'metrics.jsonl')));
+  assert.equal(JSON.parse(readFileSync(path.join(reuse.runDir, 'stage1', 'source.json'), 'utf8')).run, sam.runDir);
+  assert.ok(existsSync(path.join(reuse.runDir, 'stage2', 'final')), 'stage 2 trained on it');
+  // Again with the same source: a finished run, nothing to do; another source cannot replace it.
+  assert.equal((await runAlignment(path.join(project, 'reuse.palrun.yaml'), { python, fromStage1: sam.runDir })).outcome, 'done');
+  await assert.rejects(
+    runAlignment(path.join(project, 'reuse.palrun.yaml'), { python, fromStage1: path.join(project, 'runs', 'other') }),
+    /already has its stage 1 \(taken from .*sam\); --from-stage1 .*other does not replace it/,
+  );
+  await assert.rejects(
+    runAlignment(path.join(project, 'sam.palrun.yaml'), { python, fromStage1: reuse.runDir }),
+    /already has its stage 1 \(trained in this run\)/,
+  );
+  // What cannot be a stage 1 to take: no run there, a fine-tuning run, another base.
+  writeFileSync(path.join(project, 'fresh.palrun.yaml'), readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8').replace('name: sam', 'name: fresh'));
+  await assert.rejects(
+    runAlignment(path.join(project, 'fresh.palrun.yaml'), { python, fromStage1: project }),
+    /--from-stage1 .*: no state\.json there: not a run folder/,
+  );
+  writeFileSync(path.join(project, 'plain2.palrun.yaml'), readFileSync(path.join(project, 'plain.palrun.yaml'), 'utf8').replace('name: plain', 'name: plain2'));
+  await assert.rejects(
+    runAlignment(path.join(project, 'plain2.palrun.yaml'), { python, fromStage1: sam.runDir }),
+    /a plain fine-tuning run \(method: finetune\) is its stage 1/,
+  );
+  const other = readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8')
+    .replace('name: sam', 'name: otherbase')
+    .replace(/base: .*/, 'base: pal-default');
+  writeFileSync(path.join(project, 'otherbase.palrun.yaml'), other);
+  await assert.rejects(
+    runAlignment(path.join(project, 'otherbase.palrun.yaml'), { python, fromStage1: sam.runDir }),
+    /its stage 1 was trained from .*hf, and this run's base is .*pal-default/,
+  );
+});
+
 test('stage2.examples draws that many training examples for rejection sampling, the same ones every time', { skip }, async () => {
   const result = await runAlignment(path.join(project, 'subset.palrun.yaml'), { python });
   assert.equal(result.outcome, 'done');

@@ -11,7 +11,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { data, pal, readJson, recipe, root, trainerModule } from '../lib.mjs';
+import { data, pal, readJson, recipe, root } from '../lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const work = path.join(root, '.pal-studio', 'default-model');
@@ -156,13 +156,11 @@ await step(
   'ship',
   () => false,
   async () => {
-    // ONNX with int8 weights (per-row scales; the graph is fp32, onnxruntime restores fp32 weights
-    // at load) for inference, and fp16 safetensors so that a run can start from this folder too.
+    // As the studio ships models (pal model export): int8 ONNX for inference, fp16 safetensors so
+    // that a run can start from this folder too.
     const tmp = `${ship}.tmp`;
-    await fs.rm(tmp, { recursive: true, force: true });
-    await trainerModule('pal_trainer.export_onnx', [path.join(runs, 'pal', 'stage2', 'final'), tmp, '--weights', 'int8', '--safetensors', 'fp16']);
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'pal.json'])
-      await fs.copyFile(path.join(runs, 'pal', 'model', f), path.join(tmp, f)).catch(() => undefined);
+    await pal(['model', 'export', path.join(runs, 'pal', 'stage2', 'final'), '--tokenizer', path.join(runs, 'pal', 'model'), '--out', tmp, '--force']);
+    await fs.copyFile(path.join(runs, 'pal', 'model', 'pal.json'), path.join(tmp, 'pal.json'));
     // The card is written by hand from results.json (numbers, and what they mean); keep it.
     await fs.copyFile(path.join(ship, 'README.md'), path.join(tmp, 'README.md')).catch(() => undefined);
     await fs.rm(ship, { recursive: true, force: true });

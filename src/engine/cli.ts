@@ -2,6 +2,7 @@
  * `pal`: PAL Studio's engine on the command line, for headless machines and scripts. It runs the
  * same Engine code as the engine process the extension hosts, in-process.
  */
+import { existsSync, promises as fs } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
@@ -33,6 +34,7 @@ import { cacheRoot, EMBEDDED_MODEL_NAME, packageRoot } from './paths';
 import {
   ALIGNED_MODELS,
   DEFAULT_ALIGNED_MODEL,
+  exportForStudio,
   fetchModel,
   LABELLER_ENCODER,
   isFetched,
@@ -853,14 +855,23 @@ async function trainerPython(options: Record<string, string | boolean | undefine
 }
 
 const MODEL_COMMAND: Command = {
-  summary: `Fetch a model PAL Studio knows by name into its cache (model fetch), or make
-a new, randomly initialised model folder from a config.json (model init).`,
+  summary: `Fetch a model PAL Studio knows by name into its cache (model fetch), export a model
+(with a LoRA adapter merged) for inference (model export), or make a new, randomly
+initialised model folder from a config.json (model init).`,
   help: `Usage: pal model fetch <name> [--force] [--python PATH]
+       pal model export <model folder> --out <folder> [--adapter <folder>] [--tokenizer <folder>] [--force] [--python PATH]
        pal model init --config <config.json> --tokenizer <folder> --out <folder> [--seed N] [--python PATH]
 
   fetch: puts a model PAL Studio knows by name into its cache (${nodePath.join(cacheRoot(), 'models')}) and prints
   its folder; a run config names it as model: {base: <name>}, and runs fetch it themselves.
 ${knownModelsHelp()}
+  export: the model folder (Hugging Face layout, e.g. a run's stage1/final or a fetched base),
+  with --adapter (a PEFT LoRA folder, e.g. a run's stage2/final/adapter) merged into it, as the
+  studio ships models: int8 ONNX for inference and fp16 safetensors, the tokenizer (from
+  --tokenizer, e.g. the run's model/, else the model folder), and the adapter's pal.json and
+  README.md (else the model's pal.json). --out must not exist (--force replaces it); it appears
+  whole or not at all.
+
   init:
   writes a new model folder: the config.json's architecture (llama, qwen2, mistral or gpt2, in
   Hugging Face's terms) with GPT-2's random initialisation, as config.json + model.safetensors,
@@ -870,7 +881,12 @@ ${knownModelsHelp()}
 };
 
 async function modelCommand(args: readonly string[], io: Io): Promise<number> {
-  const { positional, options } = parseArgs(args, ['--config', '--tokenizer', '--out', '--seed', '--python'], ['--force', '-h', '--help'], 'model');
+  const { positional, options } = parseArgs(
+    args,
+    ['--config', '--tokenizer', '--out', '--seed', '--python', '--adapter'],
+    ['--force', '-h', '--help'],
+    'model',
+  );
   if (options['-h'] || options['--help']) {
     io.out(MODEL_COMMAND.help);
     return 0;
@@ -885,8 +901,38 @@ async function modelCommand(args: readonly string[], io: Io): Promise<number> {
     io.out(`${dir}\n`);
     return 0;
   }
+  if (positional[0] === 'export') {
+    const out = options['--out'];
+    if (positional.length !== 2 || typeof out !== 'string') throw new UsageError('usage: pal model export <model folder> --out <folder> [--adapter <folder>]');
+    const model = positional[1]!;
+    const adapter = typeof options['--adapter'] === 'string' ? options['--adapter'] : undefined;
+    const tokenizer = typeof options['--tokenizer'] === 'string' ? options['--tokenizer'] : undefined;
+    for (const [what, dir, file] of [['model', model, 'config.json'], ...(adapter ? [['--adapter', adapter, 'adapter_config.json']] : [])] as const)
+      if (!existsSync(nodePath.join(dir, file)))
+        throw new Error(`${dir}: no ${file}, so not a ${what === 'model' ? 'model folder' : 'LoRA adapter folder'} (${what}).`);
+    if (existsSync(out) && options['--force'] !== true) throw new Error(`${out} exists; --force replaces it.`);
+    const tmp = `${out}.tmp-${process.pid}`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    try {
+      await exportForStudio(await trainerPython(options), model, tmp, {
+        ...(adapter ? { adapter } : {}),
+        ...(tokenizer ? { tokenizer } : {}),
+        onLog: (line) => io.err(`${line}\n`),
+      });
+      await fs.rm(out, { recursive: true, force: true });
+      await fs.rename(tmp, out);
+    } catch (err) {
+      await fs.rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    io.err(`Exported ${model}${adapter ? ` with ${adapter} merged` : ''} into ${out}.\n`);
+    io.out(`${out}\n`);
+    return 0;
+  }
   if (positional[0] !== 'init' || positional.length !== 1)
-    throw new UsageError('usage: pal model fetch <name>, or pal model init --config <config.json> --tokenizer <folder> --out <folder>');
+    throw new UsageError(
+      'usage: pal model fetch <name>, pal model export <model folder> --out <folder>, or pal model init --config <config.json> --tokenizer <folder> --out <folder>',
+    );
   const [config, tokenizer, out] = [options['--config'], options['--tokenizer'], options['--out']];
   if (typeof config !== 'string' || typeof tokenizer !== 'string' || typeof out !== 'string')
     throw new UsageError('pal model init needs --config, --tokenizer and --out');

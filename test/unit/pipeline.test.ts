@@ -382,6 +382,67 @@ test("--from-stage1: a run takes another run's stage-1 model, trains only stage 
   );
 });
 
+test("pal model export: a run's stage-1 model with its stage-2 LoRA adapter merged, as the studio ships models", { skip }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { packageRoot } = await import('../../src/engine/paths');
+  const pal = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], {
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, PAL_PYTHON: python },
+    });
+  writeFileSync(
+    path.join(project, 'lora.palrun.yaml'),
+    readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8')
+      .replace('name: sam', 'name: lora')
+      .replace('warmup_steps: 0,', 'warmup_steps: 0, lora: {r: 4, alpha: 8, dropout: 0, targets: [q_proj, v_proj]},'),
+  );
+  const run = await runAlignment(path.join(project, 'lora.palrun.yaml'), { python });
+  assert.equal(run.outcome, 'done');
+  const adapter = path.join(run.runDir, 'stage2', 'final', 'adapter');
+  assert.ok(existsSync(path.join(adapter, 'adapter_config.json')), 'stage 2 trained a LoRA adapter');
+  const out = path.join(dir, 'exported');
+  // A run's trained model has no tokenizer beside it: the export says where to find one.
+  const noTokenizer = pal('model', 'export', path.join(run.runDir, 'stage1', 'final'), '--adapter', adapter, '--out', out);
+  assert.equal(noTokenizer.status, 1);
+  assert.match(noTokenizer.stderr, /final: no tokenizer\.json beside the model \(name the folder that has it/);
+  const r = pal('model', 'export', path.join(run.runDir, 'stage1', 'final'), '--adapter', adapter, '--tokenizer', path.join(run.runDir, 'model'), '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ['onnx/model.onnx', 'model.safetensors', 'tokenizer.json', 'config.json']) assert.ok(existsSync(path.join(out, f)), f);
+  // The merged weights are stage 2's (fp16 here): the adapter was merged, not dropped.
+  const compare = `
+import sys, torch
+from pal_trainer.safetensors import load_file
+a, b, s1 = (load_file(p) for p in sys.argv[1:4])
+print(max((a[k].float() - b[k].float()).abs().max().item() for k in b), max((s1[k].float() - b[k].float()).abs().max().item() for k in b))`;
+  const [merged, unmerged] = execFileSync(
+    python,
+    [
+      '-c',
+      compare,
+      path.join(out, 'model.safetensors'),
+      path.join(run.runDir, 'stage2', 'final', 'model.safetensors'),
+      path.join(run.runDir, 'stage1', 'final', 'model.safetensors'),
+    ],
+    { env: pythonEnvironment(), encoding: 'utf8' },
+  )
+    .trim()
+    .split(' ')
+    .map(Number);
+  // fp16 rounds these small weights by well under 1e-3; stage 2's LoRA moved some by more.
+  assert.ok(merged! < 5e-4, `export vs stage 2 (fp16 rounding): ${merged}`);
+  assert.ok(unmerged! > 2 * merged!, `stage 1 differs from stage 2 by more: ${unmerged} against ${merged}`);
+  const m = await loadModel(out);
+  assert.ok((await respond(m, { personas: facts, history: ['do you have pets ?'] }, { maxNewTokens: 4 })).response.length >= 0);
+  // It does not replace a folder unasked, and says what is not a model.
+  const again = pal('model', 'export', path.join(run.runDir, 'stage1', 'final'), '--tokenizer', path.join(run.runDir, 'model'), '--out', out);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /exported exists; --force replaces it/);
+  const notModel = pal('model', 'export', project, '--out', path.join(dir, 'x'));
+  assert.match(notModel.stderr, /no config\.json, so not a model folder/);
+  assert.ok(!existsSync(path.join(dir, 'x')));
+});
+
 test('stage2.examples draws that many training examples for rejection sampling, the same ones every time', { skip }, async () => {
   const result = await runAlignment(path.join(project, 'subset.palrun.yaml'), { python });
   assert.equal(result.outcome, 'done');

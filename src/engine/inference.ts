@@ -287,7 +287,8 @@ export function discourageRepeats(
     for (let j = 0; j < n - 1 && same; j++) same = seq[i + j] === seq[start + j];
     if (same) logits[offset + seq[i + n - 1]!] = -Infinity;
   }
-  if (seq !== response) for (const id of prompt!.next.get(seq.slice(start).join(',')) ?? []) logits[offset + id] = -Infinity;
+  if (seq !== response)
+    for (const id of prompt!.next.get(seq.slice(start).join(',')) ?? []) if (!prompt!.bans || prompt!.bans(id)) logits[offset + id] = -Infinity;
 }
 
 /**
@@ -300,6 +301,8 @@ export interface PromptNgrams {
   readonly n: number;
   readonly next: ReadonlyMap<string, readonly number[]>;
   readonly tail: readonly number[];
+  /** Which of the followers it bans (absent: all of them). */
+  readonly bans?: (id: number) => boolean;
 }
 
 export function promptNgrams(promptIds: readonly number[], n: number): PromptNgrams {
@@ -436,7 +439,15 @@ export function dialogueBan(m: LoadedModel, history: readonly string[], options:
     const text = turn.replace(/\s+/g, ' ').trim();
     ids.push(...encode(m, text), -1, ...encode(m, ` ${text}`), -1);
   }
-  return { ...promptNgrams(ids, n), tail: [] };
+  // Only a token that starts a word is banned: banning the rest of a copied word mid-word gave
+  // words that are none ("custododian" for "custodian"); the copy stops at the next word instead.
+  const starts = new Map<number, boolean>();
+  const bans = (id: number) => {
+    let s = starts.get(id);
+    if (s === undefined) starts.set(id, (s = !/^[\p{L}\p{N}]/u.test(decode(m, [id]))));
+    return s;
+  };
+  return { ...promptNgrams(ids, n), tail: [], bans };
 }
 
 /** The prompt's n-grams for a ban from 'prompt'. */

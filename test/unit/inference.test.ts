@@ -437,6 +437,16 @@ test("with noRepeatNgramFrom 'dialogue' a reply copies no n tokens of a turn; th
     [],
   );
   assert.equal(dialogueBan(m, [turn], { noRepeatNgramSize: n }), undefined, 'reply alone by default');
+  // It bans a token that starts a word, never the rest of one: cut mid-word, a copy became a word
+  // that is none ("custododian").
+  const [, ust] = encode(m, ' custodian');
+  assert.equal(decode(m, [ust!]).startsWith(' '), false);
+  assert.equal(ban.bans!(ust!), false);
+  assert.equal(ban.bans!(encode(m, ' work')[0]!), true);
+  assert.equal(ban.bans!(encode(m, ' .')[0]!), true);
+  const row = new Float32Array(6).fill(1);
+  discourageRepeats(row, 0, 6, [4], { noRepeatNgramSize: 2 }, { ...promptNgrams([4, 2, -1, 4, 3], 2), tail: [], bans: (id) => id !== 2 });
+  assert.deepEqual([...row], [1, 1, 1, -Infinity, 1, 1], 'of the followers of 4 (2 and 3), only those it bans');
 });
 
 test('topIndices: the k largest, largest first, ties by position, as a full sort gives them', () => {

@@ -53,6 +53,7 @@ test('pal eval --json gives every metric under its stable key, with hand-checked
     'pCover',
     'selectedFactUse',
     'factRecital',
+    'partnerEcho',
     'cScore',
     'cScoreMax',
     'count',
@@ -125,7 +126,18 @@ test('--out writes report.json and a self-contained report.html that escapes eve
   const json = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
   assert.equal(json.count, 3);
   assert.equal(json.examples.length, 3);
-  assert.deepEqual(Object.keys(json.examples[0]).sort(), ['bleu', 'cScore', 'cScoreMax', 'factRecital', 'nli', 'pCover', 'pF1', 'rougeL', 'selectedFactUse']);
+  assert.deepEqual(Object.keys(json.examples[0]).sort(), [
+    'bleu',
+    'cScore',
+    'cScoreMax',
+    'factRecital',
+    'nli',
+    'pCover',
+    'pF1',
+    'partnerEcho',
+    'rougeL',
+    'selectedFactUse',
+  ]);
   const html = readFileSync(path.join(out, 'report.html'), 'utf8');
   assert.ok(!/<script/i.test(html), 'no script element may come from the data');
   assert.ok(!/<img/i.test(html) && !/<b>nurse/.test(html));

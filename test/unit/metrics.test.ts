@@ -31,6 +31,7 @@ import {
   Vocabulary,
   type NliLabel,
   recitesFact,
+  echoesPartner,
   usesSelectedFact,
 } from '../../src/core/metrics/index';
 import { loadNliModel, nliLabelMap } from '../../src/engine/eval';
@@ -440,6 +441,34 @@ describe('fact recited word for word', () => {
       [1, 0, null],
     );
     assert.equal(report.factRecital, 1 / 2);
+  });
+});
+
+describe("partner's turn echoed", () => {
+  test("4 words running from the partner's last turn, whatever the case and punctuation", () => {
+    const turn = 'hi , just got back from riding my horse ! you ?';
+    assert.equal(echoesPartner('Hi, just got back from riding my horse.', turn), true);
+    assert.equal(echoesPartner('oh , back from riding , was it fun', turn), false, 'three of its words in a row, then others');
+    assert.equal(echoesPartner('so you got back from riding my horse', turn), true, 'anywhere in the reply');
+    assert.equal(echoesPartner('i love riding horses too', turn), false, 'the words, not the topic');
+    assert.equal(echoesPartner('just got back ?', turn), false, 'three words are not four');
+    assert.equal(echoesPartner('from riding my horsebox', turn), false, 'a word boundary');
+  });
+  test('the report counts echoes among the replies that have a history, by the last turn only', () => {
+    const history = ['i like to go riding my horse a lot', 'do you have any pets at home ?'];
+    const { report, stats } = evaluateText(
+      [
+        { prediction: 'do you have any pets ?', reference: 'x', history },
+        { prediction: 'i like to go riding my horse', reference: 'x', history },
+        { prediction: 'do you have any pets ?', reference: 'x' },
+      ],
+      { bootstrap: false },
+    );
+    assert.deepEqual(
+      stats.map((s) => s.partnerEcho),
+      [1, 0, null],
+    );
+    assert.equal(report.partnerEcho, 1 / 2);
   });
 });
 

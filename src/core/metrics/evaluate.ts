@@ -6,7 +6,7 @@
 import { addBleuCounts, bleuFromCounts, emptyBleuCounts, MAX_BLEU_ORDER } from './bleu';
 import { consistencyScores, type NliClassify, type NliLabel } from './consistency';
 import { averageLength, distinctN } from './diversity';
-import { IdfTable, personaCover, personaF1, recitesFact } from './persona';
+import { echoesPartner, IdfTable, personaCover, personaF1, recitesFact } from './persona';
 import { ROUGE_L_BETA, rougeL } from './rouge';
 import { sameSelection, selectionAccuracy, type SelectionItem } from './selection';
 import { DEFAULT_TOKENIZATION, tokenize, Vocabulary, type Tokenization } from './tokenize';
@@ -65,6 +65,11 @@ export interface MetricReport {
    * word (persona.ts recitesFact): P-F1 counts a recital as full persona use, a reader does not.
    */
   factRecital: number | null;
+  /**
+   * The share of replies (with a dialogue) that echo the partner's last turn, 4 words running
+   * (persona.ts echoesPartner): a parroted turn is no reply, whatever BLEU gives it.
+   */
+  partnerEcho: number | null;
   cScore: number | null;
   cScoreMax: number | null;
   count: number;
@@ -141,6 +146,7 @@ export const METRIC_FIELDS: readonly { key: keyof MetricReport; label: string }[
   { key: 'pCover', label: 'P-Cover' },
   { key: 'selectedFactUse', label: 'Selected fact used' },
   { key: 'factRecital', label: 'Fact recited word for word' },
+  { key: 'partnerEcho', label: "Partner's turn echoed" },
   { key: 'cScore', label: 'C.score (sum, Madotto et al.)' },
   { key: 'cScoreMax', label: 'C.score (max, PAL code)' },
   { key: 'count', label: 'Examples' },
@@ -156,6 +162,8 @@ export interface ExampleScores {
   selectedFactUse: number | null;
   /** 1 or 0: the reply recites a persona sentence (null: no personas); see MetricReport. */
   factRecital: number | null;
+  /** 1 or 0: the reply echoes the partner's last turn (null: no history); see MetricReport. */
+  partnerEcho: number | null;
   cScore: number | null;
   cScoreMax: number | null;
   /** The NLI label of each persona sentence, when C.score was computed. */
@@ -181,6 +189,8 @@ export interface ExampleStats {
   readonly selectedFactUse: number | null;
   /** 1 when the reply recites a persona sentence, 0 when not, null without personas. */
   readonly factRecital: number | null;
+  /** 1 when the reply echoes the partner's last turn, 0 when not, null without a history. */
+  readonly partnerEcho: number | null;
   readonly selection: SelectionItem | null;
   cScore: number | null;
   cScoreMax: number | null;
@@ -212,6 +222,7 @@ export const AGGREGATE_KEYS = [
   'pCover',
   'selectedFactUse',
   'factRecital',
+  'partnerEcho',
   'cScore',
   'cScoreMax',
 ] as const;
@@ -219,7 +230,7 @@ export type AggregateKey = (typeof AGGREGATE_KEYS)[number];
 export type Aggregate = Record<AggregateKey, number | null>;
 
 /** The metrics that are means of a per-example value (examples without one are left out). */
-const MEAN_KEYS = ['pF1', 'pCover', 'selectedFactUse', 'factRecital', 'cScore', 'cScoreMax'] as const;
+const MEAN_KEYS = ['pF1', 'pCover', 'selectedFactUse', 'factRecital', 'partnerEcho', 'cScore', 'cScoreMax'] as const;
 
 /**
  * Every corpus metric over the examples at `indexes` (repeats allowed: a bootstrap draw). Corpus
@@ -268,6 +279,7 @@ export function aggregate(stats: readonly ExampleStats[], indexes: ArrayLike<num
     pCover: avg(mean.pCover),
     selectedFactUse: avg(mean.selectedFactUse),
     factRecital: avg(mean.factRecital),
+    partnerEcho: avg(mean.partnerEcho),
     cScore: avg(mean.cScore),
     cScoreMax: avg(mean.cScoreMax),
   };
@@ -338,6 +350,8 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
       personaCount++;
     }
     const selectedFactUse = usesSelectedFact(r);
+    const partnerTurn = r.history?.at(-1);
+    const partnerEcho = partnerTurn === undefined ? null : echoesPartner(r.prediction, partnerTurn) ? 1 : 0;
     examples.push({
       bleu: Array.from({ length: MAX_BLEU_ORDER }, (_, n) => bleuFromCounts(pair, n + 1)),
       rougeL: rouge,
@@ -345,6 +359,7 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
       pCover,
       selectedFactUse,
       factRecital,
+      partnerEcho,
       cScore: null,
       cScoreMax: null,
       nli: null,
@@ -360,6 +375,7 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
       pCover,
       selectedFactUse,
       factRecital,
+      partnerEcho,
       selection: typeof r.selected === 'number' && typeof r.gold_persona === 'number' ? { selected: r.selected, gold: r.gold_persona } : null,
       cScore: null,
       cScoreMax: null,
@@ -396,6 +412,7 @@ export function evaluateText(records: readonly PredictionRecord[], options: Eval
     pCover: all.pCover,
     selectedFactUse: all.selectedFactUse,
     factRecital: all.factRecital,
+    partnerEcho: all.partnerEcho,
     cScore: null,
     cScoreMax: null,
     count: records.length,

@@ -295,10 +295,29 @@ export const MIN_RECITED_WORDS = 4;
  * hears a recital; reports count it apart so that a P-F1 gain can be read for what it is.
  */
 export function recitesFact(response: string, personas: readonly string[]): boolean {
-  const words = (text: string) => tokenize(text, 'words').filter((t) => HAS_LETTER_OR_DIGIT.test(t));
-  const reply = ` ${words(response).join(' ')} `;
+  const reply = ` ${spokenWords(response).join(' ')} `;
   return personas.some((p) => {
-    const fact = words(p);
+    const fact = spokenWords(p);
     return fact.length >= MIN_RECITED_WORDS && reply.includes(` ${fact.join(' ')} `);
   });
+}
+
+/** The words a reader hears: the "words" tokenisation with punctuation dropped. */
+function spokenWords(text: string): string[] {
+  return tokenize(text, 'words').filter((t) => HAS_LETTER_OR_DIGIT.test(t));
+}
+
+/** How many words running a reply must share with the partner's turn to echo it. */
+export const ECHO_WORDS = 4;
+
+/**
+ * Whether a reply echoes the partner's last turn: 4 of its words running, as the turn has them
+ * ("hi , just got back from riding my horse ! you ?" answered "Hi, just got back from riding
+ * my horse."). Small models parrot what they answer; reports count it apart, beside recitals.
+ */
+export function echoesPartner(response: string, partnerTurn: string): boolean {
+  const reply = spokenWords(response);
+  const turn = ` ${spokenWords(partnerTurn).join(' ')} `;
+  for (let i = 0; i + ECHO_WORDS <= reply.length; i++) if (turn.includes(` ${reply.slice(i, i + ECHO_WORDS).join(' ')} `)) return true;
+  return false;
 }

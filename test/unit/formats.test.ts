@@ -244,7 +244,11 @@ describe('run configs', () => {
       [0.1, 1e-6, 'sigmoid', 1, 40],
     );
     assert.deepEqual([c.device, c.precision, c.seed, c.data.pairs], ['auto', 'auto', 42, []]);
-    assert.deepEqual(c.evaluation, { max_new_tokens: 40, num_beams: 1, repetition_penalty: 1, no_repeat_ngram_size: 0 }, 'greedy, no repetition controls');
+    assert.deepEqual(
+      c.evaluation,
+      { max_new_tokens: 40, num_beams: 1, repetition_penalty: 1, no_repeat_ngram_size: 0, no_repeat_ngram_from: 'reply' },
+      'greedy, no repetition controls',
+    );
   });
 
   test("every unknown run-config field is a warning at its key, with our name for another tool's (issue 18.6)", () => {
@@ -282,15 +286,22 @@ describe('run configs', () => {
       'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation: {num_beams: 3, no_repeat_ngram_size: 3}\n',
       'x.palrun.yaml',
     );
-    assert.deepEqual(ok.config!.evaluation, { max_new_tokens: 40, num_beams: 3, repetition_penalty: 1, no_repeat_ngram_size: 3 });
+    assert.deepEqual(ok.config!.evaluation, {
+      max_new_tokens: 40,
+      num_beams: 3,
+      repetition_penalty: 1,
+      no_repeat_ngram_size: 3,
+      no_repeat_ngram_from: 'reply',
+    });
     const bad = parseRunConfig(
-      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation:\n  repetition_penalty: 0.5\n  no_repeat_ngram_size: 2.5\n',
+      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation:\n  repetition_penalty: 0.5\n  no_repeat_ngram_size: 2.5\n  no_repeat_ngram_from: facts\n',
       'x.palrun.yaml',
     );
     assert.equal(bad.config, undefined);
     assert.deepEqual(bad.problems.map((p) => `${at(p)} ${p.message}`).sort(), [
       "4:23 'evaluation.repetition_penalty' should be at least 1, not 0.5.",
       "5:25 'evaluation.no_repeat_ngram_size' should be a whole number, not the number 2.5.",
+      `6:25 'evaluation.no_repeat_ngram_from' should be one of "reply", "dialogue", "prompt", not "facts".`,
     ]);
   });
 

@@ -3,6 +3,7 @@
  * stage 2 reads writers' pairs (mixture.ts `annotatedPairs`), and the one line that appends it to
  * a `*.pairs.jsonl` file without changing any byte already there.
  */
+import type { NoRepeatSource } from './decoding';
 import type { ChatMessage, PreferencePair } from './formats/types';
 
 /** How the two responses were sampled: kept with the pair, so a writer knows what produced them. */
@@ -15,6 +16,8 @@ export interface SamplingRecord {
   /** Present only when on (above 1, or above 0). */
   readonly repetition_penalty?: number;
   readonly no_repeat_ngram_size?: number;
+  /** Where that ban took its n-grams from (core/decoding.ts), with it. */
+  readonly no_repeat_ngram_from?: NoRepeatSource;
   /** The seeds of the chosen and the rejected response. */
   readonly seeds: readonly [number, number];
   /** The persona fact each was generated with (chosen, rejected): index among the facts of persona_ids in order (-1: none), and its words. */

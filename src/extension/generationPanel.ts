@@ -5,6 +5,7 @@
  * (a saved pair holds only what the model wrote) and appends through the text document, so the
  * append is undoable and never overwrites what a writer has open and unsaved.
  */
+import { INTERACTIVE_DECODING } from '../core/decoding';
 import { RUN_STATE_FILE } from '../core/runFolder';
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
@@ -168,6 +169,7 @@ export class GenerationPanel {
             maxNewTokens,
             repetitionPenalty,
             noRepeatNgramSize,
+            ...(noRepeatNgramSize > 0 ? { noRepeatNgramFrom: INTERACTIVE_DECODING.noRepeatNgramFrom } : {}),
             seed,
             streamId: streams[index]!,
           };
@@ -213,7 +215,9 @@ export class GenerationPanel {
         top_p: g.decoding.topP,
         max_new_tokens: g.decoding.maxNewTokens,
         ...(g.decoding.repetitionPenalty !== 1 ? { repetition_penalty: g.decoding.repetitionPenalty } : {}),
-        ...(g.decoding.noRepeatNgramSize !== 0 ? { no_repeat_ngram_size: g.decoding.noRepeatNgramSize } : {}),
+        ...(g.decoding.noRepeatNgramSize !== 0
+          ? { no_repeat_ngram_size: g.decoding.noRepeatNgramSize, no_repeat_ngram_from: INTERACTIVE_DECODING.noRepeatNgramFrom }
+          : {}),
         seeds: [g.seeds[chosenIndex]!, g.seeds[rejectedIndex]!],
         // The fact each reply was generated with highlighted (-1: none), among the personas' facts in order.
         selected: [

@@ -545,8 +545,8 @@ const PREDICT_COMMAND: Command = {
   --limit N              the first N examples only
   --beams N              beam search of width N (default 1: greedy)
   --no-repeat-ngram N    no N tokens twice in a reply (0 = off)
-  --no-repeat-from W     where --no-repeat-ngram also looks: reply (default), dialogue (no N
-                         tokens of any turn either: the reply never parrots the partner), or
+  --no-repeat-from W     where --no-repeat-ngram also looks: reply (default), partner (no N
+                         tokens of the partner's turns either: no parroting), or
                          prompt (the whole prompt, facts too, as Hugging Face's generate does)
   --repetition-penalty P tokens already in the reply are less likely (1 = off)
   --max-new-tokens N     reply length cap (default 40)
@@ -635,7 +635,7 @@ const CHAT_COMMAND: Command = {
 
   Small models decoding greedily tend to loop; --repetition-penalty 1.2 (tokens already in the
   reply are less likely) or --no-repeat-ngram 3 (no 3 tokens twice in the reply) curb that.
-  --no-repeat-from dialogue bans the dialogue's 3-grams too, so the reply never parrots what it
+  --no-repeat-from partner bans the partner's 3-grams too, so the reply never parrots what it
   answers; prompt bans the whole prompt's, facts too, as Hugging Face's generate does.
 `,
   run: chatCommand,

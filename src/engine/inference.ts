@@ -380,7 +380,7 @@ export interface PromptCaching {
   readonly prefix?: PrefixCache;
   /** Receives the prompt's key/value cache, before any generated token. */
   readonly onPromptPast?: (past: Record<string, OrtTensor>) => void;
-  /** The n-grams a no-repeat ban takes from outside the reply (dialogueBan's), for a prompt that holds more than the dialogue. */
+  /** The n-grams a no-repeat ban takes from outside the reply (partnerBan's), for a prompt that holds more than the partner's turns. */
   readonly ban?: PromptNgrams;
 }
 
@@ -427,15 +427,17 @@ export async function generateText(
 }
 
 /**
- * The dialogue's n-grams for a ban from 'dialogue': each turn's tokens as it opens a message (the
- * chat format) and after a space (a tagged line of the text format, and a reply that begins with a
- * space), no n-gram across two turns. Its words mid-turn tokenize alike either way.
+ * The partner's n-grams for a ban from 'partner': each of the partner's turns (the last turn, and
+ * every second one back from it) as its tokens open a message (the chat format) and after a space
+ * (a tagged line of the text format, and a reply that begins with a space), no n-gram across two
+ * turns; its words mid-turn tokenize alike either way. The persona's own turns are left out: barred
+ * from its own words, a model wrote "gasstation" for a "gas station" it had said before.
  */
-export function dialogueBan(m: LoadedModel, history: readonly string[], options: DecodingOptions): PromptNgrams | undefined {
+export function partnerBan(m: LoadedModel, history: readonly string[], options: DecodingOptions): PromptNgrams | undefined {
   const n = options.noRepeatNgramSize ?? 0;
-  if (n <= 0 || options.noRepeatNgramFrom !== 'dialogue') return undefined;
+  if (n <= 0 || options.noRepeatNgramFrom !== 'partner') return undefined;
   const ids: number[] = [];
-  for (const turn of history) {
+  for (const turn of history.filter((_, i) => (history.length - 1 - i) % 2 === 0)) {
     const text = turn.replace(/\s+/g, ' ').trim();
     ids.push(...encode(m, text), -1, ...encode(m, ` ${text}`), -1);
   }
@@ -695,7 +697,7 @@ export async function selectThenGenerate(
     const shared = sharedLength(selectPast.ids, encode(m, prompt));
     if (shared >= 16) prefix = { ids: selectPast.ids.slice(0, shared), past: truncatePast(m.tf, selectPast.past, shared) };
   }
-  const ban = dialogueBan(m, fitted.history, options);
+  const ban = partnerBan(m, fitted.history, options);
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, { ...(prefix ? { prefix } : {}), ...(ban ? { ban } : {}) });
   return {
     selected,
@@ -726,7 +728,7 @@ export async function respond(
   const f = m.promptFormat;
   const fitted = trimHistory(input, (x) => encode(m, plainPrompt(x, f)).length + (options.maxNewTokens ?? 40) <= m.maxLength);
   const prompt = plainPrompt(fitted, f);
-  const ban = dialogueBan(m, fitted.history, options);
+  const ban = partnerBan(m, fitted.history, options);
   const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, ban ? { ban } : {});
   return { selected: -1, selectedText: NO_PERSONA, selectionSource: 'none', generatePrompt: prompt, response: text };
 }

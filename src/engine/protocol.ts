@@ -301,8 +301,8 @@ export interface DecodingSettings {
   readonly noRepeatNgramSize?: number;
   /**
    * Where the no-repeat ban also takes its n-grams from: 'reply' (the reply alone; the default),
-   * 'dialogue' (each turn of the dialogue too, so the reply never parrots the partner or repeats an
-   * earlier turn, while the facts stay free to say), or 'prompt' (the whole prompt, as Hugging
+   * 'partner' (each of the partner's turns too, so the reply never parrots what it answers, while
+   * the facts and the persona's own turns stay free to say), or 'prompt' (the whole prompt, as Hugging
    * Face's generate does for a decoder-only model, whose sequence is the prompt and the reply:
    * no fact is copied word for word either).
    */

@@ -85,8 +85,8 @@ test('pal chat answers with the embedded model, and refuses bad numbers and an e
     [['--beams', '0'], /--beams must be 1 or more/],
     [['--max-new-tokens', '0'], /--max-new-tokens must be 1 or more/],
     [['--selection', 'gold'], /--selection must be auto, model, retrieval/],
-    [['--no-repeat-ngram', '3', '--no-repeat-from', 'facts'], /--no-repeat-from must be one of reply, dialogue, prompt, not "facts"/],
-    [['--no-repeat-from', 'dialogue'], /--no-repeat-from needs --no-repeat-ngram N/],
+    [['--no-repeat-ngram', '3', '--no-repeat-from', 'facts'], /--no-repeat-from must be one of reply, partner, prompt, not "facts"/],
+    [['--no-repeat-from', 'partner'], /--no-repeat-from needs --no-repeat-ngram N/],
   ];
   for (const [extra, message] of cases) {
     const r = pal('chat', '--model', 'pal-default', '--facts', facts, 'hi', ...extra);

@@ -301,7 +301,7 @@ describe('run configs', () => {
     assert.deepEqual(bad.problems.map((p) => `${at(p)} ${p.message}`).sort(), [
       "4:23 'evaluation.repetition_penalty' should be at least 1, not 0.5.",
       "5:25 'evaluation.no_repeat_ngram_size' should be a whole number, not the number 2.5.",
-      `6:25 'evaluation.no_repeat_ngram_from' should be one of "reply", "dialogue", "prompt", not "facts".`,
+      `6:25 'evaluation.no_repeat_ngram_from' should be one of "reply", "partner", "prompt", not "facts".`,
     ]);
   });
 

@@ -50,7 +50,7 @@ test('a pair records the fact each reply was generated with, and stays a valid p
     max_new_tokens: 40,
     repetition_penalty: 1.2,
     no_repeat_ngram_size: 3,
-    no_repeat_ngram_from: 'dialogue' as const,
+    no_repeat_ngram_from: 'partner' as const,
     seeds: [2, 1] as const,
     selected,
   };
@@ -67,7 +67,7 @@ test('a pair records the fact each reply was generated with, and stays a valid p
     { index: -1, text: 'none' },
   ]);
   assert.notEqual((pair.sampling as { selected: unknown[] }).selected[0], selected[0], "a copy, not the caller's object");
-  assert.equal((pair.sampling as { no_repeat_ngram_from: unknown }).no_repeat_ngram_from, 'dialogue');
+  assert.equal((pair.sampling as { no_repeat_ngram_from: unknown }).no_repeat_ngram_from, 'partner');
   assert.deepEqual(parsePairs(JSON.stringify(pair), 'x.pairs.jsonl').lines[0]!.problems, []);
 });
 

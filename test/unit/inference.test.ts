@@ -13,7 +13,7 @@ import { pythonEnvironment } from '../../src/engine/python';
 import {
   chooseSelection,
   decode,
-  dialogueBan,
+  partnerBan,
   discourageRepeats,
   encode,
   GenerationCancelled,
@@ -397,7 +397,7 @@ test("with noRepeatNgramFrom 'prompt' the embedded model copies no n tokens runn
   }
 });
 
-test("with noRepeatNgramFrom 'dialogue' a reply copies no n tokens of a turn; the facts' own words are not banned", async () => {
+test("with noRepeatNgramFrom 'partner' a reply copies no n tokens of the partner's turns; the facts' and its own earlier words are not banned", async () => {
   const m = await loadModel(embeddedModelDir());
   const turn = 'I love to cook pasta . what do you like to do ?';
   const facts = ['i love to cook pasta .', 'i bake bread every morning .'];
@@ -405,7 +405,7 @@ test("with noRepeatNgramFrom 'dialogue' a reply copies no n tokens of a turn; th
   const ngrams = (ids: readonly number[]) => new Set(ids.slice(0, ids.length - n + 1).map((_, i) => ids.slice(i, i + n).join(',')));
   const fromTurn = new Set([...ngrams(encode(m, turn)), ...ngrams(encode(m, ` ${turn}`))]);
   const copies = (text: string, from: Set<string>) => [...ngrams(encode(m, text))].filter((g) => from.has(g)).length;
-  const reply = async (noRepeatNgramFrom?: 'dialogue') =>
+  const reply = async (noRepeatNgramFrom?: 'partner') =>
     (
       await selectThenGenerate(
         m,
@@ -421,11 +421,13 @@ test("with noRepeatNgramFrom 'dialogue' a reply copies no n tokens of a turn; th
   // Only meaningful if the reply parrots the turn when the ban counts the reply alone.
   const plain = await reply();
   assert.ok(copies(plain, fromTurn) > 0, `the reply copies the turn: ${plain}`);
-  const banned = await reply('dialogue');
+  const banned = await reply('partner');
   assert.equal(copies(banned, fromTurn), 0, banned);
   assert.ok(banned.length > 0);
-  // What the ban holds: the turn's pairs, and none of the other fact's, which only the prompt has.
-  const ban = dialogueBan(m, [turn], { noRepeatNgramSize: n, noRepeatNgramFrom: 'dialogue' })!;
+  // What the ban holds: the partner's pairs, and none of the other fact's (only the prompt has
+  // them) nor of the persona's own earlier turn.
+  const own = 'i keep a lighthouse by the sea .';
+  const ban = partnerBan(m, ['what is your job ?', own, turn], { noRepeatNgramSize: n, noRepeatNgramFrom: 'partner' })!;
   const held = new Set([...ban.next].flatMap(([key, next]) => next.map((id) => `${key},${id}`)));
   assert.deepEqual(
     [...fromTurn].filter((g) => !held.has(g)),
@@ -436,7 +438,18 @@ test("with noRepeatNgramFrom 'dialogue' a reply copies no n tokens of a turn; th
     [...otherFact].filter((g) => held.has(g) && !fromTurn.has(g)),
     [],
   );
-  assert.equal(dialogueBan(m, [turn], { noRepeatNgramSize: n }), undefined, 'reply alone by default');
+  const firstTurn = ngrams(encode(m, ' what is your job ?'));
+  assert.ok(
+    [...firstTurn].some((g) => held.has(g) && !fromTurn.has(g)),
+    "the partner's earlier turn is banned too",
+  );
+  const ownWords = ngrams(encode(m, ` ${own}`));
+  assert.deepEqual(
+    [...ownWords].filter((g) => held.has(g) && !fromTurn.has(g) && !firstTurn.has(g)),
+    [],
+    'its own earlier turn is not',
+  );
+  assert.equal(partnerBan(m, [turn], { noRepeatNgramSize: n }), undefined, 'reply alone by default');
   // It bans a token that starts a word, never the rest of one: cut mid-word, a copy became a word
   // that is none ("custododian").
   const [, ust] = encode(m, ' custodian');

@@ -34,7 +34,7 @@ same<
       num_beams: number;
       repetition_penalty: number;
       no_repeat_ngram_size: number;
-      no_repeat_ngram_from: 'reply' | 'dialogue' | 'prompt';
+      no_repeat_ngram_from: 'reply' | 'partner' | 'prompt';
     }
   >
 >();

@@ -158,7 +158,7 @@ function decodingSection(): HTMLElement {
     temperature: '0: greedy',
     topK: '0: no limit',
     repetitionPenalty: '1: off',
-    noRepeatNgramSize: '0: off; no n tokens of the dialogue either',
+    noRepeatNgramSize: "0: off; no n tokens of the partner's turns either",
     seed: 'seed, seed + 1, … per sample',
   };
   const fields = (Object.keys(labels) as (keyof Decoding)[]).map((k) => {

@@ -266,7 +266,7 @@ export const runConfigSchema = {
           enum: NO_REPEAT_SOURCES,
           default: 'reply',
           description:
-            'Where no_repeat_ngram_size also looks: reply (the response alone), dialogue (each dialogue turn too: no parroting), or prompt (the whole prompt, facts too, as Hugging Face’s generate does for a decoder-only model).',
+            'Where no_repeat_ngram_size also looks: reply (the response alone), partner (the partner’s turns too: no parroting), or prompt (the whole prompt, facts too, as Hugging Face’s generate does for a decoder-only model).',
         },
       },
     },

@@ -11,7 +11,7 @@ import { parsePairs } from '../../src/core/formats/pairs';
 import { historyOnlyPrompt, selectPrompt, generatePrompt, PROMPT_TEMPLATE_VERSION, selectTarget, responseTarget } from '../../src/core/prompts';
 import { loadModel, respond, selectThenGenerate } from '../../src/engine/inference';
 import { knownModelNamed, resolveModelSpec } from '../../src/engine/baseModels';
-import { cacheRoot, embeddedModelDir, trainerDir } from '../../src/engine/paths';
+import { cacheRoot, embeddedModelDir, packageRoot, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
 import { fitted, listRuns, prepareRun, runAlignment, runWithSeed, type RunProgress } from '../../src/engine/pipeline';
 import { acquireRunLock } from '../../src/engine/runLock';
@@ -219,15 +219,15 @@ test('bad data stops a run before training, naming the file and line', { skip },
   await assert.rejects(runAlignment(bad, { python }), /bad\.dialogues\.jsonl:1:1: error: example bad\.dialogues\.jsonl:1: no persona file has the id "nobody"/);
 });
 
+/** The command line, with the test's Python. */
+const pal = (...args: string[]) =>
+  spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, PAL_PYTHON: python },
+  });
+
 test('pal train, pal runs and pal chat: the same run from the command line', { skip }, async () => {
-  const { spawnSync } = await import('node:child_process');
-  const { packageRoot } = await import('../../src/engine/paths');
-  const pal = (...args: string[]) =>
-    spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], {
-      encoding: 'utf8',
-      timeout: 300_000,
-      env: { ...process.env, PAL_PYTHON: python },
-    });
   const config = path.join(project, 'cli.palrun.yaml');
   // The evaluation decodes as the config says: at most 3 tokens a reply (a token is a word or less
   // with this word-level tokenizer) and, with no_repeat_ngram_size 1, no word twice.
@@ -383,14 +383,6 @@ test("--from-stage1: a run takes another run's stage-1 model, trains only stage 
 });
 
 test("pal model export: a run's stage-1 model with its stage-2 LoRA adapter merged, as the studio ships models", { skip }, async () => {
-  const { spawnSync } = await import('node:child_process');
-  const { packageRoot } = await import('../../src/engine/paths');
-  const pal = (...args: string[]) =>
-    spawnSync(process.execPath, [path.join(packageRoot(), 'dist', 'cli.js'), ...args], {
-      encoding: 'utf8',
-      timeout: 300_000,
-      env: { ...process.env, PAL_PYTHON: python },
-    });
   writeFileSync(
     path.join(project, 'lora.palrun.yaml'),
     readFileSync(path.join(project, 'sam.palrun.yaml'), 'utf8')

@@ -109,8 +109,8 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     assert.equal(pair.origin, 'annotated');
     assert.equal(pair.status, 'chosen');
     assert.ok(Math.abs(Date.parse(pair.time) - Date.now()) < 10 * 60_000, 'judged just now');
-    // Decoded as Try it and a run's evaluation decode (no 3-gram twice, a repetition penalty), and
-    // with the fact each reply was generated with, as its card showed it (issue 17).
+    // Decoded as Try it decodes (no 3-gram twice nor from the partner's turns, a repetition
+    // penalty), and with the fact each reply was generated with, as its card showed it (issue 17).
     const { selected, ...sampling } = pair.sampling;
     assert.deepEqual(sampling, {
       model: 'pal-default',
@@ -120,6 +120,7 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
       max_new_tokens: 40,
       repetition_penalty: 1.2,
       no_repeat_ngram_size: 3,
+      no_repeat_ngram_from: 'partner',
       seeds: [2, 1],
     });
     const shown = [await used.nth(1).textContent(), await used.nth(0).textContent()];

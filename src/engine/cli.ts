@@ -2,7 +2,7 @@
  * `pal`: PAL Studio's engine on the command line, for headless machines and scripts. It runs the
  * same Engine code as the engine process the extension hosts, in-process.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { formatProblem } from '../core/formats/problems';
 import type { ImportFormat } from '../core/importers/guess';
@@ -36,6 +36,7 @@ import {
   DEFAULT_ALIGNED_MODEL,
   exportForStudio,
   fetchModel,
+  writeFolderWhole,
   LABELLER_ENCODER,
   isFetched,
   knownModel,
@@ -627,7 +628,7 @@ const CHAT_COMMAND: Command = {
   summary: 'Select then generate with a model and a persona.',
   help: `Usage: pal chat --model <folder> (--persona <file.persona.yaml> | --facts "a.|b.") [--history "turn"]... "message"
                 [--temperature T] [--top-k K] [--top-p P] [--beams N] [--max-new-tokens N] [--seed S] [--selection auto|model|retrieval] [--json]
-                [--repetition-penalty P] [--no-repeat-ngram N [--no-repeat-from reply|dialogue|prompt]]
+                [--repetition-penalty P] [--no-repeat-ngram N [--no-repeat-from ${NO_REPEAT_SOURCES.join('|')}]]
 
   Select then generate: the model picks the persona sentence the reply should use (or BM25
   retrieval, labelled, for models not trained on PAL's select task), then writes the reply with
@@ -911,20 +912,14 @@ async function modelCommand(args: readonly string[], io: Io): Promise<number> {
       if (!existsSync(nodePath.join(dir, file)))
         throw new Error(`${dir}: no ${file}, so not a ${what === 'model' ? 'model folder' : 'LoRA adapter folder'} (${what}).`);
     if (existsSync(out) && options['--force'] !== true) throw new Error(`${out} exists; --force replaces it.`);
-    const tmp = `${out}.tmp-${process.pid}`;
-    await fs.rm(tmp, { recursive: true, force: true });
-    try {
-      await exportForStudio(await trainerPython(options), model, tmp, {
+    const python = await trainerPython(options);
+    await writeFolderWhole(out, (tmp) =>
+      exportForStudio(python, model, tmp, {
         ...(adapter ? { adapter } : {}),
         ...(tokenizer ? { tokenizer } : {}),
         onLog: (line) => io.err(`${line}\n`),
-      });
-      await fs.rm(out, { recursive: true, force: true });
-      await fs.rename(tmp, out);
-    } catch (err) {
-      await fs.rm(tmp, { recursive: true, force: true });
-      throw err;
-    }
+      }),
+    );
     io.err(`Exported ${model}${adapter ? ` with ${adapter} merged` : ''} into ${out}.\n`);
     io.out(`${out}\n`);
     return 0;

@@ -50,7 +50,7 @@ import { palInfo, promptFormatFor, readPalInfo, trainedTasks, writePalInfo } fro
 import { ensureFolder, readTextFile, writeFileSafely } from './data';
 import { runEvaluation, writeReports } from './eval';
 import { GenerationCancelled, loadModel, respond, type DecodingOptions, type SelectThenGenerateResult } from './inference';
-import { fetchModel, isFetched, knownModel, knownModelNamed, knownModelNames, resolveModelSpec } from './baseModels';
+import { fetchModel, isFetched, knownModel, knownModelNamed, knownModelNames, resolveModelSpec, writeFolderWhole } from './baseModels';
 import { acquireRunLock } from './runLock';
 import { checkRunPaths, fileConfinement } from './runPaths';
 import { pythonEnvironment } from './python';
@@ -587,12 +587,7 @@ async function copyStage1(ctx: RunContext, from: string): Promise<void> {
     );
   ctx.progress({ stage: 'stage1', message: `Stage 1 taken from ${source} (not trained again)` });
   const { places } = ctx;
-  const partial = `${places.stage1Model}.partial`;
-  await fs.rm(partial, { recursive: true, force: true });
-  await fs.mkdir(places.stage1, { recursive: true });
-  await fs.cp(trained, partial, { recursive: true });
-  await fs.rm(places.stage1Model, { recursive: true, force: true });
-  await fs.rename(partial, places.stage1Model);
+  await writeFolderWhole(places.stage1Model, (tmp) => fs.cp(trained, tmp, { recursive: true }));
   await fs.copyFile(path.join(source, 'stage1', 'job.json'), path.join(places.stage1, 'job.json'));
   await writeFileSafely(
     path.join(places.stage1, STAGE1_SOURCE_FILE),

@@ -5,6 +5,7 @@
  */
 import type { NoRepeatSource } from './decoding';
 import type { ChatMessage, PreferencePair } from './formats/types';
+import { isPartnerTurn } from './prompts';
 
 /** How the two responses were sampled: kept with the pair, so a writer knows what produced them. */
 export interface SamplingRecord {
@@ -55,7 +56,7 @@ export function sampledPair(input: SampledPairInput): PreferencePair {
   const reply = (content: string): ChatMessage[] => [{ role: 'assistant', content }];
   const conversational = history.length > 1;
   return {
-    prompt: conversational ? history.map((content, i) => ({ role: (history.length - 1 - i) % 2 === 0 ? 'user' : 'assistant', content })) : history[0]!,
+    prompt: conversational ? history.map((content, i) => ({ role: isPartnerTurn(history, i) ? 'user' : 'assistant', content })) : history[0]!,
     chosen: conversational ? reply(input.chosen) : input.chosen,
     rejected: conversational ? reply(input.rejected) : input.rejected,
     persona_ids: [...input.personaIds],

@@ -102,10 +102,14 @@ export function factsAndDialogueText(personas: readonly string[], turns: readonl
   return `${FACTS_HEADER}\n${personaBlock(personas)}\n\nDialogue:\n${lines.join('\n')}`;
 }
 
+/** Whether turn `i` of a history is the partner's: the last turn is, then they alternate back. */
+export function isPartnerTurn(history: readonly unknown[], i: number): boolean {
+  return (history.length - 1 - i) % 2 === 0;
+}
+
 /** Speaker tags counted back from the end: the last turn is the partner's, then they alternate. */
 export function dialogueBlock(history: readonly string[]): string {
-  const n = history.length;
-  return history.map((turn, i) => `${(n - 1 - i) % 2 === 0 ? PARTNER_TAG : PERSONA_TAG}: ${clean(turn)}`).join('\n');
+  return history.map((turn, i) => `${isPartnerTurn(history, i) ? PARTNER_TAG : PERSONA_TAG}: ${clean(turn)}`).join('\n');
 }
 
 /** The persona sentence as the select task names it: "k. sentence", or "none". */
@@ -123,8 +127,7 @@ const chatUse = (fact: string | undefined) =>
 
 /** The dialogue as chat turns: the partner's last turn is the user's, and the turns alternate back from it. */
 export function dialogueTurns(history: readonly string[]): ChatTurn[] {
-  const n = history.length;
-  return history.map((turn, i) => ({ role: (n - 1 - i) % 2 === 0 ? 'user' : 'assistant', content: clean(turn) }));
+  return history.map((turn, i) => ({ role: isPartnerTurn(history, i) ? 'user' : 'assistant', content: clean(turn) }));
 }
 
 function chatPrompt(format: { render: (m: readonly ChatTurn[]) => string }, input: PromptInput, task?: string): string {

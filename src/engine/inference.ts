@@ -18,6 +18,7 @@ import { transformers } from './transformers';
 import {
   generatePrompt,
   NO_PERSONA,
+  isPartnerTurn,
   parseSelection,
   plainPrompt,
   selectionText,
@@ -437,7 +438,7 @@ export function partnerBan(m: LoadedModel, history: readonly string[], options: 
   const n = options.noRepeatNgramSize ?? 0;
   if (n <= 0 || options.noRepeatNgramFrom !== 'partner') return undefined;
   const ids: number[] = [];
-  for (const turn of history.filter((_, i) => (history.length - 1 - i) % 2 === 0)) {
+  for (const turn of history.filter((_, i) => isPartnerTurn(history, i))) {
     const text = turn.replace(/\s+/g, ' ').trim();
     ids.push(...encode(m, text), -1, ...encode(m, ` ${text}`), -1);
   }

@@ -28,6 +28,13 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
 
   after(() => s.close());
 
+  // The save picker's own title: the palette's quick input can still be on screen for a moment
+  // after a command runs, and its rows are not the pairs files.
+  async function savePickerShown() {
+    await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Save the preference pair to' }).waitFor({ timeout: 15_000 });
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'pairs/' }).first().waitFor({ timeout: 15_000 });
+  }
+
   scenario('the generation panel samples responses side by side and saves a judged pair as one appended line', async () => {
     const pairsFile = path.join(workspace, 'pairs', 'mara.pairs.jsonl');
     const original = readFileSync(pairsFile, 'utf8');
@@ -81,7 +88,7 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await view.locator('vscode-button', { hasText: 'Save as preference pair' }).click();
     const input = page.locator('.quick-input-widget input[type="text"]');
     await input.waitFor({ state: 'visible', timeout: 15_000 });
-    await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 15_000 });
+    await savePickerShown();
     const offered = await page.locator('.quick-input-list .monaco-list-row').allTextContents();
     assert.ok(!offered.some((row) => row.includes('runs/old-run')), `a run's own pairs file is not offered: ${offered.join(' | ')}`);
     await input.fill('mara.pairs');
@@ -167,8 +174,8 @@ describe('the generation panel in a real VS Code (code-server)', { timeout: 300_
     await page.keyboard.press('c');
     await view.locator('.sample.chosen[data-index="0"]').waitFor({ timeout: 10_000 });
     await view.locator('vscode-button', { hasText: 'Save as preference pair' }).click();
+    await savePickerShown();
     const first = page.locator('.quick-input-list .monaco-list-row').first();
-    await first.waitFor({ timeout: 15_000 });
     assert.match(await first.textContent(), /pairs\/mara\.pairs\.jsonl.*last used/, 'the last file used comes first');
     await page.keyboard.press('Enter');
     await page

@@ -391,7 +391,7 @@ export async function generateText(
   prompt: string,
   options: DecodingOptions = {},
   caching: PromptCaching = {},
-): Promise<{ text: string; tokens: number[] }> {
+): Promise<{ text: string; tokens: number[]; alternatives?: BeamHypothesis[] }> {
   const { prefix, onPromptPast } = caching;
   const promptIds = encode(m, prompt);
   if (promptIds.length === 0) throw new Error('The prompt is empty after tokenization.');
@@ -466,11 +466,12 @@ async function beamSearch(
   maxNew: number,
   options: DecodingOptions,
   seen: PromptNgrams | undefined,
-): Promise<{ text: string; tokens: number[] }> {
+): Promise<{ text: string; tokens: number[]; alternatives: BeamHypothesis[] }> {
   const width = options.numBeams!;
   const eos = new Set(m.eosTokenIds);
   let beams: { tokens: number[]; score: number }[] = [{ tokens: [], score: 0 }];
-  const finished: { tokens: number[]; score: number }[] = [];
+  const finished: { tokens: number[]; score: number; ended: boolean }[] = [];
+  let enough = false;
   let res = await step(m, [promptIds], promptIds.length, undefined);
   for (let i = 0; i < maxNew && beams.length > 0; i++) {
     if (options.signal?.aborted) throw new GenerationCancelled();
@@ -486,11 +487,14 @@ async function beamSearch(
     for (const c of candidates) {
       const tokens = [...beams[c.parent]!.tokens, c.token];
       const ended = eos.has(c.token) || (options.stopAtNewline === true && decode(m, tokens).includes('\n'));
-      if (ended) finished.push({ tokens: beams[c.parent]!.tokens, score: c.score / Math.max(1, tokens.length) });
+      if (ended) finished.push({ tokens: beams[c.parent]!.tokens, score: c.score / Math.max(1, tokens.length), ended });
       else next.push(c);
       if (next.length === width) break;
     }
-    if (finished.length >= width) break;
+    if (finished.length >= width) {
+      enough = true;
+      break;
+    }
     if (next.length === 0) break;
     const parents = next.map((c) => c.parent);
     const past: Record<string, OrtTensor> = {};
@@ -503,12 +507,16 @@ async function beamSearch(
       past,
     );
   }
-  for (const b of beams) finished.push({ tokens: b.tokens, score: b.score / Math.max(1, b.tokens.length) });
+  // Beams still open are replies cut short: they count only where the length limit cut them (HF's
+  // finalize), not once enough replies have ended, where a cut one scored by its mean log-probability
+  // could outrank every reply that ended ("i am 28 years old , and i am married to a super").
+  if (!enough) for (const b of beams) finished.push({ tokens: b.tokens, score: b.score / Math.max(1, b.tokens.length), ended: false });
   finished.sort((x, y) => y.score - x.score);
   const best = finished[0]?.tokens ?? [];
   const text = decode(m, best).split('\n')[0]!.trim();
   options.onText?.(text);
-  return { text, tokens: best };
+  const alternatives = finished.map((h) => ({ text: decode(m, h.tokens).split('\n')[0]!.trim(), score: h.score, ended: h.ended }));
+  return { text, tokens: best, alternatives };
 }
 
 /** Per tokenizer: the prompt's last line and an answer, to the answer's tokens after that line. */
@@ -615,6 +623,15 @@ export type Selection = SelectionMode | { readonly highlight: number };
 export interface SelectThenGenerateResult extends SelectionAndResponse {
   /** The generate prompt that was used: it highlights the selected persona. */
   readonly generatePrompt: string;
+  /** Beam search's finished hypotheses, best first (the response is the first). */
+  readonly alternatives?: readonly BeamHypothesis[];
+}
+
+/** A beam search reply: its text, its score (summed log-probability / length), and whether the model ended it (false: the length limit cut it). */
+export interface BeamHypothesis {
+  readonly text: string;
+  readonly score: number;
+  readonly ended: boolean;
 }
 
 /**
@@ -699,7 +716,7 @@ export async function selectThenGenerate(
     if (shared >= 16) prefix = { ids: selectPast.ids.slice(0, shared), past: truncatePast(m.tf, selectPast.past, shared) };
   }
   const ban = partnerBan(m, fitted.history, options);
-  const { text } = await generateText(m, prompt, { stopAtNewline: true, ...options }, { ...(prefix ? { prefix } : {}), ...(ban ? { ban } : {}) });
+  const { text, alternatives } = await generateText(m, prompt, { stopAtNewline: true, ...options }, { ...(prefix ? { prefix } : {}), ...(ban ? { ban } : {}) });
   return {
     selected,
     selectedText: selectionText(input.personas, selected),
@@ -708,6 +725,7 @@ export async function selectThenGenerate(
     ...(selectProbabilities ? { selectProbabilities } : {}),
     generatePrompt: prompt,
     response: text,
+    ...(alternatives ? { alternatives } : {}),
   };
 }
 

@@ -474,3 +474,33 @@ test('topIndices: the k largest, largest first, ties by position, as a full sort
     { numRuns: 500 },
   );
 });
+
+test('beam search answers with a reply the model ended, and offers a reply the length limit cut only when none ended', async () => {
+  const m = await loadModel(embeddedModelDir());
+  const turns = ['what do you do all day ?', 'do you have any pets ?', 'where do you live ?', 'hello , how are you ?'];
+  let endedSomewhere = 0;
+  for (const turn of turns) {
+    const prompt = generatePrompt({ personas: ['i keep a lighthouse .', 'i have a cat named tern .'], history: [turn] }, 1);
+    const r = await generateText(m, prompt, { maxNewTokens: 40, noRepeatNgramSize: 3, numBeams: 3 });
+    const alternatives = r.alternatives!;
+    assert.deepEqual(
+      alternatives.map((a) => a.score),
+      alternatives.map((a) => a.score).sort((x, y) => y - x),
+      'best first',
+    );
+    assert.equal(r.text, alternatives[0]!.text);
+    if (alternatives.filter((a) => a.ended).length >= 3) {
+      endedSomewhere++;
+      assert.deepEqual(
+        alternatives.filter((a) => !a.ended),
+        [],
+        `once three replies ended, no reply cut short competes with them (${turn})`,
+      );
+    }
+    // Cut at 2 tokens, no reply ends: the cut ones are all there is, and the answer is one of them.
+    const cut = await generateText(m, prompt, { maxNewTokens: 2, noRepeatNgramSize: 3, numBeams: 3 });
+    assert.ok(cut.alternatives!.length > 0 && cut.alternatives!.some((a) => !a.ended), turn);
+    assert.ok(cut.text.length > 0);
+  }
+  assert.ok(endedSomewhere > 0, 'the model ends at least one set of replies: the check above ran');
+});

@@ -290,6 +290,14 @@ export function contentStems(text: string): string[] {
 }
 
 /**
+ * Whether `reply` uses `fact` by the labeller's rule applied to that sentence alone: what \`pal
+ * eval\`'s "selected fact used" counts and what decoding's preferSelectedFact prefers.
+ */
+export function usesFact(fact: string, reply: string): boolean {
+  return labelPersona([fact], reply) === 0;
+}
+
+/**
  * The 0-based index of the persona sentence `response` relies on, or -1 for none (see
  * `LABELLER_RULE`).
  */

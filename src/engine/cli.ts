@@ -549,6 +549,8 @@ const PREDICT_COMMAND: Command = {
   --no-repeat-from W     where --no-repeat-ngram also looks: reply (default), partner (no N
                          tokens of the partner's turns either: no parroting), or
                          prompt (the whole prompt, facts too, as Hugging Face's generate does)
+  --prefer-fact          with --beams: the best reply of the beam that uses the selected fact
+                         (pal eval's "selected fact used" rule), where one does
   --repetition-penalty P tokens already in the reply are less likely (1 = off)
   --max-new-tokens N     reply length cap (default 40)
   --seed S               for sampling (default 42)
@@ -573,7 +575,7 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
     '--seed',
     '--selection',
   ];
-  const { positional, options } = parseArgs(args, valued, ['--force', '-h', '--help'], 'predict');
+  const { positional, options } = parseArgs(args, valued, ['--force', '--prefer-fact', '-h', '--help'], 'predict');
   if (options['-h'] || options['--help']) {
     io.out(PREDICT_COMMAND.help);
     return 0;
@@ -585,6 +587,7 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
   const beams = numberOption(options, '--beams', true);
   const ngram = numberOption(options, '--no-repeat-ngram', true);
   const from = noRepeatFrom(options);
+  const prefer = preferFact(options, beams);
   const penalty = numberOption(options, '--repetition-penalty', false);
   if (penalty !== undefined && penalty <= 0) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
   const maxNew = numberOption(options, '--max-new-tokens', true);
@@ -607,6 +610,7 @@ async function predictCommand(args: readonly string[], io: Io): Promise<number> 
       ...(beams !== undefined ? { numBeams: beams } : {}),
       ...(ngram !== undefined ? { noRepeatNgramSize: ngram } : {}),
       ...from,
+      ...prefer,
       ...(penalty !== undefined ? { repetitionPenalty: penalty } : {}),
       ...(maxNew !== undefined ? { maxNewTokens: maxNew } : {}),
       seed: seed ?? 42,
@@ -628,7 +632,7 @@ const CHAT_COMMAND: Command = {
   summary: 'Select then generate with a model and a persona.',
   help: `Usage: pal chat --model <folder> (--persona <file.persona.yaml> | --facts "a.|b.") [--history "turn"]... "message"
                 [--temperature T] [--top-k K] [--top-p P] [--beams N] [--max-new-tokens N] [--seed S] [--selection auto|model|retrieval] [--json]
-                [--repetition-penalty P] [--no-repeat-ngram N [--no-repeat-from ${NO_REPEAT_SOURCES.join('|')}]]
+                [--repetition-penalty P] [--no-repeat-ngram N [--no-repeat-from ${NO_REPEAT_SOURCES.join('|')}]] [--prefer-fact]
 
   Select then generate: the model picks the persona sentence the reply should use (or BM25
   retrieval, labelled, for models not trained on PAL's select task), then writes the reply with
@@ -638,6 +642,8 @@ const CHAT_COMMAND: Command = {
   reply are less likely) or --no-repeat-ngram 3 (no 3 tokens twice in the reply) curb that.
   --no-repeat-from partner bans the partner's 3-grams too, so the reply never parrots what it
   answers; prompt bans the whole prompt's, facts too, as Hugging Face's generate does.
+  --prefer-fact (with --beams 2 or more) answers with the best reply of the beam that uses the
+  selected fact, where one does.
 `,
   run: chatCommand,
 };
@@ -671,7 +677,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   const { positional, options } = parseArgs(
     rest,
     valued.filter((v) => v !== '--history'),
-    ['--json', '-h', '--help'],
+    ['--json', '--prefer-fact', '-h', '--help'],
     'chat',
   );
   if (options['-h'] || options['--help']) {
@@ -713,6 +719,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
   if (penalty !== undefined && !(penalty > 0)) throw new UsageError('--repetition-penalty must be a number above 0 (1 = off)');
   const ngram = numberOption(options, '--no-repeat-ngram', true);
   const from = noRepeatFrom(options);
+  const prefer = preferFact(options, beams);
   const m = await loadModel(resolveModelSpec(process.cwd(), model));
   if (m.deviceNote) io.err(`${m.deviceNote}\n`);
   const json = options['--json'] === true;
@@ -728,6 +735,7 @@ async function chatCommand(args: readonly string[], io: Io): Promise<number> {
       ...defined('repetitionPenalty', penalty),
       ...defined('noRepeatNgramSize', ngram),
       ...from,
+      ...prefer,
       ...defined('maxNewTokens', maxNew),
       ...defined('seed', seed),
       ...(selection ? { selection: selection as SelectionMode } : {}),
@@ -823,6 +831,13 @@ async function tokenizerCommand(args: readonly string[], io: Io): Promise<number
   });
   io.out(`${r.files.join('\n')}\n`);
   return 0;
+}
+
+/** --prefer-fact, checked: it picks among beam search's replies, so it needs more than one beam. */
+function preferFact(options: Record<string, string | boolean | undefined>, beams: number | undefined): { preferSelectedFact?: true } {
+  if (options['--prefer-fact'] !== true) return {};
+  if (beams === undefined || beams < 2) throw new UsageError("--prefer-fact needs --beams N with N of 2 or more: it picks among the beam's replies");
+  return { preferSelectedFact: true };
 }
 
 /** --no-repeat-from, checked: where the no-repeat ban also takes its n-grams from. */

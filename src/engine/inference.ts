@@ -13,6 +13,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { bm25Select } from '../core/bm25';
+import { usesFact } from '../core/labeller';
 import { mulberry32 } from '../core/random';
 import { transformers } from './transformers';
 import {
@@ -44,6 +45,8 @@ export interface DecodingOptions extends DecodingSettings {
   readonly onText?: (piece: string) => void;
   /** Stop as soon as the text so far settles the answer (greedy and sampling). */
   readonly stopWhen?: (text: string) => boolean;
+  /** Beam search answers with the best reply that ended and passes this, where one does (preferSelectedFact's rule). */
+  readonly prefer?: (text: string) => boolean;
 }
 
 /**
@@ -512,11 +515,12 @@ async function beamSearch(
   // could outrank every reply that ended ("i am 28 years old , and i am married to a super").
   if (!enough) for (const b of beams) finished.push({ tokens: b.tokens, score: b.score / Math.max(1, b.tokens.length), ended: false });
   finished.sort((x, y) => y.score - x.score);
-  const best = finished[0]?.tokens ?? [];
-  const text = decode(m, best).split('\n')[0]!.trim();
-  options.onText?.(text);
   const alternatives = finished.map((h) => ({ text: decode(m, h.tokens).split('\n')[0]!.trim(), score: h.score, ended: h.ended }));
-  return { text, tokens: best, alternatives };
+  const preferred = options.prefer ? alternatives.findIndex((h) => h.ended && options.prefer!(h.text)) : -1;
+  const pick = Math.max(0, preferred);
+  const text = alternatives[pick]?.text ?? '';
+  options.onText?.(text);
+  return { text, tokens: finished[pick]?.tokens ?? [], alternatives };
 }
 
 /** Per tokenizer: the prompt's last line and an answer, to the answer's tokens after that line. */
@@ -716,7 +720,14 @@ export async function selectThenGenerate(
     if (shared >= 16) prefix = { ids: selectPast.ids.slice(0, shared), past: truncatePast(m.tf, selectPast.past, shared) };
   }
   const ban = partnerBan(m, fitted.history, options);
-  const { text, alternatives } = await generateText(m, prompt, { stopAtNewline: true, ...options }, { ...(prefix ? { prefix } : {}), ...(ban ? { ban } : {}) });
+  const fact = selected >= 0 ? input.personas[selected] : undefined;
+  const prefer = options.preferSelectedFact && fact !== undefined ? (text: string) => usesFact(fact, text) : undefined;
+  const { text, alternatives } = await generateText(
+    m,
+    prompt,
+    { stopAtNewline: true, ...options, ...(prefer ? { prefer } : {}) },
+    { ...(prefix ? { prefix } : {}), ...(ban ? { ban } : {}) },
+  );
   return {
     selected,
     selectedText: selectionText(input.personas, selected),

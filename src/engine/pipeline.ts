@@ -735,6 +735,7 @@ async function evaluateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
     repetitionPenalty: e.repetition_penalty,
     noRepeatNgramSize: e.no_repeat_ngram_size,
     noRepeatNgramFrom: e.no_repeat_ngram_from,
+    preferSelectedFact: e.prefer_selected_fact,
   };
   const predict = async (folder: string, file: string) => {
     const r = await predictExamples(folder, prep.heldOut, {

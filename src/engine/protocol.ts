@@ -307,6 +307,13 @@ export interface DecodingSettings {
    * no fact is copied word for word either).
    */
   readonly noRepeatNgramFrom?: NoRepeatSource;
+  /**
+   * With beam search and a selected fact: answer with the best-scoring reply that ended and uses
+   * the fact (the labeller's word-overlap rule, as \`pal eval\`'s "selected fact used"), or the
+   * best reply where none does. The beams often hold a reply that uses the fact just below one
+   * that drops it; the model card measures what this changes.
+   */
+  readonly preferSelectedFact?: boolean;
   readonly seed?: number;
 }
 
@@ -320,6 +327,7 @@ export const DECODING_SETTINGS = [
   'repetitionPenalty',
   'noRepeatNgramSize',
   'noRepeatNgramFrom',
+  'preferSelectedFact',
   'seed',
 ] as const satisfies readonly (keyof DecodingSettings)[];
 

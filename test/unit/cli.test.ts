@@ -87,6 +87,8 @@ test('pal chat answers with the embedded model, and refuses bad numbers and an e
     [['--selection', 'gold'], /--selection must be auto, model, retrieval/],
     [['--no-repeat-ngram', '3', '--no-repeat-from', 'facts'], /--no-repeat-from must be one of reply, partner, prompt, not "facts"/],
     [['--no-repeat-from', 'partner'], /--no-repeat-from needs --no-repeat-ngram N/],
+    [['--prefer-fact'], /--prefer-fact needs --beams N with N of 2 or more/],
+    [['--prefer-fact', '--beams', '1'], /--prefer-fact needs --beams N with N of 2 or more/],
   ];
   for (const [extra, message] of cases) {
     const r = pal('chat', '--model', 'pal-default', '--facts', facts, 'hi', ...extra);

@@ -246,7 +246,7 @@ describe('run configs', () => {
     assert.deepEqual([c.device, c.precision, c.seed, c.data.pairs], ['auto', 'auto', 42, []]);
     assert.deepEqual(
       c.evaluation,
-      { max_new_tokens: 40, num_beams: 1, repetition_penalty: 1, no_repeat_ngram_size: 0, no_repeat_ngram_from: 'reply' },
+      { max_new_tokens: 40, num_beams: 1, repetition_penalty: 1, no_repeat_ngram_size: 0, no_repeat_ngram_from: 'reply', prefer_selected_fact: false },
       'greedy, no repetition controls',
     );
   });
@@ -283,7 +283,7 @@ describe('run configs', () => {
 
   test('the evaluation decoding is checked where it is written', () => {
     const ok = parseRunConfig(
-      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation: {num_beams: 3, no_repeat_ngram_size: 3}\n',
+      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation: {num_beams: 3, no_repeat_ngram_size: 3, prefer_selected_fact: true}\n',
       'x.palrun.yaml',
     );
     assert.deepEqual(ok.config!.evaluation, {
@@ -292,9 +292,10 @@ describe('run configs', () => {
       repetition_penalty: 1,
       no_repeat_ngram_size: 3,
       no_repeat_ngram_from: 'reply',
+      prefer_selected_fact: true,
     });
     const bad = parseRunConfig(
-      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation:\n  repetition_penalty: 0.5\n  no_repeat_ngram_size: 2.5\n  no_repeat_ngram_from: facts\n',
+      'model: {base: m}\ndata: {dialogues: [d.dialogues.jsonl]}\nevaluation:\n  repetition_penalty: 0.5\n  no_repeat_ngram_size: 2.5\n  no_repeat_ngram_from: facts\n  prefer_selected_fact: often\n',
       'x.palrun.yaml',
     );
     assert.equal(bad.config, undefined);
@@ -302,6 +303,7 @@ describe('run configs', () => {
       "4:23 'evaluation.repetition_penalty' should be at least 1, not 0.5.",
       "5:25 'evaluation.no_repeat_ngram_size' should be a whole number, not the number 2.5.",
       `6:25 'evaluation.no_repeat_ngram_from' should be one of "reply", "partner", "prompt", not "facts".`,
+      '7:25 \'evaluation.prefer_selected_fact\' should be true or false, not text ("often").',
     ]);
   });
 

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { bm25Select } from '../../src/core/bm25';
+import { usesFact } from '../../src/core/labeller';
 import { generatePrompt, selectionText, selectPrompt, selectTarget } from '../../src/core/prompts';
 import { embeddedModelDir, trainerDir } from '../../src/engine/paths';
 import { pythonEnvironment } from '../../src/engine/python';
@@ -503,4 +504,42 @@ test('beam search answers with a reply the model ended, and offers a reply the l
     assert.ok(cut.text.length > 0);
   }
   assert.ok(endedSomewhere > 0, 'the model ends at least one set of replies: the check above ran');
+});
+
+test('prefer: beam search answers with the best reply that ended and passes it; preferSelectedFact prefers one that uses the selected fact', async () => {
+  const m = await loadModel(embeddedModelDir());
+  const prompt = generatePrompt({ personas: ['i keep a lighthouse .', 'i have a cat named tern .'], history: ['do you have any pets ?'] }, 1);
+  const options = { maxNewTokens: 40, noRepeatNgramSize: 3, numBeams: 3 };
+  const plain = await generateText(m, prompt, options);
+  const ended = plain.alternatives!.filter((a) => a.ended);
+  assert.ok(ended.length >= 2, 'two replies ended');
+  // Refusing the best reply gives the next one that ended, and its tokens.
+  const streamed: string[] = [];
+  const second = await generateText(m, prompt, { ...options, prefer: (t) => t !== plain.text, onText: (p) => streamed.push(p) });
+  assert.equal(second.text, ended.find((a) => a.text !== plain.text)!.text);
+  assert.equal(decode(m, second.tokens).trim(), second.text);
+  assert.deepEqual(streamed, [second.text], 'the reply streamed is the one answered');
+  // A preference no reply meets leaves the best one.
+  assert.equal((await generateText(m, prompt, { ...options, prefer: () => false })).text, plain.text);
+
+  // Select then generate: the first reply that ended and uses the selected fact, by pal eval's rule
+  // ("do you like to cook ?", Italian food highlighted: "… but my favorite is pizza." without the
+  // preference, "… but my favorite is Italian food." with it).
+  const personas = ['i love italian food .', 'my favorite color is red .', 'i have a golden retriever named charlie .'];
+  let differs = 0;
+  for (const [turn, highlight] of [
+    ['do you like to cook ?', 0],
+    ['do you have any pets ?', 2],
+    ['do you have any pets ?', -1],
+  ] as const) {
+    const input = { personas, history: [turn] };
+    const top = await selectThenGenerate(m, input, { ...options, selection: { highlight } });
+    const preferred = await selectThenGenerate(m, input, { ...options, selection: { highlight }, preferSelectedFact: true });
+    assert.equal(preferred.selected, top.selected);
+    const fact = personas[top.selected];
+    const using = fact === undefined ? undefined : top.alternatives!.find((a) => a.ended && usesFact(fact, a.text));
+    assert.equal(preferred.response, (using ?? top.alternatives![0]!).text, turn);
+    if (preferred.response !== top.response) differs++;
+  }
+  assert.ok(differs > 0, 'on some turn the best reply does not use the fact and another does: the preference changed the answer');
 });

@@ -35,6 +35,7 @@ same<
       repetition_penalty: number;
       no_repeat_ngram_size: number;
       no_repeat_ngram_from: 'reply' | 'partner' | 'prompt';
+      prefer_selected_fact: boolean;
     }
   >
 >();

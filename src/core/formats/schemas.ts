@@ -268,6 +268,12 @@ export const runConfigSchema = {
           description:
             'Where no_repeat_ngram_size also looks: reply (the response alone), partner (the partner’s turns too: no parroting), or prompt (the whole prompt, facts too, as Hugging Face’s generate does for a decoder-only model).',
         },
+        prefer_selected_fact: {
+          type: 'boolean',
+          default: false,
+          description:
+            'With num_beams above 1: answer with the best reply of the beam that uses the selected persona sentence (the labeller’s word-overlap rule), where one does. false = PAL’s protocol (the best reply).',
+        },
       },
     },
     device: { type: 'string', pattern: '^(auto|cpu|cuda(:\\d+)?|mps)$', default: 'auto', description: 'auto, cpu, cuda, cuda:N or mps.' },

@@ -21,7 +21,7 @@ import {
   type SubsetReport,
 } from './bootstrap';
 import { bm25Select } from '../bm25';
-import { labelPersona } from '../labeller';
+import { usesFact } from '../labeller';
 
 /** One line of a predictions file. */
 export interface PredictionRecord {
@@ -302,7 +302,7 @@ export interface EvaluateOptions {
 export function usesSelectedFact(r: PredictionRecord): number | null {
   const fact = typeof r.selected === 'number' && r.selected >= 0 ? r.personas?.[r.selected] : undefined;
   if (fact === undefined) return null;
-  return labelPersona([fact], r.prediction) === 0 ? 1 : 0;
+  return usesFact(fact, r.prediction) ? 1 : 0;
 }
 
 /** The IDF corpus of P-Cover: the reference responses and the persona sentences (each once per record). */

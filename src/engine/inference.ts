@@ -627,7 +627,7 @@ export type Selection = SelectionMode | { readonly highlight: number };
 export interface SelectThenGenerateResult extends SelectionAndResponse {
   /** The generate prompt that was used: it highlights the selected persona. */
   readonly generatePrompt: string;
-  /** Beam search's finished hypotheses, best first (the response is the first). */
+  /** Beam search's replies, best score first: the response is the first, or with preferSelectedFact the first that ended and uses the fact. */
   readonly alternatives?: readonly BeamHypothesis[];
 }
 

@@ -473,7 +473,7 @@ async function trainCommand(args: readonly string[], io: Io): Promise<number> {
         const eta = p.etaSeconds !== undefined ? ` (about ${Math.ceil(p.etaSeconds)} s left)` : '';
         const loss = p.metrics?.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(4)}` : '';
         const margin = p.metrics?.['rewards/margins'] !== undefined ? ` margin ${p.metrics['rewards/margins'].toFixed(4)}` : '';
-        io.err(`[${p.stage}] ${p.message}${loss}${margin}${eta}\n`);
+        io.err(`[${p.stage}] ${p.warning ? 'warning: ' : ''}${p.message}${loss}${margin}${eta}\n`);
       },
     });
     const seconds = ((Date.now() - t0) / 1000).toFixed(0);
@@ -1029,6 +1029,7 @@ async function pretrainCommand(args: readonly string[], io: Io): Promise<number>
       ...(typeof options['--device'] === 'string' ? { device: options['--device'] } : {}),
       signal,
       onEvent: (e) => {
+        if (e.event === 'warning') io.err(`warning: ${String(e.message)}\n`);
         if (e.event === 'start')
           io.err(
             `pre-training ${String(e.parameters)} parameters on ${String(e.device)}${e.resumed_from ? `, resuming at step ${String(e.resumed_from)}` : ''}\n`,
@@ -1154,7 +1155,7 @@ async function demoCommand(args: readonly string[], io: Io): Promise<number> {
       onProgress: (p) => {
         if (p.step !== undefined && p.total !== undefined && p.step !== p.total && p.step % 10 !== 0) return;
         const loss = p.metrics?.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(4)}` : '';
-        io.err(`[${p.stage}] ${p.message}${loss}\n`);
+        io.err(`[${p.stage}] ${p.warning ? 'warning: ' : ''}${p.message}${loss}\n`);
       },
     });
     if (r.run.outcome !== 'done') {

@@ -55,16 +55,22 @@ import { acquireRunLock } from './runLock';
 import { checkRunPaths, fileConfinement } from './runPaths';
 import { pythonEnvironment } from './python';
 import { transformers } from './transformers';
-import { SELECTION_MODES } from './protocol';
+import { SELECTION_MODES, type RunProgressParams } from './protocol';
 import { runTrainerJob, type DpoJob, type GenerateJob, type GeneratedRow, type SftJob, type TrainerEvent } from './trainer';
 
-export interface RunProgress {
-  readonly stage: RunStage;
-  readonly message: string;
-  readonly step?: number;
-  readonly total?: number;
-  readonly etaSeconds?: number;
-  readonly metrics?: Readonly<Record<string, number>>;
+/** A run's progress as the protocol carries it (RunProgressNotification), less the run's id. */
+export type RunProgress = Omit<RunProgressParams, 'runId'>;
+
+/**
+ * A trainer's "warning" event as the run's progress, once a run for each kind (every job of the
+ * run measures the same CPU again): undefined for any other event, and for a kind `warned` holds.
+ */
+export function trainerWarning(stage: RunStage, e: TrainerEvent, warned: Set<string>): RunProgress | undefined {
+  if (e.event !== 'warning') return undefined;
+  const kind = typeof e.kind === 'string' ? e.kind : String(e.message);
+  if (warned.has(kind)) return undefined;
+  warned.add(kind);
+  return { stage, message: String(e.message), warning: true };
 }
 
 export interface RunOptions {
@@ -402,6 +408,8 @@ interface RunContext {
   /** Stage 2's examples: those that name a persona sentence, all or the config's seeded subset (stage2.examples). */
   readonly stage2Examples: readonly ResolvedExample[];
   readonly progress: (p: RunProgress) => void;
+  /** The kinds of trainer warning this run has shown (trainerWarning). */
+  readonly warned: Set<string>;
   /** Records a stage as done in state.json (temp file + rename: a crash leaves the previous state). */
   readonly markDone: (stage: RunStage) => Promise<void>;
   /** Where each stage writes, inside the run folder. */
@@ -448,6 +456,7 @@ async function runLocked(configFile: string, options: RunOptions, prep: Prepared
     selects: finetune ? new Map<string, number>() : selectCounts(prep.train, config.stage1.select_none_max, config.seed),
     stage2Examples: sampleExamples(stage2Candidates(prep.train), config.stage2.examples, config.seed),
     progress: (p) => options.onProgress?.(p),
+    warned: new Set<string>(),
     places: runPlaces(runDir),
     markDone: async (stage) => {
       if (!state.done.includes(stage)) state.done.push(stage);
@@ -523,6 +532,8 @@ async function train(ctx: RunContext, stage: TrainingStage, job: SftJob | DpoJob
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),
     onEvent: (e: TrainerEvent) => {
+      const warning = trainerWarning(stage, e, ctx.warned);
+      if (warning) ctx.progress(warning);
       if (e.event === 'start' && typeof e.total_steps === 'number') total = e.total_steps;
       if (e.event !== 'step' || typeof e.step !== 'number') return;
       const metrics = Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
@@ -621,6 +632,8 @@ async function generateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),
     onEvent: (e) => {
+      const warning = trainerWarning('generate', e, ctx.warned);
+      if (warning) ctx.progress(warning);
       if (e.event === 'step' && typeof e.done === 'number' && typeof e.total === 'number') {
         ctx.progress({ stage: 'generate', message: `${e.done} of ${e.total} sampled`, step: e.done, total: e.total });
       }

@@ -229,6 +229,8 @@ export interface RunProgressParams {
   readonly runId: string;
   readonly stage: RunStage;
   readonly message: string;
+  /** The message is a warning: the run goes on, but the writer should see it for as long as it runs (bf16 emulated on this CPU). */
+  readonly warning?: boolean;
   readonly step?: number;
   readonly total?: number;
   readonly etaSeconds?: number;

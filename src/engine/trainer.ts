@@ -101,7 +101,8 @@ export interface GeneratedRow {
 }
 
 export interface TrainerEvent {
-  readonly event: 'start' | 'step' | 'checkpoint' | 'done' | 'cancelled' | 'error';
+  /** 'warning': something the run goes on despite, with its `kind` and a `message` for the writer (kind 'emulated_bf16': bf16 asked for on a CPU that emulates it). */
+  readonly event: 'start' | 'warning' | 'step' | 'checkpoint' | 'done' | 'cancelled' | 'error';
   readonly [key: string]: unknown;
 }
 

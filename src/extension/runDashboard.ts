@@ -285,7 +285,7 @@ class RunDashboardPanel {
         : null,
       error: this.ended?.error ?? null,
       hints: runHints(this.metrics),
-      warnings: this.warnings,
+      warnings: [...this.warnings, ...(live?.warnings ?? [])],
       evaluation: this.evaluation,
       verdict: this.verdict,
       hasReportHtml: this.hasReportHtml,

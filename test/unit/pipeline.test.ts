@@ -13,7 +13,7 @@ import { loadModel, respond, selectThenGenerate } from '../../src/engine/inferen
 import { knownModelNamed, resolveModelSpec } from '../../src/engine/baseModels';
 import { cacheRoot, embeddedModelDir, packageRoot, trainerDir } from '../../src/engine/paths';
 import type { ResolvedExample } from '../../src/core/mixture';
-import { fitted, listRuns, prepareRun, runAlignment, runWithSeed, type RunProgress } from '../../src/engine/pipeline';
+import { fitted, listRuns, prepareRun, runAlignment, runWithSeed, trainerWarning, type RunProgress } from '../../src/engine/pipeline';
 import { acquireRunLock } from '../../src/engine/runLock';
 import { checkRunPaths } from '../../src/engine/runPaths';
 import { parseRunConfig } from '../../src/core/formats/runConfig';
@@ -471,6 +471,24 @@ test('stage2.examples draws that many training examples for rejection sampling, 
     const eos = tokens[i].chosen.at(-1);
     if (p.origin === 'pal-stage2') assert.equal(tokens[i].rejected.at(-1) === eos, ended.get(p.dialogue!.id!), `pair ${p.dialogue!.id}`);
   });
+});
+
+test("a trainer's warning event is the run's progress, marked as a warning, once a run for each kind", () => {
+  const warned = new Set<string>();
+  for (const event of ['start', 'step', 'checkpoint', 'done'] as const)
+    assert.equal(trainerWarning('stage1', { event, message: 'm' }, warned), undefined, event);
+  const first = 'precision bf16 is emulated on this CPU: 51x';
+  assert.deepEqual(trainerWarning('stage1', { event: 'warning', kind: 'emulated_bf16', message: first }, warned), {
+    stage: 'stage1',
+    message: first,
+    warning: true,
+  });
+  // The next job measures the CPU again and finds another ratio: the same warning, not shown twice.
+  assert.equal(
+    trainerWarning('stage2', { event: 'warning', kind: 'emulated_bf16', message: 'precision bf16 is emulated on this CPU: 47x' }, warned),
+    undefined,
+  );
+  assert.equal(trainerWarning('stage2', { event: 'warning', kind: 'other', message: 'x' }, warned)?.message, 'x');
 });
 
 test('fitted drops the oldest turns until every row fits, tokenizing each candidate once', () => {

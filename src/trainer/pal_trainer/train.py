@@ -1,7 +1,7 @@
 """PAL's training stages, one job at a time: `python -m pal_trainer.train <job.json>`.
 
 The engine writes a job (a JSON object) and reads this process's stdout: one JSON object a line
-("start", "step", "checkpoint", "done", "cancelled", "error"). A job is one of
+("start", "warning", "step", "checkpoint", "done", "cancelled", "error"). A job is one of
 
 - "lm":       pre-training of a base model on a token stream (a uint16 file), loss on every token;
 - "sft":      stage 1, supervised learning on the select/generate mixture, loss on targets only;
@@ -137,6 +137,45 @@ def autocast_dtype(job, device):
     if job["precision"] == "bf16" or torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float16
+
+
+# bf16 on a CPU pays only with native bf16 units (AMX: a step 1.8x faster than fp32); elsewhere
+# torch emulates it, and a bf16 matrix product took 20-80x as long as a float32 one (a 2-core AMD
+# EPYC without AVX512-BF16: a stage-1 step of the 135M base in 90 s instead of 3.5 s).
+EMULATED_BF16_SLOWDOWN = 2.0
+
+
+def cpu_bf16_slowdown(size=256, tries=3):
+    """How many times as long a bf16 matrix product takes as a float32 one on this CPU, measured
+    (about 0.1 s): below 1 with AMX or AVX512-BF16 units, tens where bf16 is emulated. Measured
+    rather than read from CPU flags, which differ by platform and torch version."""
+
+    def best(dtype):
+        a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+        a @ b  # the first product pays for warming up, not for the arithmetic
+        times = []
+        for _ in range(tries):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best(torch.bfloat16) / max(best(torch.float32), 1e-9)
+
+
+def emulated_bf16_warning(device, amp, slowdown=None):
+    """The warning for a job that asked for bf16 on a CPU that emulates it, or None. A run asks
+    for bf16 by name (precision "auto" keeps float32 on the CPU), so it is told, not overruled."""
+    if device.type != "cpu" or amp != torch.bfloat16:
+        return None
+    times = (slowdown or cpu_bf16_slowdown)()
+    if times <= EMULATED_BF16_SLOWDOWN:
+        return None
+    return (
+        f"precision bf16 is emulated on this CPU (no AMX or AVX512-BF16 units): a bf16 matrix product "
+        f"took {times:.0f}x as long as a float32 one, so each step will take many times longer than "
+        f"with precision fp32 (or auto, which trains in float32 on the CPU)."
+    )
 
 
 def lr_lambda(warmup, total, schedule):
@@ -326,6 +365,9 @@ def train(job, dist, events):
     stage = job["stage"]
     device = pick_device(job, dist)
     amp = autocast_dtype(job, device)
+    warning = emulated_bf16_warning(device, amp)
+    if warning:
+        events.emit("warning", kind="emulated_bf16", message=warning)
     torch.manual_seed(job["seed"])
     random.seed(job["seed"])
 
@@ -547,6 +589,9 @@ def run_generate(job, dist, events):
     """Samples a response for each prompt; resumable: prompts already answered are skipped."""
     device = pick_device(job, dist)
     amp = autocast_dtype(job, device)
+    warning = emulated_bf16_warning(device, amp)
+    if warning:
+        events.emit("warning", kind="emulated_bf16", message=warning)
     # float32 like training (a float16 checkpoint, as an imported GGUF, would otherwise stay half
     # precision on the CPU); autocast, when asked for, runs the matmuls in bf16.
     model = CausalLM.from_pretrained(job["model"], device=device, dtype=torch.float32)

@@ -403,6 +403,32 @@ class RunTest(unittest.TestCase):
         for k, v in model.state_dict().items():
             torch.testing.assert_close(final[k], v, rtol=0, atol=1e-7, msg=k)
 
+    def test_a_bf16_job_on_a_cpu_that_emulates_bf16_says_so_first_and_still_trains(self):
+        from pal_trainer import train as T
+
+        path, _ = job(self.tmp, "bf16-emulated", precision="bf16")
+        with mock.patch.object(T, "cpu_bf16_slowdown", lambda: 40.0), contextlib.redirect_stdout(io.StringIO()) as printed:
+            self.assertEqual(T.main([path]), 0)
+        got = events(printed.getvalue())
+        self.assertEqual((got[0]["event"], got[0]["kind"]), ("warning", "emulated_bf16"))
+        self.assertIn("took 40x as long as a float32 one", got[0]["message"])
+        self.assertIn("precision fp32", got[0]["message"])
+        self.assertEqual(got[-1]["event"], "done")
+        self.assertEqual([e["event"] for e in got].count("warning"), 1)
+
+    def test_only_bf16_on_the_cpu_is_measured_and_only_a_slow_one_warned_of(self):
+        from pal_trainer import train as T
+
+        cpu = torch.device("cpu")
+        never = mock.Mock(side_effect=AssertionError("measured for a job that does not use bf16 on the CPU"))
+        self.assertIsNone(T.emulated_bf16_warning(cpu, None, slowdown=never))
+        self.assertIsNone(T.emulated_bf16_warning(torch.device("cuda", 0), torch.bfloat16, slowdown=never))
+        self.assertIsNone(T.emulated_bf16_warning(cpu, torch.bfloat16, slowdown=lambda: 0.6), "native bf16 (AMX) is faster")
+        self.assertIsNone(T.emulated_bf16_warning(cpu, torch.bfloat16, slowdown=lambda: T.EMULATED_BF16_SLOWDOWN))
+        self.assertIsNotNone(T.emulated_bf16_warning(cpu, torch.bfloat16, slowdown=lambda: 25.0))
+        measured = T.cpu_bf16_slowdown(size=64, tries=2)
+        self.assertTrue(math.isfinite(measured) and measured > 0, measured)
+
     def test_a_job_outside_the_contract_is_refused(self):
         path, _ = job(self.tmp, "contract")
         with open(path, encoding="utf-8") as f:

@@ -5,7 +5,7 @@
  * exit and "Reopen Editor With… Text Editor" work, and the form follows the text whoever changes
  * it. The webview never writes anything itself.
  */
-import { INTERACTIVE_DECODING } from '../core/decoding';
+import { TRY_IT_DECODING, TRY_IT_DECODING_LABELS, type TryItDecoding } from '../core/decoding';
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { editPersona, parsePersona } from '../core/formats/persona';
@@ -35,12 +35,12 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, 'persona-editor', 'Persona');
     const post = () => void panel.webview.postMessage(view(document));
     const postModel = () => {
-      const message: ToPersonaEditor = { type: 'tryIt', state: 'model', model: modelLabel(this.model()) };
+      const message: ToPersonaEditor = { type: 'tryIt', state: 'model', model: modelLabel(this.model()), decoding: TRY_IT_DECODING_LABELS[tryItDecoding()] };
       void panel.webview.postMessage(message);
     };
     const subscriptions = [
       vscode.workspace.onDidChangeConfiguration((e) => {
-        if (e.affectsConfiguration('palStudio.models.default')) postModel();
+        if (e.affectsConfiguration('palStudio.models.default') || e.affectsConfiguration(TRY_IT_DECODING_SETTING)) postModel();
       }),
       vscode.workspace.onDidChangeTextDocument((e) => {
         if (e.document.uri.toString() === document.uri.toString() && e.contentChanges.length > 0) post();
@@ -81,9 +81,16 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
       if (p.streamId === streamId) post({ type: 'tryIt', state: 'text', piece: p.piece });
     });
     post({ type: 'tryIt', state: 'started', model: modelLabel(model) });
-    this.output.info(`Try it (${vscode.workspace.asRelativePath(document.uri)}): select then generate with ${model}`);
+    const decoding = tryItDecoding();
+    this.output.info(`Try it (${vscode.workspace.asRelativePath(document.uri)}): select then generate with ${model}, ${TRY_IT_DECODING_LABELS[decoding]}`);
     try {
-      const r = await this.host.client.request(SelectThenGenerateRequest, { model, personas: facts, history: [message], streamId, ...INTERACTIVE_DECODING });
+      const r = await this.host.client.request(SelectThenGenerateRequest, {
+        model,
+        personas: facts,
+        history: [message],
+        streamId,
+        ...TRY_IT_DECODING[decoding],
+      });
       this.output.info(`Try it: fact ${r.selected + 1} selected (${r.selectionSource}), ${r.response.length} characters on ${r.device}`);
       post({ type: 'tryIt', state: 'done', selected: r.selected, selectedText: r.selectedText, selectionSource: r.selectionSource, response: r.response });
     } catch (err) {
@@ -112,6 +119,14 @@ export class PersonaEditorProvider implements vscode.CustomTextEditorProvider {
     edit.replace(document.uri, new vscode.Range(document.positionAt(0), document.positionAt(before.length)), after);
     await vscode.workspace.applyEdit(edit);
   }
+}
+
+const TRY_IT_DECODING_SETTING = 'palStudio.tryIt.decoding';
+
+/** Try it's decoding as the setting names it ('beam' for anything else: package.json lists the two). */
+function tryItDecoding(): TryItDecoding {
+  const value = vscode.workspace.getConfiguration().get<string>(TRY_IT_DECODING_SETTING);
+  return value === 'streamed' ? 'streamed' : 'beam';
 }
 
 /** What the form shows: the persona as parsed (null when the text is not readable as one) and its problems. */

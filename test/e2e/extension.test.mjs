@@ -36,8 +36,10 @@ function writeEvalReports(ws) {
 }
 
 const s = studio({
-  // "Try it" answers with the model the alignment-run scenario exports (a machine-scoped setting).
+  // "Try it" answers with the model the alignment-run scenario exports (a machine-scoped setting),
+  // greedily and streamed (the restricted-mode scenario tries the default, beam search).
   machineSettings: (ws) => ({ 'palStudio.models.default': path.join(ws, 'runs', 'tiny-sample', 'model') }),
+  settings: { 'palStudio.tryIt.decoding': 'streamed' },
   prepare(ws) {
     writeFileSync(path.join(ws, 'broken.pairs.jsonl'), BROKEN_PAIRS);
     buildTinyBaseModel(ws);
@@ -286,6 +288,9 @@ describe('PAL Studio in a real VS Code (code-server)', { timeout: 300_000 }, () 
     assert.equal(await message.inputValue(), 'xyz');
 
     // "Try it": select then generate with these facts on the model the settings name, streamed in.
+    const modelLine = view.locator('[data-testid="try-model"]').filter({ hasText: 'Answering:' });
+    await modelLine.waitFor({ timeout: 30_000 });
+    assert.match(await modelLine.textContent(), /; greedy, streamed \(/);
     await message.fill('do you have a cat ?');
     await message.press('Enter');
     const used = view.locator('[data-testid="try-selected"]', { hasText: 'Persona fact used:' });

@@ -289,7 +289,7 @@ const tryIt = (() => {
   };
   return (m: TryItMessage) => {
     if (m.state === 'model') {
-      modelLine.textContent = `Answering: ${m.model} (the palStudio.models.default setting chooses another)`;
+      modelLine.textContent = `Answering: ${m.model}; ${m.decoding} (the settings palStudio.models.default and palStudio.tryIt.decoding choose)`;
     } else if (m.state === 'started') {
       reply.textContent = '';
       selected.textContent = `Thinking (${m.model})…`;

@@ -23,8 +23,8 @@ export type ToPersonaEditor =
       readonly problems: readonly PersonaProblem[];
       readonly error?: string;
     }
-  /** "Try it": which model answers (sent when the view opens and when the setting changes). */
-  | { readonly type: 'tryIt'; readonly state: 'model'; readonly model: string }
+  /** "Try it": which model answers and how it decodes (sent when the view opens and when a setting changes). */
+  | { readonly type: 'tryIt'; readonly state: 'model'; readonly model: string; readonly decoding: string }
   /** "Try it": the reply streaming in, then the persona fact the model selected. */
   | { readonly type: 'tryIt'; readonly state: 'started'; readonly model: string }
   | { readonly type: 'tryIt'; readonly state: 'text'; readonly piece: string }

@@ -13,6 +13,19 @@ import { runVerdict } from '../core/runVerdict';
 import { readPredictions } from './eval';
 import type { RunFolderView } from './protocol';
 
+/** The run's folders the trainer writes into, one a job, in the order they run. */
+const TRAINER_FOLDERS = ['stage1', 'generate', 'stage2'] as const;
+
+/** A line of a trainer's warnings.jsonl, or undefined (a line cut short by a crash, say). */
+function trainerWarning(line: string): { kind: string; message: string } | undefined {
+  try {
+    const w = JSON.parse(line) as { kind?: unknown; message?: unknown } | null;
+    return typeof w?.kind === 'string' && typeof w.message === 'string' ? { kind: w.kind, message: w.message } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A file's text, or undefined when it does not exist (yet). */
 async function readIfExists(file: string): Promise<string | undefined> {
   try {
@@ -40,6 +53,22 @@ export async function readRunFolder(runDir: string, shownAs: string = runDir): P
     const parsed = parseMetrics(text ?? '', shown(stage, 'metrics.jsonl'));
     metrics[stage] = parsed.records;
     warnings.push(...parsed.warnings);
+  }
+  // What the trainer warned of (warnings.jsonl in each job's folder), once a run for each kind:
+  // every job measures the same machine again.
+  const warnedKinds = new Set<string>();
+  for (const stage of TRAINER_FOLDERS) {
+    const name = shown(stage, 'warnings.jsonl');
+    const text = await readIfExists(file(stage, 'warnings.jsonl')).catch((err: Error) => (warnings.push(err.message), undefined));
+    for (const [i, line] of (text ?? '').split('\n').entries()) {
+      if (!line.trim()) continue;
+      const w = trainerWarning(line);
+      if (!w) warnings.push(`${name}:${i + 1}: not a trainer warning (a JSON object with kind and message)`);
+      else if (!warnedKinds.has(w.kind)) {
+        warnedKinds.add(w.kind);
+        warnings.push(`${stage}: ${w.message}`);
+      }
+    }
   }
   let evaluation: RunFolderView['evaluation'] = null;
   try {

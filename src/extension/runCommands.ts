@@ -26,8 +26,6 @@ export interface LiveRun {
   readonly config: string;
   readonly name: string;
   progress: RunProgressParams | undefined;
-  /** The run's warnings so far (progress marked as one): shown for as long as the run is followed, not only until the next step. */
-  readonly warnings: string[];
 }
 
 export class RunFollower implements vscode.Disposable {
@@ -52,7 +50,6 @@ export class RunFollower implements vscode.Disposable {
         const run = this.live.get(p.runId);
         if (!run) return;
         run.progress = p;
-        if (p.warning && !run.warnings.includes(p.message)) run.warnings.push(p.message);
         this.showStatus();
         this.progressEmitter.fire(run);
       }),
@@ -90,7 +87,7 @@ export class RunFollower implements vscode.Disposable {
     const doc = vscode.workspace.textDocuments.find((d) => d.uri.fsPath === config);
     if (doc?.isDirty) await doc.save();
     const { runId, runDir } = await this.host.client.request(StartRunRequest, { config, ...runRoots() });
-    const run: LiveRun = { runId, runDir, config, name: path.basename(config), progress: undefined, warnings: [] };
+    const run: LiveRun = { runId, runDir, config, name: path.basename(config), progress: undefined };
     this.live.set(runId, run);
     this.showStatus();
     return run;

@@ -251,7 +251,8 @@ class RunDashboardPanel {
         }
       }
     }
-    if (stageChanged && this.loaded) void this.load();
+    // A trainer's warning is kept in the run folder (warnings.jsonl), which load() reads.
+    if ((stageChanged || p.warning) && this.loaded) void this.load();
     else this.scheduleUpdate();
   }
 
@@ -285,7 +286,7 @@ class RunDashboardPanel {
         : null,
       error: this.ended?.error ?? null,
       hints: runHints(this.metrics),
-      warnings: [...this.warnings, ...(live?.warnings ?? [])],
+      warnings: this.warnings,
       evaluation: this.evaluation,
       verdict: this.verdict,
       hasReportHtml: this.hasReportHtml,

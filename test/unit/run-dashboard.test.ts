@@ -377,6 +377,18 @@ test('run/folder: the engine reads a run folder for the dashboard, each damaged 
     assert.equal(view.warnings.length, 2, view.warnings.join('\n'));
     assert.match(view.warnings[0]!, /^runs\/x\/stage1\/metrics\.jsonl:3: /);
     assert.match(view.warnings[1]!, /^runs\/x\/eval\/report\.json:1: not a PAL evaluation report/);
+    // The trainer's warnings, once a run for each kind (every job measures the machine again); a
+    // damaged line is named.
+    mkdirSync(path.join(dir, 'stage2'));
+    const warned = (stage: string, lines: string[]) => writeFileSync(path.join(dir, stage, 'warnings.jsonl'), lines.map((l) => `${l}\n`).join(''));
+    warned('stage1', ['{"kind": "emulated_bf16", "message": "bf16 is emulated: 51x"}']);
+    warned('stage2', ['{"kind": "emulated_bf16", "message": "bf16 is emulated: 47x"}', '{"kind": "other", "message": "another"}', '{"kind": "cut']);
+    const warnedView = await readRunFolder(dir, 'runs/x');
+    assert.deepEqual(warnedView.warnings.slice(1, 4), [
+      'stage1: bf16 is emulated: 51x',
+      'stage2: another',
+      'runs/x/stage2/warnings.jsonl:3: not a trainer warning (a JSON object with kind and message)',
+    ]);
     // A damaged state.json is a warning too; the steps are still shown.
     writeFileSync(path.join(dir, 'state.json'), '{"done": [');
     const damaged = await readRunFolder(dir, 'runs/x');

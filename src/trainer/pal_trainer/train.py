@@ -63,16 +63,24 @@ DEFAULTS = {
 
 
 class Events:
-    """JSON lines to stdout (for the engine) and, for metrics, to <out>/metrics.jsonl."""
+    """JSON lines to stdout (for the engine) and, for metrics, to <out>/metrics.jsonl; warnings
+    also to <out>/warnings.jsonl, so that the run's dashboard still shows them after the run."""
 
     def __init__(self, out, enabled):
         self.enabled = enabled
         self.metrics_path = os.path.join(out, "metrics.jsonl")
+        self.warnings_path = os.path.join(out, "warnings.jsonl")
 
     def emit(self, event, **fields):
         if self.enabled:
             sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
             sys.stdout.flush()
+
+    def warning(self, kind, message):
+        if self.enabled:
+            with open(self.warnings_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"kind": kind, "message": message}) + "\n")
+            self.emit("warning", kind=kind, message=message)
 
     def metric(self, **fields):
         if self.enabled:
@@ -367,7 +375,7 @@ def train(job, dist, events):
     amp = autocast_dtype(job, device)
     warning = emulated_bf16_warning(device, amp)
     if warning:
-        events.emit("warning", kind="emulated_bf16", message=warning)
+        events.warning("emulated_bf16", warning)
     torch.manual_seed(job["seed"])
     random.seed(job["seed"])
 
@@ -591,7 +599,7 @@ def run_generate(job, dist, events):
     amp = autocast_dtype(job, device)
     warning = emulated_bf16_warning(device, amp)
     if warning:
-        events.emit("warning", kind="emulated_bf16", message=warning)
+        events.warning("emulated_bf16", warning)
     # float32 like training (a float16 checkpoint, as an imported GGUF, would otherwise stay half
     # precision on the CPU); autocast, when asked for, runs the matmuls in bf16.
     model = CausalLM.from_pretrained(job["model"], device=device, dtype=torch.float32)

@@ -406,7 +406,7 @@ class RunTest(unittest.TestCase):
     def test_a_bf16_job_on_a_cpu_that_emulates_bf16_says_so_first_and_still_trains(self):
         from pal_trainer import train as T
 
-        path, _ = job(self.tmp, "bf16-emulated", precision="bf16")
+        path, out = job(self.tmp, "bf16-emulated", precision="bf16")
         with mock.patch.object(T, "cpu_bf16_slowdown", lambda: 40.0), contextlib.redirect_stdout(io.StringIO()) as printed:
             self.assertEqual(T.main([path]), 0)
         got = events(printed.getvalue())
@@ -415,6 +415,9 @@ class RunTest(unittest.TestCase):
         self.assertIn("precision fp32", got[0]["message"])
         self.assertEqual(got[-1]["event"], "done")
         self.assertEqual([e["event"] for e in got].count("warning"), 1)
+        # Kept in the stage's folder too, for the dashboard after the run.
+        with open(os.path.join(out, "warnings.jsonl"), encoding="utf-8") as f:
+            self.assertEqual([json.loads(line) for line in f], [{"kind": "emulated_bf16", "message": got[0]["message"]}])
 
     def test_only_bf16_on_the_cpu_is_measured_and_only_a_slow_one_warned_of(self):
         from pal_trainer import train as T

@@ -2,8 +2,8 @@
 // inference (transformers.js on onnxruntime-node, our decoding loop), against the same weights
 // generating in PyTorch with a KV cache (pal_trainer.generation) in the same run; and select then
 // generate against plain generation. Greedy, batch 1, a fixed number of new tokens (end of text
-// ignored on both sides so both produce the same count), prompts from ConvAI2's dev file.
-// Prints one JSON object.
+// ignored on both sides so both produce the same count), prompts from ConvAI2's dev file. And the
+// time "Try it" takes with each of its decodings. Prints one JSON object.
 //
 // usage: node bench/generation_bench.mjs [--model <folder>] [--prompts N] [--new-tokens N]
 import { execFileSync } from 'node:child_process';
@@ -32,7 +32,7 @@ for (const [what, p] of [
 // The engine's inference, bundled where paths.ts finds dist/transformers.js (one folder below the root).
 const lib = await loadEngineModules(
   'generation',
-  "export * from './src/engine/inference'; export { importParlai } from './src/core/importers/parlai'; export * from './src/core/prompts'; export { bm25Select } from './src/core/bm25';",
+  "export * from './src/engine/inference'; export { importParlai } from './src/core/importers/parlai'; export * from './src/core/prompts'; export { bm25Select } from './src/core/bm25'; export { TRY_IT_DECODING } from './src/core/decoding';",
 );
 
 const { examples } = lib.importParlai(readFileSync(data, 'utf8'), data);
@@ -96,6 +96,23 @@ for (let round = 0; round < 3; round++) {
   }
 }
 
+// "Try it" as the persona editor asks (one turn: the partner's last line), each of its two
+// decodings (palStudio.tryIt.decoding): the whole reply, and the first text a writer sees.
+const tryIt = {};
+for (const [name, decoding] of Object.entries(lib.TRY_IT_DECODING)) {
+  const times = [];
+  const first = [];
+  for (const x of inputs) {
+    const t0 = performance.now();
+    let shown;
+    await lib.selectThenGenerate(loaded, { personas: x.personas, history: x.history.slice(-1) }, { ...decoding, onText: () => (shown ??= performance.now()) });
+    const end = performance.now();
+    times.push(end - t0);
+    first.push((shown ?? end) - t0); // beam search shows the reply whole, at the end
+  }
+  tryIt[name] = { ms_median: median(times), first_text_ms_median: median(first) };
+}
+
 // The peer: PyTorch with a KV cache on the same weights (model.safetensors in the folder), same prompts.
 const promptIds = prompts.map((p) => lib.encode(loaded, p));
 const tmp = path.join(root, 'dist-bench', 'prompts.json');
@@ -144,5 +161,6 @@ const result = {
   select_then_generate_ms: stgMs / (3 * PROMPTS),
   plain_generate_ms: plainMs / (3 * PROMPTS),
   select_overhead: stgMs / plainMs,
+  try_it: tryIt,
 };
 console.log(JSON.stringify(result));

@@ -522,34 +522,41 @@ async function prepareStage(ctx: RunContext): Promise<'done'> {
   return 'done';
 }
 
+/** One of the run's trainer jobs: stopped by the run's signal, logged to its log, its warnings shown once a run. */
+function runStageJob(ctx: RunContext, stage: RunStage, job: SftJob | DpoJob | GenerateJob, onEvent: (e: TrainerEvent) => void) {
+  const { options } = ctx;
+  return runTrainerJob(options.python, job, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onLog ? { onLog: options.onLog } : {}),
+    onEvent: (e) => {
+      const warning = trainerWarning(stage, e, ctx.warned);
+      if (warning) ctx.progress(warning);
+      onEvent(e);
+    },
+  });
+}
+
 /** A training job (stage 1 or 2) with its steps reported as progress, ETA included. */
 async function train(ctx: RunContext, stage: TrainingStage, job: SftJob | DpoJob): Promise<'done' | 'cancelled'> {
-  const { options } = ctx;
   const started = Date.now();
   let firstStep: number | undefined;
   let total: number | undefined;
-  const run = await runTrainerJob(options.python, job, {
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onLog ? { onLog: options.onLog } : {}),
-    onEvent: (e: TrainerEvent) => {
-      const warning = trainerWarning(stage, e, ctx.warned);
-      if (warning) ctx.progress(warning);
-      if (e.event === 'start' && typeof e.total_steps === 'number') total = e.total_steps;
-      if (e.event !== 'step' || typeof e.step !== 'number') return;
-      const metrics = Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
-      // ETA from this process's own pace: a resumed job starts counting at its checkpoint.
-      firstStep ??= e.step - 1;
-      const done = e.step - firstStep;
-      const eta = total ? ((Date.now() - started) / 1000 / done) * (total - e.step) : undefined;
-      ctx.progress({
-        stage,
-        message: `step ${e.step}${total ? ` of ${total}` : ''}`,
-        step: e.step,
-        ...(total ? { total } : {}),
-        ...(eta !== undefined ? { etaSeconds: eta } : {}),
-        metrics,
-      });
-    },
+  const run = await runStageJob(ctx, stage, job, (e) => {
+    if (e.event === 'start' && typeof e.total_steps === 'number') total = e.total_steps;
+    if (e.event !== 'step' || typeof e.step !== 'number') return;
+    const metrics = Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+    // ETA from this process's own pace: a resumed job starts counting at its checkpoint.
+    firstStep ??= e.step - 1;
+    const done = e.step - firstStep;
+    const eta = total ? ((Date.now() - started) / 1000 / done) * (total - e.step) : undefined;
+    ctx.progress({
+      stage,
+      message: `step ${e.step}${total ? ` of ${total}` : ''}`,
+      step: e.step,
+      ...(total ? { total } : {}),
+      ...(eta !== undefined ? { etaSeconds: eta } : {}),
+      metrics,
+    });
   });
   return run.outcome;
 }
@@ -620,7 +627,7 @@ async function checkStage1Source(ctx: RunContext, from: string): Promise<void> {
 /** generate: the stage-1 model's persona-blind responses (history only), stage 2's rejections. */
 async function generateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
   if (ctx.state.done.includes('generate')) return 'done';
-  const { config, tok, options } = ctx;
+  const { config, tok } = ctx;
   const { places } = ctx;
   ctx.progress({ stage: 'generate', message: 'Sampling persona-blind responses (history only)' });
   const d = config.stage2.rejected;
@@ -628,16 +635,10 @@ async function generateStage(ctx: RunContext): Promise<'done' | 'cancelled'> {
   const prompts = ctx.stage2Examples.flatMap((ex) => fitted(ex, encodePrompts, (r) => r.prompt.length + d.max_new_tokens <= config.stage2.max_length));
   await writeJsonl(places.generateData, prompts);
   const job = generateJob(config, { model: places.stage1Model, data: places.generateData, out: places.generate, ...ctx.special });
-  const run = await runTrainerJob(options.python, job, {
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onLog ? { onLog: options.onLog } : {}),
-    onEvent: (e) => {
-      const warning = trainerWarning('generate', e, ctx.warned);
-      if (warning) ctx.progress(warning);
-      if (e.event === 'step' && typeof e.done === 'number' && typeof e.total === 'number') {
-        ctx.progress({ stage: 'generate', message: `${e.done} of ${e.total} sampled`, step: e.done, total: e.total });
-      }
-    },
+  const run = await runStageJob(ctx, 'generate', job, (e) => {
+    if (e.event === 'step' && typeof e.done === 'number' && typeof e.total === 'number') {
+      ctx.progress({ stage: 'generate', message: `${e.done} of ${e.total} sampled`, step: e.done, total: e.total });
+    }
   });
   if (run.outcome === 'cancelled') return 'cancelled';
   await ctx.markDone('generate');

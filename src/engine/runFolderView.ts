@@ -17,7 +17,7 @@ import type { RunFolderView } from './protocol';
 const TRAINER_FOLDERS = ['stage1', 'generate', 'stage2'] as const;
 
 /** A line of a trainer's warnings.jsonl, or undefined (a line cut short by a crash, say). */
-function trainerWarning(line: string): { kind: string; message: string } | undefined {
+function parseWarningLine(line: string): { kind: string; message: string } | undefined {
   try {
     const w = JSON.parse(line) as { kind?: unknown; message?: unknown } | null;
     return typeof w?.kind === 'string' && typeof w.message === 'string' ? { kind: w.kind, message: w.message } : undefined;
@@ -62,7 +62,7 @@ export async function readRunFolder(runDir: string, shownAs: string = runDir): P
     const text = await readIfExists(file(stage, 'warnings.jsonl')).catch((err: Error) => (warnings.push(err.message), undefined));
     for (const [i, line] of (text ?? '').split('\n').entries()) {
       if (!line.trim()) continue;
-      const w = trainerWarning(line);
+      const w = parseWarningLine(line);
       if (!w) warnings.push(`${name}:${i + 1}: not a trainer warning (a JSON object with kind and message)`);
       else if (!warnedKinds.has(w.kind)) {
         warnedKinds.add(w.kind);

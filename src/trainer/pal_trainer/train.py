@@ -186,6 +186,16 @@ def emulated_bf16_warning(device, amp, slowdown=None):
     )
 
 
+def report_emulated_bf16(device, amp, events):
+    """The warning above as the job's "warning" event, measured only in the process that reports
+    (rank 0 of several)."""
+    if not events.enabled:
+        return
+    warning = emulated_bf16_warning(device, amp)
+    if warning:
+        events.warning("emulated_bf16", warning)
+
+
 def lr_lambda(warmup, total, schedule):
     def f(step):
         if warmup and step < warmup:
@@ -373,9 +383,7 @@ def train(job, dist, events):
     stage = job["stage"]
     device = pick_device(job, dist)
     amp = autocast_dtype(job, device)
-    warning = emulated_bf16_warning(device, amp)
-    if warning:
-        events.warning("emulated_bf16", warning)
+    report_emulated_bf16(device, amp, events)
     torch.manual_seed(job["seed"])
     random.seed(job["seed"])
 
@@ -597,9 +605,7 @@ def run_generate(job, dist, events):
     """Samples a response for each prompt; resumable: prompts already answered are skipped."""
     device = pick_device(job, dist)
     amp = autocast_dtype(job, device)
-    warning = emulated_bf16_warning(device, amp)
-    if warning:
-        events.warning("emulated_bf16", warning)
+    report_emulated_bf16(device, amp, events)
     # float32 like training (a float16 checkpoint, as an imported GGUF, would otherwise stay half
     # precision on the CPU); autocast, when asked for, runs the matmuls in bf16.
     model = CausalLM.from_pretrained(job["model"], device=device, dtype=torch.float32)
